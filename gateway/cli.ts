@@ -1,0 +1,230 @@
+/**
+ * The `pgw` command. Parses flags and calls services; no logic of its own. Errors are
+ * printed once, here, as `pgw: <code>: <message>`, and exit non-zero.
+ */
+import { Command, Option } from 'commander';
+import os from 'node:os';
+import { loadConfig, type Config, type Role } from './core/config.js';
+import { createLogger, type Logger } from './core/logger.js';
+import { isPgwError, PgwError } from './core/errors.js';
+import { DataDir } from './core/data-dir.js';
+import { Ledger } from './core/ledger/index.js';
+import { startRuntime } from './main.js';
+import { initialise, requirePassphrase } from '../keys/init.js';
+import { GatewayKeyring, gatewayKeyState } from '../keys/gateway-keyring.js';
+import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
+import { runDemo } from './demo.js';
+
+const actor = `cli:${os.userInfo().username}`;
+const program = new Command('pgw')
+  .description('Secure partner file-exchange gateway')
+  .option('--config <file>', 'JSON config file (env PGW_* overrides it)')
+  .showHelpAfterError();
+
+function config(): Config {
+  const file = program.opts<{ config?: string }>().config;
+  return loadConfig(file ? { file } : {});
+}
+
+/** Logs of one-shot commands go to stderr, so stdout stays the command's output. */
+function cliLogger(cfg: Config): Logger {
+  return createLogger({ level: cfg.logLevel === 'debug' ? 'debug' : 'warn', stream: process.stderr });
+}
+
+async function withLedger<T>(fn: (ledger: Ledger, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const ledger = await Ledger.open(cfg.databaseUrl, cliLogger(cfg));
+  try {
+    return await fn(ledger, cfg);
+  } finally {
+    await ledger.close();
+  }
+}
+
+function print(data: unknown, json: boolean | undefined, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+}
+
+function table(rows: Record<string, unknown>[], cols: string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+program.command('init').description('create data dir, SSH host keys, dev TLS cert, gateway PGP key (idempotent)')
+  .option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    const cfg = config();
+    const r = await initialise(cfg, cliLogger(cfg));
+    print(r, o.json, () => [
+      `data dir     ${r.dataDir}`,
+      `created      ${r.created.length ? r.created.join(', ') : 'nothing (already initialised)'}`,
+      `gateway key  ${r.gatewayKeys.join('\n             ')}`,
+      `host keys    ${r.hostKeys.join('\n             ')}`,
+      `TLS cert     ${r.tlsCert}`,
+    ].join('\n'));
+  });
+
+program.command('start').description('run the gateway and/or workers until SIGTERM')
+  .addOption(new Option('--role <role>', 'which parts to run').choices(['all', 'gateway', 'worker']).default('all'))
+  .action(async (o: { role: Role }) => {
+    const cfg = config();
+    const log = createLogger({ level: cfg.logLevel });
+    const rt = await startRuntime(cfg, o.role, log);
+    const stop = (sig: string) => {
+      void rt.close(sig).then(() => process.exit(0), () => process.exit(1));
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program.command('demo').description('end-to-end demo with a throw-away partner over SFTP; prints the decrypted ack')
+  .option('--json', 'print only the ack JSON')
+  .action(async (o: { json?: boolean }) => {
+    await runDemo(config(), { json: Boolean(o.json), out: process.stdout });
+  });
+
+const partner = program.command('partner').description('partners and their credentials');
+partner.command('add <id>').description('register a partner')
+  .requiredOption('--name <text>', 'display name')
+  .option('--ssh-key <file.pub>', 'OpenSSH public key file (repeatable)', collect, [])
+  .option('--pgp-key <file.asc>', 'OpenPGP public key file (repeatable)', collect, [])
+  .option('--webhook <https-url>', 'where acks are pushed')
+  .option('--allow-bsn-placeholder', 'accept BSN 999999999 (identity not established) with a warning')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { name: string; sshKey: string[]; pgpKey: string[]; webhook?: string; allowBsnPlaceholder?: boolean; json?: boolean }) => {
+    await withLedger(async (ledger, cfg) => {
+      const p = await addPartner(ledger, new DataDir(cfg.dataDir), {
+        id, name: o.name, sshKeyFiles: o.sshKey, pgpKeyFiles: o.pgpKey, webhookUrl: o.webhook ?? null,
+        allowBsnPlaceholder: Boolean(o.allowBsnPlaceholder), actor,
+      });
+      print(p, o.json, () => `partner ${p.id} added (${o.sshKey.length} ssh key file(s), ${o.pgpKey.length} pgp key(s))`);
+    });
+  });
+partner.command('list').description('list partners').option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const rows = await ledger.partners.list();
+      print(rows, o.json, () => table(rows, ['id', 'name', 'status', 'created_at']));
+    });
+  });
+partner.command('show <id>').description('one partner with its keys').option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const d = await showPartner(ledger, id);
+      print(d, o.json, () => [
+        `${d.partner.id}  ${d.partner.name}  (${d.partner.status})`,
+        '', 'SSH keys:', table(d.sshKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'comment', 'revoked_at']),
+        '', 'PGP keys:', table(d.pgpKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'not_before', 'not_after', 'revoked_at']),
+      ].join('\n'));
+    });
+  });
+for (const [cmd, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
+  partner.command(`${cmd} <id>`).description(`${cmd} a partner`).action(async (id: string) => {
+    await withLedger(async (ledger) => {
+      await setPartnerStatus(ledger, id, status, actor);
+      process.stdout.write(`partner ${id} ${status}\n`);
+    });
+  });
+}
+
+const keys = program.command('keys').description('gateway and partner OpenPGP keys');
+keys.command('list').description('list keys').option('--partner <id>', 'only this partner\'s keys').option('--json', 'print JSON')
+  .action(async (o: { partner?: string; json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const gw = o.partner ? [] : await ledger.pgpKeys.gatewayKeys();
+      const rows = [
+        ...gw.map((r) => ({ owner: 'gateway', fingerprint: r.fingerprint, algorithm: r.algorithm, state: gatewayKeyState(r, gw, new Date()), not_before: r.not_before, not_after: r.not_after })),
+        ...(await ledger.pgpKeys.partnerKeys(o.partner)).map((r) => ({
+          owner: `partner:${r.partner_id}`, fingerprint: r.fingerprint, algorithm: r.algorithm,
+          state: r.revoked_at ? 'revoked' : r.not_after && r.not_after <= new Date().toISOString() ? 'expired' : r.not_before > new Date().toISOString() ? 'pending' : 'active',
+          not_before: r.not_before, not_after: r.not_after,
+        })),
+      ];
+      print(rows, o.json, () => table(rows, ['owner', 'fingerprint', 'algorithm', 'state', 'not_before', 'not_after']));
+    });
+  });
+const gatewayKeys = keys.command('gateway').description('the gateway\'s own keys');
+gatewayKeys.command('export').description('armored public key(s): the active one and any next one').action(async () => {
+  await withLedger(async (ledger) => {
+    const rows = await ledger.pgpKeys.gatewayKeys();
+    const now = new Date();
+    const out = rows.filter((r) => ['active', 'next'].includes(gatewayKeyState(r, rows, now))).map((r) => r.public_armored.trim());
+    process.stdout.write(`${out.join('\n')}\n`);
+  });
+});
+gatewayKeys.command('check').description('prove the passphrase unlocks the gateway keys').action(async () => {
+  await withLedger(async (ledger, cfg) => {
+    const kr = await GatewayKeyring.load(ledger, requirePassphrase(cfg));
+    process.stdout.write(`ok: ${kr.all().length} gateway key(s) unlocked\n`);
+  });
+});
+const partnerKeys = keys.command('partner').description('partners\' keys');
+partnerKeys.command('add <id> <file>').description('add a partner PGP key').option('--activate-at <iso>', 'when it starts to count')
+  .action(async (id: string, file: string, o: { activateAt?: string }) => {
+    await withLedger(async (ledger) => {
+      const at = o.activateAt ? new Date(o.activateAt) : undefined;
+      if (at && Number.isNaN(at.getTime())) throw new Error('--activate-at: not an ISO date');
+      const row = await addPartnerPgpKey(ledger, id, file, at, actor);
+      process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}\n`);
+    });
+  });
+partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner PGP key').option('--reason <text>', 'why')
+  .action(async (id: string, fp: string, o: { reason?: string }) => {
+    await withLedger(async (ledger) => {
+      await revokePartnerPgpKey(ledger, id, fp, o.reason ?? null, actor);
+      process.stdout.write(`key revoked\n`);
+    });
+  });
+
+const batches = program.command('batches').description('received batches');
+batches.command('list').description('list batches, newest first')
+  .option('--partner <id>').option('--status <s>', 'accepted | partially_accepted | rejected | pending').option('--since <iso>')
+  .option('--limit <n>', 'at most this many', '100').option('--json', 'print JSON')
+  .action(async (o: { partner?: string; status?: string; since?: string; limit: string; json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const rows = await ledger.batches.list({
+        ...(o.partner ? { partnerId: o.partner } : {}),
+        ...(o.status ? { outcome: o.status as 'pending' } : {}),
+        ...(o.since ? { since: new Date(o.since) } : {}),
+        limit: Number(o.limit),
+      });
+      const view = rows.map(({ data_key: _k, record_issues: _r, ...b }) => b);
+      print(view, o.json, () => table(view as unknown as Record<string, unknown>[],
+        ['id', 'partner_id', 'channel', 'lane', 'file_name', 'received_at', 'stage', 'outcome', 'error_code', 'records_accepted', 'records_rejected']));
+    });
+  });
+batches.command('show <id>').description('one batch with its stage events').option('--json', 'print JSON')
+  .action(async (id: string, o: { json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const b = await ledger.batches.get(id);
+      if (!b) throw new PgwError('batch.not_found', undefined, { batch: id });
+      const { data_key: _k, ...batch } = b;
+      const events = await ledger.batches.events(id);
+      const ack = await ledger.batches.getAck(id);
+      print({ batch: { ...batch, record_issues: b.record_issues ? JSON.parse(b.record_issues) : null }, events, ack }, o.json, () => [
+        ...Object.entries(batch).filter(([k]) => k !== 'record_issues').map(([k, v]) => `${k.padEnd(24)}${v ?? '-'}`),
+        '', 'events:', table(events as unknown as Record<string, unknown>[], ['at', 'stage', 'outcome', 'code', 'detail']),
+        '', `ack: ${ack ? `${ack.outbox_name} v${ack.version} sha256 ${ack.sha256} downloaded ${ack.first_downloaded_at ?? 'not yet'}` : 'not yet'}`,
+      ].join('\n'));
+    });
+  });
+
+const audit = program.command('audit').description('audit log of operator actions');
+audit.command('verify').description('check the audit hash chain').action(async () => {
+  await withLedger(async (ledger) => {
+    const r = await ledger.audit.verify();
+    if (!r.ok) throw new Error(`audit chain broken at event ${r.brokenAt} (${r.events} events)`);
+    process.stdout.write(`ok: ${r.events} audit events, chain intact\n`);
+  });
+});
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (isPgwError(err)) process.stderr.write(`pgw: ${err.code}: ${err.message}\n`);
+  else process.stderr.write(`pgw: error: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,293 @@
+/**
+ * The one config reader. Layers: defaults → JSON file (`--config`) → `PGW_*` env.
+ * The merged object is validated once with ajv; every bad setting is reported together.
+ * Nothing else in the code base reads `process.env`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv } from 'ajv';
+import { PgwError } from './errors.js';
+
+export type Role = 'all' | 'gateway' | 'worker';
+
+export interface Config {
+  /** `production` refuses unsafe settings (fault hook, eviction-prone Redis). */
+  env: 'development' | 'test' | 'production';
+  dataDir: string;
+  redisUrl: string;
+  databaseUrl: string;
+  queuePrefix: string;
+  bind: string;
+  sftpPort: number;
+  httpsPort: number;
+  consolePort: number;
+  /** Unlocks private keys at rest; null when not configured (init and start refuse). */
+  keyPassphrase: string | null;
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+  limits: {
+    uploadBytes: number;
+    decompressedBytes: number;
+    /** Decompressed/compressed ratio above which (and past 1 MiB) a batch is a bomb. */
+    decompressionRatio: number;
+    records: number;
+    jsonDepth: number;
+    openFilesPerConnection: number;
+    sessionsPerPartner: number;
+    channelsPerConnection: number;
+    unauthenticatedConnections: number;
+  };
+  signature: {
+    /** Oldest accepted signature, relative to receipt (replay window). */
+    maxAgeSeconds: number;
+    /** Clock skew tolerated for signatures "from the future". */
+    futureSkewSeconds: number;
+  };
+  sftp: {
+    /** Pre-auth grace time: a connection that has not authenticated by then is closed. */
+    authTimeoutMs: number;
+    idleTimeoutMs: number;
+    maxAuthAttempts: number;
+  };
+  workers: {
+    concurrency: number;
+    attempts: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    reconcileIntervalMs: number;
+  };
+  /** Test builds only: kill the process at this named point (see core/faults.ts). */
+  fault: string | null;
+}
+
+const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
+  env: 'development',
+  dataDir: './var',
+  redisUrl: 'redis://127.0.0.1:6379',
+  databaseUrl: null,
+  queuePrefix: 'pgw',
+  bind: '127.0.0.1',
+  sftpPort: 2222,
+  httpsPort: 8443,
+  consolePort: 8444,
+  keyPassphrase: null,
+  logLevel: 'info',
+  limits: {
+    uploadBytes: 2 * 1024 ** 3,
+    decompressedBytes: 4 * 1024 ** 3,
+    decompressionRatio: 200,
+    records: 1_000_000,
+    jsonDepth: 32,
+    openFilesPerConnection: 64,
+    sessionsPerPartner: 8,
+    channelsPerConnection: 4,
+    unauthenticatedConnections: 64,
+  },
+  signature: { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 },
+  sftp: { authTimeoutMs: 20_000, idleTimeoutMs: 15 * 60_000, maxAuthAttempts: 6 },
+  workers: {
+    concurrency: 4,
+    attempts: 8,
+    lockDurationMs: 30_000,
+    stalledIntervalMs: 30_000,
+    reconcileIntervalMs: 60_000,
+  },
+  fault: null,
+};
+
+/** One row per environment variable: the name, where it lands, how it is parsed. */
+interface EnvSetting {
+  env: string;
+  path: string;
+  kind: 'string' | 'int' | 'number';
+  doc: string;
+}
+
+export const ENV_SETTINGS: EnvSetting[] = [
+  { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development | test | production' },
+  { env: 'PGW_DATA_DIR', path: 'dataDir', kind: 'string', doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
+  { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only)' },
+  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger; default sqlite:<PGW_DATA_DIR>/ledger.db' },
+  { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis' },
+  { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
+  { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
+  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
+  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz' },
+  { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
+  { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error | warn | info | debug (JSON lines on stdout)' },
+  { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', kind: 'int', doc: 'largest accepted upload' },
+  { env: 'PGW_MAX_DECOMPRESSED_BYTES', path: 'limits.decompressedBytes', kind: 'int', doc: 'largest decrypted payload' },
+  { env: 'PGW_MAX_DECOMPRESSION_RATIO', path: 'limits.decompressionRatio', kind: 'number', doc: 'decompressed/compressed bound' },
+  { env: 'PGW_MAX_RECORDS', path: 'limits.records', kind: 'int', doc: 'records per batch' },
+  { env: 'PGW_MAX_JSON_DEPTH', path: 'limits.jsonDepth', kind: 'int', doc: 'JSON nesting depth' },
+  { env: 'PGW_MAX_OPEN_FILES', path: 'limits.openFilesPerConnection', kind: 'int', doc: 'SFTP handles per connection' },
+  { env: 'PGW_MAX_SESSIONS_PER_PARTNER', path: 'limits.sessionsPerPartner', kind: 'int', doc: 'concurrent SSH connections per partner' },
+  { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', kind: 'int', doc: 'replay window for signatures' },
+  { env: 'PGW_SIGNATURE_FUTURE_SKEW_SECONDS', path: 'signature.futureSkewSeconds', kind: 'int', doc: 'tolerated clock skew' },
+  { env: 'PGW_SFTP_AUTH_TIMEOUT_MS', path: 'sftp.authTimeoutMs', kind: 'int', doc: 'pre-auth grace time' },
+  { env: 'PGW_WORKER_CONCURRENCY', path: 'workers.concurrency', kind: 'int', doc: 'jobs per queue per worker process' },
+  { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', kind: 'int', doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
+  { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', kind: 'int', doc: 'how often stalled jobs are looked for' },
+  { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', kind: 'int', doc: 'reconciler period' },
+  { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
+];
+
+const PORT = { type: 'integer', minimum: 0, maximum: 65535 };
+const POS = { type: 'integer', minimum: 1 };
+
+const SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['env', 'dataDir', 'redisUrl', 'databaseUrl', 'queuePrefix', 'bind'],
+  properties: {
+    env: { enum: ['development', 'test', 'production'] },
+    dataDir: { type: 'string', minLength: 1 },
+    redisUrl: { type: 'string', pattern: '^rediss?://' },
+    databaseUrl: { type: 'string', pattern: '^(sqlite:|postgres(ql)?://)' },
+    queuePrefix: { type: 'string', pattern: '^[A-Za-z0-9_{}-]{1,40}$' },
+    bind: { type: 'string', minLength: 1 },
+    sftpPort: PORT,
+    httpsPort: PORT,
+    consolePort: PORT,
+    keyPassphrase: { type: ['string', 'null'], minLength: 8 },
+    logLevel: { enum: ['error', 'warn', 'info', 'debug'] },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        uploadBytes: POS, decompressedBytes: POS, decompressionRatio: { type: 'number', minimum: 1 },
+        records: POS, jsonDepth: { type: 'integer', minimum: 4, maximum: 1000 },
+        openFilesPerConnection: POS, sessionsPerPartner: POS, channelsPerConnection: POS,
+        unauthenticatedConnections: POS,
+      },
+    },
+    signature: {
+      type: 'object', additionalProperties: false,
+      properties: { maxAgeSeconds: POS, futureSkewSeconds: { type: 'integer', minimum: 0 } },
+    },
+    sftp: {
+      type: 'object', additionalProperties: false,
+      properties: { authTimeoutMs: POS, idleTimeoutMs: POS, maxAuthAttempts: POS },
+    },
+    workers: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        concurrency: POS, attempts: POS, lockDurationMs: { type: 'integer', minimum: 1000 },
+        stalledIntervalMs: { type: 'integer', minimum: 1000 }, reconcileIntervalMs: { type: 'integer', minimum: 1000 },
+      },
+    },
+    fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },
+  },
+} as const;
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Path of a JSON config file (`--config`). */
+  file?: string;
+  /** Last layer, used by tests to build configs by hand. */
+  overrides?: DeepPartial<Config>;
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartial<T[K]> : T[K] };
+
+/** Read, merge and validate configuration; throws `config.invalid` listing every problem. */
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const problems: string[] = [];
+  let merged: Record<string, unknown> = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+
+  const file = opts.file ?? env.PGW_CONFIG;
+  if (file) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) problems.push(`${file}: must hold a JSON object`);
+      else merged = deepMerge(merged, parsed as Record<string, unknown>);
+    } catch (err) {
+      problems.push(`${file}: cannot read JSON (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+
+  for (const s of ENV_SETTINGS) {
+    const raw = env[s.env];
+    if (raw === undefined || raw === '') continue;
+    if (s.kind === 'string') setPath(merged, s.path, raw);
+    else {
+      const n = Number(raw);
+      if (!Number.isFinite(n) || (s.kind === 'int' && !Number.isInteger(n))) problems.push(`${s.env}: expected ${s.kind === 'int' ? 'an integer' : 'a number'}`);
+      else setPath(merged, s.path, n);
+    }
+  }
+  const passFile = env.PGW_KEY_PASSPHRASE_FILE;
+  if (passFile) {
+    if (env.PGW_KEY_PASSPHRASE) problems.push('PGW_KEY_PASSPHRASE and PGW_KEY_PASSPHRASE_FILE are both set: use one');
+    try {
+      setPath(merged, 'keyPassphrase', readFileSync(passFile, 'utf8').replace(/\r?\n$/, ''));
+    } catch {
+      problems.push(`PGW_KEY_PASSPHRASE_FILE: cannot read ${passFile}`);
+    }
+  }
+  if (opts.overrides) merged = deepMerge(merged, opts.overrides as Record<string, unknown>);
+
+  merged.dataDir = path.resolve(String(merged.dataDir));
+  if (merged.databaseUrl === null || merged.databaseUrl === undefined) {
+    merged.databaseUrl = `sqlite:${path.join(merged.dataDir as string, 'ledger.db')}`;
+  }
+
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  const validate = ajv.compile(SCHEMA);
+  if (!validate(merged)) {
+    for (const e of validate.errors ?? []) {
+      const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
+      const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : '';
+      // Never echo a value: a misplaced passphrase must not reach the terminal or logs.
+      problems.push(`${envNameFor(where)}: ${e.message ?? 'invalid'}${extra}`);
+    }
+  }
+  const cfg = merged as unknown as Config;
+  if (cfg.env === 'production' && cfg.fault) problems.push('PGW_FAULT: fault injection is refused in production');
+  if (problems.length > 0) {
+    throw new PgwError('config.invalid', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
+  }
+  return cfg;
+}
+
+function envNameFor(dotted: string): string {
+  const s = ENV_SETTINGS.find((x) => x.path === dotted);
+  return s ? `${s.env} (${dotted})` : dotted;
+}
+
+/** Config as it may be logged: secrets replaced. */
+export function redactedConfig(cfg: Config): Record<string, unknown> {
+  const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
+  copy.keyPassphrase = cfg.keyPassphrase ? '[set]' : null;
+  copy.redisUrl = stripUrlPassword(cfg.redisUrl);
+  copy.databaseUrl = stripUrlPassword(cfg.databaseUrl);
+  return copy;
+}
+
+function stripUrlPassword(u: string): string {
+  return u.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}
+
+function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.');
+  let cur = obj;
+  for (const p of parts.slice(0, -1)) {
+    if (typeof cur[p] !== 'object' || cur[p] === null) cur[p] = {};
+    cur = cur[p] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (k === '__proto__' || k === 'constructor' || k === 'prototype') continue;
+    const b = out[k];
+    out[k] = isPlainObject(v) && isPlainObject(b) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

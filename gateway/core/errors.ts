@@ -1,0 +1,133 @@
+/**
+ * The one registry of stable error codes.
+ *
+ * Glossary:
+ * - **code**: a dotted, lower-case identifier (`signature.unknown_key`) that partners,
+ *   tests and operators rely on. Codes never change meaning once released.
+ * - **scope**: who the code is for. `batch` codes end up in acks (the whole batch),
+ *   `record` codes in an ack's per-record `errors`, `upload` codes are answered on the
+ *   channel while uploading, `operator` codes come back from the CLI / config.
+ * - **retryable**: whether a worker may retry the stage; permanent failures
+ *   turn into a signed `rejected` ack at once.
+ *
+ * Messages in this file are generic and never carry input values. A thrown
+ * {@link PgwError} may add a specific message, which must follow the same rule.
+ */
+
+export type ErrorScope = 'batch' | 'record' | 'upload' | 'operator';
+
+interface CodeInfo {
+  scope: ErrorScope;
+  /** Default text, safe to show to a partner (no personal data, no internals). */
+  message: string;
+  retryable?: boolean;
+}
+
+export const ERROR_CODES = {
+  // --- upload (channel) ---
+  'upload.name_invalid': { scope: 'upload', message: 'file name not allowed: use letters, digits, ".", "-", "_" and end in .pgp, .gpg or .asc' },
+  'upload.permission_denied': { scope: 'upload', message: 'not allowed here: uploads go to /inbox or /inbox/test only' },
+  'upload.incomplete': { scope: 'upload', message: 'the upload did not complete; nothing was kept' },
+  'upload.storage_failed': { scope: 'upload', message: 'the gateway could not store the upload durably; please retry', retryable: true },
+  'limits.upload_size': { scope: 'upload', message: 'the file exceeds the maximum upload size' },
+  'limits.sparse_write': { scope: 'upload', message: 'write offset beyond the maximum upload size' },
+  'limits.open_files': { scope: 'upload', message: 'too many open files on this connection' },
+  'partner.disabled': { scope: 'upload', message: 'this partner account is disabled' },
+
+  // --- batch (before validation) ---
+  'batch.duplicate': { scope: 'batch', message: 'the same file was already received as another batch' },
+  'pgp.malformed': { scope: 'batch', message: 'the file is not a well-formed OpenPGP message' },
+  'pgp.not_encrypted': { scope: 'batch', message: 'the message is not encrypted to the gateway key' },
+  'pgp.cleartext_signed': { scope: 'batch', message: 'cleartext-signed messages are not accepted; sign and encrypt the file' },
+  'pgp.integrity': { scope: 'batch', message: 'the message failed its integrity check (modified, truncated or corrupted in transit)' },
+  'pgp.no_integrity_protection': { scope: 'batch', message: 'the message is not integrity protected (SEIPD/AEAD required)' },
+  'pgp.weak_algorithm': { scope: 'batch', message: 'the message uses an algorithm the gateway does not accept' },
+  'decrypt.no_key': { scope: 'batch', message: 'the message is not encrypted to any current gateway key' },
+  'signature.missing': { scope: 'batch', message: 'the message is not signed; sign it with your registered key' },
+  'signature.unknown_key': { scope: 'batch', message: 'the message is signed by a key that is not registered for this partner' },
+  'signature.invalid': { scope: 'batch', message: 'a signature on the message does not verify' },
+  'signature.future': { scope: 'batch', message: 'the signature time lies in the future' },
+  'signature.too_old': { scope: 'batch', message: 'the signature is older than the accepted window (possible replay)' },
+  'signature.weak_hash': { scope: 'batch', message: 'the signature uses a hash algorithm the gateway does not accept' },
+  'key.revoked': { scope: 'batch', message: 'the signing key is revoked' },
+  'key.expired': { scope: 'batch', message: 'the signing key was expired at signature time or is expired now' },
+  'key.not_yet_active': { scope: 'batch', message: 'the signing key was not yet active at signature time' },
+  'limits.decompressed_size': { scope: 'batch', message: 'the decrypted content exceeds the maximum size' },
+  'limits.decompression_ratio': { scope: 'batch', message: 'the content expands too much when decompressed (possible decompression bomb)' },
+  'payload.encoding': { scope: 'batch', message: 'the content is not valid UTF-8' },
+  'payload.malformed': { scope: 'batch', message: 'the content is not valid JSON or CSV' },
+  'payload.duplicate_keys': { scope: 'batch', message: 'the JSON content has duplicate object keys' },
+  'limits.json_depth': { scope: 'batch', message: 'the JSON content is nested too deeply' },
+  'limits.records': { scope: 'batch', message: 'the batch has more records than allowed' },
+  'schema.unknown': { scope: 'batch', message: 'the batch names no schema, or one the gateway does not know' },
+  'schema.batch_invalid': { scope: 'batch', message: 'the batch envelope does not match the schema' },
+  'batch.empty': { scope: 'batch', message: 'the batch holds no records' },
+  'records.none_accepted': { scope: 'batch', message: 'no record of the batch was accepted; see the per-record errors' },
+  'internal.processing_failed': { scope: 'batch', message: 'the gateway could not process the batch; support has been notified', retryable: true },
+
+  // --- record ---
+  'field.required': { scope: 'record', message: 'a required field is missing' },
+  'field.unknown': { scope: 'record', message: 'the field is not part of the schema' },
+  'field.type': { scope: 'record', message: 'the field has the wrong type' },
+  'field.too_long': { scope: 'record', message: 'the field is too long' },
+  'field.empty': { scope: 'record', message: 'the field is empty' },
+  'record.type': { scope: 'record', message: 'the record is not an object' },
+  'bsn.format': { scope: 'record', message: 'the BSN must be 9 digits' },
+  'bsn.checksum': { scope: 'record', message: 'the BSN fails the 11-test' },
+  'bsn.placeholder': { scope: 'record', message: 'the BSN is the placeholder 999999999 (identity not established)' },
+  'email.format': { scope: 'record', message: 'the e-mail address is not valid' },
+  'postcode.format': { scope: 'record', message: 'the postcode is not a valid Dutch postcode (1234 AB)' },
+  'date.format': { scope: 'record', message: 'the date is not a valid calendar date (YYYY-MM-DD)' },
+  'birthDate.implausible': { scope: 'record', message: 'the birth date is not plausible (in the future or too long ago)' },
+  'dueDate.out_of_window': { scope: 'record', message: 'the due date is outside the plausible window around the batch date' },
+  'insurer.uzovi': { scope: 'record', message: 'the insurer must be a 4-digit UZOVI code' },
+  'careProvider.agb': { scope: 'record', message: 'the care provider must be an 8-digit AGB code' },
+
+  // --- operator ---
+  'config.invalid': { scope: 'operator', message: 'the configuration is invalid' },
+  'key.passphrase_missing': { scope: 'operator', message: 'set PGW_KEY_PASSPHRASE or PGW_KEY_PASSPHRASE_FILE' },
+  'key.passphrase_wrong': { scope: 'operator', message: 'the key passphrase does not unlock the stored keys' },
+  'key.invalid': { scope: 'operator', message: 'the key could not be read or is not acceptable' },
+  'key.weak': { scope: 'operator', message: 'the key uses an algorithm or size the gateway does not accept' },
+  'key.exists': { scope: 'operator', message: 'the key is already registered' },
+  'partner.not_found': { scope: 'operator', message: 'no such partner' },
+  'partner.exists': { scope: 'operator', message: 'the partner already exists' },
+  'partner.id_invalid': { scope: 'operator', message: 'partner ids are 2-40 characters: lower-case letters, digits and "-"' },
+  'batch.not_found': { scope: 'operator', message: 'no such batch' },
+  'ack.no_partner_key': { scope: 'operator', message: 'the partner has no usable encryption key for acks' },
+  'not_initialised': { scope: 'operator', message: 'the data dir is not initialised: run `pgw init`' },
+  'redis.policy': { scope: 'operator', message: 'Redis must use maxmemory-policy noeviction' },
+  'fault.refused': { scope: 'operator', message: 'fault injection is refused in production' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Every failure the gateway decides on carries one of the registered codes. */
+export class PgwError extends Error {
+  readonly code: ErrorCode;
+  /** Safe, structured facts (fingerprints, limits, batch ids) — never personal data. */
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message?: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CODES[code].message, options);
+    this.name = 'PgwError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get scope(): ErrorScope {
+    return ERROR_CODES[this.code].scope;
+  }
+
+  get retryable(): boolean {
+    return (ERROR_CODES[this.code] as CodeInfo).retryable === true;
+  }
+}
+
+export function isPgwError(err: unknown, code?: ErrorCode): err is PgwError {
+  return err instanceof PgwError && (code === undefined || err.code === code);
+}
+
+export function errorInfo(code: ErrorCode): CodeInfo {
+  return ERROR_CODES[code];
+}

@@ -1,0 +1,20 @@
+/**
+ * Fault injection for crash tests: with `PGW_FAULT=<point>` the process kills itself with
+ * SIGKILL when it reaches that point, exactly as a power cut or OOM kill would. Refused in
+ * production by the config validator; a no-op when unset.
+ *
+ * Points: after-temp-write, after-fsync, after-rename, after-ledger, before-enqueue,
+ * after-decrypt, after-ack-written.
+ */
+export type FaultPoint =
+  | 'after-temp-write' | 'after-fsync' | 'after-rename' | 'after-ledger' | 'before-enqueue'
+  | 'after-decrypt' | 'after-ack-written';
+
+export type FaultHook = (point: FaultPoint) => void;
+
+export function faultHook(configured: string | null): FaultHook {
+  if (!configured) return () => {};
+  return (point) => {
+    if (point === configured) process.kill(process.pid, 'SIGKILL');
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * Durable file operations. Every file the gateway commits is written under a temporary
+ * name in the same directory tree, fsynced, renamed into place and its directory fsynced,
+ * so a crash leaves either the old state or the new one — never a torn file.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** fsync a directory so that a rename or unlink inside it survives a crash. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, fsc.O_RDONLY | fsc.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function ensureDir(dir: string, mode = 0o700): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode });
+}
+
+/** A unique temp name next to `target` (same filesystem, so rename is atomic). */
+export function tempNameFor(target: string): string {
+  return path.join(path.dirname(target), `.tmp-${randomBytes(8).toString('hex')}-${path.basename(target)}`);
+}
+
+/** Write `data` to `target` atomically with the given mode (0600 for anything sensitive). */
+export async function writeFileAtomic(target: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
+  const tmp = tempNameFor(target);
+  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => {});
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, target);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(path.dirname(target));
+}
+
+/** Rename a fully written, already fsynced file into place and make the rename durable. */
+export async function commitRename(from: string, to: string): Promise<void> {
+  await fsp.rename(from, to);
+  await fsyncDir(path.dirname(to));
+  if (path.dirname(from) !== path.dirname(to)) await fsyncDir(path.dirname(from));
+}
+
+/**
+ * Publish `from` at `to` only if nothing is there yet (hard link, which fails with EEXIST).
+ * Returns false when `to` already existed — the caller then uses what is there, which is how
+ * at-least-once workers avoid producing two different files.
+ */
+export async function publishOnce(from: string, to: string): Promise<boolean> {
+  try {
+    await fsp.link(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  await fsyncDir(path.dirname(to));
+  return true;
+}
+
+export async function removeQuietly(p: string): Promise<void> {
+  await fsp.rm(p, { force: true }).catch(() => {});
+}

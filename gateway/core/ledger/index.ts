@@ -1,0 +1,35 @@
+/** The ledger: one handle, one repository per aggregate. */
+import { openLedgerHandle, type LedgerHandle } from './ledger.js';
+import { BatchRepo } from './batches.js';
+import { PartnerRepo } from './partners.js';
+import { PgpKeyRepo } from './pgp-keys.js';
+import { AuditLog } from './audit.js';
+import type { Logger } from '../logger.js';
+
+export class Ledger {
+  readonly batches: BatchRepo;
+  readonly partners: PartnerRepo;
+  readonly pgpKeys: PgpKeyRepo;
+  readonly audit: AuditLog;
+
+  private constructor(readonly handle: LedgerHandle) {
+    this.batches = new BatchRepo(handle);
+    this.partners = new PartnerRepo(handle);
+    this.pgpKeys = new PgpKeyRepo(handle);
+    this.audit = new AuditLog(handle);
+  }
+
+  static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
+    return new Ledger(await openLedgerHandle(databaseUrl, log));
+  }
+
+  close(): Promise<void> {
+    return this.handle.close();
+  }
+}
+
+export { nowIso } from './ledger.js';
+export type { Batch, BatchEvent, AckRow } from './batches.js';
+export type { Partner, SshKeyRow } from './partners.js';
+export type { PgpKeyRow } from './pgp-keys.js';
+export type * from './schema.js';

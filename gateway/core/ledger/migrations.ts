@@ -1,0 +1,144 @@
+/**
+ * Numbered migrations, written with Kysely's schema builder and portable types only
+ * (text, integer, bigint) so that SQLite and PostgreSQL run the same list. The one
+ * dialect difference — how an auto-numbered key is spelled — is in {@link serialKey}.
+ */
+import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder, sql } from 'kysely';
+
+type Dialect = 'sqlite' | 'postgres';
+
+function serialKey(dialect: Dialect) {
+  return dialect === 'postgres'
+    ? { type: sql`bigserial`, build: (c: ColumnDefinitionBuilder) => c.primaryKey() }
+    : { type: sql`integer`, build: (c: ColumnDefinitionBuilder) => c.primaryKey().autoIncrement() };
+}
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  const serial = serialKey(dialect);
+  return {
+    '0001_initial': {
+      async up(db: Kysely<unknown>) {
+        await db.schema.createTable('partners')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('webhook_url', 'text')
+          .addColumn('allow_bsn_placeholder', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+
+        await db.schema.createTable('ssh_keys')
+          .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+          .addColumn('partner_id', 'text', (c) => c.notNull().references('partners.id'))
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          .addColumn('public_key', 'text', (c) => c.notNull())
+          .addColumn('comment', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .execute();
+        await db.schema.createIndex('ssh_keys_partner').on('ssh_keys').column('partner_id').execute();
+
+        await db.schema.createTable('pgp_keys')
+          .addColumn('fingerprint', 'text', (c) => c.primaryKey())
+          .addColumn('owner', 'text', (c) => c.notNull())
+          .addColumn('partner_id', 'text', (c) => c.references('partners.id'))
+          .addColumn('key_fingerprints', 'text', (c) => c.notNull())
+          .addColumn('algorithm', 'text', (c) => c.notNull())
+          .addColumn('public_armored', 'text', (c) => c.notNull())
+          .addColumn('private_armored', 'text')
+          .addColumn('key_created_at', 'text', (c) => c.notNull())
+          .addColumn('not_before', 'text', (c) => c.notNull())
+          .addColumn('not_after', 'text')
+          .addColumn('revoked_at', 'text')
+          .addColumn('revocation_reason', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('pgp_keys_owner').on('pgp_keys').columns(['owner', 'partner_id']).execute();
+
+        await db.schema.createTable('batches')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('partner_id', 'text', (c) => c.notNull().references('partners.id'))
+          .addColumn('channel', 'text', (c) => c.notNull())
+          .addColumn('lane', 'text', (c) => c.notNull())
+          .addColumn('file_name', 'text', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('received_at', 'text', (c) => c.notNull())
+          .addColumn('stage', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text')
+          .addColumn('error_code', 'text')
+          .addColumn('error_detail', 'text')
+          .addColumn('duplicate_of', 'text')
+          .addColumn('data_key', 'text')
+          .addColumn('signer_fingerprint', 'text')
+          .addColumn('signed_at', 'text')
+          .addColumn('decrypt_key_fingerprint', 'text')
+          .addColumn('schema', 'text')
+          .addColumn('reference', 'text')
+          .addColumn('records_total', 'integer')
+          .addColumn('records_accepted', 'integer')
+          .addColumn('records_rejected', 'integer')
+          .addColumn('record_issues', 'text')
+          .addColumn('processed_at', 'text')
+          .addColumn('acked_at', 'text')
+          .addColumn('ack_version', 'integer')
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('batches_partner_received').on('batches').columns(['partner_id', 'received_at']).execute();
+        await db.schema.createIndex('batches_stage').on('batches').column('stage').execute();
+
+        // First batch per (partner, lane, bytes): the primary key makes duplicate detection race-free.
+        await db.schema.createTable('batch_digests')
+          .addColumn('partner_id', 'text', (c) => c.notNull())
+          .addColumn('lane', 'text', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('batch_id', 'text', (c) => c.notNull())
+          .addPrimaryKeyConstraint('batch_digests_pk', ['partner_id', 'lane', 'sha256'])
+          .execute();
+
+        await db.schema.createTable('batch_events')
+          .addColumn('id', serial.type, serial.build)
+          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('stage', 'text', (c) => c.notNull())
+          .addColumn('outcome', 'text', (c) => c.notNull())
+          .addColumn('code', 'text')
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('batch_events_batch').on('batch_events').columns(['batch_id', 'id']).execute();
+
+        await db.schema.createTable('acks')
+          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('sha256', 'text', (c) => c.notNull())
+          .addColumn('outbox_name', 'text', (c) => c.notNull())
+          .addColumn('signed_by', 'text', (c) => c.notNull())
+          .addColumn('encrypted_to', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('first_downloaded_at', 'text')
+          .addColumn('download_count', 'integer', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('acks_pk', ['batch_id', 'version'])
+          .execute();
+
+        await db.schema.createTable('audit_events')
+          .addColumn('seq', serial.type, serial.build)
+          .addColumn('at', 'text', (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('target', 'text', (c) => c.notNull())
+          .addColumn('detail', 'text')
+          .addColumn('prev_hash', 'text', (c) => c.notNull())
+          .addColumn('hash', 'text', (c) => c.notNull().unique())
+          .execute();
+      },
+    },
+  };
+}
+
+export class InlineMigrations implements MigrationProvider {
+  constructor(private readonly dialect: Dialect) {}
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return migrations(this.dialect);
+  }
+}

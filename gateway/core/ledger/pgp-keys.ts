@@ -1,0 +1,44 @@
+/**
+ * OpenPGP keys in the ledger: the gateway's own (with their private part, encrypted with
+ * the key passphrase) and each partner's public keys, with our validity window.
+ */
+import type { Kysely, Selectable } from 'kysely';
+import type { DB, PgpKeysTable } from './schema.js';
+import { nowIso, type LedgerHandle } from './ledger.js';
+import { PgwError } from '../errors.js';
+
+export type PgpKeyRow = Selectable<PgpKeysTable>;
+
+export class PgpKeyRepo {
+  constructor(private readonly h: LedgerHandle) {}
+
+  private get db(): Kysely<DB> {
+    return this.h.db;
+  }
+
+  async insert(row: Omit<PgpKeysTable, 'created_at'>): Promise<void> {
+    const res = await this.db.insertInto('pgp_keys').values({ ...row, created_at: nowIso() })
+      .onConflict((oc) => oc.doNothing()).executeTakeFirst();
+    if (Number(res.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new PgwError('key.exists', undefined, { fingerprint: row.fingerprint });
+  }
+
+  async get(fingerprint: string): Promise<PgpKeyRow | undefined> {
+    return this.db.selectFrom('pgp_keys').selectAll().where('fingerprint', '=', fingerprint).executeTakeFirst();
+  }
+
+  async gatewayKeys(): Promise<PgpKeyRow[]> {
+    return this.db.selectFrom('pgp_keys').selectAll().where('owner', '=', 'gateway').orderBy('not_before').execute();
+  }
+
+  async partnerKeys(partnerId?: string): Promise<PgpKeyRow[]> {
+    let q = this.db.selectFrom('pgp_keys').selectAll().where('owner', '=', 'partner');
+    if (partnerId) q = q.where('partner_id', '=', partnerId);
+    return q.orderBy('partner_id').orderBy('not_before').execute();
+  }
+
+  async revoke(fingerprint: string, at: Date, reason: string | null): Promise<boolean> {
+    const res = await this.db.updateTable('pgp_keys').set({ revoked_at: nowIso(at), revocation_reason: reason })
+      .where('fingerprint', '=', fingerprint).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+}

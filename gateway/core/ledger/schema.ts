@@ -1,0 +1,140 @@
+/**
+ * Ledger tables (the system of record). Times are ISO-8601 UTC strings with milliseconds,
+ * which sort correctly as text on both SQLite and PostgreSQL.
+ *
+ * Glossary:
+ * - **stage**: the next piece of work a batch needs: `decrypt` → `validate` → `ack` → `done`.
+ *   The reconciler re-enqueues every batch whose stage is not `done`.
+ * - **outcome**: the verdict once known: `accepted`, `partially_accepted`, `rejected`.
+ * - **lane**: `live`, or `test` (uploaded into /inbox/test: same pipeline, never handed on).
+ */
+import type { Generated } from 'kysely';
+
+export type Stage = 'decrypt' | 'validate' | 'ack' | 'done';
+export type Outcome = 'accepted' | 'partially_accepted' | 'rejected';
+export type Lane = 'live' | 'test';
+export type Channel = 'sftp' | 'https';
+
+export interface PartnersTable {
+  id: string;
+  name: string;
+  status: 'active' | 'disabled';
+  webhook_url: string | null;
+  /** 1 when the partner may send the BSN placeholder 999999999 (reported as a warning). */
+  allow_bsn_placeholder: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface SshKeysTable {
+  fingerprint: string; // SHA256:base64, as OpenSSH prints it
+  partner_id: string;
+  algorithm: string;
+  public_key: string; // "<type> <base64>"
+  comment: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export interface PgpKeysTable {
+  fingerprint: string; // primary key fingerprint, lower-case hex
+  owner: 'gateway' | 'partner';
+  partner_id: string | null;
+  /** JSON array of lower-case hex fingerprints of the primary key and all subkeys. */
+  key_fingerprints: string;
+  algorithm: string;
+  public_armored: string;
+  /** Gateway keys only: armored private key, itself encrypted with the key passphrase. */
+  private_armored: string | null;
+  key_created_at: string;
+  /** Our validity window; signatures and acks count only inside it. */
+  not_before: string;
+  not_after: string | null;
+  revoked_at: string | null;
+  revocation_reason: string | null;
+  created_at: string;
+}
+
+export interface BatchesTable {
+  id: string;
+  partner_id: string;
+  channel: Channel;
+  lane: Lane;
+  file_name: string;
+  sha256: string;
+  size: number;
+  received_at: string;
+  stage: Stage;
+  outcome: Outcome | null;
+  error_code: string | null;
+  /** JSON object of safe facts about the error (fingerprints, dates, limits). */
+  error_detail: string | null;
+  duplicate_of: string | null;
+  /** Wrapped per-batch data key (see core/sealed-blob.ts); null once shredded. */
+  data_key: string | null;
+  signer_fingerprint: string | null;
+  signed_at: string | null;
+  decrypt_key_fingerprint: string | null;
+  schema: string | null;
+  reference: string | null;
+  records_total: number | null;
+  records_accepted: number | null;
+  records_rejected: number | null;
+  /** JSON array of per-record errors and warnings (no personal data). */
+  record_issues: string | null;
+  processed_at: string | null;
+  acked_at: string | null;
+  ack_version: number | null;
+  updated_at: string;
+}
+
+export interface BatchDigestsTable {
+  partner_id: string;
+  lane: Lane;
+  sha256: string;
+  batch_id: string;
+}
+
+export interface BatchEventsTable {
+  id: Generated<number>;
+  batch_id: string;
+  at: string;
+  stage: string;
+  outcome: 'ok' | 'error' | 'info';
+  code: string | null;
+  detail: string | null;
+}
+
+export interface AcksTable {
+  batch_id: string;
+  version: number;
+  sha256: string;
+  outbox_name: string;
+  signed_by: string;
+  encrypted_to: string;
+  created_at: string;
+  first_downloaded_at: string | null;
+  download_count: number;
+}
+
+export interface AuditEventsTable {
+  seq: Generated<number>;
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  detail: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface DB {
+  partners: PartnersTable;
+  ssh_keys: SshKeysTable;
+  pgp_keys: PgpKeysTable;
+  batches: BatchesTable;
+  batch_digests: BatchDigestsTable;
+  batch_events: BatchEventsTable;
+  acks: AcksTable;
+  audit_events: AuditEventsTable;
+}

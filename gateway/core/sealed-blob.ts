@@ -1,0 +1,201 @@
+/**
+ * Encryption at rest for everything derived from a decrypted batch.
+ *
+ * Glossary:
+ * - **data key**: 32 random bytes per batch; AES-256-GCM. Deleting its wrapped form from
+ *   the ledger makes the batch's sealed files unreadable (crypto-shredding).
+ * - **master key**: wraps data keys; derived from the key passphrase with scrypt and a
+ *   salt kept in `<data>/keys/data-key.salt`.
+ * - **sealed file**: `PGWS1` magic, an 8-byte random nonce prefix, then chunks of
+ *   `[u32 length][ciphertext][16-byte tag]`. Each chunk's nonce is prefix‖counter and its
+ *   AAD says whether it is the last chunk, so reordering, truncation and appended data all
+ *   fail authentication.
+ */
+import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { promises as fsp, constants as fsc } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+const MAGIC = Buffer.from('PGWS1');
+const CHUNK = 1024 * 1024;
+const TAG = 16;
+const AAD_MORE = Buffer.from('pgw-sealed:more');
+const AAD_LAST = Buffer.from('pgw-sealed:last');
+
+export class SealedFormatError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'SealedFormatError';
+  }
+}
+
+/** Derive the master key once per process (scrypt is deliberately slow). */
+export function deriveMasterKey(passphrase: string, salt: Buffer): Buffer {
+  return scryptSync(passphrase, salt, 32, { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+}
+
+/** Read or create the salt next to the other key files. */
+export async function loadOrCreateSalt(keysDir: string): Promise<Buffer> {
+  const file = path.join(keysDir, 'data-key.salt');
+  try {
+    return await fsp.readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const salt = randomBytes(16);
+  try {
+    await fsp.writeFile(file, salt, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process won the race: use its salt.
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return fsp.readFile(file);
+}
+
+export class DataKeys {
+  constructor(private readonly master: Buffer) {}
+
+  /** A fresh data key and its wrapped (storable) form. */
+  create(): { key: Buffer; wrapped: string } {
+    const key = randomBytes(32);
+    return { key, wrapped: this.wrap(key) };
+  }
+
+  wrap(key: Buffer): string {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.master, iv);
+    c.setAAD(Buffer.from('pgw-data-key'));
+    const ct = Buffer.concat([c.update(key), c.final()]);
+    return `v1.${Buffer.concat([iv, ct, c.getAuthTag()]).toString('base64')}`;
+  }
+
+  unwrap(wrapped: string): Buffer {
+    if (!wrapped.startsWith('v1.')) throw new SealedFormatError('unknown data key format');
+    const raw = Buffer.from(wrapped.slice(3), 'base64');
+    const d = createDecipheriv('aes-256-gcm', this.master, raw.subarray(0, 12));
+    d.setAAD(Buffer.from('pgw-data-key'));
+    d.setAuthTag(raw.subarray(raw.length - TAG));
+    return Buffer.concat([d.update(raw.subarray(12, raw.length - TAG)), d.final()]);
+  }
+}
+
+function nonce(prefix: Buffer, counter: number): Buffer {
+  const n = Buffer.alloc(12);
+  prefix.copy(n, 0);
+  n.writeUInt32BE(counter, 8);
+  return n;
+}
+
+/**
+ * Streams plaintext into a sealed file. Writes are coalesced into 1 MiB chunks, which
+ * also keeps syscalls few when the producer emits many small pieces (openpgp does).
+ */
+export class SealedWriter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private counter = 0;
+  private finished = false;
+  bytesIn = 0;
+
+  private constructor(private readonly fh: FileHandle, private readonly key: Buffer, private readonly prefix: Buffer) {}
+
+  static async create(file: string, key: Buffer): Promise<SealedWriter> {
+    const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o600);
+    const prefix = randomBytes(8);
+    await fh.write(Buffer.concat([MAGIC, prefix]));
+    return new SealedWriter(fh, key, prefix);
+  }
+
+  async write(data: Uint8Array): Promise<void> {
+    if (this.finished) throw new Error('SealedWriter: write after finish');
+    this.bytesIn += data.length;
+    this.pending.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    this.pendingBytes += data.length;
+    while (this.pendingBytes > CHUNK) {
+      const all = Buffer.concat(this.pending);
+      await this.writeChunk(all.subarray(0, CHUNK), false);
+      const rest = Buffer.from(all.subarray(CHUNK));
+      this.pending = [rest];
+      this.pendingBytes = rest.length;
+    }
+  }
+
+  /** Seal the last chunk, fsync and close. */
+  async finish(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    await this.writeChunk(Buffer.concat(this.pending), true);
+    this.pending = [];
+    await this.fh.sync();
+    await this.fh.close();
+  }
+
+  /** Close without sealing (the caller deletes the file). */
+  async abort(): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    await this.fh.close().catch(() => {});
+  }
+
+  private async writeChunk(plain: Buffer, last: boolean): Promise<void> {
+    const c = createCipheriv('aes-256-gcm', this.key, nonce(this.prefix, this.counter++));
+    c.setAAD(last ? AAD_LAST : AAD_MORE);
+    const ct = Buffer.concat([c.update(plain), c.final()]);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(ct.length);
+    await this.fh.write(Buffer.concat([len, ct, c.getAuthTag()]));
+  }
+}
+
+/** Yields the plaintext of a sealed file chunk by chunk, authenticating each. */
+export async function* readSealed(file: string, key: Buffer): AsyncGenerator<Buffer> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const head = Buffer.alloc(MAGIC.length + 8);
+    const { bytesRead } = await fh.read(head, 0, head.length, 0);
+    if (bytesRead !== head.length || !head.subarray(0, MAGIC.length).equals(MAGIC)) throw new SealedFormatError('not a sealed file');
+    const prefix = head.subarray(MAGIC.length);
+    let pos = head.length;
+    const size = (await fh.stat()).size;
+    let counter = 0;
+    for (;;) {
+      if (pos + 4 > size) throw new SealedFormatError('sealed file truncated');
+      const lenBuf = Buffer.alloc(4);
+      await fh.read(lenBuf, 0, 4, pos);
+      const len = lenBuf.readUInt32BE();
+      if (len > CHUNK || pos + 4 + len + TAG > size) throw new SealedFormatError('sealed file truncated');
+      const body = Buffer.alloc(len + TAG);
+      await fh.read(body, 0, body.length, pos + 4);
+      pos += 4 + len + TAG;
+      const last = pos === size;
+      const d = createDecipheriv('aes-256-gcm', key, nonce(prefix, counter++));
+      d.setAAD(last ? AAD_LAST : AAD_MORE);
+      d.setAuthTag(body.subarray(len));
+      try {
+        yield Buffer.concat([d.update(body.subarray(0, len)), d.final()]);
+      } catch {
+        throw new SealedFormatError('sealed file failed authentication');
+      }
+      if (last) return;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readSealedAll(file: string, key: Buffer): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const p of readSealed(file, key)) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+export async function writeSealed(file: string, key: Buffer, data: Uint8Array): Promise<void> {
+  const w = await SealedWriter.create(file, key);
+  try {
+    await w.write(data);
+    await w.finish();
+  } catch (err) {
+    await w.abort();
+    throw err;
+  }
+}

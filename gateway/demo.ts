@@ -1,0 +1,133 @@
+/**
+ * `pgw demo`: the first thing a new user runs. In a throw-away data dir it initialises a
+ * gateway, registers a partner with fresh SSH and OpenPGP keys, encrypts and signs a sample
+ * batch (four good records, one with a bad BSN), uploads it over SFTP, waits for the ack,
+ * decrypts and verifies it, prints it, and removes everything it made.
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import ssh2 from 'ssh2';
+import * as openpgp from 'openpgp';
+import type { Config } from './core/config.js';
+import { createLogger } from './core/logger.js';
+import { DataDir } from './core/data-dir.js';
+import { Ledger } from './core/ledger/index.js';
+import { initialise } from '../keys/init.js';
+import { startRuntime } from './main.js';
+import { addPartner } from './admin/partner-admin.js';
+import { Queues, createRedis } from '../workers/queues.js';
+import { sampleBatch } from '../schemas/testing/sample-records.js';
+
+const { Client, utils } = ssh2;
+
+export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.WritableStream }): Promise<void> {
+  const say = (s: string) => { if (!opts.json) opts.out.write(`${s}\n`); };
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-demo-'));
+  const config: Config = {
+    ...base,
+    env: 'development',
+    dataDir: path.join(dir, 'data'),
+    databaseUrl: `sqlite:${path.join(dir, 'data', 'ledger.db')}`,
+    queuePrefix: `pgw-demo-${randomBytes(4).toString('hex')}`,
+    bind: '127.0.0.1',
+    sftpPort: 0,
+    keyPassphrase: randomBytes(18).toString('base64'),
+    fault: null,
+  };
+  const log = createLogger({ level: 'warn', stream: process.stderr });
+  let runtime: Awaited<ReturnType<typeof startRuntime>> | null = null;
+  try {
+    say(`demo data dir: ${config.dataDir} (removed afterwards)`);
+    await initialise(config, log);
+
+    // The partner's side: an SSH key pair and an OpenPGP key pair, as their IT would have.
+    const sshKey = utils.generateKeyPairSync('ed25519');
+    await fsp.writeFile(path.join(dir, 'partner_ssh.pub'), `${sshKey.public}\n`);
+    const pgpKey = await openpgp.generateKey({
+      type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Demo Kraamzorg IT', email: 'it@demo-kraamzorg.invalid' }], format: 'armored',
+    });
+    await fsp.writeFile(path.join(dir, 'partner.asc'), pgpKey.publicKey);
+    const ledger = await Ledger.open(config.databaseUrl, log);
+    try {
+      await addPartner(ledger, new DataDir(config.dataDir), {
+        id: 'demo-kraamzorg', name: 'Demo Kraamzorg', sshKeyFiles: [path.join(dir, 'partner_ssh.pub')],
+        pgpKeyFiles: [path.join(dir, 'partner.asc')], actor: 'demo',
+      });
+    } finally {
+      await ledger.close();
+    }
+    say('registered partner demo-kraamzorg (SSH ed25519 + OpenPGP curve25519)');
+
+    runtime = await startRuntime(config, 'all', log);
+    const port = runtime.ports.sftp!;
+    say(`gateway running, SFTP on 127.0.0.1:${port}`);
+
+    const client = await connect(port, sshKey.private);
+    try {
+      const sftp = await new Promise<ssh2.SFTPWrapper>((res, rej) => client.sftp((e, s) => (e ? rej(e) : res(s))));
+      const gatewayArmored = (await readRemote(sftp, '/keys/gateway.asc')).toString('utf8');
+      const gatewayKeys = await openpgp.readKeys({ armoredKeys: gatewayArmored });
+      const partnerPrivate = await openpgp.readPrivateKey({ armoredKey: pgpKey.privateKey });
+
+      const now = new Date();
+      const batch = sampleBatch(5, now);
+      (batch.records[3] as Record<string, string>).bsn = '123456789'; // fails the 11-test on purpose
+      const encrypted = await openpgp.encrypt({
+        message: await openpgp.createMessage({ binary: Buffer.from(JSON.stringify(batch)) }),
+        encryptionKeys: gatewayKeys, signingKeys: partnerPrivate, format: 'binary',
+      });
+      const fileName = `demo-${now.toISOString().slice(0, 10)}.json.pgp`;
+      await writeRemote(sftp, `/inbox/${fileName}`, Buffer.from(encrypted as Uint8Array));
+      say(`uploaded /inbox/${fileName} (${(encrypted as Uint8Array).length} bytes, signed and encrypted)`);
+
+      const ackName = `${fileName}.ack.pgp`;
+      const started = Date.now();
+      while (!(await listRemote(sftp, '/outbox')).includes(ackName)) {
+        if (Date.now() - started > 60_000) throw new Error('no ack after 60 s: is a worker running?');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      say(`ack /outbox/${ackName} after ${Date.now() - started} ms`);
+      const ackBytes = await readRemote(sftp, `/outbox/${ackName}`);
+      const { data, signatures } = await openpgp.decrypt({
+        message: await openpgp.readMessage({ binaryMessage: ackBytes }),
+        decryptionKeys: partnerPrivate, verificationKeys: gatewayKeys, expectSigned: true,
+      });
+      const signer = (await signatures[0]!.signature).packets[0]!.issuerKeyID.toHex().toUpperCase();
+      say(`ack decrypted; signature verified (gateway key 0x${signer})\n`);
+      opts.out.write(`${JSON.stringify(JSON.parse(data as string), null, 2)}\n`);
+    } finally {
+      client.end();
+    }
+  } finally {
+    if (runtime) await runtime.close('demo finished');
+    const redis = createRedis(config.redisUrl, false, log);
+    const queues = new Queues(redis, config.queuePrefix, 1);
+    await queues.obliterate().catch(() => {});
+    await queues.close();
+    await redis.quit().catch(() => {});
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function connect(port: number, privateKey: string): Promise<ssh2.Client> {
+  return new Promise((resolve, reject) => {
+    const c = new Client();
+    c.on('ready', () => resolve(c));
+    c.on('error', reject);
+    c.connect({ host: '127.0.0.1', port, username: 'demo-kraamzorg', privateKey, readyTimeout: 10_000 });
+  });
+}
+
+function writeRemote(sftp: ssh2.SFTPWrapper, p: string, data: Buffer): Promise<void> {
+  return new Promise((res, rej) => sftp.writeFile(p, data, (e) => (e ? rej(e) : res())));
+}
+
+function readRemote(sftp: ssh2.SFTPWrapper, p: string): Promise<Buffer> {
+  return new Promise((res, rej) => sftp.readFile(p, (e, d) => (e ? rej(e) : res(d))));
+}
+
+function listRemote(sftp: ssh2.SFTPWrapper, p: string): Promise<string[]> {
+  return new Promise((res, rej) => sftp.readdir(p, (e, l) => (e ? rej(e) : res(l.map((x) => x.filename)))));
+}

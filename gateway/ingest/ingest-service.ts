@@ -1,0 +1,186 @@
+/**
+ * The protocol-neutral upload lifecycle shared by SFTP and HTTPS:
+ * limits → temp file → hash → fsync → rename into the spool → fsync(dir) → ledger row →
+ * enqueue. Only when this returns may a channel report success. A crash before the ledger
+ * row leaves at most an orphan spool file (swept later) and no success reply; after it,
+ * the reconciler finishes the work even if the enqueue never happened.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Ledger } from '../core/ledger/index.js';
+import type { Lane, Channel } from '../core/ledger/schema.js';
+import type { DataDir } from '../core/data-dir.js';
+import type { DataKeys } from '../core/sealed-blob.js';
+import type { Enqueuer } from '../core/pipeline.js';
+import type { Logger } from '../core/logger.js';
+import type { FaultHook } from '../core/faults.js';
+import { commitRename, removeQuietly } from '../core/fs-atomic.js';
+import { PgwError } from '../core/errors.js';
+import { classifyUploadName } from './file-names.js';
+import { Upload } from './upload.js';
+
+export interface UploadTarget {
+  partnerId: string;
+  lane: Lane;
+  channel: Channel;
+  fileName: string;
+}
+
+export interface IngestResult {
+  batchId: string;
+  sha256: string;
+  size: number;
+  receivedAt: Date;
+  /** Set when the same bytes were already received from this partner (in this lane). */
+  duplicateOf: string | null;
+  /** False when the queue was unreachable; the reconciler will enqueue it. */
+  enqueued: boolean;
+}
+
+export interface IngestDeps {
+  ledger: Ledger;
+  dataDir: DataDir;
+  enqueuer: Enqueuer;
+  dataKeys: DataKeys;
+  limits: { uploadBytes: number };
+  log: Logger;
+  fault: FaultHook;
+}
+
+export interface StagedFile {
+  name: string;
+  size: number;
+  mtime: Date;
+}
+
+/** `b-YYYYMMDD-` + 12 random base32 characters: sortable, unguessable, safe as a job id. */
+export function newBatchId(now = new Date()): string {
+  const alphabet = 'abcdefghijkmnpqrstuvwxyz23456789';
+  const rnd = randomBytes(12);
+  let s = '';
+  for (const b of rnd) s += alphabet[b % 32];
+  return `b-${now.toISOString().slice(0, 10).replace(/-/g, '')}-${s}`;
+}
+
+export class IngestService {
+  constructor(private readonly d: IngestDeps) {}
+
+  /** Start an upload under a final name: bytes go to a private temp file. */
+  async open(target: UploadTarget): Promise<Upload> {
+    if (classifyUploadName(target.fileName) !== 'final') throw new PgwError('upload.name_invalid');
+    const tmp = path.join(this.d.dataDir.tmpDir, `${target.partnerId}-${randomBytes(12).toString('hex')}.part`);
+    return Upload.open(tmp, this.d.limits.uploadBytes);
+  }
+
+  /** Make a finished upload durable and start its processing. */
+  async commit(target: UploadTarget, upload: Upload): Promise<IngestResult> {
+    let sealed: { sha256: string; size: number };
+    try {
+      this.d.fault('after-temp-write');
+      sealed = await upload.seal();
+      this.d.fault('after-fsync');
+    } catch (err) {
+      await upload.abort();
+      throw err instanceof PgwError ? err : new PgwError('upload.storage_failed', undefined, {}, { cause: err });
+    }
+    return this.ingestSealedFile(target, upload.path, sealed);
+  }
+
+  async abort(upload: Upload): Promise<void> {
+    await upload.abort();
+  }
+
+  // --- temp-named uploads (WinSCP `.filepart` and friends) ---
+
+  /** Open a temp-named upload in the partner's staging area (resume keeps existing bytes). */
+  async openStaged(partnerId: string, lane: Lane, tempName: string, resume: boolean): Promise<Upload> {
+    if (classifyUploadName(tempName) !== 'temp') throw new PgwError('upload.name_invalid');
+    const dir = this.d.dataDir.stagingDir(partnerId, lane);
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, tempName);
+    if (!resume) await removeQuietly(file);
+    return Upload.open(file, this.d.limits.uploadBytes, resume);
+  }
+
+  /** The rename from a temp name to a final name: the commit of a staged upload. */
+  async commitStaged(target: UploadTarget, tempName: string): Promise<IngestResult> {
+    if (classifyUploadName(tempName) !== 'temp' || classifyUploadName(target.fileName) !== 'final') {
+      throw new PgwError('upload.name_invalid');
+    }
+    const file = path.join(this.d.dataDir.stagingDir(target.partnerId, target.lane), tempName);
+    const up = await Upload.open(file, this.d.limits.uploadBytes, true).catch(() => {
+      throw new PgwError('upload.incomplete');
+    });
+    const sealed = await up.seal();
+    return this.ingestSealedFile(target, file, sealed);
+  }
+
+  async listStaged(partnerId: string, lane: Lane): Promise<StagedFile[]> {
+    const dir = this.d.dataDir.stagingDir(partnerId, lane);
+    const names = await fsp.readdir(dir).catch(() => [] as string[]);
+    const out: StagedFile[] = [];
+    for (const name of names) {
+      const st = await fsp.stat(path.join(dir, name)).catch(() => null);
+      if (st?.isFile()) out.push({ name, size: st.size, mtime: st.mtime });
+    }
+    return out;
+  }
+
+  async statStaged(partnerId: string, lane: Lane, name: string): Promise<StagedFile | null> {
+    if (classifyUploadName(name) !== 'temp') return null;
+    const st = await fsp.stat(path.join(this.d.dataDir.stagingDir(partnerId, lane), name)).catch(() => null);
+    return st?.isFile() ? { name, size: st.size, mtime: st.mtime } : null;
+  }
+
+  async removeStaged(partnerId: string, lane: Lane, name: string): Promise<boolean> {
+    if (classifyUploadName(name) !== 'temp') return false;
+    const file = path.join(this.d.dataDir.stagingDir(partnerId, lane), name);
+    try {
+      await fsp.unlink(file);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async ingestSealedFile(target: UploadTarget, file: string, sealed: { sha256: string; size: number }): Promise<IngestResult> {
+    const receivedAt = new Date();
+    const batchId = newBatchId(receivedAt);
+    const spool = this.d.dataDir.spoolFile(batchId);
+    try {
+      await commitRename(file, spool);
+    } catch (err) {
+      await removeQuietly(file);
+      throw new PgwError('upload.storage_failed', undefined, {}, { cause: err });
+    }
+    this.d.fault('after-rename');
+    const { wrapped } = this.d.dataKeys.create();
+    let duplicateOf: string | null;
+    try {
+      ({ duplicateOf } = await this.d.ledger.batches.insertReceived({
+        id: batchId, partnerId: target.partnerId, channel: target.channel, lane: target.lane,
+        fileName: target.fileName, sha256: sealed.sha256, size: sealed.size, receivedAt, dataKey: wrapped,
+      }));
+    } catch (err) {
+      // Not durable in the ledger: the client must not get success; drop the spool copy.
+      await removeQuietly(spool);
+      throw new PgwError('upload.storage_failed', undefined, {}, { cause: err });
+    }
+    this.d.fault('after-ledger');
+    const log = this.d.log.child({ partner: target.partnerId, batch: batchId });
+    log.info('upload received', {
+      channel: target.channel, lane: target.lane, size: sealed.size, sha256: sealed.sha256, duplicateOf,
+    });
+    this.d.fault('before-enqueue');
+    let enqueued = true;
+    try {
+      await this.d.enqueuer.enqueue(duplicateOf ? 'ack' : 'decrypt', batchId);
+    } catch (err) {
+      // The ledger row is the record; the reconciler enqueues it once the queue is back.
+      enqueued = false;
+      log.warn('enqueue failed; reconciler will retry', { err });
+    }
+    return { batchId, sha256: sealed.sha256, size: sealed.size, receivedAt, duplicateOf, enqueued };
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * One upload in progress: positional writes into a temp file, sha-256 computed on the fly
+ * while writes arrive in order (OpenSSH pipelines them in order), size limits enforced on
+ * every write. Out-of-order writes are allowed; the hash is then recomputed from the file
+ * once, at commit.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { PgwError } from '../core/errors.js';
+import { removeQuietly } from '../core/fs-atomic.js';
+
+export class Upload {
+  private hash: Hash | null = createHash('sha256');
+  private hashedUpTo = 0;
+  private end = 0;
+  private closed = false;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failed: PgwError | null = null;
+
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    private readonly maxBytes: number,
+    initialSize: number,
+  ) {
+    this.end = initialSize;
+    if (initialSize > 0) this.hash = null; // resumed: hash from the file at commit
+  }
+
+  /** Open (create, or continue an existing staged file when `resume`). */
+  static async open(file: string, maxBytes: number, resume = false): Promise<Upload> {
+    const fh = await fsp.open(file, resume ? 'r+' : 'wx', 0o600).catch(async (err: NodeJS.ErrnoException) => {
+      if (resume && err.code === 'ENOENT') return fsp.open(file, 'wx', 0o600);
+      throw err;
+    });
+    const size = resume ? (await fh.stat()).size : 0;
+    return new Upload(file, fh, maxBytes, size);
+  }
+
+  get size(): number {
+    return this.end;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Write `data` at `offset`. Throws `limits.upload_size` / `limits.sparse_write`. */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    if (this.closed) throw new PgwError('upload.incomplete');
+    if (this.failed) throw this.failed;
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset > this.maxBytes) {
+      throw this.fail(new PgwError('limits.sparse_write', undefined, { limit: this.maxBytes }));
+    }
+    if (offset + data.length > this.maxBytes) {
+      throw this.fail(new PgwError('limits.upload_size', undefined, { limit: this.maxBytes }));
+    }
+    if (this.hash) {
+      if (offset === this.hashedUpTo) {
+        this.hash.update(data);
+        this.hashedUpTo += data.length;
+      } else {
+        this.hash = null; // out of order or an overwrite: recompute from the file at the end
+      }
+    }
+    this.end = Math.max(this.end, offset + data.length);
+    const p = this.writeAll(offset, data);
+    this.inFlight.add(p);
+    try {
+      await p;
+    } finally {
+      this.inFlight.delete(p);
+    }
+  }
+
+  private async writeAll(offset: number, data: Uint8Array): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+  }
+
+  /** A client may send CLOSE while writes are still in flight: let them land first. */
+  private async drain(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Flush to disk, close, and return the digest and size of exactly what is on disk. */
+  async seal(): Promise<{ sha256: string; size: number }> {
+    if (this.closed) throw new PgwError('upload.incomplete');
+    this.closed = true;
+    await this.drain();
+    await this.fh.sync();
+    const { size } = await this.fh.stat();
+    await this.fh.close();
+    if (this.hash && this.hashedUpTo === size) return { sha256: this.hash.digest('hex'), size };
+    return { sha256: await hashFile(this.path), size };
+  }
+
+  /** Close and delete: nothing of an incomplete upload is kept. */
+  async abort(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.drain();
+      await this.fh.close().catch(() => {});
+    }
+    await removeQuietly(this.path);
+  }
+
+  /** Close but keep the file (a staged temp-name upload waiting for its rename). */
+  async closeKeep(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.drain();
+    await this.fh.sync();
+    await this.fh.close();
+  }
+
+  private fail(err: PgwError): PgwError {
+    this.failed = err;
+    return err;
+  }
+}
+
+export async function hashFile(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}

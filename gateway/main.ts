@@ -1,0 +1,119 @@
+/**
+ * Composition root: config → logger → ledger → keys → Redis → servers / workers, and the
+ * ordered shutdown of all of it. `pgw start` calls {@link startRuntime}; tests do too.
+ */
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Config, Role } from './core/config.js';
+import { redactedConfig } from './core/config.js';
+import type { Logger } from './core/logger.js';
+import { Shutdown } from './core/shutdown.js';
+import { DataDir } from './core/data-dir.js';
+import { Ledger } from './core/ledger/index.js';
+import { DataKeys, deriveMasterKey, loadOrCreateSalt } from './core/sealed-blob.js';
+import { faultHook } from './core/faults.js';
+import { writeFileAtomic } from './core/fs-atomic.js';
+import { PgwError } from './core/errors.js';
+import { IngestService } from './ingest/ingest-service.js';
+import { startSftpServer } from './sftp/sftp-server.js';
+import { GatewayKeyring } from '../keys/gateway-keyring.js';
+import { loadHostKeys } from '../keys/ssh-host-keys.js';
+import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
+import { requirePassphrase } from '../keys/init.js';
+import { Queues, createRedis } from '../workers/queues.js';
+import { WorkerPool } from '../workers/worker-pool.js';
+import { Reconciler } from '../workers/reconciler.js';
+
+export interface Runtime {
+  ports: { sftp?: number };
+  /** Idempotent ordered stop. */
+  close(reason?: string): Promise<void>;
+}
+
+export async function startRuntime(config: Config, role: Role, log: Logger): Promise<Runtime> {
+  const shutdown = new Shutdown(log);
+  try {
+    return await compose(config, role, log, shutdown);
+  } catch (err) {
+    await shutdown.run('start failed');
+    throw err;
+  }
+}
+
+async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdown): Promise<Runtime> {
+  log.info('starting', { role, config: redactedConfig(config) });
+  const passphrase = requirePassphrase(config);
+  assertOpenpgpPolicy(openpgpConfig(config.limits));
+
+  const dataDir = new DataDir(config.dataDir);
+  await dataDir.ensure();
+  const ledger = shutdown.add('ledger', await Ledger.open(config.databaseUrl, log.child({ component: 'ledger' })));
+  const keyring = await GatewayKeyring.load(ledger, passphrase);
+  const dataKeys = new DataKeys(deriveMasterKey(passphrase, await loadOrCreateSalt(dataDir.keysDir)));
+  const fault = faultHook(config.fault);
+  if (config.fault) log.warn('fault injection armed', { fault: config.fault });
+
+  const redis = createRedis(config.redisUrl, false, log.child({ component: 'redis' }));
+  shutdown.add('redis', { close: () => quit(redis) });
+  await checkRedisPolicy(redis, config, log);
+  const queues = shutdown.add('queues', new Queues(redis, config.queuePrefix, config.workers.attempts));
+
+  const ports: Runtime['ports'] = {};
+  if (role === 'all' || role === 'worker') {
+    const workerRedis = createRedis(config.redisUrl, true, log.child({ component: 'redis' }));
+    shutdown.add('worker redis', { close: () => quit(workerRedis) });
+    const ctx = {
+      config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, handoff: queues.handoff,
+      log: log.child({ component: 'worker' }), fault,
+    };
+    shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
+    const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' })));
+    reconciler.start(config.workers.reconcileIntervalMs);
+  }
+  if (role === 'all' || role === 'gateway') {
+    const ingest = new IngestService({
+      ledger, dataDir, enqueuer: queues, dataKeys, limits: config.limits, log: log.child({ component: 'ingest' }), fault,
+    });
+    const sftp = await startSftpServer({
+      config, ledger, ingest, dataDir,
+      hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
+      gatewayPublicKeys: async () => {
+        await keyring.refresh();
+        return `${keyring.publicArmored()}\n`;
+      },
+      log: log.child({ component: 'sftp' }),
+    });
+    shutdown.add('sftp server', sftp);
+    ports.sftp = sftp.port;
+    await writeFileAtomic(path.join(dataDir.runDir, 'ports.json'), `${JSON.stringify({ ...ports, pid: process.pid }, null, 2)}\n`, 0o644);
+    log.info('listening', { bind: config.bind, ...ports });
+  }
+  log.info('started', { role });
+  return { ports, close: (reason = 'close') => shutdown.run(reason) };
+}
+
+async function quit(r: Redis): Promise<void> {
+  await r.quit().catch(() => r.disconnect());
+}
+
+/**
+ * Redis holds only queues, but losing them silently is not acceptable: production requires
+ * `maxmemory-policy noeviction` (an evicted job is a lost batch until the reconciler runs)
+ * and warns without AOF persistence.
+ */
+async function checkRedisPolicy(redis: Redis, config: Config, log: Logger): Promise<void> {
+  let policy: string | null = null;
+  let aof: string | null = null;
+  try {
+    const res = (await redis.config('GET', 'maxmemory-policy')) as string[];
+    policy = res[1] ?? null;
+    aof = (((await redis.config('GET', 'appendonly')) as string[])[1]) ?? null;
+  } catch {
+    log.warn('cannot read Redis config (CONFIG disabled?): eviction policy unchecked');
+  }
+  if (policy !== null && policy !== 'noeviction') {
+    if (config.env === 'production') throw new PgwError('redis.policy', `Redis maxmemory-policy is ${policy}; set it to noeviction`);
+    log.warn('Redis maxmemory-policy is not noeviction: queued jobs may be evicted', { policy });
+  }
+  if (aof === 'no' && config.env === 'production') log.warn('Redis AOF persistence is off: a Redis restart loses queued jobs until the reconciler runs');
+}

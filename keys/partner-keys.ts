@@ -1,0 +1,112 @@
+/**
+ * Partners' OpenPGP public keys: registration with a validity window, and the judgement
+ * of a signature against them.
+ *
+ * Rule for a signature to count (DESIGN.md §4): the signing key (primary or subkey) is one
+ * this partner registered; our window for it contains the signature time AND now; it is
+ * not revoked (a revocation applies from `revoked_at` on: signatures verified after it
+ * fail whatever time they claim, because a signer-chosen time cannot be trusted from a
+ * key that may be compromised); the key itself was created before the signature; the
+ * signature time lies within [now − maxAge, now + skew].
+ */
+import * as openpgp from 'openpgp';
+import type { Ledger, PgpKeyRow } from '../gateway/core/ledger/index.js';
+import { nowIso } from '../gateway/core/ledger/index.js';
+import { PgwError } from '../gateway/core/errors.js';
+import { inspectPublicKey, keyIdOf, shortFingerprint } from './pgp-inspect.js';
+
+export interface PartnerKey {
+  row: PgpKeyRow;
+  key: openpgp.PublicKey;
+  fingerprints: string[];
+}
+
+export async function addPartnerKey(
+  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; now?: Date } = {},
+): Promise<PgpKeyRow> {
+  await ledger.partners.require(partnerId);
+  const k = await inspectPublicKey(armored, opts.now);
+  const existing = await ledger.pgpKeys.get(k.fingerprint);
+  if (existing) throw new PgwError('key.exists', undefined, { fingerprint: k.fingerprint, partner: existing.partner_id });
+  const row = {
+    fingerprint: k.fingerprint,
+    owner: 'partner' as const,
+    partner_id: partnerId,
+    key_fingerprints: JSON.stringify(k.keyFingerprints),
+    algorithm: k.algorithm,
+    public_armored: k.armoredPublic,
+    private_armored: null,
+    key_created_at: nowIso(k.createdAt),
+    // Default: usable from the key's own creation time, so a key made just now and used at
+    // once (the common case) works; `--activate-at` pushes it later.
+    not_before: nowIso(opts.activateAt ?? k.createdAt),
+    not_after: k.expiresAt ? nowIso(k.expiresAt) : null,
+    revoked_at: null,
+    revocation_reason: null,
+  };
+  await ledger.pgpKeys.insert(row);
+  return { ...row, created_at: nowIso() };
+}
+
+export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promise<PartnerKey[]> {
+  const rows = await ledger.pgpKeys.partnerKeys(partnerId);
+  const out: PartnerKey[] = [];
+  for (const row of rows) {
+    const key = await openpgp.readKey({ armoredKey: row.public_armored });
+    out.push({ row, key: key as openpgp.PublicKey, fingerprints: JSON.parse(row.key_fingerprints) as string[] });
+  }
+  return out;
+}
+
+/** The partner's newest key that is usable now and can encrypt: acks are encrypted to it. */
+export async function ackEncryptionKey(keys: PartnerKey[], now = new Date()): Promise<PartnerKey | null> {
+  const t = nowIso(now);
+  const usable = keys.filter((k) => k.row.not_before <= t && !k.row.revoked_at && !(k.row.not_after && k.row.not_after <= t))
+    .sort((a, b) => (a.row.not_before < b.row.not_before ? 1 : -1));
+  for (const k of usable) {
+    try {
+      await k.key.getEncryptionKey(undefined, now);
+      return k;
+    } catch {
+      // no valid encryption subkey on this one; try the next
+    }
+  }
+  return null;
+}
+
+export function findPartnerKeyByKeyId(keys: PartnerKey[], keyId: string): PartnerKey | undefined {
+  const id = keyId.toLowerCase();
+  return keys.find((k) => k.fingerprints.some((f) => keyIdOf(f) === id));
+}
+
+export interface SignaturePolicy {
+  maxAgeSeconds: number;
+  futureSkewSeconds: number;
+}
+
+/** Judge one signature's key and time against our registry; throws the precise code. */
+export function judgeSignature(k: PartnerKey, signedAt: Date, now: Date, policy: SignaturePolicy): void {
+  const fp = shortFingerprint(k.row.fingerprint);
+  const d = (x: string | null) => (x ? x.slice(0, 10) : null);
+  const details = {
+    fingerprint: k.row.fingerprint, signedAt: nowIso(signedAt), notBefore: k.row.not_before,
+    notAfter: k.row.not_after, revokedAt: k.row.revoked_at,
+  };
+  const s = nowIso(signedAt);
+  const t = nowIso(now);
+  if (signedAt.getTime() > now.getTime() + policy.futureSkewSeconds * 1000) {
+    throw new PgwError('signature.future', `the signature time ${s} lies in the future; check the sending system's clock`, details);
+  }
+  if (signedAt.getTime() < now.getTime() - policy.maxAgeSeconds * 1000) {
+    throw new PgwError('signature.too_old', `the signature was made at ${s}, older than the accepted ${Math.round(policy.maxAgeSeconds / 3600)} hours; sign the file again`, details);
+  }
+  if (k.row.revoked_at && k.row.revoked_at <= t) {
+    throw new PgwError('key.revoked', `signed by key ${fp}, revoked on ${d(k.row.revoked_at)}; sign with your current key`, details);
+  }
+  if (s < k.row.key_created_at || s < k.row.not_before) {
+    throw new PgwError('key.not_yet_active', `signed by key ${fp}, which is active only from ${d(k.row.not_before)}`, details);
+  }
+  if (k.row.not_after && (k.row.not_after <= s || k.row.not_after <= t)) {
+    throw new PgwError('key.expired', `signed by key ${fp}, which expired on ${d(k.row.not_after)}; register a new key`, details);
+  }
+}

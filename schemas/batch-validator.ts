@@ -1,0 +1,247 @@
+/**
+ * Validates the decrypted plaintext of one batch: decode, parse (JSON or CSV), check the
+ * envelope, then every record against the compiled schema plus the date plausibility
+ * rules that a schema cannot express.
+ *
+ * Glossary:
+ * - **batch-level failure**: the batch cannot be read as a whole (encoding, syntax,
+ *   limits, unknown schema, bad envelope, no records); thrown as a {@link PgwError}.
+ * - **record issue**: a problem with one record; a record with at least one *error* is
+ *   rejected, *warnings* (the allowed BSN placeholder) never reject.
+ * - **batch date**: the day the due-date window is centred on — the envelope's
+ *   `createdAt` when given and within a day of `now`, else `now` (dates in UTC).
+ *
+ * Nothing returned or thrown contains a field value; records are named by index and by
+ * the partner's own record `reference` when that is well-formed.
+ */
+import { PgwError } from '../gateway/core/errors.js';
+import { getSchemaValidators, type SchemaValidators } from './compiled-schemas.js';
+import { parseCsvRecords, readCsvHead } from './csv-payload.js';
+import { parseJsonPayload } from './json-payload.js';
+import { classifyAjvError, envelopeIssues, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
+
+export type { RecordIssue } from './record-issues.js';
+
+/** The outcome of validating a batch that could be read as a whole. */
+export interface BatchValidation {
+  /** The schema name, e.g. `client-registration/v1`. */
+  schema: string;
+  /** How the plaintext was read. */
+  format: 'json' | 'csv';
+  /** The partner's batch reference if given (JSON envelope only). */
+  reference: string | null;
+  total: number;
+  accepted: number;
+  rejected: number;
+  /** Per-record errors, in record order (`record` = 0-based index). */
+  errors: RecordIssue[];
+  /** Per-record warnings, e.g. `bsn.placeholder` when the partner's policy allows it. */
+  warnings: RecordIssue[];
+  /** The valid records, for handoff — in memory only, never logged or queued. */
+  acceptedRecords: Record<string, unknown>[];
+  /** Indexes of `acceptedRecords` in the batch. */
+  acceptedIndexes: number[];
+}
+
+/** What validation needs to know about the batch and the partner's policy. */
+export interface ValidationContext {
+  /** The uploaded file name (PGP suffixes are stripped); names the schema of a CSV. */
+  fileName: string;
+  now: Date;
+  /** Partner policy: accept BSN 999999999 with a warning. */
+  allowBsnPlaceholder: boolean;
+  maxRecords: number;
+  maxJsonDepth: number;
+}
+
+const DAY_MS = 86_400_000;
+/**
+ * At most this many errors are kept per record (a record has 10 fields; beyond that a
+ * record can only repeat unknown fields). Keeps the per-field duplicate check constant-time.
+ */
+export const MAX_ERRORS_PER_RECORD = 32;
+const SAFE_SCHEMA_NAME = /^[a-z0-9-]{1,60}\/v[0-9]{1,3}$/;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Inclusive day bounds as `YYYY-MM-DD` strings, compared lexicographically. */
+interface DateBounds {
+  birthMin: string;
+  birthMax: string;
+  dueMin: string;
+  dueMax: string;
+}
+
+function pad(n: number, width: number): string {
+  return String(n).padStart(width, '0');
+}
+
+/**
+ * Moves a `YYYY-MM-DD` day by whole months, keeping the day number even when the target
+ * month is shorter (`2025-01-31` + 1 → `2025-02-31`). Such a bound still compares right:
+ * every real date of February is before it, March 1 after it.
+ */
+export function shiftMonths(day: string, months: number): string {
+  const y = Number(day.slice(0, 4));
+  const m0 = Number(day.slice(5, 7)) - 1 + months;
+  const year = y + Math.floor(m0 / 12);
+  const month = ((m0 % 12) + 12) % 12 + 1;
+  return `${pad(year, 4)}-${pad(month, 2)}-${day.slice(8, 10)}`;
+}
+
+/** The plausibility bounds for a batch validated at `now` with envelope `createdAt`. */
+export function dateBounds(now: Date, createdAt: string | undefined): DateBounds {
+  const today = now.toISOString().slice(0, 10);
+  let batchDay = today;
+  if (createdAt !== undefined) {
+    const t = Date.parse(createdAt);
+    if (Number.isFinite(t) && Math.abs(t - now.getTime()) <= DAY_MS) batchDay = createdAt.slice(0, 10);
+  }
+  return {
+    birthMin: shiftMonths(today, -60 * 12),
+    birthMax: shiftMonths(today, -10 * 12),
+    dueMin: shiftMonths(batchDay, -12),
+    dueMax: shiftMonths(batchDay, 10),
+  };
+}
+
+function decode(plaintext: Buffer): string {
+  try {
+    // ignoreBOM is false: the decoder itself drops one leading byte-order mark
+    return utf8.decode(plaintext);
+  } catch {
+    throw new PgwError('payload.encoding', undefined, {});
+  }
+}
+
+function firstNonWhitespace(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c;
+  }
+  return -1;
+}
+
+function ownValue(obj: object, key: string): unknown {
+  return Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
+}
+
+function unknownSchema(name: unknown): PgwError {
+  const details: Record<string, unknown> = {};
+  if (typeof name === 'string' && name.length <= 64 && SAFE_SCHEMA_NAME.test(name)) details.schema = name;
+  return new PgwError('schema.unknown', undefined, details);
+}
+
+function hasIssueAt(issues: readonly RecordIssue[], from: number, path: string): boolean {
+  for (let k = from; k < issues.length; k++) if (issues[k]!.path === path) return true;
+  return false;
+}
+
+/** Validates every record; the shared tail of the JSON and CSV paths. */
+function validateRecords(
+  v: SchemaValidators,
+  records: readonly unknown[],
+  bounds: DateBounds,
+  allowBsnPlaceholder: boolean,
+): Pick<BatchValidation, 'total' | 'accepted' | 'rejected' | 'errors' | 'warnings' | 'acceptedRecords' | 'acceptedIndexes'> {
+  const errors: RecordIssue[] = [];
+  const warnings: RecordIssue[] = [];
+  const acceptedRecords: Record<string, unknown>[] = [];
+  const acceptedIndexes: number[] = [];
+  const validate = v.record;
+  for (let i = 0; i < records.length; i++) {
+    const rec = records[i];
+    const before = errors.length;
+    const ok = validate(rec);
+    let reference: string | undefined;
+    if (!ok) {
+      reference = recordReference(rec);
+      for (const e of validate.errors ?? []) {
+        const c = classifyAjvError(e, rec);
+        if (c.placeholder && allowBsnPlaceholder) {
+          warnings.push(makeIssue(i, reference, c.path, 'bsn.placeholder'));
+        } else if (errors.length - before < MAX_ERRORS_PER_RECORD && !hasIssueAt(errors, before, c.path)) {
+          // first error per field wins: type, then length, then format
+          errors.push(makeIssue(i, reference, c.path, c.code));
+        }
+      }
+    }
+    if (typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
+      const r = rec as Record<string, unknown>;
+      const birth = r.birthDate;
+      if (typeof birth === 'string' && (ok || !hasIssueAt(errors, before, '/birthDate'))
+        && (birth < bounds.birthMin || birth > bounds.birthMax)) {
+        reference ??= recordReference(rec);
+        errors.push(makeIssue(i, reference, '/birthDate', 'birthDate.implausible'));
+      }
+      const due = r.dueDate;
+      if (typeof due === 'string' && (ok || !hasIssueAt(errors, before, '/dueDate'))
+        && (due < bounds.dueMin || due > bounds.dueMax)) {
+        reference ??= recordReference(rec);
+        errors.push(makeIssue(i, reference, '/dueDate', 'dueDate.out_of_window'));
+      }
+      if (errors.length === before) {
+        acceptedRecords.push(r);
+        acceptedIndexes.push(i);
+      }
+    }
+  }
+  const accepted = acceptedIndexes.length;
+  return { total: records.length, accepted, rejected: records.length - accepted, errors, warnings, acceptedRecords, acceptedIndexes };
+}
+
+function validateJson(text: string, ctx: ValidationContext): BatchValidation {
+  const value = parseJsonPayload(text, ctx.maxJsonDepth);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw unknownSchema(undefined);
+  const name = ownValue(value, 'schema');
+  const v = typeof name === 'string' ? getSchemaValidators(name) : undefined;
+  if (v === undefined) throw unknownSchema(name);
+  const records = ownValue(value, 'records');
+  if (Array.isArray(records)) {
+    if (records.length === 0) throw new PgwError('batch.empty', undefined, {});
+    if (records.length > ctx.maxRecords) {
+      throw new PgwError('limits.records', undefined, { limit: ctx.maxRecords, count: records.length });
+    }
+  }
+  if (!v.envelope(value)) {
+    throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(v.envelope.errors ?? []) });
+  }
+  const reference = ownValue(value, 'reference');
+  const createdAt = ownValue(value, 'createdAt');
+  const bounds = dateBounds(ctx.now, typeof createdAt === 'string' ? createdAt : undefined);
+  return {
+    schema: v.name,
+    format: 'json',
+    reference: typeof reference === 'string' ? reference : null,
+    ...validateRecords(v, records as unknown[], bounds, ctx.allowBsnPlaceholder),
+  };
+}
+
+function validateCsv(text: string, ctx: ValidationContext): BatchValidation {
+  const head = readCsvHead(text, ctx.fileName);
+  const v = head.schema === null ? undefined : getSchemaValidators(head.schema);
+  if (v === undefined) throw unknownSchema(head.schema);
+  const records = parseCsvRecords(head, ctx.maxRecords, v.recordFields);
+  if (records.length === 0) throw new PgwError('batch.empty', undefined, { format: 'csv' });
+  return {
+    schema: v.name,
+    format: 'csv',
+    reference: null,
+    ...validateRecords(v, records, dateBounds(ctx.now, undefined), ctx.allowBsnPlaceholder),
+  };
+}
+
+/**
+ * Validates one batch's plaintext. JSON when the first non-whitespace character is `{`
+ * (or `[`, which then names no schema), CSV otherwise.
+ *
+ * @throws {PgwError} `payload.encoding`, `payload.malformed`, `payload.duplicate_keys`,
+ *   `limits.json_depth`, `limits.records`, `schema.unknown`, `schema.batch_invalid`,
+ *   `batch.empty` — the whole batch is rejected.
+ */
+export function validateBatch(plaintext: Buffer, ctx: ValidationContext): BatchValidation {
+  const text = decode(plaintext);
+  const first = firstNonWhitespace(text);
+  if (first === -1) throw new PgwError('batch.empty', undefined, {});
+  if (first === 0x7b || first === 0x5b) return validateJson(text, ctx);
+  return validateCsv(text, ctx);
+}

@@ -1,0 +1,77 @@
+/**
+ * The ack plaintext (DESIGN.md §8), built only from ledger columns: ids, counts, codes,
+ * hashes and the partner's own references — never record content.
+ */
+import type { Batch } from '../gateway/core/ledger/index.js';
+import { ERROR_CODES, type ErrorCode } from '../gateway/core/errors.js';
+
+export interface AckIssue {
+  record: number;
+  reference?: string;
+  path: string;
+  code: string;
+  message: string;
+}
+
+export interface AckDocument {
+  type: 'pgw.ack';
+  version: 1;
+  ackVersion: number;
+  supersedes?: string;
+  batchId: string;
+  partner: string;
+  fileName: string;
+  sha256: string;
+  size: number;
+  receivedAt: string;
+  processedAt: string;
+  status: 'accepted' | 'partially_accepted' | 'rejected';
+  test: boolean;
+  signer: { fingerprint: string; signedAt: string } | null;
+  schema: string | null;
+  reference: string | null;
+  records: { total: number; accepted: number; rejected: number };
+  errors: AckIssue[];
+  warnings: AckIssue[];
+  reason: { code: string; message: string } | null;
+  duplicateOf?: string;
+}
+
+export function buildAckDocument(batch: Batch, opts: { ackVersion: number; supersedes?: string }): AckDocument {
+  if (!batch.outcome) throw new Error('ack requested for an undecided batch');
+  const issues = batch.record_issues ? (JSON.parse(batch.record_issues) as { errors: AckIssue[]; warnings: AckIssue[] }) : { errors: [], warnings: [] };
+  let reason: AckDocument['reason'] = null;
+  if (batch.error_code) {
+    const detail = batch.error_detail ? (JSON.parse(batch.error_detail) as { message?: string }) : {};
+    const fallback = (ERROR_CODES as Record<string, { message: string }>)[batch.error_code]?.message ?? 'rejected';
+    let message = detail.message ?? fallback;
+    if (batch.error_code === 'batch.duplicate' && batch.duplicate_of) {
+      message = `the same file was already received as batch ${batch.duplicate_of}; it is not processed again`;
+    }
+    reason = { code: batch.error_code as ErrorCode, message };
+  }
+  const doc: AckDocument = {
+    type: 'pgw.ack',
+    version: 1,
+    ackVersion: opts.ackVersion,
+    batchId: batch.id,
+    partner: batch.partner_id,
+    fileName: batch.file_name,
+    sha256: batch.sha256,
+    size: Number(batch.size),
+    receivedAt: batch.received_at,
+    processedAt: batch.processed_at ?? batch.updated_at,
+    status: batch.outcome,
+    test: batch.lane === 'test',
+    signer: batch.signer_fingerprint && batch.signed_at ? { fingerprint: batch.signer_fingerprint, signedAt: batch.signed_at } : null,
+    schema: batch.schema,
+    reference: batch.reference,
+    records: { total: batch.records_total ?? 0, accepted: batch.records_accepted ?? 0, rejected: batch.records_rejected ?? 0 },
+    errors: issues.errors,
+    warnings: issues.warnings,
+    reason,
+  };
+  if (opts.supersedes) doc.supersedes = opts.supersedes;
+  if (batch.duplicate_of) doc.duplicateOf = batch.duplicate_of;
+  return doc;
+}

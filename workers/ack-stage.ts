@@ -1,0 +1,113 @@
+/**
+ * Stage 3: sign the ack with the active gateway key, encrypt it to the partner's newest
+ * usable key, and publish it.
+ *
+ * Exactly one ack per batch and version, whatever crashes or redeliveries happen: the
+ * signed+encrypted bytes are published once to `acks/<batchId>.v<N>.pgp` with a hard link
+ * that fails if the file exists; a retry reuses those bytes. The outbox entry is a link to
+ * the same file, and the ledger row (insert-once) finishes the batch.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as openpgp from 'openpgp';
+import type { Batch } from '../gateway/core/ledger/index.js';
+import { nowIso } from '../gateway/core/ledger/index.js';
+import { PgwError } from '../gateway/core/errors.js';
+import { fsyncDir, publishOnce, removeQuietly, tempNameFor, writeFileAtomic } from '../gateway/core/fs-atomic.js';
+import { hashFile } from '../gateway/ingest/upload.js';
+import { ackFileName } from '../gateway/ingest/file-names.js';
+import { openpgpConfig } from '../keys/openpgp-policy.js';
+import { ackEncryptionKey, loadPartnerKeys } from '../keys/partner-keys.js';
+import { buildAckDocument } from './ack-document.js';
+import type { StageContext } from './stage-context.js';
+
+export async function runAckStage(ctx: StageContext, batchId: string): Promise<void> {
+  const batch = await ctx.ledger.batches.get(batchId);
+  if (!batch || batch.stage !== 'ack') return;
+  const log = ctx.log.child({ partner: batch.partner_id, batch: batch.id, stage: 'ack' });
+  const version = (batch.ack_version ?? 0) + 1;
+  const previous = version > 1 ? await ctx.ledger.batches.getAck(batch.id, version - 1) : undefined;
+  const blob = ctx.dataDir.ackBlob(batch.id, version);
+
+  let signedBy: string;
+  let encryptedTo: string;
+  const existing = await fsp.stat(blob).catch(() => null);
+  if (existing) {
+    // A previous attempt published the ack: reuse it, never produce a second one.
+    ({ signedBy, encryptedTo } = await readAckMeta(blob));
+  } else {
+    ({ signedBy, encryptedTo } = await produceAck(ctx, batch, version, previous?.sha256, blob));
+  }
+  ctx.fault('after-ack-written');
+
+  const sha256 = await hashFile(blob);
+  const outboxName = await chooseOutboxName(ctx, batch);
+  const outboxDir = ctx.dataDir.outboxFor(batch.partner_id, batch.lane);
+  await fsp.mkdir(outboxDir, { recursive: true, mode: 0o700 });
+  const target = path.join(outboxDir, outboxName);
+  const tmp = tempNameFor(target);
+  await fsp.link(blob, tmp);
+  await fsp.rename(tmp, target);
+  await fsyncDir(outboxDir);
+
+  const recorded = await ctx.ledger.batches.recordAck({
+    batch_id: batch.id, version, sha256, outbox_name: outboxName, signed_by: signedBy, encrypted_to: encryptedTo, created_at: nowIso(),
+  });
+  if (recorded) log.info('ack published', { outcome: batch.outcome, version, ackSha256: sha256, outbox: outboxName, lane: batch.lane });
+}
+
+async function produceAck(
+  ctx: StageContext, batch: Batch, version: number, supersedes: string | undefined, blob: string,
+): Promise<{ signedBy: string; encryptedTo: string }> {
+  await ctx.keyring.refresh();
+  const signing = ctx.keyring.signingKey();
+  const recipient = await ackEncryptionKey(await loadPartnerKeys(ctx.ledger, batch.partner_id));
+  if (!recipient) {
+    await ctx.ledger.batches.addEvent(batch.id, 'ack', 'error', 'ack.no_partner_key');
+    throw new PgwError('ack.no_partner_key', undefined, { partner: batch.partner_id });
+  }
+  const doc = buildAckDocument(batch, { ackVersion: version, ...(supersedes ? { supersedes } : {}) });
+  const encrypted = await openpgp.encrypt({
+    message: await openpgp.createMessage({ text: `${JSON.stringify(doc, null, 2)}\n`, format: 'utf8', filename: 'ack.json' }),
+    encryptionKeys: recipient.key,
+    signingKeys: signing.privateKey,
+    format: 'binary',
+    config: openpgpConfig(ctx.config.limits),
+  });
+  const signedBy = signing.row.fingerprint;
+  const encryptedTo = recipient.row.fingerprint;
+  const tmp = path.join(ctx.dataDir.acksDir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const fh = await fsp.open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(encrypted as Uint8Array);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const published = await publishOnce(tmp, blob);
+  await removeQuietly(tmp);
+  if (!published) return readAckMeta(blob); // another worker (lost lock) published first: theirs is the ack
+  await writeFileAtomic(`${blob}.meta.json`, JSON.stringify({ signedBy, encryptedTo }));
+  return { signedBy, encryptedTo };
+}
+
+/** Who signed / was encrypted to, for an ack a previous attempt published. */
+async function readAckMeta(blob: string): Promise<{ signedBy: string; encryptedTo: string }> {
+  const raw = await fsp.readFile(`${blob}.meta.json`, 'utf8').catch(() => null);
+  if (raw) return JSON.parse(raw) as { signedBy: string; encryptedTo: string };
+  // Crashed between publishing the ack and its note: the recipient is readable without decrypting.
+  const msg = await openpgp.readMessage({ binaryMessage: await fsp.readFile(blob) });
+  return { signedBy: 'unknown', encryptedTo: msg.getEncryptionKeyIDs().map((k) => k.toHex()).join(',') };
+}
+
+/**
+ * `<uploaded name>.ack.pgp`, unless another batch's ack already holds that name (a partner
+ * that reuses file names): then `<uploaded name>.<batchId>.ack.pgp`, so no ack is overwritten.
+ */
+async function chooseOutboxName(ctx: StageContext, batch: Batch): Promise<string> {
+  const plain = ackFileName(batch.file_name);
+  const holders = await ctx.ledger.batches.acksByOutboxName(batch.partner_id, [plain]);
+  const other = holders.some((a) => a.batch_id !== batch.id);
+  return other ? ackFileName(`${batch.file_name}.${batch.id}`) : plain;
+}

@@ -1,0 +1,199 @@
+/**
+ * Stage 1: decrypt and verify.
+ *
+ * The plaintext streams from openpgp into a quarantine file sealed with the batch's data
+ * key. Nothing is promoted, parsed or enqueued until the integrity check has passed AND
+ * every signature has resolved and met our policy (keys/partner-keys.ts) — with
+ * `allowUnauthenticatedStream`, openpgp emits plaintext before it knows either.
+ */
+import { createReadStream, promises as fsp } from 'node:fs';
+import { Readable } from 'node:stream';
+import * as openpgp from 'openpgp';
+import type { Batch } from '../gateway/core/ledger/index.js';
+import { nowIso } from '../gateway/core/ledger/index.js';
+import { PgwError } from '../gateway/core/errors.js';
+import { SealedWriter } from '../gateway/core/sealed-blob.js';
+import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
+import { openpgpConfig } from '../keys/openpgp-policy.js';
+import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
+import { shortFingerprint } from '../keys/pgp-inspect.js';
+import { mapOpenpgpError } from './pgp-errors.js';
+import { rejectBatch, type StageContext } from './stage-context.js';
+
+const SIGNATURE_TYPES_ACCEPTED = new Set([openpgp.enums.signature.binary, openpgp.enums.signature.text]);
+
+export interface DecryptVerdict {
+  signerFingerprint: string;
+  signedAt: Date;
+  decryptKeyFingerprint: string;
+  plaintextBytes: number;
+}
+
+export async function runDecryptStage(ctx: StageContext, batchId: string): Promise<void> {
+  const batch = await ctx.ledger.batches.get(batchId);
+  if (!batch) {
+    ctx.log.warn('decrypt: no such batch', { batch: batchId });
+    return;
+  }
+  if (batch.stage !== 'decrypt') {
+    // Already past this stage (a redelivered job): make sure the next stage is queued.
+    if (batch.stage === 'validate' || batch.stage === 'ack') await ctx.enqueuer.enqueue(batch.stage, batch.id);
+    return;
+  }
+  const log = ctx.log.child({ partner: batch.partner_id, batch: batch.id, stage: 'decrypt' });
+  if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
+  const key = ctx.dataKeys.unwrap(batch.data_key);
+  const quarantine = ctx.dataDir.quarantineFile(batch.id);
+
+  let verdict: DecryptVerdict;
+  try {
+    verdict = await decryptToQuarantine(ctx, batch, key, quarantine);
+  } catch (err) {
+    await removeQuietly(quarantine);
+    const mapped = mapOpenpgpError(err);
+    if (mapped instanceof PgwError && !mapped.retryable) {
+      await rejectBatch(ctx, batch, 'decrypt', mapped);
+      return;
+    }
+    throw mapped;
+  }
+
+  // Verdict resolved: promote, then record. A crash between the two only repeats this stage.
+  await commitRename(quarantine, ctx.dataDir.payloadFile(batch.id));
+  ctx.fault('after-decrypt');
+  await ctx.ledger.batches.advance(batch.id, 'decrypt', 'validate', {
+    signer_fingerprint: verdict.signerFingerprint,
+    signed_at: nowIso(verdict.signedAt),
+    decrypt_key_fingerprint: verdict.decryptKeyFingerprint,
+  }, {
+    stage: 'decrypt', outcome: 'ok',
+    detail: { signer: verdict.signerFingerprint, signedAt: nowIso(verdict.signedAt), decryptKey: verdict.decryptKeyFingerprint },
+  });
+  log.info('batch verified and decrypted', { signer: verdict.signerFingerprint, bytes: verdict.plaintextBytes });
+  await ctx.enqueuer.enqueue('validate', batch.id);
+}
+
+async function decryptToQuarantine(ctx: StageContext, batch: Batch, dataKey: Buffer, quarantine: string): Promise<DecryptVerdict> {
+  const now = new Date();
+  const config = openpgpConfig(ctx.config.limits);
+  const spool = ctx.dataDir.spoolFile(batch.id);
+  const message = await readSpooledMessage(spool, config);
+
+  // Which of our keys was this encrypted to? Names the key in a rejection.
+  await ctx.keyring.refresh();
+  const recipientIds = message.getEncryptionKeyIDs().map((k) => k.toHex());
+  if (recipientIds.length === 0) throw new PgwError('pgp.not_encrypted');
+  const usable = ctx.keyring.decryptionKeys(now);
+  const matched = recipientIds.map((id) => usable.find((k) => k.fingerprints.some((f) => f.endsWith(id))))
+    .find((k) => k !== undefined);
+  if (!matched) throw noKeyError(ctx, recipientIds, now);
+
+  const partnerKeys = await loadPartnerKeys(ctx.ledger, batch.partner_id);
+  const decrypted = await openpgp.decrypt({
+    message,
+    decryptionKeys: matched.privateKey,
+    // Only the uploading partner's keys: another partner's real key is an unknown signer here.
+    verificationKeys: partnerKeys.map((k) => k.key),
+    expectSigned: false,
+    format: 'binary',
+    date: now,
+    config,
+  });
+
+  const writer = await SealedWriter.create(quarantine, dataKey);
+  try {
+    const reader = (decrypted.data as ReadableStream<Uint8Array>).getReader();
+    const ratio = ctx.config.limits.decompressionRatio;
+    const floor = 1024 * 1024;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await writer.write(value);
+      if (writer.bytesIn > ctx.config.limits.decompressedBytes) throw new PgwError('limits.decompressed_size', undefined, { limit: ctx.config.limits.decompressedBytes });
+      if (writer.bytesIn > floor && writer.bytesIn > batch.size * ratio) throw new PgwError('limits.decompression_ratio', undefined, { limit: ratio });
+    }
+    await writer.finish();
+  } catch (err) {
+    await writer.abort();
+    throw err;
+  }
+
+  const signer = await judgeAllSignatures(decrypted.signatures, partnerKeys, now, ctx);
+  return {
+    signerFingerprint: signer.key.row.fingerprint,
+    signedAt: signer.signedAt,
+    decryptKeyFingerprint: matched.row.fingerprint,
+    plaintextBytes: writer.bytesIn,
+  };
+}
+
+async function readSpooledMessage(spool: string, config: openpgp.PartialConfig): Promise<openpgp.Message<ReadableStream<Uint8Array>>> {
+  const fh = await fsp.open(spool, 'r');
+  const head = Buffer.alloc(64);
+  const { bytesRead } = await fh.read(head, 0, 64, 0);
+  await fh.close();
+  const start = head.subarray(0, bytesRead).toString('latin1').trimStart();
+  if (start.startsWith('-----BEGIN PGP SIGNED MESSAGE')) throw new PgwError('pgp.cleartext_signed');
+  try {
+    if (start.startsWith('-----BEGIN PGP MESSAGE')) {
+      const text = Readable.toWeb(createReadStream(spool, { encoding: 'utf8', highWaterMark: 256 * 1024 })) as unknown as ReadableStream<string>;
+      return (await openpgp.readMessage({ armoredMessage: text, config })) as unknown as openpgp.Message<ReadableStream<Uint8Array>>;
+    }
+    if (start.startsWith('-----BEGIN')) throw new PgwError('pgp.malformed', 'the armored file is not a PGP MESSAGE');
+    const bin = Readable.toWeb(createReadStream(spool, { highWaterMark: 256 * 1024 })) as unknown as ReadableStream<Uint8Array>;
+    return await openpgp.readMessage({ binaryMessage: bin, config });
+  } catch (err) {
+    throw mapOpenpgpError(err);
+  }
+}
+
+/** Every signature must verify and meet the policy; a half-valid batch is rejected. */
+async function judgeAllSignatures(
+  signatures: Awaited<ReturnType<typeof openpgp.decrypt>>['signatures'], partnerKeys: PartnerKey[], now: Date, ctx: StageContext,
+): Promise<{ key: PartnerKey; signedAt: Date }> {
+  if (signatures.length === 0) throw new PgwError('signature.missing');
+  let first: { key: PartnerKey; signedAt: Date } | null = null;
+  for (const s of signatures) {
+    const keyId = s.keyID.toHex();
+    const pk = findPartnerKeyByKeyId(partnerKeys, keyId);
+    if (!pk) {
+      throw new PgwError('signature.unknown_key',
+        `signed by key 0x${keyId.toUpperCase()}, which is not registered for this partner; register it or sign with a registered key`,
+        { keyId });
+    }
+    let packet: openpgp.SignaturePacket;
+    try {
+      packet = (await s.signature).packets[0] as openpgp.SignaturePacket;
+      await s.verified;
+    } catch (err) {
+      const mapped = mapOpenpgpError(err, 'signature.invalid');
+      if (mapped instanceof PgwError && mapped.code !== 'signature.invalid') {
+        // openpgp judged the key at the signature time (expired / newer than signature): say which key.
+        throw new PgwError(mapped.code, `${mapped.message} (key ${shortFingerprint(pk.row.fingerprint)})`, { fingerprint: pk.row.fingerprint });
+      }
+      throw mapped;
+    }
+    if (!SIGNATURE_TYPES_ACCEPTED.has(packet.signatureType as number)) throw new PgwError('signature.invalid', 'only document signatures are accepted');
+    if (!packet.created) throw new PgwError('signature.invalid', 'the signature has no creation time');
+    judgeSignature(pk, packet.created, now, ctx.config.signature);
+    first ??= { key: pk, signedAt: packet.created };
+  }
+  return first!;
+}
+
+function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwError {
+  const current = ctx.keyring.signingKey(now);
+  const cur = shortFingerprint(current.row.fingerprint);
+  for (const id of recipientIds) {
+    const ours = ctx.keyring.findByKeyId(id);
+    if (ours) {
+      const when = (ours.row.not_after ?? ours.row.revoked_at ?? '').slice(0, 10);
+      return new PgwError('decrypt.no_key',
+        `encrypted to gateway key ${shortFingerprint(ours.row.fingerprint)}, retired on ${when}; the current key is ${cur} at /keys/gateway.asc`,
+        { recipients: recipientIds, retiredKey: ours.row.fingerprint, currentKey: current.row.fingerprint });
+    }
+  }
+  return new PgwError('decrypt.no_key',
+    `encrypted to ${recipientIds.map((i) => `0x${i.toUpperCase()}`).join(', ')}, not a gateway key; encrypt to ${cur} from /keys/gateway.asc`,
+    { recipients: recipientIds, currentKey: current.row.fingerprint });
+}

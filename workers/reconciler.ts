@@ -1,0 +1,96 @@
+/**
+ * The reconciler makes the ledger, not Redis, the source of truth: at start and
+ * periodically it re-enqueues every unfinished batch that has no live job (a worker killed
+ * mid-job whose lock expired, a Redis that lost its data, an enqueue that failed during
+ * ingest). It also sweeps leftovers of crashed uploads. Every action is idempotent, so
+ * several reconcilers running at once do no harm.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Ledger } from '../gateway/core/ledger/index.js';
+import type { DataDir } from '../gateway/core/data-dir.js';
+import type { Logger } from '../gateway/core/logger.js';
+import type { PipelineStage } from '../gateway/core/pipeline.js';
+import type { Queues } from './queues.js';
+
+/** Temp files untouched for this long belong to uploads or stages that died. */
+const STALE_MS = 60 * 60 * 1000;
+
+export interface ReconcileReport {
+  checked: number;
+  requeued: number;
+  sweptFiles: number;
+}
+
+export class Reconciler {
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger) {}
+
+  async runOnce(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { checked: 0, requeued: 0, sweptFiles: 0 };
+    for (const b of await this.ledger.batches.unfinished()) {
+      report.checked++;
+      const stage = b.stage as PipelineStage;
+      if (await this.queues.hasLiveJob(stage, b.id)) continue;
+      await this.queues.removeJob(stage, b.id);
+      await this.queues.enqueue(stage, b.id);
+      report.requeued++;
+      this.log.info('reconciler re-enqueued batch', { batch: b.id, stage });
+    }
+    report.sweptFiles = await this.sweep();
+    return report;
+  }
+
+  /** Start: one run now, then every `intervalMs`. */
+  start(intervalMs: number): void {
+    const tick = () => {
+      this.running ??= this.runOnce()
+        .catch((err) => this.log.warn('reconcile failed', { err }))
+        .finally(() => { this.running = null; });
+    };
+    tick();
+    this.timer = setInterval(tick, intervalMs);
+    this.timer.unref();
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  private async sweep(): Promise<number> {
+    let n = 0;
+    const cutoff = Date.now() - STALE_MS;
+    for (const dir of [this.dataDir.tmpDir, this.dataDir.quarantineDir, this.dataDir.acksDir]) {
+      for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+        if (dir === this.dataDir.acksDir && !name.startsWith('.tmp-')) continue;
+        const file = path.join(dir, name);
+        const st = await fsp.lstat(file).catch(() => null);
+        if (!st || st.mtimeMs > cutoff) continue;
+        if (dir === this.dataDir.quarantineDir) {
+          // Quarantine of a batch still being decrypted is rewritten by its retry anyway.
+          const batch = await this.ledger.batches.get(name.replace(/\.sealed$/, ''));
+          if (batch && batch.stage === 'decrypt') continue;
+        }
+        await fsp.rm(file, { force: true });
+        n++;
+      }
+    }
+    // Spool files without a ledger row: the gateway died between rename and ledger write,
+    // and the client got no success reply — the partner will upload again.
+    for (const name of await fsp.readdir(this.dataDir.spoolDir).catch(() => [] as string[])) {
+      const file = path.join(this.dataDir.spoolDir, name);
+      const st = await fsp.lstat(file).catch(() => null);
+      if (!st || st.mtimeMs > cutoff) continue;
+      if (!(await this.ledger.batches.get(name.replace(/\.pgp$/, '')))) {
+        await fsp.rm(file, { force: true });
+        n++;
+      }
+    }
+    if (n) this.log.info('swept stale files', { count: n });
+    return n;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * BullMQ workers for the three stages, in one process. The single place where a stage's
+ * failure is mapped to queue behaviour: retryable errors are thrown (BullMQ retries with
+ * backoff); when the last attempt of decrypt/validate fails, the batch is rejected with
+ * `internal.processing_failed` so the partner still gets an ack.
+ */
+import { Worker, type Job, type ConnectionOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { PipelineStage } from '../gateway/core/pipeline.js';
+import { PgwError } from '../gateway/core/errors.js';
+import type { JobPayload } from './queues.js';
+import { runDecryptStage } from './decrypt-stage.js';
+import { runValidateStage } from './validate-stage.js';
+import { runAckStage } from './ack-stage.js';
+import { rejectBatch, type StageContext } from './stage-context.js';
+
+const PROCESSORS: Record<PipelineStage, (ctx: StageContext, batchId: string) => Promise<void>> = {
+  decrypt: runDecryptStage,
+  validate: runValidateStage,
+  ack: runAckStage,
+};
+
+export class WorkerPool {
+  private readonly workers: Worker<JobPayload>[] = [];
+  private closed = false;
+
+  constructor(private readonly ctx: StageContext, connection: Redis, prefix: string) {
+    const w = ctx.config.workers;
+    for (const stage of Object.keys(PROCESSORS) as PipelineStage[]) {
+      const worker = new Worker<JobPayload>(stage, (job) => this.process(stage, job), {
+        connection: connection as ConnectionOptions,
+        prefix,
+        concurrency: w.concurrency,
+        lockDuration: w.lockDurationMs,
+        stalledInterval: w.stalledIntervalMs,
+        maxStalledCount: 5,
+        autorun: true,
+      });
+      worker.on('error', (err) => ctx.log.warn('worker error', { stage, err }));
+      worker.on('failed', (job, err) => void this.onFailed(stage, job, err));
+      this.workers.push(worker);
+    }
+  }
+
+  private async process(stage: PipelineStage, job: Job<JobPayload>): Promise<void> {
+    const batchId = job.data?.batchId;
+    if (typeof batchId !== 'string' || !/^b-\d{8}-[a-z0-9]{12}$/.test(batchId)) {
+      this.ctx.log.warn('job without a valid batch id dropped', { stage, job: job.id });
+      return;
+    }
+    await PROCESSORS[stage](this.ctx, batchId);
+  }
+
+  private async onFailed(stage: PipelineStage, job: Job<JobPayload> | undefined, err: Error): Promise<void> {
+    if (!job) return;
+    const batchId = job.data.batchId;
+    const final = job.attemptsMade >= (job.opts.attempts ?? 1);
+    this.ctx.log.warn('stage failed', { stage, batch: batchId, attempt: job.attemptsMade, final, err });
+    if (!final || stage === 'ack') return; // the ack stage keeps being retried by the reconciler
+    try {
+      const batch = await this.ctx.ledger.batches.get(batchId);
+      if (batch && batch.stage === stage) {
+        await rejectBatch(this.ctx, batch, stage, new PgwError('internal.processing_failed'));
+      }
+    } catch (e) {
+      this.ctx.log.error('could not reject a failed batch; reconciler will retry', { batch: batchId, err: e });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Waits for running jobs to finish (SIGTERM: nothing half-done is abandoned).
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
