@@ -50,7 +50,9 @@ export interface ValidationContext {
   now: Date;
   /** Partner policy: accept BSN 999999999 with a warning. */
   allowBsnPlaceholder: boolean;
+  /** More data records than this → `limits.records`. */
   maxRecords: number;
+  /** Deepest allowed nesting of `{`/`[` (envelope 1, records array 2, a record 3) → `limits.json_depth`. */
   maxJsonDepth: number;
 }
 

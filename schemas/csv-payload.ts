@@ -67,9 +67,13 @@ function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void
   }
 }
 
+/** Index of the first `\r` or `\n` at or after `from` (CRLF, LF and old-Mac CR files), or the text length. */
 function lineEnd(text: string, from: number): number {
-  const nl = text.indexOf('\n', from);
-  return nl === -1 ? text.length : nl;
+  for (let i = from; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x0a || c === 0x0d) return i;
+  }
+  return text.length;
 }
 
 /**
@@ -79,9 +83,10 @@ function lineEnd(text: string, from: number): number {
 export function readCsvHead(text: string, fileName: string): CsvHead {
   if (!text.startsWith('#')) return { schema: schemaFromFileName(fileName), body: text, lineOffset: 0 };
   const end = lineEnd(text, 0);
-  const first = text.slice(0, end).replace(/\r$/, '');
+  const first = text.slice(0, end);
   const m = first.length <= 200 ? SCHEMA_COMMENT.exec(first) : null;
-  return { schema: m ? m[1]! : schemaFromFileName(fileName), body: text.slice(end + 1), lineOffset: 1 };
+  const next = text.charCodeAt(end) === 0x0d && text.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
+  return { schema: m ? m[1]! : schemaFromFileName(fileName), body: text.slice(next), lineOffset: 1 };
 }
 
 /**

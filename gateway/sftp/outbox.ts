@@ -1,0 +1,160 @@
+/**
+ * `/outbox` and `/outbox/test`: the partner's acks, a real directory
+ * (`dataDir.outboxFor(partner, lane)`). Read and delete only; only regular files named like
+ * an ack are visible; symlinks are never followed (lstat for listings, O_NOFOLLOW on open,
+ * O_NONBLOCK so a planted FIFO cannot block us). A complete download is a delivery receipt.
+ */
+import { createHash } from 'node:crypto';
+import { constants as fsc, promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Lane } from '../core/ledger/schema.js';
+import type { AckRow } from '../core/ledger/index.js';
+import { serializeError } from '../core/logger.js';
+import { classifyUploadName } from '../ingest/file-names.js';
+import { ReadCoverage } from './read-coverage.js';
+import { noSuchFile } from './status-map.js';
+import type { OutboxFileHandle, SessionContext } from './session-context.js';
+import { dirAttrs, entry, fileAttrs, TEST_DIR, type DirEntry, type FileAttrs } from './virtual-fs.js';
+
+const ACK_SUFFIX = '.ack.pgp';
+/** Largest READ we answer; bigger requests get a short read (clients continue). */
+export const MAX_READ_BYTES = 64 * 1024;
+
+/** `<valid final upload name>.ack.pgp` — the only names an outbox shows. */
+export function isAckName(name: string): boolean {
+  if (!name.endsWith(ACK_SUFFIX) || name.startsWith('.')) return false;
+  try {
+    return classifyUploadName(name.slice(0, -ACK_SUFFIX.length)) === 'final';
+  } catch {
+    return false;
+  }
+}
+
+function fileIn(ctx: SessionContext, lane: Lane, name: string): string {
+  if (!isAckName(name)) throw noSuchFile();
+  return path.join(ctx.dataDir.outboxFor(ctx.partnerId, lane), name);
+}
+
+export async function listOutbox(ctx: SessionContext, lane: Lane): Promise<DirEntry[]> {
+  const dir = ctx.dataDir.outboxFor(ctx.partnerId, lane);
+  const out: DirEntry[] = [];
+  if (lane === 'live') out.push(entry(TEST_DIR, dirAttrs(true), ctx.partnerId));
+  const dirents = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const d of dirents) {
+    // Dirent types come from lstat semantics: a symlink is never isFile().
+    if (!d.isFile() || !isAckName(d.name)) continue;
+    const st = await fsp.lstat(path.join(dir, d.name)).catch(() => null);
+    if (!st?.isFile()) continue;
+    out.push(entry(d.name, fileAttrs(st.size, st.mtime), ctx.partnerId));
+  }
+  return out;
+}
+
+export async function statOutboxEntry(ctx: SessionContext, lane: Lane, name: string): Promise<FileAttrs> {
+  if (lane === 'live' && name === TEST_DIR) return dirAttrs(true);
+  const st = await fsp.lstat(fileIn(ctx, lane, name)).catch(() => null);
+  if (!st?.isFile()) throw noSuchFile();
+  return fileAttrs(st.size, st.mtime);
+}
+
+export async function openOutboxFile(ctx: SessionContext, lane: Lane, name: string): Promise<OutboxFileHandle> {
+  const file = fileIn(ctx, lane, name);
+  let fh: Awaited<ReturnType<typeof fsp.open>>;
+  try {
+    fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') throw noSuchFile();
+    throw err;
+  }
+  const st = await fh.stat().catch(() => null);
+  if (!st?.isFile()) {
+    await fh.close().catch(() => {});
+    throw noSuchFile();
+  }
+  return { kind: 'outbox-file', lane, name, fh, size: st.size, mtime: st.mtime, coverage: new ReadCoverage(), receipt: null };
+}
+
+/** READ: the bytes at `offset` (at most {@link MAX_READ_BYTES}), or null at end of file. */
+export async function readOutboxFile(ctx: SessionContext, h: OutboxFileHandle, offset: number, len: number): Promise<Buffer | null> {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset >= h.size) {
+    h.coverage.sawEof = true;
+    maybeReceipt(ctx, h);
+    return null;
+  }
+  const want = Math.max(0, Math.min(len, MAX_READ_BYTES, h.size - offset));
+  if (want === 0) return Buffer.alloc(0);
+  const buf = Buffer.allocUnsafe(want);
+  const { bytesRead } = await h.fh.read(buf, 0, want, offset);
+  if (bytesRead === 0) {
+    h.coverage.sawEof = true;
+    maybeReceipt(ctx, h);
+    return null;
+  }
+  h.coverage.add(offset, offset + bytesRead);
+  maybeReceipt(ctx, h);
+  return buf.subarray(0, bytesRead);
+}
+
+/** CLOSE: waits for the receipt (if the file was fully read) so the ledger is current. */
+export async function closeOutboxFile(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
+  maybeReceipt(ctx, h);
+  try {
+    await h.receipt;
+  } finally {
+    await h.fh.close().catch(() => {});
+  }
+}
+
+export async function removeOutboxEntry(ctx: SessionContext, lane: Lane, name: string): Promise<void> {
+  const file = fileIn(ctx, lane, name);
+  const st = await fsp.lstat(file).catch(() => null);
+  if (!st?.isFile()) throw noSuchFile();
+  await fsp.unlink(file);
+}
+
+function maybeReceipt(ctx: SessionContext, h: OutboxFileHandle): void {
+  if (h.receipt || !h.coverage.covers(h.size)) return;
+  h.receipt = recordReceipt(ctx, h);
+  ctx.background(h.receipt);
+}
+
+/**
+ * The delivery receipt: find the ack row for this file (by the sha-256 of exactly the
+ * bytes we served, which also tells live from test lane and one ack version from the
+ * next; else the newest row of that name) and mark it downloaded. Never fails the download.
+ */
+async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
+  try {
+    const sha256 = await hashHandle(h);
+    const rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
+    const row = pickAck(rows, sha256);
+    if (!row) {
+      ctx.log.warn('outbox file has no ack row', { file: h.name, lane: h.lane });
+      return;
+    }
+    await ctx.ledger.batches.markAckDownloaded(row.batch_id, row.version, 'sftp');
+    ctx.log.info('ack downloaded', { batch: row.batch_id, version: row.version, lane: h.lane });
+  } catch (err) {
+    ctx.log.warn('ack receipt failed', { file: h.name, err: serializeError(err) });
+  }
+}
+
+export function pickAck(rows: AckRow[], sha256: string): AckRow | undefined {
+  const exact = rows.find((r) => r.sha256 === sha256);
+  if (exact) return exact;
+  return [...rows].sort((a, b) => (b.created_at.localeCompare(a.created_at)) || (b.version - a.version))[0];
+}
+
+async function hashHandle(h: OutboxFileHandle): Promise<string> {
+  const hash = createHash('sha256');
+  const buf = Buffer.allocUnsafe(MAX_READ_BYTES);
+  let pos = 0;
+  while (pos < h.size) {
+    const { bytesRead } = await h.fh.read(buf, 0, Math.min(buf.length, h.size - pos), pos);
+    if (bytesRead === 0) break;
+    hash.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  return hash.digest('hex');
+}

@@ -1,0 +1,337 @@
+/**
+ * SFTP request handlers for one session (SFTPGo's `handler.go` role). Each request goes
+ * through {@link serve}: the handler returns a reply description, and exactly one reply is
+ * sent — any throw becomes a status via status-map.ts. No request can go unanswered.
+ */
+import type ssh2 from 'ssh2';
+import { PgwError } from '../core/errors.js';
+import { serializeError } from '../core/logger.js';
+import { HandleTable } from './handle-table.js';
+import type { SftpConnection } from './connection.js';
+import {
+  abortUpload, closeUpload, listInbox, OPEN_FLAGS, openUpload, removeInboxEntry, renameInInbox, statInboxEntry, writeUpload,
+} from './inbox.js';
+import {
+  closeOutboxFile, listOutbox, MAX_READ_BYTES, openOutboxFile, readOutboxFile, removeOutboxEntry, statOutboxEntry,
+} from './outbox.js';
+import type { OpenHandle, SessionContext } from './session-context.js';
+import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
+import { outboundBacklogBytes } from './ssh2-internals.js';
+import {
+  dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
+} from './virtual-fs.js';
+
+/** Names per READDIR reply. */
+const READDIR_CHUNK = 100;
+/** Replies ssh2 may hold for a peer that stopped reading before we drop it (#1505, outbound). */
+export const MAX_OUTBOUND_BACKLOG = 16 * 1024 * 1024;
+
+const WRITE_FLAGS = OPEN_FLAGS.WRITE | OPEN_FLAGS.APPEND | OPEN_FLAGS.CREAT | OPEN_FLAGS.TRUNC | OPEN_FLAGS.EXCL;
+
+type Reply =
+  | { status: SftpStatusCode; message?: string }
+  | { handle: Buffer }
+  | { data: Buffer }
+  | { names: DirEntry[] }
+  | { attrs: FileAttrs | Record<string, never> };
+
+const OK: Reply = { status: SFTP_STATUS.OK };
+
+function node(rawPath: string): VNode | null {
+  const p = normalisePath(rawPath);
+  return p === null ? null : resolvePath(p);
+}
+
+/** Attach handlers to an accepted SFTP channel. */
+export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, ctx: SessionContext): void {
+  const table = new HandleTable<OpenHandle>(conn.budget);
+  const log = ctx.log;
+  let closed = false;
+
+  const send = (reqid: number, r: Reply): void => {
+    try {
+      if ('handle' in r) sftp.handle(reqid, r.handle);
+      else if ('data' in r) sftp.data(reqid, r.data);
+      else if ('names' in r) sftp.name(reqid, r.names);
+      else if ('attrs' in r) sftp.attrs(reqid, r.attrs as ssh2.Attributes);
+      else sftp.status(reqid, r.status, r.message);
+    } catch (err) {
+      log.debug('sftp reply failed', { err: serializeError(err) });
+    }
+    if (outboundBacklogBytes(sftp) > MAX_OUTBOUND_BACKLOG) {
+      log.warn('peer stopped reading replies; dropping connection', { partner: ctx.partnerId });
+      conn.end('outbound backlog');
+    }
+  };
+
+  /** Run one request. `fn` runs synchronously up to its first await (WRITE ordering). */
+  const serve = (reqid: number, op: string, fn: () => Promise<Reply>, bytes = 0): void => {
+    conn.touch();
+    let p: Promise<Reply>;
+    try {
+      p = fn();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    const done = p.then(
+      (r) => send(reqid, r),
+      (err: unknown) => {
+        const s = toStatus(err);
+        if (s.code === undefined && s.status === SFTP_STATUS.FAILURE) log.warn('sftp request failed', { op, err: serializeError(err) });
+        else log.debug('sftp request refused', { op, status: s.status, code: s.code });
+        send(reqid, { status: s.status, message: s.message });
+      },
+    );
+    conn.track(done, bytes);
+  };
+
+  const addHandle = async (h: OpenHandle): Promise<Reply> => {
+    const id = closed ? null : table.add(h);
+    if (id === null) {
+      await dispose(h);
+      if (closed) throw failure('session closed');
+      throw new PgwError('limits.open_files', undefined, { limit: conn.budget.max });
+    }
+    return { handle: id };
+  };
+
+  const dispose = async (h: OpenHandle): Promise<void> => {
+    if (h.kind === 'upload') await abortUpload(ctx, h);
+    else if (h.kind === 'outbox-file') {
+      await h.receipt;
+      await h.fh.close().catch(() => {});
+    }
+  };
+
+  const ensureBudget = (): void => {
+    if (conn.budget.inUse >= conn.budget.max) throw new PgwError('limits.open_files', undefined, { limit: conn.budget.max });
+  };
+
+  const gatewayKey = async (): Promise<Buffer> => Buffer.from(await ctx.gatewayPublicKeys(), 'utf8');
+
+  const statNode = async (n: VNode | null): Promise<FileAttrs> => {
+    if (!n) throw noSuchFile();
+    switch (n.kind) {
+      case 'root':
+      case 'keys-dir':
+        return dirAttrs(false);
+      case 'inbox-dir':
+      case 'outbox-dir':
+        return dirAttrs(true);
+      case 'inbox-entry':
+        return statInboxEntry(ctx, n.lane, n.name);
+      case 'outbox-entry':
+        return statOutboxEntry(ctx, n.lane, n.name);
+      case 'gateway-key':
+        return fileAttrs((await gatewayKey()).length, Date.now(), 0o400);
+      default:
+        throw noSuchFile();
+    }
+  };
+
+  const listDir = async (n: VNode): Promise<DirEntry[]> => {
+    switch (n.kind) {
+      case 'root':
+        return [
+          entry('inbox', dirAttrs(true), ctx.partnerId),
+          entry('keys', dirAttrs(false), ctx.partnerId),
+          entry('outbox', dirAttrs(true), ctx.partnerId),
+        ];
+      case 'inbox-dir':
+        return listInbox(ctx, n.lane);
+      case 'outbox-dir':
+        return listOutbox(ctx, n.lane);
+      case 'keys-dir':
+        return [entry(GATEWAY_KEY_NAME, fileAttrs((await gatewayKey()).length, Date.now(), 0o400), ctx.partnerId)];
+      default:
+        throw noSuchFile();
+    }
+  };
+
+  sftp.on('OPEN', (reqid: number, filename: string, flags: number) => serve(reqid, 'open', async () => {
+    const n = node(filename);
+    const writing = (flags & WRITE_FLAGS) !== 0;
+    if (!n || n.kind === 'none') {
+      if (writing) throw new PgwError('upload.permission_denied');
+      throw noSuchFile();
+    }
+    if (isDirNode(n)) throw writing ? new PgwError('upload.permission_denied') : failure('is a directory');
+    ensureBudget();
+    if (n.kind === 'inbox-entry') return addHandle(await openUpload(ctx, n.lane, n.name, flags));
+    if (writing) throw new PgwError('upload.permission_denied');
+    if (n.kind === 'outbox-entry') return addHandle(await openOutboxFile(ctx, n.lane, n.name));
+    return addHandle({ kind: 'memory', data: await gatewayKey(), mtime: new Date() });
+  }));
+
+  sftp.on('WRITE', (reqid: number, handle: Buffer, offset: number, data: Buffer) => serve(reqid, 'write', () => {
+    const h = table.get(handle);
+    if (!h) return Promise.reject(failure('invalid handle'));
+    if (h.kind !== 'upload') return Promise.reject(denied());
+    return writeUpload(ctx, h, offset, data).then(() => OK);
+  }, data.length));
+
+  sftp.on('READ', (reqid: number, handle: Buffer, offset: number, len: number) => serve(reqid, 'read', async () => {
+    const h = table.get(handle);
+    if (!h) throw failure('invalid handle');
+    if (h.kind === 'outbox-file') {
+      const data = await readOutboxFile(ctx, h, offset, len);
+      return data === null ? { status: SFTP_STATUS.EOF } : { data };
+    }
+    if (h.kind === 'memory') {
+      if (!Number.isSafeInteger(offset) || offset >= h.data.length) return { status: SFTP_STATUS.EOF };
+      return { data: h.data.subarray(offset, offset + Math.min(len, MAX_READ_BYTES)) };
+    }
+    if (h.kind === 'upload') throw denied('upload.permission_denied: files in /inbox can be written, not read');
+    throw failure('is a directory');
+  }));
+
+  sftp.on('CLOSE', (reqid: number, handle: Buffer) => serve(reqid, 'close', async () => {
+    const h = table.take(handle);
+    if (!h) throw failure('invalid handle');
+    if (h.kind === 'upload') await closeUpload(ctx, h);
+    else if (h.kind === 'outbox-file') await closeOutboxFile(ctx, h);
+    return OK;
+  }));
+
+  sftp.on('FSTAT', (reqid: number, handle: Buffer) => serve(reqid, 'fstat', async () => {
+    const h = table.get(handle);
+    if (!h) throw failure('invalid handle');
+    switch (h.kind) {
+      case 'upload':
+        return { attrs: fileAttrs(h.upload.size, Date.now()) };
+      case 'outbox-file':
+        return { attrs: fileAttrs(h.size, h.mtime) };
+      case 'memory':
+        return { attrs: fileAttrs(h.data.length, h.mtime, 0o400) };
+      default:
+        return { attrs: dirAttrs(false) };
+    }
+  }));
+
+  // Attribute changes (times, modes) are accepted and ignored: clients such as WinSCP and
+  // `put -p` set them after an upload and would report an error otherwise.
+  sftp.on('FSETSTAT', (reqid: number, handle: Buffer) => serve(reqid, 'fsetstat', async () => {
+    if (!table.get(handle)) throw failure('invalid handle');
+    return OK;
+  }));
+
+  sftp.on('SETSTAT', (reqid: number, path: string) => serve(reqid, 'setstat', async () => {
+    const n = node(path);
+    if (n && (n.kind === 'inbox-entry' || n.kind === 'inbox-dir')) return OK;
+    throw denied();
+  }));
+
+  sftp.on('STAT', (reqid: number, path: string) => serve(reqid, 'stat', async () => ({ attrs: await statNode(node(path)) })));
+  // No symlinks exist in the virtual tree, so LSTAT = STAT.
+  sftp.on('LSTAT', (reqid: number, path: string) => serve(reqid, 'lstat', async () => ({ attrs: await statNode(node(path)) })));
+
+  sftp.on('OPENDIR', (reqid: number, path: string) => serve(reqid, 'opendir', async () => {
+    const n = node(path);
+    if (!n || n.kind === 'none') throw noSuchFile();
+    if (!isDirNode(n)) {
+      await statNode(n); // NO_SUCH_FILE when it does not exist
+      throw failure('not a directory');
+    }
+    ensureBudget();
+    return addHandle({ kind: 'dir', entries: await listDir(n), pos: 0 });
+  }));
+
+  sftp.on('READDIR', (reqid: number, handle: Buffer) => serve(reqid, 'readdir', async () => {
+    const h = table.get(handle);
+    if (!h) throw failure('invalid handle');
+    if (h.kind !== 'dir') throw failure('not a directory');
+    if (h.pos >= h.entries.length) return { status: SFTP_STATUS.EOF };
+    const names = h.entries.slice(h.pos, h.pos + READDIR_CHUNK);
+    h.pos += names.length;
+    return { names };
+  }));
+
+  sftp.on('REMOVE', (reqid: number, path: string) => serve(reqid, 'remove', async () => {
+    const n = node(path);
+    if (!n || n.kind === 'none') throw noSuchFile();
+    if (n.kind === 'inbox-entry') await removeInboxEntry(ctx, n.lane, n.name);
+    else if (n.kind === 'outbox-entry') await removeOutboxEntry(ctx, n.lane, n.name);
+    else throw denied();
+    return OK;
+  }));
+
+  const rename = async (from: string, to: string): Promise<Reply> => {
+    const a = node(from);
+    const b = node(to);
+    if (!a || a.kind === 'none') throw noSuchFile();
+    if (a.kind === 'inbox-entry' && b?.kind === 'inbox-entry') {
+      await renameInInbox(ctx, a, b);
+      return OK;
+    }
+    throw denied();
+  };
+
+  sftp.on('RENAME', (reqid: number, from: string, to: string) => serve(reqid, 'rename', () => rename(from, to)));
+
+  sftp.on('EXTENDED', (reqid: number, name: string, data: Buffer | undefined) => serve(reqid, 'extended', async () => {
+    switch (name) {
+      case 'posix-rename@openssh.com': {
+        const args = readStrings(data, 2);
+        if (!args) return { status: SFTP_STATUS.BAD_MESSAGE };
+        return rename(args[0]!.toString('utf8'), args[1]!.toString('utf8'));
+      }
+      case 'fsync@openssh.com': {
+        // Uploads are fsynced when committed; nothing to do early.
+        const args = readStrings(data, 1);
+        if (!args || !table.get(args[0]!)) throw failure('invalid handle');
+        return OK;
+      }
+      case 'hardlink@openssh.com':
+        throw denied();
+      default:
+        throw unsupported();
+    }
+  }));
+
+  // Directories and links cannot be created; there are none to read either.
+  for (const ev of ['MKDIR', 'RMDIR', 'SYMLINK'] as const) {
+    sftp.on(ev, (reqid: number) => serve(reqid, ev.toLowerCase(), async () => {
+      throw denied();
+    }));
+  }
+  sftp.on('READLINK', (reqid: number) => serve(reqid, 'readlink', async () => {
+    throw unsupported();
+  }));
+
+  sftp.on('REALPATH', (reqid: number, path: string) => serve(reqid, 'realpath', async () => {
+    const p = normalisePath(path);
+    if (p === null) throw noSuchFile();
+    return { names: [{ filename: p, longname: p, attrs: {} as FileAttrs }] };
+  }));
+
+  const cleanup = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    const left = table.drain();
+    let aborted = 0;
+    for (const h of left) {
+      if (h.kind === 'upload') aborted += 1;
+      await dispose(h).catch((err: unknown) => log.warn('handle cleanup failed', { err: serializeError(err) }));
+    }
+    if (aborted > 0) log.info('session ended with unfinished uploads; aborted', { partner: ctx.partnerId, aborted });
+  };
+  conn.onCleanup(cleanup);
+  sftp.on('close', () => conn.background(cleanup()));
+  sftp.on('error', (err: Error) => log.debug('sftp channel error', { err: serializeError(err) }));
+}
+
+/** Read `count` SSH strings from an EXTENDED request body. */
+function readStrings(buf: Buffer | undefined, count: number): Buffer[] | null {
+  if (!buf) return null;
+  const out: Buffer[] = [];
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    if (p + 4 > buf.length) return null;
+    const len = buf.readUInt32BE(p);
+    p += 4;
+    if (p + len > buf.length) return null;
+    out.push(buf.subarray(p, p + len));
+    p += len;
+  }
+  return out;
+}

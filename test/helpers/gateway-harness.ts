@@ -1,0 +1,273 @@
+/**
+ * End-to-end harness: a throw-away data dir, `pgw` processes started as a partner's
+ * gateway would run (the real binary, child processes), partners with keys made by
+ * `ssh-keygen` and `gpg`, uploads with the OpenSSH `sftp` client, acks read from the outbox
+ * and decrypted with `gpg`. Nothing is mocked.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { loadConfig, type Config } from '../../gateway/core/config.js';
+import { silentLogger } from '../../gateway/core/logger.js';
+import { DataDir } from '../../gateway/core/data-dir.js';
+import { Ledger } from '../../gateway/core/ledger/index.js';
+import { initialise } from '../../keys/init.js';
+import { addPartner } from '../../gateway/admin/partner-admin.js';
+import { Queues, createRedis } from '../../workers/queues.js';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const PGW = path.join(ROOT, 'bin', 'pgw.js');
+
+export interface PgwProcess {
+  child: ChildProcess;
+  /** Every stdout/stderr line so far. */
+  lines: string[];
+  port?: number;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface TestPartner {
+  id: string;
+  sshKey: string;
+  gpgHome: string;
+  fingerprint: string;
+}
+
+export class GatewayHarness {
+  readonly dir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly config: Config;
+  readonly dataDir: DataDir;
+  readonly processes: PgwProcess[] = [];
+  gatewayFingerprint = '';
+  private gatewayArmored = '';
+
+  private constructor(dir: string, extraEnv: Record<string, string>) {
+    this.dir = dir;
+    this.env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      PGW_ENV: 'test',
+      PGW_DATA_DIR: path.join(dir, 'data'),
+      PGW_KEY_PASSPHRASE: `test-${randomBytes(8).toString('hex')}`,
+      PGW_QUEUE_PREFIX: `pgwtest-${randomBytes(4).toString('hex')}`,
+      PGW_SFTP_PORT: '0',
+      PGW_LOG_LEVEL: 'info',
+      PGW_JOB_LOCK_MS: '2000',
+      PGW_STALLED_INTERVAL_MS: '1000',
+      PGW_RECONCILE_INTERVAL_MS: '2000',
+      ...extraEnv,
+    };
+    this.config = loadConfig({ env: this.env });
+    this.dataDir = new DataDir(this.config.dataDir);
+  }
+
+  static async create(extraEnv: Record<string, string> = {}): Promise<GatewayHarness> {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwt-'));
+    const h = new GatewayHarness(dir, extraEnv);
+    await initialise(h.config, silentLogger);
+    await h.withLedger(async (l) => {
+      const [k] = await l.pgpKeys.gatewayKeys();
+      h.gatewayFingerprint = k!.fingerprint.toUpperCase();
+      h.gatewayArmored = k!.public_armored;
+    });
+    return h;
+  }
+
+  async withLedger<T>(fn: (l: Ledger) => Promise<T>): Promise<T> {
+    const l = await Ledger.open(this.config.databaseUrl, silentLogger);
+    try {
+      return await fn(l);
+    } finally {
+      await l.close();
+    }
+  }
+
+  /** Start `pgw start --role <role>`; resolves once it logged "started". */
+  async start(role: 'all' | 'gateway' | 'worker' = 'all', env: Record<string, string> = {}): Promise<PgwProcess> {
+    const child = spawn(process.execPath, [PGW, 'start', '--role', role], { env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p: PgwProcess = {
+      child, lines: [],
+      exited: new Promise((res) => child.once('exit', (code, signal) => res({ code, signal }))),
+    };
+    this.processes.push(p);
+    const collect = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      stream.on('data', (d: Buffer) => {
+        buf += d.toString('utf8');
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          p.lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+    };
+    collect(child.stdout!);
+    collect(child.stderr!);
+    await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`pgw exited early:\n${p.lines.join('\n')}`);
+      const listening = p.lines.map(tryJson).find((l) => l?.message === 'listening');
+      if (listening) p.port = Number(listening.sftp);
+      return p.lines.some((l) => tryJson(l)?.message === 'started');
+    }, 30_000, 'pgw start');
+    return p;
+  }
+
+  get sftpPort(): number {
+    const p = this.processes.find((x) => x.port && x.child.exitCode === null);
+    if (!p?.port) throw new Error('no gateway running');
+    return p.port;
+  }
+
+  /** A partner with an ed25519 SSH key and a gpg-made OpenPGP key, registered in the ledger. */
+  async addPartner(id: string, opts: { register?: boolean } = {}): Promise<TestPartner> {
+    const home = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwg-'));
+    const sshKey = path.join(home, 'id_ed25519');
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${id}@test`, '-f', sshKey]);
+    await gpg(home, ['--quick-gen-key', `${id} IT <it@${id}.invalid>`, 'future-default', 'default', '0']);
+    const fingerprint = (await gpg(home, ['--with-colons', '--list-keys'])).stdout.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!;
+    await fsp.writeFile(path.join(home, 'gateway.asc'), this.gatewayArmored);
+    await gpg(home, ['--import', path.join(home, 'gateway.asc')]);
+    await fsp.writeFile(path.join(home, 'partner.asc'), (await gpg(home, ['--armor', '--export', fingerprint])).stdout);
+    if (opts.register !== false) {
+      await this.withLedger((l) => addPartner(l, this.dataDir, {
+        id, name: `${id} test`, sshKeyFiles: [`${sshKey}.pub`], pgpKeyFiles: [path.join(home, 'partner.asc')], actor: 'test',
+      }));
+    }
+    return { id, sshKey, gpgHome: home, fingerprint };
+  }
+
+  /** Encrypt to the gateway and sign with the partner's key, as `gpg` users do. */
+  async seal(p: TestPartner, plaintext: string | Buffer, name: string, opts: { sign?: boolean; armor?: boolean; signer?: TestPartner } = {}): Promise<string> {
+    const input = path.join(p.gpgHome, `${name}.plain`);
+    const out = path.join(p.gpgHome, name);
+    await fsp.writeFile(input, plaintext);
+    const signer = opts.signer ?? p;
+    if (signer !== p) await gpg(p.gpgHome, ['--import'], (await gpg(signer.gpgHome, ['--export-secret-keys', signer.fingerprint])).stdoutBuf);
+    const args = ['--trust-model', 'always', '-r', this.gatewayFingerprint, '-o', out];
+    if (opts.sign !== false) args.push('-u', signer.fingerprint, '--sign');
+    if (opts.armor) args.push('--armor');
+    args.push('--encrypt', input);
+    await gpg(p.gpgHome, args);
+    await fsp.rm(input);
+    return out;
+  }
+
+  /** Run OpenSSH `sftp` in batch mode as the partner. */
+  async sftp(p: TestPartner, commands: string[], opts: { key?: string; user?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+    const batch = path.join(p.gpgHome, `sftp-${randomBytes(4).toString('hex')}.txt`);
+    await fsp.writeFile(batch, `${commands.join('\n')}\n`);
+    try {
+      const r = await run('sftp', [
+        '-b', batch, '-i', opts.key ?? p.sshKey, '-P', String(this.sftpPort),
+        '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes',
+        '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', `${opts.user ?? p.id}@127.0.0.1`,
+      ], { timeout: 60_000 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    } finally {
+      await fsp.rm(batch, { force: true });
+    }
+  }
+
+  /** Wait until the ack file exists in the partner's outbox (on disk) and return its path. */
+  async waitForAck(partnerId: string, ackName: string, lane: 'live' | 'test' = 'live', timeoutMs = 30_000): Promise<string> {
+    const file = path.join(this.dataDir.outboxFor(partnerId, lane), ackName);
+    await waitFor(async () => fsp.stat(file).then(() => true, () => false), timeoutMs, `ack ${ackName}`);
+    return file;
+  }
+
+  /** Download an ack with `sftp get` and decrypt it with gpg; returns the JSON and the verified signer. */
+  async fetchAck(p: TestPartner, remote: string): Promise<{ ack: Record<string, unknown>; signer: string | null }> {
+    const local = path.join(p.gpgHome, `ack-${randomBytes(4).toString('hex')}.pgp`);
+    const r = await this.sftp(p, [`get ${remote} ${local}`]);
+    if (r.code !== 0) throw new Error(`sftp get failed: ${r.stderr}`);
+    const dec = await gpg(p.gpgHome, ['--status-fd', '2', '--decrypt', local]);
+    const validsig = dec.stderr.split('\n').find((l) => l.startsWith('[GNUPG:] VALIDSIG '));
+    return { ack: JSON.parse(dec.stdout) as Record<string, unknown>, signer: validsig ? validsig.split(' ')[11] ?? validsig.split(' ')[2]! : null };
+  }
+
+  /** All Redis keys and values under this run's prefix, as one string (for canary searches). */
+  async redisDump(): Promise<string> {
+    const r = createRedis(this.config.redisUrl, false, silentLogger);
+    try {
+      const keys = await r.keys(`${this.config.queuePrefix}:*`);
+      const parts: string[] = [];
+      for (const k of keys) {
+        const t = await r.type(k);
+        parts.push(k);
+        if (t === 'string') parts.push(String(await r.get(k)));
+        else if (t === 'hash') parts.push(JSON.stringify(await r.hgetall(k)));
+        else if (t === 'list') parts.push(JSON.stringify(await r.lrange(k, 0, -1)));
+        else if (t === 'set') parts.push(JSON.stringify(await r.smembers(k)));
+        else if (t === 'zset') parts.push(JSON.stringify(await r.zrange(k, '0', '-1')));
+        else if (t === 'stream') parts.push(JSON.stringify(await r.xrange(k, '-', '+')));
+      }
+      return parts.join('\n');
+    } finally {
+      r.disconnect();
+    }
+  }
+
+  async stopAll(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    await Promise.all(this.processes.map(async (p) => {
+      if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(signal);
+      await p.exited;
+    }));
+  }
+
+  async cleanup(): Promise<void> {
+    await this.stopAll('SIGKILL');
+    const r = createRedis(this.config.redisUrl, false, silentLogger);
+    const q = new Queues(r, this.config.queuePrefix, 1);
+    await q.obliterate().catch(() => {});
+    await q.close();
+    r.disconnect();
+    for (const d of await fsp.readdir(os.tmpdir())) {
+      if (d.startsWith('pgwg-')) await run('gpgconf', ['--homedir', path.join(os.tmpdir(), d), '--kill', 'gpg-agent']).catch(() => {});
+    }
+    await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function gpg(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    c.stdout.on('data', (d: Buffer) => out.push(d));
+    c.stderr.on('data', (d: Buffer) => err.push(d));
+    c.on('error', reject);
+    c.on('close', (code) => {
+      const r = { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), stdoutBuf: Buffer.concat(out) };
+      if (code === 0) resolve(r);
+      else reject(new Error(`gpg ${args.join(' ')} exited ${code}: ${r.stderr}`));
+    });
+    c.stdin.end(input ?? undefined);
+  });
+}
+
+export function tryJson(line: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Poll `cond` until true or the deadline passes (then throw naming `what`). */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

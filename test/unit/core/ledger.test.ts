@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Ledger } from '../../../gateway/core/ledger/index.js';
+import { silentLogger } from '../../../gateway/core/logger.js';
+import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
+
+describe('ledger (SQLite)', () => {
+  let dir: string;
+  let ledger: Ledger;
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwl-'));
+    ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    await ledger.partners.create({ id: 'p1', name: 'P1' });
+  });
+  after(async () => {
+    await ledger.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  const receive = (sha: string, lane: 'live' | 'test' = 'live') => ledger.batches.insertReceived({
+    id: newBatchId(), partnerId: 'p1', channel: 'sftp', lane, fileName: 'a.json.pgp', sha256: sha, size: 10, receivedAt: new Date(), dataKey: 'v1.x',
+  });
+
+  it('runs in WAL mode with synchronous=FULL and is idempotent to reopen', async () => {
+    const again = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    await again.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(path.join(dir, 'ledger.db'), { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
+    db.close();
+  });
+
+  it('records the same bytes again as a duplicate of the first batch, per lane', async () => {
+    const a = await receive('aa');
+    const b = await receive('aa');
+    const t = await receive('aa', 'test');
+    expect(a.duplicateOf).to.equal(null);
+    expect(b.duplicateOf).to.equal(a.batch.id);
+    expect(b.batch).to.include({ stage: 'ack', outcome: 'rejected', error_code: 'batch.duplicate' });
+    expect(t.duplicateOf, 'trying a file in the test lane first is normal').to.equal(null);
+  });
+
+  it('detects duplicates under concurrency: exactly one first batch', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => receive('race')));
+    expect(results.filter((r) => r.duplicateOf === null)).to.have.length(1);
+  });
+
+  it('moves a stage once: a second advance from the same stage loses', async () => {
+    const { batch } = await receive('adv');
+    const ev = { stage: 'decrypt', outcome: 'ok' as const };
+    const [x, y] = await Promise.all([
+      ledger.batches.advance(batch.id, 'decrypt', 'validate', {}, ev),
+      ledger.batches.advance(batch.id, 'decrypt', 'validate', {}, ev),
+    ]);
+    expect([x, y].filter(Boolean)).to.have.length(1);
+    expect((await ledger.batches.events(batch.id)).filter((e) => e.stage === 'decrypt')).to.have.length(1);
+  });
+
+  it('records an ack once and finishes the batch', async () => {
+    const { batch } = await receive('ack');
+    await ledger.batches.advance(batch.id, 'decrypt', 'ack', { outcome: 'rejected' }, { stage: 'decrypt', outcome: 'error' });
+    const row = { batch_id: batch.id, version: 1, sha256: 's', outbox_name: 'a.json.pgp.ack.pgp', signed_by: 'g', encrypted_to: 'p', created_at: new Date().toISOString() };
+    expect(await ledger.batches.recordAck(row)).to.equal(true);
+    expect(await ledger.batches.recordAck(row)).to.equal(false);
+    expect((await ledger.batches.get(batch.id))!.stage).to.equal('done');
+    await ledger.batches.markAckDownloaded(batch.id, 1, 'sftp');
+    await ledger.batches.markAckDownloaded(batch.id, 1, 'sftp');
+    const ack = await ledger.batches.getAck(batch.id);
+    expect(ack!.download_count).to.equal(2);
+    expect((await ledger.batches.events(batch.id)).filter((e) => e.stage === 'ack-downloaded')).to.have.length(1);
+  });
+
+  it('chains audit events so that an edit or a removal is detected', async () => {
+    await ledger.audit.record('alice', 'partner.added', 'p1');
+    await ledger.audit.record('bob', 'partner_key.added', 'p1', { fingerprint: 'ab' });
+    await ledger.audit.record('carol', 'partner.disabled', 'p1');
+    expect((await ledger.audit.verify()).ok).to.equal(true);
+    await ledger.handle.db.updateTable('audit_events').set({ actor: 'mallory' }).where('actor', '=', 'bob').execute();
+    expect((await ledger.audit.verify()).ok).to.equal(false);
+    await ledger.handle.db.updateTable('audit_events').set({ actor: 'bob' }).where('actor', '=', 'mallory').execute();
+    expect((await ledger.audit.verify()).ok).to.equal(true);
+    await ledger.handle.db.deleteFrom('audit_events').where('actor', '=', 'bob').execute();
+    expect((await ledger.audit.verify()).ok).to.equal(false);
+  });
+});
