@@ -11,6 +11,9 @@
  */
 import * as openpgp from 'openpgp';
 
+/** Room for the packets around the payload inside a compressed packet (headers, signatures). */
+const PACKET_OVERHEAD_ALLOWANCE = 64 * 1024;
+
 export interface OpenpgpLimits {
   decompressedBytes: number;
 }
@@ -21,7 +24,10 @@ export function openpgpConfig(limits: OpenpgpLimits): openpgp.PartialConfig {
     allowUnauthenticatedMessages: false,
     allowUnauthenticatedStream: true,
     ignoreMalformedPackets: false,
-    maxDecompressedMessageSize: limits.decompressedBytes,
+    // openpgp counts the decompressed packet stream (literal header, one-pass and signature
+    // packets too); the decrypt stage enforces the exact payload limit itself, so openpgp's
+    // bound only needs to be a little above it for a payload of exactly the limit to pass.
+    maxDecompressedMessageSize: limits.decompressedBytes + PACKET_OVERHEAD_ALLOWANCE,
     minRSABits: 2047,
     allowInsecureDecryptionWithSigningKeys: false,
     allowInsecureVerificationWithReformattedKeys: false,

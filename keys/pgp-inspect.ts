@@ -40,6 +40,11 @@ function assertStrong(info: openpgp.AlgorithmInfo, what: string): void {
 
 /** Parse an armored (or binary) public key and check it is acceptable as of `now`. */
 export async function inspectPublicKey(input: string | Uint8Array, now = new Date()): Promise<InspectedKey> {
+  // openpgp reads only the first armored block of a text and ignores the rest, so a second
+  // key pasted below the first would be silently dropped instead of refused.
+  if (typeof input === 'string' && (input.match(/^-----BEGIN PGP /gm) ?? []).length > 1) {
+    throw new PgwError('key.invalid', 'give exactly one key per file');
+  }
   let keys: openpgp.Key[];
   try {
     keys = typeof input === 'string'
@@ -52,13 +57,15 @@ export async function inspectPublicKey(input: string | Uint8Array, now = new Dat
   const key = keys[0]!;
   if (key.isPrivate()) throw new PgwError('key.invalid', 'this is a private key: give the public key only (gpg --export --armor)');
   const publicKey = key as openpgp.PublicKey;
+  // Algorithms first: openpgp refuses to verify self-signatures on some weak curves, which
+  // would otherwise be reported as key.invalid ("expired, revoked …") instead of key.weak.
+  assertStrong(publicKey.getAlgorithmInfo(), 'primary key');
+  for (const sub of publicKey.getSubkeys()) assertStrong(sub.getAlgorithmInfo(), 'subkey');
   try {
     await publicKey.verifyPrimaryKey(now);
   } catch {
     throw new PgwError('key.invalid', 'the key is expired, revoked or has no valid self-signature');
   }
-  assertStrong(publicKey.getAlgorithmInfo(), 'primary key');
-  for (const sub of publicKey.getSubkeys()) assertStrong(sub.getAlgorithmInfo(), 'subkey');
   const exp = await publicKey.getExpirationTime();
   return {
     key: publicKey,

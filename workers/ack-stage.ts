@@ -109,5 +109,5 @@ async function chooseOutboxName(ctx: StageContext, batch: Batch): Promise<string
   const plain = ackFileName(batch.file_name);
   const holders = await ctx.ledger.batches.acksByOutboxName(batch.partner_id, [plain]);
   const other = holders.some((a) => a.batch_id !== batch.id);
-  return other ? ackFileName(`${batch.file_name}.${batch.id}`) : plain;
+  return other ? ackFileName(batch.file_name, batch.id) : plain;
 }

@@ -17,6 +17,7 @@ import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
 import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
 import { shortFingerprint } from '../keys/pgp-inspect.js';
+import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
 import { mapOpenpgpError } from './pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 
@@ -44,13 +45,15 @@ export async function runDecryptStage(ctx: StageContext, batchId: string): Promi
   if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
   const key = ctx.dataKeys.unwrap(batch.data_key);
   const quarantine = ctx.dataDir.quarantineFile(batch.id);
+  const watch = new FramingWatch();
 
   let verdict: DecryptVerdict;
   try {
-    verdict = await decryptToQuarantine(ctx, batch, key, quarantine);
+    verdict = await decryptToQuarantine(ctx, batch, key, quarantine, watch);
   } catch (err) {
     await removeQuietly(quarantine);
-    const mapped = mapOpenpgpError(err);
+    // A framing violation may reach us as whatever error openpgp made of our stream error.
+    const mapped = watch.violation ? watch.error() : mapOpenpgpError(err);
     if (mapped instanceof PgwError && !mapped.retryable) {
       await rejectBatch(ctx, batch, 'decrypt', mapped);
       return;
@@ -73,11 +76,13 @@ export async function runDecryptStage(ctx: StageContext, batchId: string): Promi
   await ctx.enqueuer.enqueue('validate', batch.id);
 }
 
-async function decryptToQuarantine(ctx: StageContext, batch: Batch, dataKey: Buffer, quarantine: string): Promise<DecryptVerdict> {
+async function decryptToQuarantine(
+  ctx: StageContext, batch: Batch, dataKey: Buffer, quarantine: string, watch: FramingWatch,
+): Promise<DecryptVerdict> {
   const now = new Date();
   const config = openpgpConfig(ctx.config.limits);
   const spool = ctx.dataDir.spoolFile(batch.id);
-  const message = await readSpooledMessage(spool, config);
+  const message = await readSpooledMessage(spool, config, watch);
 
   // Which of our keys was this encrypted to? Names the key in a rejection.
   await ctx.keyring.refresh();
@@ -96,7 +101,9 @@ async function decryptToQuarantine(ctx: StageContext, batch: Batch, dataKey: Buf
     verificationKeys: partnerKeys.map((k) => k.key),
     expectSigned: false,
     format: 'binary',
-    date: now,
+    // openpgp refuses any signature time after `date`; the tolerated skew is our policy's to
+    // judge (judgeSignature, against `now`), so openpgp gets the edge of the skew window.
+    date: new Date(now.getTime() + ctx.config.signature.futureSkewSeconds * 1000),
     config,
   });
 
@@ -112,6 +119,9 @@ async function decryptToQuarantine(ctx: StageContext, batch: Batch, dataKey: Buf
       if (writer.bytesIn > ctx.config.limits.decompressedBytes) throw new PgwError('limits.decompressed_size', undefined, { limit: ctx.config.limits.decompressedBytes });
       if (writer.bytesIn > floor && writer.bytesIn > batch.size * ratio) throw new PgwError('limits.decompression_ratio', undefined, { limit: ratio });
     }
+    // openpgp reads its input to the end before the plaintext stream closes: the watch has seen all.
+    if (watch.violation) throw watch.error();
+    if (!watch.ended) throw new PgwError('internal.processing_failed', 'the message was not read to its end');
     await writer.finish();
   } catch (err) {
     await writer.abort();
@@ -127,7 +137,9 @@ async function decryptToQuarantine(ctx: StageContext, batch: Batch, dataKey: Buf
   };
 }
 
-async function readSpooledMessage(spool: string, config: openpgp.PartialConfig): Promise<openpgp.Message<ReadableStream<Uint8Array>>> {
+async function readSpooledMessage(
+  spool: string, config: openpgp.PartialConfig, watch: FramingWatch,
+): Promise<openpgp.Message<ReadableStream<Uint8Array>>> {
   const fh = await fsp.open(spool, 'r');
   const head = Buffer.alloc(64);
   const { bytesRead } = await fh.read(head, 0, 64, 0);
@@ -136,12 +148,20 @@ async function readSpooledMessage(spool: string, config: openpgp.PartialConfig):
   if (start.startsWith('-----BEGIN PGP SIGNED MESSAGE')) throw new PgwError('pgp.cleartext_signed');
   try {
     if (start.startsWith('-----BEGIN PGP MESSAGE')) {
-      const text = Readable.toWeb(createReadStream(spool, { encoding: 'utf8', highWaterMark: 256 * 1024 })) as unknown as ReadableStream<string>;
-      return (await openpgp.readMessage({ armoredMessage: text, config })) as unknown as openpgp.Message<ReadableStream<Uint8Array>>;
+      // What readMessage({ armoredMessage }) does, with our watch on the text and on the binary.
+      // Decode with a TextDecoderStream: Readable.toWeb() of a Node stream with `encoding` set
+      // throws an uncaught RangeError (string chunks have no byteLength) as soon as the
+      // consumer is slower than the disk — it took the worker down on any armored file > 256 KiB.
+      const bytes = Readable.toWeb(createReadStream(spool, { highWaterMark: 256 * 1024 })) as unknown as ReadableStream<Uint8Array>;
+      const text = bytes.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>);
+      const { type, data } = (await openpgp.unarmor(watchArmor(text, watch) as unknown as string)) as unknown as
+        { type: openpgp.enums.armor; data: ReadableStream<Uint8Array> };
+      if (type !== openpgp.enums.armor.message) throw new PgwError('pgp.malformed', 'the armored file is not a PGP MESSAGE');
+      return await openpgp.readMessage({ binaryMessage: watchBinary(data, watch), config });
     }
     if (start.startsWith('-----BEGIN')) throw new PgwError('pgp.malformed', 'the armored file is not a PGP MESSAGE');
     const bin = Readable.toWeb(createReadStream(spool, { highWaterMark: 256 * 1024 })) as unknown as ReadableStream<Uint8Array>;
-    return await openpgp.readMessage({ binaryMessage: bin, config });
+    return await openpgp.readMessage({ binaryMessage: watchBinary(bin, watch), config });
   } catch (err) {
     throw mapOpenpgpError(err);
   }
@@ -182,18 +202,202 @@ async function judgeAllSignatures(
 }
 
 function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwError {
-  const current = ctx.keyring.signingKey(now);
-  const cur = shortFingerprint(current.row.fingerprint);
+  // With no active key (every key retired) the verdict on these bytes is still decrypt.no_key;
+  // letting signingKey()'s `not_initialised` escape would reject the batch with an operator code.
+  let current: LoadedGatewayKey | null;
+  try {
+    current = ctx.keyring.signingKey(now);
+  } catch {
+    current = null;
+  }
+  const cur = current ? shortFingerprint(current.row.fingerprint) : null;
+  const currentKey = current?.row.fingerprint ?? null;
   for (const id of recipientIds) {
     const ours = ctx.keyring.findByKeyId(id);
     if (ours) {
       const when = (ours.row.not_after ?? ours.row.revoked_at ?? '').slice(0, 10);
       return new PgwError('decrypt.no_key',
-        `encrypted to gateway key ${shortFingerprint(ours.row.fingerprint)}, retired on ${when}; the current key is ${cur} at /keys/gateway.asc`,
-        { recipients: recipientIds, retiredKey: ours.row.fingerprint, currentKey: current.row.fingerprint });
+        `encrypted to gateway key ${shortFingerprint(ours.row.fingerprint)}, retired on ${when}; ${cur ? `the current key is ${cur} at /keys/gateway.asc` : 'no gateway key is active'}`,
+        { recipients: recipientIds, retiredKey: ours.row.fingerprint, currentKey });
     }
   }
   return new PgwError('decrypt.no_key',
-    `encrypted to ${recipientIds.map((i) => `0x${i.toUpperCase()}`).join(', ')}, not a gateway key; encrypt to ${cur} from /keys/gateway.asc`,
-    { recipients: recipientIds, currentKey: current.row.fingerprint });
+    `encrypted to ${recipientIds.map((i) => `0x${i.toUpperCase()}`).join(', ')}, not a gateway key; ${cur ? `encrypt to ${cur} from /keys/gateway.asc` : 'no gateway key is active'}`,
+    { recipients: recipientIds, currentKey });
+}
+
+// ---------------------------------------------------------------------------------------
+// Strict framing (SECURITY.md: extra packets and appended junk are rejected).
+//
+// openpgp skips Marker, Trust and Padding packets wherever they appear (RFC 9580 says to
+// ignore them) and ignores text after an armor's END line, so bytes appended to a valid
+// message would pass unnoticed. And once its armor decoder meets a '=' or '-' in the data it
+// buffers the rest of the file in memory, so a crafted armored upload could hold the whole
+// file in RAM. The watch sees the bytes as openpgp reads them (no second pass) and errors the
+// stream on a violation; anything else odd is left to openpgp and its codes.
+// ---------------------------------------------------------------------------------------
+
+const IGNORED_PACKET_TAGS = new Set([10, 12, 21]); // Marker, Trust, Padding
+const ENCRYPTED_DATA_TAGS = new Set([9, 18, 20]); // SE, SEIPD, AEAD
+/** Text allowed from the first '=' or '-' of the armored data to the end of the file. */
+const MAX_ARMOR_TAIL = 64 * 1024;
+const MAX_ARMOR_HEAD = 64 * 1024;
+const ARMOR_LINE = /^-----[^-]+-----$/;
+const EMPTY_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;
+
+/** Follows the top-level packet framing: session-key packets, then one encrypted data packet, then the end. */
+class FramingWatch {
+  violation: string | null = null;
+  /** The binary input was read to its end. */
+  ended = false;
+  private header: number[] = [];
+  private skip = 0;
+  private continuation = false;
+  private toEof = false;
+  private afterData = false;
+  private gaveUp = false;
+
+  error(): PgwError {
+    return new PgwError('pgp.malformed', `${this.violation ?? 'malformed'}: send exactly one OpenPGP message per file`);
+  }
+
+  fail(why: string): void {
+    this.violation ??= why;
+  }
+
+  feed(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length && !this.violation && !this.gaveUp && !this.toEof) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      this.header.push(chunk[i++]!);
+      this.parseHeader();
+    }
+  }
+
+  /** Parse `header` once complete: a packet header, or the length of a partial body's next part. */
+  private parseHeader(): void {
+    const h = this.header;
+    let at = 0;
+    let tag = -1;
+    if (!this.continuation) {
+      const b0 = h[0]!;
+      if (!(b0 & 0x80)) {
+        this.gaveUp = true; // not a packet: openpgp rejects it
+        return;
+      }
+      if (!(b0 & 0x40)) { // old format: 1, 2, 4 length octets or "until the end"
+        const n = [1, 2, 4, 0][b0 & 3]!;
+        if (h.length < 1 + n) return;
+        this.packet((b0 >> 2) & 0x0f);
+        if (n === 0) this.toEof = true;
+        else this.skip = h.slice(1, 1 + n).reduce((a, b) => a * 256 + b, 0);
+        this.header = [];
+        return;
+      }
+      tag = b0 & 0x3f;
+      at = 1;
+    }
+    const l = h[at];
+    if (l === undefined) return;
+    let len: number;
+    let partial = false;
+    if (l < 192) len = l;
+    else if (l < 224) {
+      if (h.length < at + 2) return;
+      len = ((l - 192) << 8) + h[at + 1]! + 192;
+    } else if (l === 255) {
+      if (h.length < at + 5) return;
+      len = h.slice(at + 1, at + 5).reduce((a, b) => a * 256 + b, 0);
+    } else {
+      len = 1 << (l & 0x1f);
+      partial = true;
+    }
+    if (tag >= 0) this.packet(tag);
+    this.continuation = partial;
+    this.skip = len;
+    this.header = [];
+  }
+
+  private packet(tag: number): void {
+    if (IGNORED_PACKET_TAGS.has(tag)) this.fail(`the file holds an extra packet (tag ${tag})`);
+    else if (this.afterData) this.fail('the file holds data after the encrypted message');
+    else if (ENCRYPTED_DATA_TAGS.has(tag)) this.afterData = true;
+  }
+}
+
+function watchBinary(input: ReadableStream<Uint8Array>, watch: FramingWatch): ReadableStream<Uint8Array> {
+  return input.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, c) {
+      watch.feed(chunk);
+      if (watch.violation) c.error(watch.error());
+      else c.enqueue(chunk);
+    },
+    flush() {
+      watch.ended = true;
+    },
+  }));
+}
+
+/**
+ * Armored text: one block, nothing but white space after its END line, and a bounded tail
+ * (openpgp's decoder buffers everything from the first '=' or '-' of the data on).
+ */
+function watchArmor(input: ReadableStream<string>, watch: FramingWatch): ReadableStream<string> {
+  let phase: 'begin' | 'headers' | 'data' | 'tail' = 'begin';
+  let carry = '';
+  let headChars = 0;
+  let tailChars = 0;
+  let afterEnd = false;
+  const onLine = (raw: string) => {
+    const line = raw.replace(/\r/g, '').replace(/[ \t]+$/, '');
+    if (phase === 'begin') {
+      if (ARMOR_LINE.test(line)) phase = 'headers';
+    } else if (phase === 'headers') {
+      if (EMPTY_LINE.test(line)) phase = 'data';
+    } else if (afterEnd) {
+      if (!/^\s*$/.test(line)) watch.fail('the file holds text after the armor END line');
+    } else if (ARMOR_LINE.test(line)) {
+      afterEnd = true;
+    }
+  };
+  const scan = (s: string) => {
+    let i = 0;
+    while (i < s.length && !watch.violation) {
+      if (phase === 'data') {
+        const eq = s.indexOf('=', i);
+        const dash = s.indexOf('-', i);
+        const k = eq < 0 ? dash : dash < 0 ? eq : Math.min(eq, dash);
+        if (k < 0) return '';
+        phase = 'tail';
+        tailChars += s.length - k; // the tail starts at the trigger character
+        i = k;
+        continue;
+      }
+      const nl = s.indexOf('\n', i);
+      if (nl < 0) return s.slice(i);
+      onLine(s.slice(i, nl));
+      i = nl + 1;
+    }
+    return '';
+  };
+  return input.pipeThrough(new TransformStream<string, string>({
+    transform(chunk, c) {
+      if (phase === 'tail') tailChars += chunk.length;
+      else if (phase !== 'data') headChars += chunk.length;
+      carry = scan(carry + chunk);
+      if (headChars > MAX_ARMOR_HEAD && (phase === 'begin' || phase === 'headers')) watch.fail('the armor header is too long');
+      if (tailChars > MAX_ARMOR_TAIL) watch.fail('the armored text does not end after its checksum');
+      if (watch.violation) c.error(watch.error());
+      else c.enqueue(chunk);
+    },
+    flush(c) {
+      if (carry) onLine(carry);
+      if (watch.violation) c.error(watch.error());
+    },
+  }));
 }

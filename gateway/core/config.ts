@@ -103,17 +103,17 @@ interface EnvSetting {
 }
 
 export const ENV_SETTINGS: EnvSetting[] = [
-  { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development | test | production' },
+  { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development, test or production (refuses unsafe settings)' },
   { env: 'PGW_DATA_DIR', path: 'dataDir', kind: 'string', doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
   { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only)' },
-  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger; default sqlite:<PGW_DATA_DIR>/ledger.db' },
+  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger (SQLite file; postgres:// reserved for multi-host)' },
   { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis' },
   { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
   { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
-  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
-  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz' },
+  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API (reserved: not served yet)' },
+  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz (reserved: not served yet)' },
   { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
-  { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error | warn | info | debug (JSON lines on stdout)' },
+  { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error, warn, info or debug (JSON lines on stdout)' },
   { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', kind: 'int', doc: 'largest accepted upload' },
   { env: 'PGW_MAX_DECOMPRESSED_BYTES', path: 'limits.decompressedBytes', kind: 'int', doc: 'largest decrypted payload' },
   { env: 'PGW_MAX_DECOMPRESSION_RATIO', path: 'limits.decompressionRatio', kind: 'number', doc: 'decompressed/compressed bound' },

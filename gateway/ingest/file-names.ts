@@ -20,12 +20,38 @@ export type NameKind = 'final' | 'temp';
 export function classifyUploadName(name: string): NameKind {
   const bare = name.startsWith('.') ? name.slice(1) : name;
   if (!SAFE.test(bare) || bare.includes('..')) throw new PgwError('upload.name_invalid');
-  if (name !== bare || TEMP_SUFFIX.test(bare)) return 'temp';
+  if (name !== bare) {
+    // rsync/lftp style `.x.json.pgp` or `.x.json.pgp.Ab12Cd`: must be on its way to a final name
+    if (/\.(pgp|gpg|asc)(\.|$)/i.test(bare)) return 'temp';
+    throw new PgwError('upload.name_invalid');
+  }
+  if (TEMP_SUFFIX.test(bare)) {
+    if (FINAL_EXT.test(bare.replace(TEMP_SUFFIX, ''))) return 'temp';
+    throw new PgwError('upload.name_invalid');
+  }
   if (FINAL_EXT.test(bare)) return 'final';
   throw new PgwError('upload.name_invalid');
 }
 
-/** The outbox name of the ack for an uploaded file (DESIGN.md §7). */
-export function ackFileName(uploadName: string): string {
-  return `${uploadName}.ack.pgp`;
+const BATCH_ID = /^b-\d{8}-[a-z0-9]{12}$/;
+
+/**
+ * The outbox name of the ack for an uploaded file (DESIGN.md §7): `<name>.ack.pgp`, or
+ * `<name>.<batchId>.ack.pgp` when another batch's ack already holds the plain name.
+ */
+export function ackFileName(uploadName: string, batchId?: string): string {
+  return batchId ? `${uploadName}.${batchId}.ack.pgp` : `${uploadName}.ack.pgp`;
+}
+
+/** True for names {@link ackFileName} produces; the only names an outbox shows. */
+export function isAckFileName(name: string): boolean {
+  if (!name.endsWith('.ack.pgp') || name.startsWith('.')) return false;
+  let base = name.slice(0, -'.ack.pgp'.length);
+  const dot = base.lastIndexOf('.');
+  if (dot > 0 && BATCH_ID.test(base.slice(dot + 1))) base = base.slice(0, dot);
+  try {
+    return classifyUploadName(base) === 'final';
+  } catch {
+    return false;
+  }
 }

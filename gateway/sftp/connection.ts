@@ -22,8 +22,15 @@ export interface BackpressureLimits {
 
 export const DEFAULT_BACKPRESSURE: BackpressureLimits = { maxRequests: 256, maxBytes: 16 * 1024 * 1024 };
 
+function connectionId(): string {
+  let s = '';
+  for (const b of randomBytes(12)) s += String.fromCharCode(97 + (b % 26));
+  return s;
+}
+
 export class SftpConnection {
-  readonly id = randomBytes(6).toString('hex');
+  /** Random, letters only: the log redactor masks 9-digit runs, which hex ids can contain. */
+  readonly id = connectionId();
   readonly openedAt = Date.now();
   readonly log: Logger;
   readonly budget: HandleBudget;
@@ -31,7 +38,11 @@ export class SftpConnection {
   authenticated = false;
   authFailures = 0;
   openSessions = 0;
+  /** Set by the server: stops counting this connection as unauthenticated (idempotent). */
+  releaseUnauth: () => void = () => {};
   private ending = false;
+  /** Set when the socket has closed (before cleanup runs). */
+  isClosed = false;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly cleanups: (() => Promise<void>)[] = [];
   private inflight = 0;
@@ -113,6 +124,7 @@ export class SftpConnection {
     if (!this.paused && (this.inflight > this.bp.maxRequests || this.inflightBytes > this.bp.maxBytes)) {
       this.paused = true;
       this.socket.pause();
+      this.log.debug('back-pressure: pausing reads', { requests: this.inflight, bytes: this.inflightBytes });
     }
     const done = () => {
       this.pending.delete(p);

@@ -154,13 +154,12 @@ export async function renameInInbox(
 ): Promise<void> {
   if (from.lane !== to.lane) throw denied('upload.permission_denied: rename within one folder only');
   let fromKind: NameKind;
-  let toKind: NameKind;
   try {
     fromKind = kindOf(from.name);
   } catch {
     throw noSuchFile();
   }
-  toKind = kindOf(to.name); // upload.name_invalid for a bad target name
+  const toKind = kindOf(to.name); // upload.name_invalid for a bad target name
   if (fromKind !== 'temp' || toKind !== 'final') throw denied('upload.permission_denied: only a temporary upload can be renamed, to a final name');
   const lockKey = ctx.stagedLocks.key(ctx.partnerId, from.lane, from.name);
   if (!ctx.stagedLocks.tryLock(lockKey)) throw failure('upload.incomplete: this temporary file is still being written');

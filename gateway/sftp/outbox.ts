@@ -10,24 +10,18 @@ import path from 'node:path';
 import type { Lane } from '../core/ledger/schema.js';
 import type { AckRow } from '../core/ledger/index.js';
 import { serializeError } from '../core/logger.js';
-import { classifyUploadName } from '../ingest/file-names.js';
+import { isAckFileName } from '../ingest/file-names.js';
 import { ReadCoverage } from './read-coverage.js';
 import { noSuchFile } from './status-map.js';
 import type { OutboxFileHandle, SessionContext } from './session-context.js';
 import { dirAttrs, entry, fileAttrs, TEST_DIR, type DirEntry, type FileAttrs } from './virtual-fs.js';
 
-const ACK_SUFFIX = '.ack.pgp';
 /** Largest READ we answer; bigger requests get a short read (clients continue). */
 export const MAX_READ_BYTES = 64 * 1024;
 
-/** `<valid final upload name>.ack.pgp` — the only names an outbox shows. */
+/** The only names an outbox shows (see ingest/file-names.ts). */
 export function isAckName(name: string): boolean {
-  if (!name.endsWith(ACK_SUFFIX) || name.startsWith('.')) return false;
-  try {
-    return classifyUploadName(name.slice(0, -ACK_SUFFIX.length)) === 'final';
-  } catch {
-    return false;
-  }
+  return isAckFileName(name);
 }
 
 function fileIn(ctx: SessionContext, lane: Lane, name: string): string {

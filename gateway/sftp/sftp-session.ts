@@ -316,6 +316,11 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     if (aborted > 0) log.info('session ended with unfinished uploads; aborted', { partner: ctx.partnerId, aborted });
   };
   conn.onCleanup(cleanup);
+  // The client sent EOF (its sftp program ended): close our side too, or it waits forever.
+  sftp.on('end', () => {
+    conn.background(cleanup());
+    sftp.end();
+  });
   sftp.on('close', () => conn.background(cleanup()));
   sftp.on('error', (err: Error) => log.debug('sftp channel error', { err: serializeError(err) }));
 }

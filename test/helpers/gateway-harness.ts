@@ -118,7 +118,7 @@ export class GatewayHarness {
   }
 
   get sftpPort(): number {
-    const p = this.processes.find((x) => x.port && x.child.exitCode === null);
+    const p = this.processes.find((x) => x.port && x.child.exitCode === null && x.child.signalCode === null);
     if (!p?.port) throw new Error('no gateway running');
     return p.port;
   }

@@ -73,24 +73,32 @@ export interface SignEncryptOptions {
   encryptionKeys: openpgp.PublicKey[];
   armor?: boolean;
   compression?: openpgp.enums.compression;
-  /** Signature creation time (openpgp's `date`). */
-  date?: Date;
+  /**
+   * Signature (and encryption) time, openpgp's `date`. The fixture's gateway key is 30 days
+   * old, so messages can be back-dated up to that.
+   */
+  signDate?: Date;
   config?: openpgp.PartialConfig;
 }
 
 /** A message as a partner using openpgp.js makes it (signed + encrypted unless told otherwise). */
 export async function openpgpSignEncrypt(plain: Uint8Array, o: SignEncryptOptions): Promise<Uint8Array> {
-  const message = await openpgp.createMessage({ binary: plain, filename: 'batch.json', date: o.date });
   const config: openpgp.PartialConfig = {
     ...(o.compression !== undefined ? { preferredCompressionAlgorithm: o.compression } : {}),
     ...o.config,
   };
+  const message = await openpgp.createMessage({ binary: plain, filename: 'batch.json', date: o.signDate });
   const common = {
-    message, encryptionKeys: o.encryptionKeys, date: o.date, config,
+    message, encryptionKeys: o.encryptionKeys, config, date: o.signDate,
     ...(o.signingKeys && o.signingKeys.length > 0 ? { signingKeys: o.signingKeys } : {}),
   };
   if (o.armor) return new TextEncoder().encode(await openpgp.encrypt({ ...common, format: 'armored' }));
   return openpgp.encrypt({ ...common, format: 'binary' });
+}
+
+/** Signed only, not encrypted (what `gpg --sign` makes). */
+export async function openpgpSignOnly(plain: Uint8Array, signingKey: openpgp.PrivateKey): Promise<Uint8Array> {
+  return openpgp.sign({ message: await openpgp.createMessage({ binary: plain }), signingKeys: signingKey, format: 'binary' });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,7 +229,8 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   await dataDir.ensure();
   const ledger = await Ledger.open(`sqlite:${dataDir.ledgerFile}`, log);
   const dataKeys = new DataKeys(deriveMasterKey(KEY_PASSPHRASE, randomBytes(16)));
-  const gatewayRow = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(Date.now() - 60_000) });
+  // 30 days old, so that tests can back-date messages (openpgp checks the recipient key at `date`)
+  const gatewayRow = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(Date.now() - 30 * DAY) });
   const keyring = await GatewayKeyring.load(ledger, KEY_PASSPHRASE);
   const redis = createRedis(config.redisUrl, false, log);
   const queues = new Queues(redis, prefix, 1);

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Upload } from '../../../gateway/ingest/upload.js';
-import { classifyUploadName, ackFileName } from '../../../gateway/ingest/file-names.js';
+import { classifyUploadName, ackFileName, isAckFileName } from '../../../gateway/ingest/file-names.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
 describe('upload', () => {
@@ -50,12 +50,17 @@ describe('upload file names', () => {
     expect(classifyUploadName('a.asc')).to.equal('final');
     expect(classifyUploadName('a.json.pgp.filepart')).to.equal('temp');
     expect(classifyUploadName('.a.json.pgp')).to.equal('temp');
+    expect(classifyUploadName('.a.json.pgp.Xy12Ab')).to.equal('temp');
+    expect(isAckFileName('a.json.pgp.ack.pgp')).to.equal(true);
+    expect(isAckFileName(ackFileName('a.json.pgp', 'b-20261125-abcdefghijkm'))).to.equal(true);
+    expect(isAckFileName('a.json.ack.pgp')).to.equal(false);
+    expect(isAckFileName('.a.json.pgp.ack.pgp')).to.equal(false);
     expect(ackFileName('a.json.pgp')).to.equal('a.json.pgp.ack.pgp');
   });
 
   it('refuses traversal, odd characters and wrong extensions', () => {
     for (const bad of ['../x.pgp', '..\\x.pgp', 'a/b.pgp', 'x..pgp', '.', '..', '', 'x.pgp ', 'x.pgp.', 'ｘ.pgp', 'x\u0000.pgp',
-      'a\r\n.pgp', '${7*7}.pgp', '{{7*7}}.pgp', 'x.json', 'package.json', '.env', 'autorun.xml', '-rf.pgp', 'x'.repeat(4096) + '.pgp']) {
+      'a\r\n.pgp', '${7*7}.pgp', '{{7*7}}.pgp', 'x.json', 'package.json', '.env', 'notes.txt.filepart', '.bashrc', 'autorun.xml', '-rf.pgp', 'x'.repeat(4096) + '.pgp']) {
       expect(() => classifyUploadName(bad), JSON.stringify(bad.slice(0, 20))).to.throw(PgwError);
     }
   });
