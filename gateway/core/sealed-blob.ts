@@ -109,14 +109,19 @@ export class SealedWriter {
   async write(data: Uint8Array): Promise<void> {
     if (this.finished) throw new Error('SealedWriter: write after finish');
     this.bytesIn += data.length;
-    this.pending.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    this.pendingBytes += data.length;
-    while (this.pendingBytes > CHUNK) {
-      const all = Buffer.concat(this.pending);
-      await this.writeChunk(all.subarray(0, CHUNK), false);
-      const rest = Buffer.from(all.subarray(CHUNK));
-      this.pending = [rest];
-      this.pendingBytes = rest.length;
+    let off = 0;
+    while (off < data.length) {
+      const take = Math.min(CHUNK - this.pendingBytes, data.length - off);
+      // Copied: the caller may reuse its buffer once this promise resolves.
+      this.pending.push(Buffer.from(data.subarray(off, off + take)));
+      this.pendingBytes += take;
+      off += take;
+      if (this.pendingBytes === CHUNK) {
+        const chunk = Buffer.concat(this.pending, CHUNK);
+        this.pending = [];
+        this.pendingBytes = 0;
+        await this.writeChunk(chunk, false);
+      }
     }
   }
 

@@ -11,14 +11,14 @@
 export interface BanPolicy {
   /** True while `ip` is banned; the server then drops its connections at once. */
   isBanned(ip: string): boolean;
-  /** One failed authentication attempt from `ip`. */
+  /** A connection from `ip` that tried credentials and never authenticated. */
   recordFailure(ip: string): void;
   /** A successful login from `ip` (clears its failure count, not an active ban). */
   recordSuccess(ip: string): void;
 }
 
 export interface BanListOptions {
-  /** Failures within `windowMs` that trigger a ban. */
+  /** Failed connections within `windowMs` that trigger a ban. */
   maxFailures: number;
   windowMs: number;
   /** First ban; each further ban of the same address doubles, up to `maxBanMs`. */

@@ -37,6 +37,8 @@ export class SftpConnection {
   partnerId: string | null = null;
   authenticated = false;
   authFailures = 0;
+  /** Failures due to wrong credentials (not to caps or a ledger outage): what bans count. */
+  badCredentials = 0;
   openSessions = 0;
   /** Set by the server: stops counting this connection as unauthenticated (idempotent). */
   releaseUnauth: () => void = () => {};

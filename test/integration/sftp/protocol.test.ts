@@ -238,6 +238,19 @@ describe('sftp protocol edges (raw packets)', function () {
     expect(r.code, r.stderr).to.equal(0);
   });
 
+  it('a second subsystem request on the same channel is ignored, the session keeps working', async () => {
+    const { client, sftp } = await raw();
+    try {
+      const ch = (sftp as unknown as { ch: ssh2.ClientChannel }).ch as ssh2.ClientChannel & { outgoing: { id: number } };
+      // Test-side internals: ssh2's client API cannot send this on an open channel.
+      (client as unknown as { _protocol: { subsystem: (id: number, name: string, wantReply: boolean) => void } })._protocol.subsystem(ch.outgoing.id, 'sftp', true);
+      const r = await sftp.request(T.REALPATH, str('.'));
+      expect(r.type).to.equal(T.NAME);
+    } finally {
+      client.end();
+    }
+  });
+
   it('close() is idempotent, ends connections, aborts open uploads and refuses new ones', async () => {
     const h2 = await SftpHarness.start();
     try {

@@ -337,9 +337,10 @@ describe('sftp security', function () {
   describe('bans', () => {
     let h: SftpHarness;
     let p: TestPartner;
+    const bans = new BanList({ maxFailures: 3, banMs: 60_000 });
 
     before(async () => {
-      h = await SftpHarness.start({ server: { bans: new BanList({ maxFailures: 3, banMs: 60_000 }) } });
+      h = await SftpHarness.start({ server: { bans } });
       p = await h.addPartner('acme');
     });
     after(async () => {
@@ -348,7 +349,18 @@ describe('sftp security', function () {
 
     it('bans an address after repeated failures; other addresses are unaffected', async () => {
       const wrong = await h.newKey('wrong');
-      for (let i = 0; i < 3; i++) expect((await h.sftp(p, ['pwd'], { key: wrong })).code).to.equal(255);
+      const keys = await Promise.all([1, 2, 3].map((i) => h.newKey(`w${i}`)));
+      const methods = await Promise.all(keys.map(async (k) => ({ type: 'publickey' as const, username: 'acme', key: await fsp.readFile(k) })));
+      // A client whose first keys fail but a later one works is not counted.
+      const mixed = await h.connect({ username: 'acme', authHandler: [methods[0]!, methods[1]!, { type: 'publickey', username: 'acme', key: await fsp.readFile(p.key) }] });
+      expect(mixed.error).to.equal(null);
+      mixed.client.end();
+      // Two failed connections, each with several failed attempts: not banned yet.
+      for (let i = 0; i < 2; i++) expect((await h.connect({ username: 'acme', authHandler: methods })).error).to.not.equal(null);
+      await waitFor(() => h.logsWith('connection closed').length >= 3, 5000, 'three closed connections');
+      expect(bans.isBanned('127.0.0.1')).to.equal(false);
+      expect((await h.sftp(p, ['pwd'], { key: wrong })).code).to.equal(255);
+      await waitFor(() => bans.isBanned('127.0.0.1'), 5000, 'the ban');
       // Now even the right key from 127.0.0.1 is dropped before the SSH banner.
       const s = rawSocket(h.port);
       await s.closed;
