@@ -74,6 +74,9 @@ program.command('start').description('run the gateway and/or workers until SIGTE
   .action(async (o: { role: Role }) => {
     const cfg = config();
     const log = createLogger({ level: cfg.logLevel });
+    // A stray rejection (e.g. from an aborted stream inside a library) must not take down a
+    // process that serves every partner; the stage that owned it fails and is retried.
+    process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { err: reason }));
     const rt = await startRuntime(cfg, o.role, log);
     const stop = (sig: string) => {
       void rt.close(sig).then(() => process.exit(0), () => process.exit(1));

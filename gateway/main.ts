@@ -20,7 +20,7 @@ import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
-import { Queues, createRedis } from '../workers/queues.js';
+import { Queues, createRedis, waitForReady } from '../workers/queues.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
 
@@ -102,6 +102,12 @@ async function quit(r: Redis): Promise<void> {
  * and warns without AOF persistence.
  */
 async function checkRedisPolicy(redis: Redis, config: Config, log: Logger): Promise<void> {
+  if (!(await waitForReady(redis, 10_000))) {
+    // Uploads stay durable in the ledger without Redis; the reconciler enqueues them later.
+    if (config.env === 'production') throw new PgwError('redis.policy', 'Redis is not reachable, so its eviction policy cannot be checked');
+    log.warn('Redis not reachable yet: starting anyway; queued work waits for it');
+    return;
+  }
   let policy: string | null = null;
   let aof: string | null = null;
   try {

@@ -57,6 +57,16 @@ export function createRedis(url: string, forWorker: boolean, log: Logger): Redis
   return r;
 }
 
+/** Resolve true once the connection is ready, false after `ms` without it. */
+export function waitForReady(r: Redis, ms: number): Promise<boolean> {
+  if (r.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { r.off('ready', on); resolve(false); }, ms);
+    const on = () => { clearTimeout(t); resolve(true); };
+    r.once('ready', on);
+  });
+}
+
 /** The producer side: one BullMQ Queue per stage on one shared connection. */
 export class Queues implements Enqueuer {
   readonly queues: Record<PipelineStage, Queue<JobPayload>>;

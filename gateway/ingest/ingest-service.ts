@@ -69,6 +69,7 @@ export class IngestService {
   /** Start an upload under a final name: bytes go to a private temp file. */
   async open(target: UploadTarget): Promise<Upload> {
     if (classifyUploadName(target.fileName) !== 'final') throw new PgwError('upload.name_invalid');
+    await this.requireActive(target.partnerId);
     const tmp = path.join(this.d.dataDir.tmpDir, `${target.partnerId}-${randomBytes(12).toString('hex')}.part`);
     return Upload.open(tmp, this.d.limits.uploadBytes);
   }
@@ -96,6 +97,7 @@ export class IngestService {
   /** Open a temp-named upload in the partner's staging area (resume keeps existing bytes). */
   async openStaged(partnerId: string, lane: Lane, tempName: string, resume: boolean): Promise<Upload> {
     if (classifyUploadName(tempName) !== 'temp') throw new PgwError('upload.name_invalid');
+    await this.requireActive(partnerId);
     const dir = this.d.dataDir.stagingDir(partnerId, lane);
     await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, tempName);
@@ -108,7 +110,10 @@ export class IngestService {
     if (classifyUploadName(tempName) !== 'temp' || classifyUploadName(target.fileName) !== 'final') {
       throw new PgwError('upload.name_invalid');
     }
+    await this.requireActive(target.partnerId);
     const file = path.join(this.d.dataDir.stagingDir(target.partnerId, target.lane), tempName);
+    const st = await fsp.lstat(file).catch(() => null);
+    if (!st?.isFile()) throw new PgwError('upload.incomplete');
     const up = await Upload.open(file, this.d.limits.uploadBytes, true).catch(() => {
       throw new PgwError('upload.incomplete');
     });
@@ -142,6 +147,11 @@ export class IngestService {
     } catch {
       return false;
     }
+  }
+
+  /** A partner disabled while connected must not go on uploading. */
+  private async requireActive(partnerId: string): Promise<void> {
+    if ((await this.d.ledger.partners.get(partnerId))?.status !== 'active') throw new PgwError('partner.disabled');
   }
 
   private async ingestSealedFile(target: UploadTarget, file: string, sealed: { sha256: string; size: number }): Promise<IngestResult> {

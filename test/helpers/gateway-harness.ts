@@ -195,7 +195,7 @@ export class GatewayHarness {
 
   /** All Redis keys and values under this run's prefix, as one string (for canary searches). */
   async redisDump(): Promise<string> {
-    const r = createRedis(this.config.redisUrl, false, silentLogger);
+    const r = createRedis(this.config.redisUrl, true, silentLogger);
     try {
       const keys = await r.keys(`${this.config.queuePrefix}:*`);
       const parts: string[] = [];
@@ -224,7 +224,7 @@ export class GatewayHarness {
 
   async cleanup(): Promise<void> {
     await this.stopAll('SIGKILL');
-    const r = createRedis(this.config.redisUrl, false, silentLogger);
+    const r = createRedis(this.config.redisUrl, true, silentLogger);
     const q = new Queues(r, this.config.queuePrefix, 1);
     await q.obliterate().catch(() => {});
     await q.close();

@@ -6,7 +6,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -71,6 +71,7 @@ let hostKeyCache: Promise<string> | null = null;
 async function cachedHostKeys(): Promise<string> {
   hostKeyCache ??= (async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-hostkeys-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     await ensureHostKeys(dir, PASSPHRASE);
     return dir;
   })();

@@ -59,10 +59,13 @@ function spread(len: number, n: number, shift = 0): number[] {
   return Array.from({ length: n }, (_, k) => Math.min(len - 1, Math.floor(((k + shift) * (len - 1)) / (n - 1 + shift))));
 }
 
+/** openpgp may stall on some malformed messages; the stage gives up after this (30 s in production). */
+const STALL_MS = 3000;
+
 /** Spool the bytes as `partnerId`, run the stage (it must not throw), return the batch id. */
 async function process(fx: StageFixture, bytes: Uint8Array, partnerId = 'p1'): Promise<string> {
   const id = await fx.spool(bytes, partnerId);
-  await runDecryptStage(fx.ctx, id);
+  await runDecryptStage(fx.ctx, id, { stallMs: STALL_MS });
   return id;
 }
 
@@ -176,7 +179,7 @@ describe('workers/decrypt-stage', function () {
     it('a redelivered job for an advanced batch changes nothing and re-queues validate', async () => {
       const id = await process(fx, await openpgpSignEncrypt(enc('redelivery'), { signingKeys: [fx.partnerKey.privateKey], encryptionKeys: gw() }));
       await fx.queues.removeJob('validate', id);
-      await runDecryptStage(fx.ctx, id);
+      await runDecryptStage(fx.ctx, id, { stallMs: STALL_MS });
       await expectAdvanced(fx, id, enc('redelivery'), fx.partnerKey.fingerprint);
     });
   });
@@ -346,6 +349,31 @@ describe('workers/decrypt-stage', function () {
       const bytes = list.write();
       expect(bytes[packetOffset(bytes, 9)]).to.equal(0xc9); // really an SE packet
       await expectRejected(fx, await process(fx, bytes), 'pgp.no_integrity_protection');
+    });
+
+    it('an authentic SEIPD (valid MDC) holding an SE packet, which stalls openpgp → pgp.malformed within the stall limit', async () => {
+      // Anyone can encrypt to the gateway key. openpgp 6.3 (allowUnauthenticatedStream) never
+      // settles decrypt() for this shape: without the stage's progress guard the job would hang.
+      for (const size of [100, 1024 * 1024]) {
+        const sk = await openpgp.generateSessionKey({ encryptionKeys: fx.gatewayPublic, config: { aeadProtect: false } });
+        const se = new openpgp.SymmetricallyEncryptedDataPacket() as unknown as { encrypted: Uint8Array };
+        se.encrypted = randomBytes(size);
+        const inner = new openpgp.PacketList<openpgp.AnyPacket>();
+        inner.push(se as unknown as openpgp.AnyPacket);
+        const seipd = new openpgp.SymEncryptedIntegrityProtectedDataPacket() as unknown as {
+          version: number; packets: unknown; encrypt(algo: openpgp.enums.symmetric, key: Uint8Array): Promise<void>;
+        };
+        seipd.version = 1;
+        seipd.packets = inner;
+        await seipd.encrypt(openpgp.enums.symmetric[sk.algorithm as keyof typeof openpgp.enums.symmetric], sk.data);
+        const pkesk = await openpgp.encryptSessionKey({ ...sk, encryptionKeys: fx.gatewayPublic, format: 'object' });
+        const list = new openpgp.PacketList<openpgp.AnyPacket>();
+        list.push(...pkesk.packets, seipd as unknown as openpgp.AnyPacket);
+        const t0 = Date.now();
+        const id = await process(fx, list.write());
+        expect(Date.now() - t0, 'gave up after the stall limit').to.be.below(STALL_MS + 2000);
+        await expectRejected(fx, id, 'pgp.malformed');
+      }
     });
 
     it('SEIPD → SE downgrade of a real message (openpgp.js and gpg) → pgp.no_integrity_protection', async () => {
@@ -532,7 +560,7 @@ describe('workers/decrypt-stage', function () {
       let peak = base;
       const sampler = setInterval(() => { peak = Math.max(peak, globalThis.process.memoryUsage().rss); }, 2);
       try {
-        await runDecryptStage(fx.ctx, id);
+        await runDecryptStage(fx.ctx, id, { stallMs: STALL_MS });
       } finally {
         clearInterval(sampler);
       }
@@ -661,14 +689,14 @@ describe('workers/decrypt-stage', function () {
       const bytes = await openpgpSignEncrypt(PLAIN, { signingKeys: [rot.partnerKey.privateKey], encryptionKeys: [old.publicKey] });
       // during the overlap the old key still decrypts
       const during = await rot.spool(bytes);
-      await runDecryptStage(rot.ctx, during);
+      await runDecryptStage(rot.ctx, during, { stallMs: STALL_MS });
       expect((await rot.batch(during)).stage).to.equal('validate');
       expect((await rot.batch(during)).decrypt_key_fingerprint).to.equal(old.row.fingerprint);
 
       await rot.setKeyWindow(old.row.fingerprint, { not_after: new Date(Date.now() - 3600_000).toISOString() });
       const again = await openpgpSignEncrypt(enc('after retirement'), { signingKeys: [rot.partnerKey.privateKey], encryptionKeys: [old.publicKey] });
       const id = await rot.spool(again);
-      await runDecryptStage(rot.ctx, id);
+      await runDecryptStage(rot.ctx, id, { stallMs: STALL_MS });
       const detail = await expectRejected(rot, id, 'decrypt.no_key');
       expect(String(detail.message)).to.include('retired');
       expect(String(detail.message)).to.include(shortFingerprint(current.row.fingerprint));
@@ -708,7 +736,7 @@ describe('workers/decrypt-stage', function () {
       let peak = base;
       const sampler = setInterval(() => { peak = Math.max(peak, globalThis.process.memoryUsage().rss); }, 2);
       try {
-        await runDecryptStage(lim.ctx, id);
+        await runDecryptStage(lim.ctx, id, { stallMs: STALL_MS });
       } finally {
         clearInterval(sampler);
       }
@@ -738,7 +766,7 @@ describe('workers/decrypt-stage', function () {
         let peak = base;
         const sampler = setInterval(() => { peak = Math.max(peak, globalThis.process.memoryUsage().rss); }, 2);
         try {
-          await runDecryptStage(lim.ctx, id);
+          await runDecryptStage(lim.ctx, id, { stallMs: STALL_MS });
         } finally {
           clearInterval(sampler);
         }
