@@ -106,6 +106,8 @@ partner.command('add <id>').description('register a partner')
         allowBsnPlaceholder: Boolean(o.allowBsnPlaceholder), actor,
       });
       print(p, o.json, () => `partner ${p.id} added (${o.sshKey.length} ssh key file(s), ${o.pgpKey.length} pgp key(s))`);
+      if (o.pgpKey.length === 0) process.stderr.write('pgw: warning: no PGP key: batches cannot be verified nor acks encrypted until one is added (pgw keys partner add)\n');
+      if (o.sshKey.length === 0) process.stderr.write('pgw: warning: no SSH key: the partner cannot log in over SFTP yet\n');
     });
   });
 partner.command('list').description('list partners').option('--json', 'print JSON')

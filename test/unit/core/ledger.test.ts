@@ -5,31 +5,42 @@ import path from 'node:path';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
+import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
 
-describe('ledger (SQLite)', () => {
-  let dir: string;
+describe('ledger (SQLite): embedded settings', () => {
+  it('runs in WAL mode with synchronous=FULL and is idempotent to reopen', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwl-'));
+    const file = path.join(dir, 'ledger.db');
+    await (await Ledger.open(`sqlite:${file}`, silentLogger)).close();
+    await (await Ledger.open(`sqlite:${file}`, silentLogger)).close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
+    db.close();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+});
+
+for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
+  let tdb: TestDatabase;
   let ledger: Ledger;
   before(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwl-'));
-    ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    tdb = await make();
+    ledger = await Ledger.open(tdb.url, silentLogger);
     await ledger.partners.create({ id: 'p1', name: 'P1' });
   });
   after(async () => {
-    await ledger.close();
-    await fsp.rm(dir, { recursive: true, force: true });
+    await ledger?.close();
+    await tdb?.drop();
   });
 
   const receive = (sha: string, lane: 'live' | 'test' = 'live') => ledger.batches.insertReceived({
     id: newBatchId(), partnerId: 'p1', channel: 'sftp', lane, fileName: 'a.json.pgp', sha256: sha, size: 10, receivedAt: new Date(), dataKey: 'v1.x',
   });
 
-  it('runs in WAL mode with synchronous=FULL and is idempotent to reopen', async () => {
-    const again = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
-    await again.close();
-    const Database = (await import('better-sqlite3')).default;
-    const db = new Database(path.join(dir, 'ledger.db'), { readonly: true });
-    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
-    db.close();
+  it('migrates idempotently (a second open changes nothing)', async () => {
+    await (await Ledger.open(tdb.url, silentLogger)).close();
+    expect((await ledger.partners.list()).map((p) => p.id)).to.include('p1');
   });
 
   it('records the same bytes again as a duplicate of the first batch, per lane', async () => {

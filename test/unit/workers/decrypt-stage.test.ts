@@ -60,7 +60,7 @@ function spread(len: number, n: number, shift = 0): number[] {
 }
 
 /** openpgp may stall on some malformed messages; the stage gives up after this (30 s in production). */
-const STALL_MS = 3000;
+const STALL_MS = 1500;
 
 /** Spool the bytes as `partnerId`, run the stage (it must not throw), return the batch id. */
 async function process(fx: StageFixture, bytes: Uint8Array, partnerId = 'p1'): Promise<string> {
