@@ -6,7 +6,7 @@
  * every signature has resolved and met our policy (keys/partner-keys.ts) — with
  * `allowUnauthenticatedStream`, openpgp emits plaintext before it knows either.
  */
-import { createReadStream, promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp, type ReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
@@ -30,7 +30,15 @@ export interface DecryptVerdict {
   plaintextBytes: number;
 }
 
-export async function runDecryptStage(ctx: StageContext, batchId: string): Promise<void> {
+/** How long openpgp may go without consuming input or producing output before we give up on it. */
+const DEFAULT_STALL_MS = 30_000;
+
+export interface DecryptStageOptions {
+  /** See {@link MessageWatch.guard}; tests shorten it. */
+  stallMs?: number;
+}
+
+export async function runDecryptStage(ctx: StageContext, batchId: string, opts: DecryptStageOptions = {}): Promise<void> {
   const batch = await ctx.ledger.batches.get(batchId);
   if (!batch) {
     ctx.log.warn('decrypt: no such batch', { batch: batchId });
@@ -45,12 +53,13 @@ export async function runDecryptStage(ctx: StageContext, batchId: string): Promi
   if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
   const key = ctx.dataKeys.unwrap(batch.data_key);
   const quarantine = ctx.dataDir.quarantineFile(batch.id);
-  const watch = new FramingWatch();
+  const watch = new MessageWatch(opts.stallMs ?? DEFAULT_STALL_MS);
 
   let verdict: DecryptVerdict;
   try {
     verdict = await decryptToQuarantine(ctx, batch, key, quarantine, watch);
   } catch (err) {
+    watch.closeInput();
     await removeQuietly(quarantine);
     // A framing violation may reach us as whatever error openpgp made of our stream error.
     const mapped = watch.violation ? watch.error() : mapOpenpgpError(err);
@@ -77,7 +86,7 @@ export async function runDecryptStage(ctx: StageContext, batchId: string): Promi
 }
 
 async function decryptToQuarantine(
-  ctx: StageContext, batch: Batch, dataKey: Buffer, quarantine: string, watch: FramingWatch,
+  ctx: StageContext, batch: Batch, dataKey: Buffer, quarantine: string, watch: MessageWatch,
 ): Promise<DecryptVerdict> {
   const now = new Date();
   const config = openpgpConfig(ctx.config.limits);
@@ -94,7 +103,7 @@ async function decryptToQuarantine(
   if (!matched) throw noKeyError(ctx, recipientIds, now);
 
   const partnerKeys = await loadPartnerKeys(ctx.ledger, batch.partner_id);
-  const decrypted = await openpgp.decrypt({
+  const decrypted = await watch.guard(openpgp.decrypt({
     message,
     decryptionKeys: matched.privateKey,
     // Only the uploading partner's keys: another partner's real key is an unknown signer here.
@@ -105,7 +114,7 @@ async function decryptToQuarantine(
     // judge (judgeSignature, against `now`), so openpgp gets the edge of the skew window.
     date: new Date(now.getTime() + ctx.config.signature.futureSkewSeconds * 1000),
     config,
-  });
+  }));
 
   const writer = await SealedWriter.create(quarantine, dataKey);
   try {
@@ -113,7 +122,7 @@ async function decryptToQuarantine(
     const ratio = ctx.config.limits.decompressionRatio;
     const floor = 1024 * 1024;
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await watch.guard(reader.read());
       if (done) break;
       await writer.write(value);
       if (writer.bytesIn > ctx.config.limits.decompressedBytes) throw new PgwError('limits.decompressed_size', undefined, { limit: ctx.config.limits.decompressedBytes });
@@ -128,7 +137,7 @@ async function decryptToQuarantine(
     throw err;
   }
 
-  const signer = await judgeAllSignatures(decrypted.signatures, partnerKeys, now, ctx);
+  const signer = await judgeAllSignatures(decrypted.signatures, partnerKeys, now, ctx, watch);
   return {
     signerFingerprint: signer.key.row.fingerprint,
     signedAt: signer.signedAt,
@@ -138,7 +147,7 @@ async function decryptToQuarantine(
 }
 
 async function readSpooledMessage(
-  spool: string, config: openpgp.PartialConfig, watch: FramingWatch,
+  spool: string, config: openpgp.PartialConfig, watch: MessageWatch,
 ): Promise<openpgp.Message<ReadableStream<Uint8Array>>> {
   const fh = await fsp.open(spool, 'r');
   const head = Buffer.alloc(64);
@@ -152,16 +161,16 @@ async function readSpooledMessage(
       // Decode with a TextDecoderStream: Readable.toWeb() of a Node stream with `encoding` set
       // throws an uncaught RangeError (string chunks have no byteLength) as soon as the
       // consumer is slower than the disk — it took the worker down on any armored file > 256 KiB.
-      const bytes = Readable.toWeb(createReadStream(spool, { highWaterMark: 256 * 1024 })) as unknown as ReadableStream<Uint8Array>;
+      const bytes = Readable.toWeb(watch.openInput(spool)) as unknown as ReadableStream<Uint8Array>;
       const text = bytes.pipeThrough(new TextDecoderStream() as unknown as TransformStream<Uint8Array, string>);
-      const { type, data } = (await openpgp.unarmor(watchArmor(text, watch) as unknown as string)) as unknown as
+      const { type, data } = (await watch.guard(openpgp.unarmor(watchArmor(text, watch) as unknown as string))) as unknown as
         { type: openpgp.enums.armor; data: ReadableStream<Uint8Array> };
       if (type !== openpgp.enums.armor.message) throw new PgwError('pgp.malformed', 'the armored file is not a PGP MESSAGE');
-      return await openpgp.readMessage({ binaryMessage: watchBinary(data, watch), config });
+      return await watch.guard(openpgp.readMessage({ binaryMessage: watchBinary(data, watch), config }));
     }
     if (start.startsWith('-----BEGIN')) throw new PgwError('pgp.malformed', 'the armored file is not a PGP MESSAGE');
-    const bin = Readable.toWeb(createReadStream(spool, { highWaterMark: 256 * 1024 })) as unknown as ReadableStream<Uint8Array>;
-    return await openpgp.readMessage({ binaryMessage: watchBinary(bin, watch), config });
+    const bin = Readable.toWeb(watch.openInput(spool)) as unknown as ReadableStream<Uint8Array>;
+    return await watch.guard(openpgp.readMessage({ binaryMessage: watchBinary(bin, watch), config }));
   } catch (err) {
     throw mapOpenpgpError(err);
   }
@@ -170,6 +179,7 @@ async function readSpooledMessage(
 /** Every signature must verify and meet the policy; a half-valid batch is rejected. */
 async function judgeAllSignatures(
   signatures: Awaited<ReturnType<typeof openpgp.decrypt>>['signatures'], partnerKeys: PartnerKey[], now: Date, ctx: StageContext,
+  watch: MessageWatch,
 ): Promise<{ key: PartnerKey; signedAt: Date }> {
   if (signatures.length === 0) throw new PgwError('signature.missing');
   let first: { key: PartnerKey; signedAt: Date } | null = null;
@@ -183,8 +193,8 @@ async function judgeAllSignatures(
     }
     let packet: openpgp.SignaturePacket;
     try {
-      packet = (await s.signature).packets[0] as openpgp.SignaturePacket;
-      await s.verified;
+      packet = (await watch.guard(s.signature)).packets[0] as openpgp.SignaturePacket;
+      await watch.guard(s.verified);
     } catch (err) {
       const mapped = mapOpenpgpError(err, 'signature.invalid');
       if (mapped instanceof PgwError && mapped.code !== 'signature.invalid') {
@@ -227,14 +237,24 @@ function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwEr
 }
 
 // ---------------------------------------------------------------------------------------
-// Strict framing (SECURITY.md: extra packets and appended junk are rejected).
+// What we watch while openpgp reads the spool file.
 //
-// openpgp skips Marker, Trust and Padding packets wherever they appear (RFC 9580 says to
-// ignore them) and ignores text after an armor's END line, so bytes appended to a valid
-// message would pass unnoticed. And once its armor decoder meets a '=' or '-' in the data it
-// buffers the rest of the file in memory, so a crafted armored upload could hold the whole
-// file in RAM. The watch sees the bytes as openpgp reads them (no second pass) and errors the
-// stream on a violation; anything else odd is left to openpgp and its codes.
+// Strict framing (SECURITY.md: extra packets and appended junk are rejected). openpgp skips
+// Marker, Trust and Padding packets wherever they appear (RFC 9580 says to ignore them) and
+// ignores text after an armor's END line, so bytes appended to a valid message would pass
+// unnoticed. And once its armor decoder meets a '=' or '-' in the data it buffers the rest of
+// the file in memory, so a crafted armored upload could hold the whole file in RAM. The watch
+// sees the bytes as openpgp reads them (no second pass) and errors the stream on a violation;
+// anything else odd is left to openpgp and its codes.
+//
+// Progress. With `allowUnauthenticatedStream`, openpgp 6.3 deadlocks when the first packet
+// inside the encrypted data is a streaming packet type it then refuses (e.g. an SE packet
+// inside SEIPD — which any partner can send — or a first cipher block damaged in transit):
+// PacketList.read delays the error and keeps writing that packet's body into a stream nobody
+// reads, so decrypt() never settles and the job would hold a worker slot for ever. Every await
+// on openpgp therefore goes through `guard()`, which gives up when openpgp has neither asked
+// for input nor produced output for `stallMs` (time spent waiting for the disk, or with the
+// event loop blocked by a long synchronous step, does not count).
 // ---------------------------------------------------------------------------------------
 
 const IGNORED_PACKET_TAGS = new Set([10, 12, 21]); // Marker, Trust, Padding
@@ -245,11 +265,15 @@ const MAX_ARMOR_HEAD = 64 * 1024;
 const ARMOR_LINE = /^-----[^-]+-----$/;
 const EMPTY_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;
 
-/** Follows the top-level packet framing: session-key packets, then one encrypted data packet, then the end. */
-class FramingWatch {
+class MessageWatch {
   violation: string | null = null;
   /** The binary input was read to its end. */
   ended = false;
+  /** openpgp asked for input and we are waiting for the disk (or the armor decoder). */
+  waitingForInput = false;
+  private lastProgress = Date.now();
+  private input: ReadStream | null = null;
+  // top-level packet framing: session-key packets, then one encrypted data packet, then the end
   private header: number[] = [];
   private skip = 0;
   private continuation = false;
@@ -257,12 +281,52 @@ class FramingWatch {
   private afterData = false;
   private gaveUp = false;
 
+  constructor(private readonly stallMs: number) {}
+
   error(): PgwError {
     return new PgwError('pgp.malformed', `${this.violation ?? 'malformed'}: send exactly one OpenPGP message per file`);
   }
 
   fail(why: string): void {
     this.violation ??= why;
+  }
+
+  openInput(spool: string): ReadStream {
+    this.input = createReadStream(spool, { highWaterMark: 256 * 1024 });
+    return this.input;
+  }
+
+  /** Release the spool file whatever state openpgp was left in. */
+  closeInput(): void {
+    this.input?.destroy();
+  }
+
+  progress(): void {
+    this.lastProgress = Date.now();
+  }
+
+  /** Await an openpgp promise, unless openpgp stops making progress meanwhile. */
+  async guard<T>(p: Promise<T>): Promise<T> {
+    p.catch(() => {}); // if we give up, its late rejection is expected
+    this.progress();
+    const step = Math.max(10, Math.min(1000, Math.floor(this.stallMs / 4)));
+    let tick = Date.now();
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const t = Date.now();
+        if (t - tick > 2 * step || this.waitingForInput) this.progress();
+        tick = t;
+        if (t - this.lastProgress >= this.stallMs) {
+          reject(new PgwError('pgp.malformed', 'the message could not be processed to its end (malformed or corrupted content)'));
+        }
+      }, step);
+    });
+    try {
+      return await Promise.race([p, stalled]);
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   feed(chunk: Uint8Array): void {
@@ -330,24 +394,43 @@ class FramingWatch {
   }
 }
 
-function watchBinary(input: ReadableStream<Uint8Array>, watch: FramingWatch): ReadableStream<Uint8Array> {
-  return input.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, c) {
-      watch.feed(chunk);
-      if (watch.violation) c.error(watch.error());
-      else c.enqueue(chunk);
+/** The binary message as openpgp pulls it (high-water mark 0: we read only when asked). */
+function watchBinary(input: ReadableStream<Uint8Array>, watch: MessageWatch): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      watch.waitingForInput = true;
+      let r: ReadableStreamReadResult<Uint8Array>;
+      try {
+        r = await reader.read();
+      } finally {
+        watch.waitingForInput = false;
+        watch.progress();
+      }
+      if (r.done) {
+        watch.ended = true;
+        c.close();
+        return;
+      }
+      watch.feed(r.value);
+      if (watch.violation) {
+        c.error(watch.error());
+        await reader.cancel().catch(() => {});
+      } else {
+        c.enqueue(r.value);
+      }
     },
-    flush() {
-      watch.ended = true;
+    cancel(reason) {
+      return reader.cancel(reason);
     },
-  }));
+  }, { highWaterMark: 0 });
 }
 
 /**
  * Armored text: one block, nothing but white space after its END line, and a bounded tail
  * (openpgp's decoder buffers everything from the first '=' or '-' of the data on).
  */
-function watchArmor(input: ReadableStream<string>, watch: FramingWatch): ReadableStream<string> {
+function watchArmor(input: ReadableStream<string>, watch: MessageWatch): ReadableStream<string> {
   let phase: 'begin' | 'headers' | 'data' | 'tail' = 'begin';
   let carry = '';
   let headChars = 0;
