@@ -47,6 +47,12 @@ export interface Config {
     authTimeoutMs: number;
     idleTimeoutMs: number;
     maxAuthAttempts: number;
+    /** Connections from one address that fail authentication (in 10 min) before it is banned. */
+    banMaxFailures: number;
+    /** First ban; each further ban doubles, up to an hour. */
+    banSeconds: number;
+    /** Addresses never banned (e.g. a partner's fixed egress, a monitoring probe). */
+    banSafeList: string[];
   };
   workers: {
     concurrency: number;
@@ -54,6 +60,8 @@ export interface Config {
     lockDurationMs: number;
     stalledIntervalMs: number;
     reconcileIntervalMs: number;
+    /** Give up on a message when openpgp makes no progress for this long (see workers/message-watch.ts). */
+    decryptStallMs: number;
   };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
@@ -83,13 +91,14 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     unauthenticatedConnections: 64,
   },
   signature: { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 },
-  sftp: { authTimeoutMs: 20_000, idleTimeoutMs: 15 * 60_000, maxAuthAttempts: 6 },
+  sftp: { authTimeoutMs: 20_000, idleTimeoutMs: 15 * 60_000, maxAuthAttempts: 6, banMaxFailures: 20, banSeconds: 60, banSafeList: [] },
   workers: {
     concurrency: 4,
     attempts: 8,
     lockDurationMs: 30_000,
     stalledIntervalMs: 30_000,
     reconcileIntervalMs: 60_000,
+    decryptStallMs: 30_000,
   },
   fault: null,
 };
@@ -98,7 +107,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
 interface EnvSetting {
   env: string;
   path: string;
-  kind: 'string' | 'int' | 'number';
+  kind: 'string' | 'int' | 'number' | 'list';
   doc: string;
 }
 
@@ -124,10 +133,18 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', kind: 'int', doc: 'replay window for signatures' },
   { env: 'PGW_SIGNATURE_FUTURE_SKEW_SECONDS', path: 'signature.futureSkewSeconds', kind: 'int', doc: 'tolerated clock skew' },
   { env: 'PGW_SFTP_AUTH_TIMEOUT_MS', path: 'sftp.authTimeoutMs', kind: 'int', doc: 'pre-auth grace time' },
+  { env: 'PGW_SFTP_IDLE_TIMEOUT_MS', path: 'sftp.idleTimeoutMs', kind: 'int', doc: 'idle SFTP connections are closed' },
+  { env: 'PGW_SFTP_MAX_AUTH_ATTEMPTS', path: 'sftp.maxAuthAttempts', kind: 'int', doc: 'per connection' },
+  { env: 'PGW_SFTP_BAN_MAX_FAILURES', path: 'sftp.banMaxFailures', kind: 'int', doc: 'failed connections per address (10 min) before a ban' },
+  { env: 'PGW_SFTP_BAN_SECONDS', path: 'sftp.banSeconds', kind: 'int', doc: 'first ban; doubles per repeat, at most 1 h' },
+  { env: 'PGW_SFTP_BAN_SAFE_LIST', path: 'sftp.banSafeList', kind: 'list', doc: 'comma-separated addresses never banned' },
+  { env: 'PGW_MAX_UNAUTH_CONNECTIONS', path: 'limits.unauthenticatedConnections', kind: 'int', doc: 'concurrent connections not yet authenticated' },
+  { env: 'PGW_MAX_CHANNELS_PER_CONNECTION', path: 'limits.channelsPerConnection', kind: 'int', doc: 'SSH session channels per connection' },
   { env: 'PGW_WORKER_CONCURRENCY', path: 'workers.concurrency', kind: 'int', doc: 'jobs per queue per worker process' },
   { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', kind: 'int', doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
   { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', kind: 'int', doc: 'how often stalled jobs are looked for' },
   { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', kind: 'int', doc: 'reconciler period' },
+  { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', kind: 'int', doc: 'abandon a message openpgp stops making progress on' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -166,13 +183,17 @@ const SCHEMA = {
     },
     sftp: {
       type: 'object', additionalProperties: false,
-      properties: { authTimeoutMs: POS, idleTimeoutMs: POS, maxAuthAttempts: POS },
+      properties: {
+        authTimeoutMs: POS, idleTimeoutMs: POS, maxAuthAttempts: POS, banMaxFailures: POS, banSeconds: POS,
+        banSafeList: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[0-9a-fA-F.:]{2,45}$' } },
+      },
     },
     workers: {
       type: 'object', additionalProperties: false,
       properties: {
         concurrency: POS, attempts: POS, lockDurationMs: { type: 'integer', minimum: 1000 },
         stalledIntervalMs: { type: 'integer', minimum: 1000 }, reconcileIntervalMs: { type: 'integer', minimum: 1000 },
+        decryptStallMs: { type: 'integer', minimum: 100 },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },
@@ -210,6 +231,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     const raw = env[s.env];
     if (raw === undefined || raw === '') continue;
     if (s.kind === 'string') setPath(merged, s.path, raw);
+    else if (s.kind === 'list') setPath(merged, s.path, raw.split(',').map((x) => x.trim()).filter(Boolean));
     else {
       const n = Number(raw);
       if (!Number.isFinite(n) || (s.kind === 'int' && !Number.isInteger(n))) problems.push(`${s.env}: expected ${s.kind === 'int' ? 'an integer' : 'a number'}`);

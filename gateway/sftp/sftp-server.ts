@@ -74,7 +74,8 @@ function safely(fn: () => void): void {
 export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer> {
   const { config, ledger } = deps;
   const log = deps.log.child({ component: 'sftp' });
-  const bans = deps.bans ?? new BanList();
+  const bans = deps.bans ?? new BanList({ maxFailures: config.sftp.banMaxFailures, banMs: config.sftp.banSeconds * 1000 });
+  const safeList = new Set(config.sftp.banSafeList);
   const backpressure = { ...DEFAULT_BACKPRESSURE, ...deps.backpressure };
   const stagedLocks = new StagedLocks();
   const conns = new Set<SftpConnection>();
@@ -114,7 +115,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       socket.destroy();
       return;
     }
-    if (bans.isBanned(ip)) {
+    if (!safeList.has(ip) && bans.isBanned(ip)) {
       log.info('connection refused: address banned', { remote: ip });
       socket.destroy();
       return;
@@ -149,7 +150,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       releaseUnauth();
       // Bans count connections that tried credentials and never got in, not single
       // attempts: a client with several keys in its agent fails a few probes every time.
-      if (!conn.authenticated && conn.badCredentials > 0) bans.recordFailure(ip);
+      if (!conn.authenticated && conn.badCredentials > 0 && !safeList.has(ip)) bans.recordFailure(ip);
       if (conn.authenticated && conn.partnerId) {
         const n = (partnerConnections.get(conn.partnerId) ?? 1) - 1;
         if (n <= 0) partnerConnections.delete(conn.partnerId);

@@ -371,4 +371,30 @@ describe('sftp security', function () {
       elsewhere.client.end();
     });
   });
+
+  describe('ban safe list (config)', () => {
+    let h: SftpHarness;
+    let p: TestPartner;
+
+    before(async () => {
+      h = await SftpHarness.start({ config: { sftp: { banMaxFailures: 1, banSafeList: ['127.0.0.3'] } } });
+      p = await h.addPartner('acme');
+    });
+    after(async () => {
+      await h?.close();
+    });
+
+    it('bans after the configured failures, but never an address on the safe list', async () => {
+      const wrong = await fsp.readFile(await h.newKey('wrong'));
+      for (const localAddress of ['127.0.0.3', '127.0.0.3', '127.0.0.4']) {
+        expect((await h.connect({ username: 'acme', privateKey: wrong, localAddress })).error).to.not.equal(null);
+      }
+      await waitFor(() => h.logsWith('connection closed').length >= 3, 5000, 'three closed connections');
+      const safe = await h.connect({ username: 'acme', privateKey: await fsp.readFile(p.key), localAddress: '127.0.0.3' });
+      expect(safe.error, 'safe-listed address still gets in').to.equal(null);
+      safe.client.end();
+      const banned = await h.connect({ username: 'acme', privateKey: await fsp.readFile(p.key), localAddress: '127.0.0.4' });
+      expect(banned.error, 'one failure with banMaxFailures=1 bans').to.not.equal(null);
+    });
+  });
 });
