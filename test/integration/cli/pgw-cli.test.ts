@@ -1,0 +1,99 @@
+/** The `pgw` executable as an operator uses it: exit codes, one-line errors, --json. */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import ssh2 from 'ssh2';
+
+const run = promisify(execFile);
+const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
+
+interface Result { code: number; stdout: string; stderr: string }
+
+async function pgw(args: string[], env: Record<string, string>): Promise<Result> {
+  try {
+    const r = await run(process.execPath, [PGW, ...args], { env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, timeout: 60_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('pgw command line', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let env: Record<string, string>;
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwcli-'));
+    env = { PGW_DATA_DIR: path.join(dir, 'var'), PGW_KEY_PASSPHRASE: 'cli test passphrase' };
+  });
+  after(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('documents every command with --help', async () => {
+    const r = await pgw(['--help'], env);
+    expect(r.code).to.equal(0);
+    for (const c of ['init', 'start', 'demo', 'partner', 'keys', 'batches', 'audit']) expect(r.stdout).to.include(c);
+    expect((await pgw(['partner', 'add', '--help'], env)).stdout).to.include('--ssh-key');
+  });
+
+  it('refuses to init without a passphrase, in one line, non-zero', async () => {
+    const r = await pgw(['init'], { PGW_DATA_DIR: path.join(dir, 'nopass') });
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr.trim().split('\n')).to.deep.equal(['pgw: key.passphrase_missing: set PGW_KEY_PASSPHRASE or PGW_KEY_PASSPHRASE_FILE']);
+    expect(await fsp.stat(path.join(dir, 'nopass', 'ledger.db')).catch(() => null)).to.equal(null);
+  });
+
+  it('reports every bad setting at once', async () => {
+    const r = await pgw(['partner', 'list'], { ...env, PGW_SFTP_PORT: 'x', PGW_REDIS_URL: 'http://x' });
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr).to.include('PGW_SFTP_PORT').and.include('PGW_REDIS_URL');
+  });
+
+  it('init is idempotent, keys are 0600, and a wrong passphrase is refused', async () => {
+    const first = JSON.parse((await pgw(['init', '--json'], env)).stdout) as { created: string[]; gatewayKeys: string[] };
+    expect(first.created).to.include('gateway OpenPGP key');
+    const second = JSON.parse((await pgw(['init', '--json'], env)).stdout) as { created: string[]; gatewayKeys: string[] };
+    expect(second.created).to.deep.equal([]);
+    expect(second.gatewayKeys).to.deep.equal(first.gatewayKeys);
+    for (const f of ['ssh_host_ed25519_key', 'ssh_host_rsa_key', 'tls-key.pem']) {
+      expect((await fsp.stat(path.join(dir, 'var', 'keys', f))).mode & 0o777, f).to.equal(0o600);
+    }
+    for (const f of ['ssh_host_ed25519_key', 'ssh_host_rsa_key']) {
+      const parsed = ssh2.utils.parseKey(await fsp.readFile(path.join(dir, 'var', 'keys', f)));
+      expect(parsed, `${f} cannot be read without the passphrase`).to.be.instanceOf(Error);
+      expect(String((parsed as Error).message)).to.match(/encrypted/i);
+    }
+    expect(await fsp.readFile(path.join(dir, 'var', 'keys', 'tls-key.pem'), 'utf8')).to.match(/^-----BEGIN ENCRYPTED PRIVATE KEY-----/);
+    const wrong = await pgw(['keys', 'gateway', 'check'], { ...env, PGW_KEY_PASSPHRASE: 'not the passphrase' });
+    expect(wrong.stderr).to.match(/^pgw: key\.passphrase_wrong/);
+    const exported = await pgw(['keys', 'gateway', 'export'], env);
+    expect(exported.stdout).to.match(/^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
+    expect(exported.stdout).not.to.include('PRIVATE');
+  });
+
+  it('registers a partner and lists it as JSON; the action is audited', async () => {
+    await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'k')]);
+    const add = await pgw(['partner', 'add', 'kz-cli', '--name', 'Kraamzorg CLI', '--ssh-key', path.join(dir, 'k.pub')], env);
+    expect(add.code, add.stderr).to.equal(0);
+    expect(add.stderr).to.include('no PGP key');
+    const list = JSON.parse((await pgw(['partner', 'list', '--json'], env)).stdout) as { id: string; status: string }[];
+    expect(list.map((p) => [p.id, p.status])).to.deep.equal([['kz-cli', 'active']]);
+    expect((await pgw(['partner', 'add', 'kz-cli', '--name', 'again'], env)).stderr).to.match(/^pgw: partner\.exists/);
+    expect((await pgw(['partner', 'disable', 'kz-cli'], env)).code).to.equal(0);
+    const audit = await pgw(['audit', 'verify'], env);
+    expect(audit.stdout).to.match(/ok: [3-9] audit events/);
+  });
+
+  it('pgw demo prints a decrypted, verified ack', async () => {
+    const r = await pgw(['demo', '--json'], {});
+    expect(r.code, r.stderr).to.equal(0);
+    const ack = JSON.parse(r.stdout) as { type: string; status: string; records: { total: number; accepted: number } };
+    expect(ack).to.deep.include({ type: 'pgw.ack', status: 'partially_accepted' });
+    expect(ack.records).to.deep.include({ total: 5, accepted: 4 });
+  });
+});
