@@ -78,12 +78,13 @@ export async function inspectPublicKey(input: string | Uint8Array, now = new Dat
   };
 }
 
-/** The 16-hex key id of a v4 fingerprint (its last 8 bytes). */
+/** The 16-hex key id of a fingerprint: the last 8 bytes for v4, the first 8 for v5/v6 (RFC 9580 §5.5.4). */
 export function keyIdOf(fingerprint: string): string {
-  return fingerprint.slice(-16).toLowerCase();
+  const f = fingerprint.toLowerCase();
+  return f.length === 64 ? f.slice(0, 16) : f.slice(-16);
 }
 
 /** `0xABCD…` short form used in partner-facing messages. */
 export function shortFingerprint(fingerprint: string): string {
-  return `0x${fingerprint.slice(-16).toUpperCase()}`;
+  return `0x${keyIdOf(fingerprint).toUpperCase()}`;
 }

@@ -16,7 +16,7 @@ import { SealedWriter } from '../gateway/core/sealed-blob.js';
 import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
 import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
-import { shortFingerprint } from '../keys/pgp-inspect.js';
+import { keyIdOf, shortFingerprint } from '../keys/pgp-inspect.js';
 import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
 import { mapOpenpgpError } from './pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
@@ -96,7 +96,7 @@ async function decryptToQuarantine(
   const recipientIds = message.getEncryptionKeyIDs().map((k) => k.toHex());
   if (recipientIds.length === 0) throw new PgwError('pgp.not_encrypted');
   const usable = ctx.keyring.decryptionKeys(now);
-  const matched = recipientIds.map((id) => usable.find((k) => k.fingerprints.some((f) => f.endsWith(id))))
+  const matched = recipientIds.map((id) => usable.find((k) => k.fingerprints.some((f) => keyIdOf(f) === id.toLowerCase())))
     .find((k) => k !== undefined);
   if (!matched) throw noKeyError(ctx, recipientIds, now);
 
