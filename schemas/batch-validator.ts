@@ -18,7 +18,7 @@ import { PgwError } from '../gateway/core/errors.js';
 import { getSchemaValidators, type SchemaValidators } from './compiled-schemas.js';
 import { parseCsvRecords, readCsvHead } from './csv-payload.js';
 import { parseJsonPayload } from './json-payload.js';
-import { classifyAjvError, envelopeIssues, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
+import { classifyAjvError, envelopeIssues, isEchoableReference, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
 
 export type { RecordIssue } from './record-issues.js';
 
@@ -213,7 +213,7 @@ function validateJson(text: string, ctx: ValidationContext): BatchValidation {
   return {
     schema: v.name,
     format: 'json',
-    reference: typeof reference === 'string' ? reference : null,
+    reference: typeof reference === 'string' && isEchoableReference(reference) ? reference : null,
     ...validateRecords(v, records as unknown[], bounds, ctx.allowBsnPlaceholder),
   };
 }

@@ -8,7 +8,7 @@
  */
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { ERROR_CODES, type ErrorCode } from '../gateway/core/errors.js';
-import { BSN_PLACEHOLDER, isNineDigits } from './formats.js';
+import { BSN_PLACEHOLDER, isBsn11Proef, isNineDigits } from './formats.js';
 
 /** One problem with one record. No field values, ever. */
 export interface RecordIssue {
@@ -26,7 +26,12 @@ export interface RecordIssue {
 /** Path used for an unknown property whose name is not safe to echo. */
 export const UNSAFE_FIELD_PATH = '/(unknown field)';
 
-const SAFE_FIELD_NAME = /^[A-Za-z0-9_]{1,40}$/;
+// An identifier: starts with a letter or `_`. Keys that are numbers (a BSN, a phone number,
+// a date) or carry a run of 5+ digits are data, not field names: records keyed by BSN
+// (`{"123456782": {...}}`) are a real export mistake, and the path goes into the ack and
+// the ledger's record_issues in the clear.
+const SAFE_FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,39}$/;
+const DIGIT_RUN = /[0-9]{5}/;
 const SAFE_REFERENCE = /^[A-Za-z0-9._:/-]{1,64}$/;
 
 /** Format name in the schema → record code for a value that fails it. */
@@ -40,16 +45,29 @@ const FORMAT_CODES: Readonly<Record<string, ErrorCode>> = {
   agb: 'careProvider.agb',
 };
 
-/** `/name` for a partner-supplied property name that is a plain identifier, else {@link UNSAFE_FIELD_PATH}. */
+/** `/name` for a partner-supplied property name that is a plain identifier (no long digit run), else {@link UNSAFE_FIELD_PATH}. */
 export function safeFieldPath(name: unknown): string {
-  return typeof name === 'string' && name.length <= 40 && SAFE_FIELD_NAME.test(name) ? `/${name}` : UNSAFE_FIELD_PATH;
+  return typeof name === 'string' && name.length <= 40 && SAFE_FIELD_NAME.test(name) && !DIGIT_RUN.test(name) ? `/${name}` : UNSAFE_FIELD_PATH;
 }
 
-/** The record's own `reference` if it is a well-formed reference, else `undefined`. */
+const NINE_DIGITS = /(?<![0-9])[0-9]{9}(?![0-9])/g;
+
+/**
+ * References are echoed in acks and stored in the ledger, so one that carries a BSN (a
+ * 9-digit run passing the 11-test — an easy export mistake: "reference = client BSN") or
+ * an e-mail address is treated as personal data and never echoed.
+ */
+export function isEchoableReference(ref: string): boolean {
+  if (ref.includes('@')) return false;
+  for (const m of ref.matchAll(NINE_DIGITS)) if (isBsn11Proef(m[0]) || m[0] === BSN_PLACEHOLDER) return false;
+  return true;
+}
+
+/** The record's own `reference` if it is a well-formed, echoable reference, else `undefined`. */
 export function recordReference(rec: unknown): string | undefined {
   if (typeof rec !== 'object' || rec === null || !Object.hasOwn(rec, 'reference')) return undefined;
   const ref = (rec as { reference?: unknown }).reference;
-  return typeof ref === 'string' && ref.length <= 64 && SAFE_REFERENCE.test(ref) ? ref : undefined;
+  return typeof ref === 'string' && ref.length <= 64 && SAFE_REFERENCE.test(ref) && isEchoableReference(ref) ? ref : undefined;
 }
 
 /** Builds an issue with the registry message for `code`. */

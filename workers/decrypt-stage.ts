@@ -6,7 +6,7 @@
  * every signature has resolved and met our policy (keys/partner-keys.ts) — with
  * `allowUnauthenticatedStream`, openpgp emits plaintext before it knows either.
  */
-import { promises as fsp } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
@@ -29,6 +29,32 @@ export interface DecryptVerdict {
   signedAt: Date;
   decryptKeyFingerprint: string;
   plaintextBytes: number;
+}
+
+/**
+ * Verdicts that mean the upload may not have been encrypted at all (plain JSON by mistake, a
+ * cleartext-signed file, broken armor): its bytes could be personal data in the clear, so
+ * the spooled copy is sealed with the batch's data key instead of kept as received.
+ */
+const MAYBE_PLAINTEXT = new Set(['pgp.malformed', 'pgp.not_encrypted', 'pgp.cleartext_signed']);
+
+async function sealSpool(ctx: StageContext, batchId: string, key: Buffer): Promise<void> {
+  const spool = ctx.dataDir.spoolFile(batchId);
+  const sealed = ctx.dataDir.spoolSealedFile(batchId);
+  const exists = await fsp.stat(spool).then(() => true, () => false);
+  if (!exists) return; // sealed by an earlier attempt
+  const tmp = `${sealed}.tmp`;
+  const w = await SealedWriter.create(tmp, key);
+  try {
+    for await (const chunk of createReadStream(spool, { highWaterMark: 1024 * 1024 })) await w.write(chunk as Buffer);
+    await w.finish();
+  } catch (err) {
+    await w.abort();
+    await removeQuietly(tmp);
+    throw err;
+  }
+  await commitRename(tmp, sealed);
+  await fsp.unlink(spool);
 }
 
 export interface DecryptStageOptions {
@@ -62,6 +88,7 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
     // A framing violation may reach us as whatever error openpgp made of our stream error.
     const mapped = watch.violation ? watch.error() : mapOpenpgpError(err);
     if (mapped instanceof PgwError && !mapped.retryable) {
+      if (MAYBE_PLAINTEXT.has(mapped.code)) await sealSpool(ctx, batch.id, key);
       await rejectBatch(ctx, batch, 'decrypt', mapped);
       return;
     }

@@ -9,6 +9,7 @@
  * run/ports.json                ports actually bound
  * tmp/                          uploads in progress (same filesystem as spool: rename is atomic)
  * spool/<batchId>.pgp           files as received (already OpenPGP-encrypted)
+ * spool/<batchId>.sealed        a received file that was NOT an encrypted message, sealed
  * quarantine/<batchId>.sealed   decrypt output until the signature verdict (sealed at rest)
  * payload/<batchId>.sealed      promoted plaintext (sealed at rest, per-batch data key)
  * accepted/<batchId>.sealed     accepted records for the downstream handoff (sealed)
@@ -34,6 +35,8 @@ export class DataDir {
   get acksDir(): string { return path.join(this.root, 'acks'); }
 
   spoolFile(batchId: string): string { return path.join(this.spoolDir, `${batchId}.pgp`); }
+  /** A received file that turned out not to be an encrypted message, sealed at rest instead. */
+  spoolSealedFile(batchId: string): string { return path.join(this.spoolDir, `${batchId}.sealed`); }
   quarantineFile(batchId: string): string { return path.join(this.quarantineDir, `${batchId}.sealed`); }
   payloadFile(batchId: string): string { return path.join(this.payloadDir, `${batchId}.sealed`); }
   acceptedFile(batchId: string): string { return path.join(this.acceptedDir, `${batchId}.sealed`); }
