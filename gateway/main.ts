@@ -99,7 +99,8 @@ async function quit(r: Redis): Promise<void> {
 /**
  * Redis holds only queues, but losing them silently is not acceptable: production requires
  * `maxmemory-policy noeviction` (an evicted job is a lost batch until the reconciler runs)
- * and warns without AOF persistence.
+ * and warns without AOF persistence. Read from INFO, which managed Redis services keep
+ * enabled when they disable CONFIG; a production start refuses when it cannot tell.
  */
 async function checkRedisPolicy(redis: Redis, config: Config, log: Logger): Promise<void> {
   if (!(await waitForReady(redis, 10_000))) {
@@ -111,11 +112,16 @@ async function checkRedisPolicy(redis: Redis, config: Config, log: Logger): Prom
   let policy: string | null = null;
   let aof: string | null = null;
   try {
-    const res = (await redis.config('GET', 'maxmemory-policy')) as string[];
-    policy = res[1] ?? null;
-    aof = (((await redis.config('GET', 'appendonly')) as string[])[1]) ?? null;
+    const info = await redis.info();
+    policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null;
+    const enabled = /^aof_enabled:(\d)/m.exec(info)?.[1];
+    aof = enabled === undefined ? null : enabled === '1' ? 'yes' : 'no';
   } catch {
-    log.warn('cannot read Redis config (CONFIG disabled?): eviction policy unchecked');
+    /* unknown: decided below */
+  }
+  if (policy === null) {
+    if (config.env === 'production') throw new PgwError('redis.policy', 'cannot read the Redis maxmemory-policy (INFO unavailable); it must be noeviction');
+    log.warn('cannot read Redis INFO: eviction policy unchecked');
   }
   if (policy !== null && policy !== 'noeviction') {
     if (config.env === 'production') throw new PgwError('redis.policy', `Redis maxmemory-policy is ${policy}; set it to noeviction`);

@@ -33,6 +33,7 @@ export class Reconciler {
     for (const b of await this.ledger.batches.unfinished()) {
       report.checked++;
       const stage = b.stage as PipelineStage;
+      if (b.id) continue; // MUTATION
       if (await this.queues.hasLiveJob(stage, b.id)) continue;
       await this.queues.removeJob(stage, b.id);
       await this.queues.enqueue(stage, b.id);
@@ -77,6 +78,20 @@ export class Reconciler {
         }
         await fsp.rm(file, { force: true });
         n++;
+      }
+    }
+    // Ack links left under a temp name in an outbox: a crash between the ack stage's link
+    // and rename (the partner never sees dot-names, but nothing else would remove them).
+    for (const partner of await fsp.readdir(path.join(this.dataDir.root, 'partners')).catch(() => [] as string[])) {
+      for (const lane of ['live', 'test'] as const) {
+        const dir = this.dataDir.outboxFor(partner, lane);
+        for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+          if (!name.startsWith('.tmp-')) continue;
+          const st = await fsp.lstat(path.join(dir, name)).catch(() => null);
+          if (!st?.isFile() || st.mtimeMs > cutoff) continue;
+          await fsp.rm(path.join(dir, name), { force: true });
+          n++;
+        }
       }
     }
     // Spool files without a ledger row: the gateway died between rename and ledger write,

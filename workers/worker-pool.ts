@@ -23,6 +23,13 @@ const PROCESSORS: Record<PipelineStage, (ctx: StageContext, batchId: string) => 
 export class WorkerPool {
   private readonly workers: Worker<JobPayload>[] = [];
   private closed = false;
+  /**
+   * Runs in progress by job id. A job whose lock lapsed while its run still goes on (a stage
+   * that held the event loop longer than the lock duration) is handed out again by BullMQ's
+   * stalled check, possibly to another slot of this very process: the redelivery waits for
+   * the first run instead of running the same stage on the same batch twice at once.
+   */
+  private readonly running = new Map<string, Promise<void>>();
 
   constructor(private readonly ctx: StageContext, connection: Redis, prefix: string) {
     const w = ctx.config.workers;
@@ -48,7 +55,17 @@ export class WorkerPool {
       this.ctx.log.warn('job without a valid batch id dropped', { stage, job: job.id });
       return;
     }
-    await PROCESSORS[stage](this.ctx, batchId);
+    const key = job.id ?? `${batchId}-${stage}`;
+    const earlier = this.running.get(key);
+    if (earlier) this.ctx.log.warn('job redelivered while still running here; waiting for the first run', { stage, batch: batchId });
+    // Chained, so that any number of redeliveries run one after the other.
+    const run = (earlier ?? Promise.resolve()).catch(() => {}).then(() => PROCESSORS[stage](this.ctx, batchId));
+    this.running.set(key, run);
+    try {
+      await run;
+    } finally {
+      if (this.running.get(key) === run) this.running.delete(key);
+    }
   }
 
   private async onFailed(stage: PipelineStage, job: Job<JobPayload> | undefined, err: Error): Promise<void> {

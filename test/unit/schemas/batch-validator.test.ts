@@ -518,3 +518,23 @@ describe('schemas/batch-validator', () => {
     });
   });
 });
+
+describe('references that carry personal data are not echoed', () => {
+  it('withholds a record or batch reference holding a BSN or an e-mail address', async () => {
+    const { validateBatch } = await import('../../../schemas/batch-validator.js');
+    const { sampleBatch, validBsn } = await import('../../../schemas/testing/sample-records.js');
+    const now = new Date();
+    const b = sampleBatch(4, now);
+    const bsn = validBsn(4242);
+    b.reference = `export-${bsn}`;
+    b.records[0]!.reference = `client-${bsn}`;
+    b.records[1]!.reference = 'KZ-2026-000123450'; // 9-digit run that fails the 11-test: an ordinary number
+    b.records[0]!.postcode = 'bad';
+    b.records[1]!.postcode = 'bad';
+    const r = validateBatch(Buffer.from(JSON.stringify(b)), { fileName: 'x.json.pgp', now, allowBsnPlaceholder: false, maxRecords: 100, maxJsonDepth: 32 });
+    expect(r.reference).to.equal(null);
+    expect(r.errors[0]).to.not.have.property('reference');
+    expect(r.errors[1]!.reference).to.equal('KZ-2026-000123450');
+    expect(JSON.stringify(r.errors)).not.to.include(bsn);
+  });
+});
