@@ -33,7 +33,6 @@ export class Reconciler {
     for (const b of await this.ledger.batches.unfinished()) {
       report.checked++;
       const stage = b.stage as PipelineStage;
-      if (b.id) continue; // MUTATION
       if (await this.queues.hasLiveJob(stage, b.id)) continue;
       await this.queues.removeJob(stage, b.id);
       await this.queues.enqueue(stage, b.id);
