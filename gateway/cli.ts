@@ -9,7 +9,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { isPgwError, PgwError } from './core/errors.js';
 import { DataDir } from './core/data-dir.js';
 import { Ledger } from './core/ledger/index.js';
-import { startRuntime } from './main.js';
+import { startRuntime, type Runtime } from './main.js';
 import { initialise, requirePassphrase } from '../keys/init.js';
 import { GatewayKeyring, gatewayKeyState } from '../keys/gateway-keyring.js';
 import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
@@ -77,12 +77,22 @@ program.command('start').description('run the gateway and/or workers until SIGTE
     // A stray rejection (e.g. from an aborted stream inside a library) must not take down a
     // process that serves every partner; the stage that owned it fails and is retried.
     process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { err: reason }));
-    const rt = await startRuntime(cfg, o.role, log);
+    // Signals are taken from the first moment: one that arrives while starting waits for the
+    // start to finish and then stops in order (never Node's default kill mid-start).
+    let rt: Runtime | null = null;
+    let requested: string | null = null;
     const stop = (sig: string) => {
-      void rt.close(sig).then(() => process.exit(0), () => process.exit(1));
+      if (requested) return;
+      requested = sig;
+      if (rt) void rt.close(sig).then(() => process.exit(0), () => process.exit(1));
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    rt = await startRuntime(cfg, o.role, log);
+    if (requested) {
+      await rt.close(requested);
+      process.exit(0);
+    }
   });
 
 program.command('demo').description('end-to-end demo with a throw-away partner over SFTP; prints the decrypted ack')

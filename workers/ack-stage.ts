@@ -49,6 +49,9 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
   const tmp = tempNameFor(target);
   await fsp.link(blob, tmp);
   await fsp.rename(tmp, target);
+  // rename() is a no-op when both names already link the same file (an overlapping run
+  // published it first); the temp name must not stay behind.
+  await removeQuietly(tmp);
   await fsyncDir(outboxDir);
 
   const recorded = await ctx.ledger.batches.recordAck({

@@ -7,6 +7,7 @@
  * `allowUnauthenticatedStream`, openpgp emits plaintext before it knows either.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
@@ -76,7 +77,7 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
   const log = ctx.log.child({ partner: batch.partner_id, batch: batch.id, stage: 'decrypt' });
   if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
   const key = ctx.dataKeys.unwrap(batch.data_key);
-  const quarantine = ctx.dataDir.quarantineFile(batch.id);
+  const quarantine = ctx.dataDir.quarantineFile(batch.id, randomBytes(6).toString('hex'));
   const watch = new MessageWatch(opts.stallMs ?? ctx.config.workers.decryptStallMs);
 
   let verdict: DecryptVerdict;
@@ -96,6 +97,12 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
   }
 
   // Verdict resolved: promote, then record. A crash between the two only repeats this stage.
+  // A run whose job lock lapsed may find another worker already finished the batch: its own
+  // (complete) quarantine file is then simply dropped.
+  if ((await ctx.ledger.batches.get(batch.id))?.stage !== 'decrypt') {
+    await removeQuietly(quarantine);
+    return;
+  }
   await commitRename(quarantine, ctx.dataDir.payloadFile(batch.id));
   ctx.fault('after-decrypt');
   await ctx.ledger.batches.advance(batch.id, 'decrypt', 'validate', {

@@ -72,7 +72,7 @@ export class Reconciler {
         if (!st || st.mtimeMs > cutoff) continue;
         if (dir === this.dataDir.quarantineDir) {
           // Quarantine of a batch still being decrypted is rewritten by its retry anyway.
-          const batch = await this.ledger.batches.get(name.replace(/\.sealed$/, ''));
+          const batch = await this.ledger.batches.get(this.dataDir.quarantineBatchId(name));
           if (batch && batch.stage === 'decrypt') continue;
         }
         await fsp.rm(file, { force: true });

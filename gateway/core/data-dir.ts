@@ -10,7 +10,7 @@
  * tmp/                          uploads in progress (same filesystem as spool: rename is atomic)
  * spool/<batchId>.pgp           files as received (already OpenPGP-encrypted)
  * spool/<batchId>.sealed        a received file that was NOT an encrypted message, sealed
- * quarantine/<batchId>.sealed   decrypt output until the signature verdict (sealed at rest)
+ * quarantine/<batchId>.<run>.sealed  decrypt output until the signature verdict (sealed at rest)
  * payload/<batchId>.sealed      promoted plaintext (sealed at rest, per-batch data key)
  * accepted/<batchId>.sealed     accepted records for the downstream handoff (sealed)
  * acks/<batchId>.v<N>.pgp       the one canonical ack of each version
@@ -37,7 +37,10 @@ export class DataDir {
   spoolFile(batchId: string): string { return path.join(this.spoolDir, `${batchId}.pgp`); }
   /** A received file that turned out not to be an encrypted message, sealed at rest instead. */
   spoolSealedFile(batchId: string): string { return path.join(this.spoolDir, `${batchId}.sealed`); }
-  quarantineFile(batchId: string): string { return path.join(this.quarantineDir, `${batchId}.sealed`); }
+  /** One file per decrypt run: a lapsed run never writes into another run's (or the promoted) file. */
+  quarantineFile(batchId: string, run: string): string { return path.join(this.quarantineDir, `${batchId}.${run}.sealed`); }
+  /** The batch id a quarantine file belongs to. */
+  quarantineBatchId(fileName: string): string { return fileName.split('.')[0]!; }
   payloadFile(batchId: string): string { return path.join(this.payloadDir, `${batchId}.sealed`); }
   acceptedFile(batchId: string): string { return path.join(this.acceptedDir, `${batchId}.sealed`); }
   ackBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.v${version}.pgp`); }
