@@ -53,7 +53,8 @@ export function createDevCertificate(passphrase: string, days = 825, now = new D
   const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const ecdsaSha256 = seq(oid('1.2.840.10045.4.3.2'));
   const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
+  // Positive and minimal in DER: a leading 0x00 followed by a byte < 0x80 is illegal padding.
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const san = seq(
     ctx(2, Buffer.from('localhost'), false),
     ctx(7, Buffer.from([127, 0, 0, 1]), false),
