@@ -20,7 +20,7 @@ import { DataKeys, deriveMasterKey, loadOrCreateSalt, writeSealed } from '../../
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
-import { mustRun, onCleanup, spawnTracked, type Tracked } from './procs.js';
+import { mustRun, nodeFlags, onCleanup, spawnTracked, type Tracked } from './procs.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const PGW = path.join(ROOT, 'bin', 'pgw.js');
@@ -206,8 +206,8 @@ export class GatewayEnv {
   }
 
   /** `pgw start --role <role>`; resolves once it logged "started". */
-  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}): Promise<PgwRole> {
-    const proc = spawnTracked(process.execPath, [PGW, 'start', '--role', role], {
+  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}, nodeArgs: string[] = nodeFlags()): Promise<PgwRole> {
+    const proc = spawnTracked(process.execPath, [...nodeArgs, PGW, 'start', '--role', role], {
       env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
     });
     const r: PgwRole = { role, proc, pid: proc.child.pid!, port: null, tail: [] };

@@ -1,0 +1,70 @@
+/**
+ * Child process: run one pipeline stage on one batch with the product's own code, the
+ * way a worker does, and print `{"ms":…,"stage":…,"errorCode":…,"hwmKiB":…}`.
+ *
+ *   PGW_* env of the installation  node --import tsx bench/lib/stage-runner.ts <decrypt|validate> <batchId>
+ *
+ * The StageContext is built exactly as gateway/main.ts builds it, except that `enqueue`
+ * only records the call (no Redis round trip inside the timing) and logs are discarded.
+ * Only the stage call is timed; process start, key unlock and ledger open are not.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { loadConfig } from '../../gateway/core/config.js';
+import { silentLogger } from '../../gateway/core/logger.js';
+import { DataDir } from '../../gateway/core/data-dir.js';
+import { Ledger } from '../../gateway/core/ledger/index.js';
+import { DataKeys, deriveMasterKey, loadOrCreateSalt } from '../../gateway/core/sealed-blob.js';
+import { GatewayKeyring } from '../../keys/gateway-keyring.js';
+import type { StageContext } from '../../workers/stage-context.js';
+import { runDecryptStage } from '../../workers/decrypt-stage.js';
+import { runValidateStage } from '../../workers/validate-stage.js';
+
+/** Peak resident set size of this process so far (KiB), from /proc. */
+export function vmHwmKiB(pid: number | 'self' = 'self'): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+export async function buildStageContext(env: NodeJS.ProcessEnv): Promise<{ ctx: StageContext; enqueued: string[]; close(): Promise<void> }> {
+  const config = loadConfig({ env });
+  const ledger = await Ledger.open(config.databaseUrl, silentLogger);
+  const dataDir = new DataDir(config.dataDir);
+  const keyring = await GatewayKeyring.load(ledger, config.keyPassphrase!);
+  const dataKeys = new DataKeys(deriveMasterKey(config.keyPassphrase!, await loadOrCreateSalt(dataDir.keysDir)));
+  const enqueued: string[] = [];
+  const ctx: StageContext = {
+    config, ledger, dataDir, dataKeys, keyring, handoff: null, log: silentLogger, fault: () => {},
+    enqueuer: { enqueue: async (stage, batchId) => { enqueued.push(`${stage}:${batchId}`); } },
+  };
+  return { ctx, enqueued, close: () => ledger.close() };
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) {
+  const [stage, batchId] = process.argv.slice(2);
+  if ((stage !== 'decrypt' && stage !== 'validate') || !batchId) {
+    console.error('usage: stage-runner <decrypt|validate> <batchId>');
+    process.exit(2);
+  }
+  const { ctx, close } = await buildStageContext(process.env);
+  const profFile = process.env.BENCH_STAGE_PROF;
+  const inspector = profFile ? new Session() : null;
+  if (inspector) {
+    inspector.connect();
+    await inspector.post('Profiler.enable');
+    await inspector.post('Profiler.setSamplingInterval', { interval: 200 });
+    await inspector.post('Profiler.start');
+  }
+  const t0 = performance.now();
+  if (stage === 'decrypt') await runDecryptStage(ctx, batchId);
+  else await runValidateStage(ctx, batchId);
+  const ms = performance.now() - t0;
+  if (inspector) {
+    const { profile } = await inspector.post('Profiler.stop');
+    writeFileSync(profFile!, JSON.stringify(profile));
+    inspector.disconnect();
+  }
+  const b = await ctx.ledger.batches.get(batchId);
+  console.log(JSON.stringify({ ms, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null, records: b?.records_total ?? null, hwmKiB: vmHwmKiB() }));
+  await close();
+}

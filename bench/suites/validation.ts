@@ -1,0 +1,50 @@
+/**
+ * §5 Validation throughput (records/s) of the validate stage, with its parts and the
+ * compiled Ajv record validator alone as the reference, in one worker-like child process.
+ */
+import type { BenchContext } from '../lib/context.js';
+import { GatewayEnv } from '../lib/gateway-env.js';
+import { runChildJson } from '../lib/child.js';
+import { cell, metMark, ratioCell, table, type SectionResult, type TargetCheck } from '../lib/report.js';
+import { MiB, pairedRatios, summarize } from '../lib/stats.js';
+
+interface Out {
+  ajv: number[];
+  parse: number[];
+  validateBatch: number[];
+  stage: number[];
+  bytes: number;
+  hwmKiB: number;
+}
+
+const TARGET = 500_000;
+
+export async function runValidation(ctx: BenchContext): Promise<SectionResult> {
+  const env = await GatewayEnv.create(ctx.root, 'val-gw');
+  const partner = await env.addPartner('bench-val');
+  const n = ctx.sizes.validateRecords;
+  ctx.log(`validate: ${n} records × ${ctx.runs} runs`);
+  const r = await runChildJson<Out>('lib/validate-bench.ts', [partner.id, String(n), String(ctx.runs)], env.env);
+  await env.close();
+  const k = (xs: number[]) => xs.map((x) => x / 1000);
+  const stage = summarize(r.stage);
+  const targets: TargetCheck[] = [
+    { what: 'validate stage records/s', value: `${(stage.median / 1000).toFixed(0)}k/s`, target: `≥ ${TARGET / 1000}k/s`, met: stage.n ? stage.median >= TARGET : null },
+  ];
+  const lines = [
+    `${n.toLocaleString('en-US')} valid sample client registrations in one JSON batch (${(r.bytes / MiB).toFixed(1)} MiB), ${ctx.runs} runs after a warm-up round, `
+    + 'the four measurements interleaved in a rotating order in one long-lived child process (as in a worker). Thousands of records per second:',
+    '',
+    ...table(['what', 'k records/s', '÷ Ajv alone'], [
+      ['**validate stage** (`runValidateStage`: read + decrypt the sealed payload, decode, scan, parse, validate, seal accepted records, ledger)', cell(k(r.stage)), ratioCell(pairedRatios(r.stage, r.ajv))],
+      ['`validateBatch()` alone (decode, depth + duplicate-key scan, `JSON.parse`, key count, Ajv + date rules per record)', cell(k(r.validateBatch)), ratioCell(pairedRatios(r.validateBatch, r.ajv))],
+      ['`JSON.parse` of the same text alone', cell(k(r.parse)), ratioCell(pairedRatios(r.parse, r.ajv))],
+      ['reference: compiled Ajv record validator alone, records already parsed', cell(k(r.ajv)), '1.00×'],
+    ]),
+    '',
+    `Peak RSS of the child: ${(r.hwmKiB / 1024).toFixed(0)} MiB.`,
+    '',
+    ...targets.map((t) => `- Target ${t.what} ${t.target}: ${t.value} — ${metMark(t.met)}`),
+  ];
+  return { title: '5. Validation throughput', lines, targets };
+}
