@@ -113,7 +113,7 @@ export class GatewayHarness {
       const listening = p.lines.map(tryJson).find((l) => l?.message === 'listening');
       if (listening) p.port = Number(listening.sftp);
       return p.lines.some((l) => tryJson(l)?.message === 'started');
-    }, 30_000, 'pgw start');
+    }, 120_000, 'pgw start');
     return p;
   }
 
