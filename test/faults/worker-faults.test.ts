@@ -100,7 +100,7 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
     expect(events.filter((e) => e.stage === 'decrypt').map((e) => e.outcome)).to.deep.equal(['ok']);
   });
 
-  it('a worker frozen mid-decrypt past its job lock: the redelivered job does not run beside the first; one accepted ack', async () => {
+  it('a worker frozen mid-decrypt past its job lock: the redelivered job does not run beside the first; one accepted ack', async function () {
     const p = await rig.partner('kz-stalled');
     // ~15 MB of JSON: its decrypt takes a few hundred ms, far longer than a redelivery.
     const file = await rig.seal(p, JSON.stringify(sampleBatch(60_000, new Date())), 'stall.json.pgp');
@@ -151,7 +151,13 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
       expect(actives.length, 'redelivered').to.be.at.least(2);
       const verdicts = logs(worker, 'batch verified and decrypted').filter((l) => l.batch === id);
       expect(verdicts.length, 'decrypt runs that finished').to.be.at.least(1);
-      expect(actives[1], 'redelivered while run 1 was still decrypting').to.be.below(new Date(String(verdicts[0]!.timestamp)).getTime());
+      if (!(actives[1]! < new Date(String(verdicts[0]!.timestamp)).getTime())) {
+        // The race this test sets up did not happen this time (run 1 finished before the
+        // redelivery): nothing about overlapping runs can be concluded, so say so instead of
+        // passing or failing on it.
+        console.log('      (skipped: the redelivery came after run 1 finished; the overlap was not produced)');
+        this.skip();
+      }
       // Two runs at once would both decrypt into the one quarantine file: the loser logs a
       // second verdict, or fails to promote (ENOENT) — a spurious failed attempt — and the
       // winner's payload may be rewritten under the validate stage reading it.

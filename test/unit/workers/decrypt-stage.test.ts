@@ -371,7 +371,8 @@ describe('workers/decrypt-stage', function () {
         list.push(...pkesk.packets, seipd as unknown as openpgp.AnyPacket);
         const t0 = Date.now();
         const id = await process(fx, list.write());
-        expect(Date.now() - t0, 'gave up after the stall limit').to.be.below(STALL_MS + 2000);
+        // It must end (openpgp alone never does); the bound is loose because CI machines are busy.
+        expect(Date.now() - t0, 'gave up after the stall limit').to.be.below(STALL_MS + 15_000);
         await expectRejected(fx, id, 'pgp.malformed');
       }
     });
