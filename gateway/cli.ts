@@ -12,7 +12,8 @@ import { Ledger } from './core/ledger/index.js';
 import { startRuntime, type Runtime } from './main.js';
 import { initialise, requirePassphrase } from '../keys/init.js';
 import { GatewayKeyring, gatewayKeyState } from '../keys/gateway-keyring.js';
-import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
+import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner, updatePartner } from './admin/partner-admin.js';
+import { issueToken, listTokens, revokeToken } from './admin/api-tokens.js';
 import { runDemo } from './demo.js';
 
 const actor = `cli:${os.userInfo().username}`;
@@ -54,6 +55,14 @@ function table(rows: Record<string, unknown>[], cols: string[]): string {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** A webhook whose host is not allowed is stored, but nothing will be pushed: say so now. */
+function warnWebhookHost(cfg: Config, url: string): void {
+  const host = new URL(url).hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (!cfg.webhooks.allowedHosts.some((h) => h.toLowerCase() === host)) {
+    process.stderr.write(`pgw: warning: ${host} is not in PGW_WEBHOOK_ALLOWED_HOSTS: acks will not be pushed there until it is\n`);
+  }
+}
 
 program.command('init').description('create data dir, SSH host keys, dev TLS cert, gateway PGP key (idempotent)')
   .option('--json', 'print JSON')
@@ -106,15 +115,17 @@ partner.command('add <id>').description('register a partner')
   .requiredOption('--name <text>', 'display name')
   .option('--ssh-key <file.pub>', 'OpenSSH public key file (repeatable)', collect, [])
   .option('--pgp-key <file.asc>', 'OpenPGP public key file (repeatable)', collect, [])
-  .option('--webhook <https-url>', 'where acks are pushed')
+  .option('--webhook <https-url>', 'where acks are pushed (the host must be in PGW_WEBHOOK_ALLOWED_HOSTS)')
+  .option('--client-cert <file.pem>', 'require this TLS client certificate on the HTTPS API (mutual TLS)')
   .option('--allow-bsn-placeholder', 'accept BSN 999999999 (identity not established) with a warning')
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { name: string; sshKey: string[]; pgpKey: string[]; webhook?: string; allowBsnPlaceholder?: boolean; json?: boolean }) => {
+  .action(async (id: string, o: { name: string; sshKey: string[]; pgpKey: string[]; webhook?: string; clientCert?: string; allowBsnPlaceholder?: boolean; json?: boolean }) => {
     await withLedger(async (ledger, cfg) => {
       const p = await addPartner(ledger, new DataDir(cfg.dataDir), {
         id, name: o.name, sshKeyFiles: o.sshKey, pgpKeyFiles: o.pgpKey, webhookUrl: o.webhook ?? null,
-        allowBsnPlaceholder: Boolean(o.allowBsnPlaceholder), actor,
+        clientCertFile: o.clientCert ?? null, allowBsnPlaceholder: Boolean(o.allowBsnPlaceholder), actor,
       });
+      if (o.webhook) warnWebhookHost(cfg, o.webhook);
       print(p, o.json, () => `partner ${p.id} added (${o.sshKey.length} ssh key file(s), ${o.pgpKey.length} pgp key(s))`);
       if (o.pgpKey.length === 0) process.stderr.write('pgw: warning: no PGP key: batches cannot be verified nor acks encrypted until one is added (pgw keys partner add)\n');
       if (o.sshKey.length === 0) process.stderr.write('pgw: warning: no SSH key: the partner cannot log in over SFTP yet\n');
@@ -136,6 +147,40 @@ partner.command('show <id>').description('one partner with its keys').option('--
         '', 'SSH keys:', table(d.sshKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'comment', 'revoked_at']),
         '', 'PGP keys:', table(d.pgpKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'not_before', 'not_after', 'revoked_at']),
       ].join('\n'));
+    });
+  });
+partner.command('set <id>').description('change a partner\'s webhook or TLS client certificate')
+  .option('--webhook <https-url|none>', 'where acks are pushed; "none" removes it')
+  .option('--client-cert <file.pem|none>', 'require this TLS client certificate; "none" stops requiring one')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { webhook?: string; clientCert?: string; json?: boolean }) => {
+    await withLedger(async (ledger, cfg) => {
+      const p = await updatePartner(ledger, id, {
+        ...(o.webhook !== undefined ? { webhookUrl: o.webhook === 'none' ? null : o.webhook } : {}),
+        ...(o.clientCert !== undefined ? { clientCertFile: o.clientCert === 'none' ? null : o.clientCert } : {}),
+      }, actor);
+      if (p.webhook_url) warnWebhookHost(cfg, p.webhook_url);
+      print(p, o.json, () => `partner ${p.id}: webhook ${p.webhook_url ?? 'none'}, client certificate ${p.client_cert_sha256 ?? 'not required'}`);
+    });
+  });
+partner.command('token <id>').description('print a new API token (shown once); --list or --revoke manage existing ones')
+  .option('--label <text>', 'what the token is for (shown in listings)')
+  .option('--list', 'list the partner\'s tokens (ids only, never secrets)')
+  .option('--revoke <token-id>', 'revoke a token: it stops working at once')
+  .option('--json', 'print JSON')
+  .action(async (id: string, o: { label?: string; list?: boolean; revoke?: string; json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      if (o.list) {
+        const rows = await listTokens(ledger, id);
+        print(rows, o.json, () => table(rows as unknown as Record<string, unknown>[], ['id', 'label', 'created_at', 'created_by', 'last_used_at', 'revoked_at']));
+      } else if (o.revoke) {
+        await revokeToken(ledger, id, o.revoke, actor);
+        print({ revoked: o.revoke }, o.json, () => `token ${o.revoke} revoked`);
+      } else {
+        const t = await issueToken(ledger, id, actor, o.label ?? null);
+        print(t, o.json, () => t.token);
+        if (!o.json) process.stderr.write(`pgw: token ${t.id} for ${id}: shown once, store it now (Authorization: Bearer <token>)\n`);
+      }
     });
   });
 for (const [cmd, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
@@ -221,10 +266,12 @@ batches.command('show <id>').description('one batch with its stage events').opti
       const { data_key: _k, ...batch } = b;
       const events = await ledger.batches.events(id);
       const ack = await ledger.batches.getAck(id);
-      print({ batch: { ...batch, record_issues: b.record_issues ? JSON.parse(b.record_issues) : null }, events, ack }, o.json, () => [
+      const pushes = await ledger.ackPushes.forBatch(id);
+      print({ batch: { ...batch, record_issues: b.record_issues ? JSON.parse(b.record_issues) : null }, events, ack, pushes }, o.json, () => [
         ...Object.entries(batch).filter(([k]) => k !== 'record_issues').map(([k, v]) => `${k.padEnd(24)}${v ?? '-'}`),
         '', 'events:', table(events as unknown as Record<string, unknown>[], ['at', 'stage', 'outcome', 'code', 'detail']),
         '', `ack: ${ack ? `${ack.outbox_name} v${ack.version} sha256 ${ack.sha256} downloaded ${ack.first_downloaded_at ?? 'not yet'}` : 'not yet'}`,
+        ...pushes.map((p) => `webhook push v${p.version} to ${p.host}: ${p.delivered_at ? `delivered ${p.delivered_at}` : p.failed_at ? `GAVE UP ${p.failed_at} (${p.last_code})` : `pending (${p.attempts} attempt(s), last ${p.last_code ?? p.last_status ?? '-'})`}`),
       ].join('\n'));
     });
   });

@@ -33,6 +33,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     queuePrefix: `pgw-demo-${randomBytes(4).toString('hex')}`,
     bind: '127.0.0.1',
     sftpPort: 0,
+    httpsPort: 0,
     keyPassphrase: randomBytes(18).toString('base64'),
     fault: null,
   };

@@ -16,6 +16,7 @@ import { writeFileAtomic } from './core/fs-atomic.js';
 import { PgwError } from './core/errors.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { startSftpServer } from './sftp/sftp-server.js';
+import { startHttpsServer } from './http/https-server.js';
 import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
@@ -25,7 +26,7 @@ import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
 
 export interface Runtime {
-  ports: { sftp?: number };
+  ports: { sftp?: number; https?: number };
   /** Idempotent ordered stop. */
   close(reason?: string): Promise<void>;
 }
@@ -56,7 +57,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   const redis = createRedis(config.redisUrl, false, log.child({ component: 'redis' }));
   shutdown.add('redis', { close: () => quit(redis) });
   await checkRedisPolicy(redis, config, log);
-  const queues = shutdown.add('queues', new Queues(redis, config.queuePrefix, config.workers.attempts));
+  const queues = shutdown.add('queues', new Queues(redis, config.queuePrefix, config.workers.attempts, config.webhooks));
 
   const ports: Runtime['ports'] = {};
   if (role === 'all' || role === 'worker') {
@@ -74,17 +75,22 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     const ingest = new IngestService({
       ledger, dataDir, enqueuer: queues, dataKeys, limits: config.limits, log: log.child({ component: 'ingest' }), fault,
     });
+    // One answer for SFTP /keys/gateway.asc and GET /v1/keys/gateway, re-read on every call.
+    const gatewayPublicKeys = async () => {
+      await keyring.refresh();
+      return `${keyring.publicArmored()}\n`;
+    };
     const sftp = await startSftpServer({
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
-      gatewayPublicKeys: async () => {
-        await keyring.refresh();
-        return `${keyring.publicArmored()}\n`;
-      },
+      gatewayPublicKeys,
       log: log.child({ component: 'sftp' }),
     });
     shutdown.add('sftp server', sftp);
     ports.sftp = sftp.port;
+    const https = await startHttpsServer({ config, ledger, ingest, dataDir, gatewayPublicKeys, log: log.child({ component: 'https' }) });
+    shutdown.add('https server', https);
+    ports.https = https.port;
     await writeFileAtomic(path.join(dataDir.runDir, 'ports.json'), `${JSON.stringify({ ...ports, pid: process.pid }, null, 2)}\n`, 0o644);
     log.info('listening', { bind: config.bind, ...ports });
   }

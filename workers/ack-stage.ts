@@ -43,6 +43,18 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
 
   const sha256 = await hashFile(blob);
   const outboxName = await chooseOutboxName(ctx, batch);
+  // The channel of upload decides where the ack is written: SFTP uploads find it in their
+  // outbox; every ack (of either channel) is served by GET /v1/batches/{id}/ack from the blob.
+  if (batch.channel === 'sftp') await linkIntoOutbox(ctx, batch, blob, outboxName);
+
+  const recorded = await ctx.ledger.batches.recordAck({
+    batch_id: batch.id, version, sha256, outbox_name: outboxName, signed_by: signedBy, encrypted_to: encryptedTo, created_at: nowIso(),
+  });
+  if (recorded) log.info('ack published', { outcome: batch.outcome, version, ackSha256: sha256, outbox: outboxName, lane: batch.lane });
+  await announceDelivery(ctx, batch, version);
+}
+
+async function linkIntoOutbox(ctx: StageContext, batch: Batch, blob: string, outboxName: string): Promise<void> {
   const outboxDir = ctx.dataDir.outboxFor(batch.partner_id, batch.lane);
   await fsp.mkdir(outboxDir, { recursive: true, mode: 0o700 });
   const target = path.join(outboxDir, outboxName);
@@ -53,11 +65,20 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
   // published it first); the temp name must not stay behind.
   await removeQuietly(tmp);
   await fsyncDir(outboxDir);
+}
 
-  const recorded = await ctx.ledger.batches.recordAck({
-    batch_id: batch.id, version, sha256, outbox_name: outboxName, signed_by: signedBy, encrypted_to: encryptedTo, created_at: nowIso(),
+/**
+ * Queue the webhook push when the partner has a webhook. Also on a redelivered job whose
+ * ack was already recorded (the push job id is per version, so this adds nothing twice);
+ * if Redis is unreachable now, the reconciler queues it from the ledger later.
+ */
+async function announceDelivery(ctx: StageContext, batch: Batch, version: number): Promise<void> {
+  if (!ctx.enqueuer.enqueueDelivery) return;
+  const partner = await ctx.ledger.partners.get(batch.partner_id);
+  if (!partner?.webhook_url) return;
+  await ctx.enqueuer.enqueueDelivery(batch.id, version).catch((err: unknown) => {
+    ctx.log.warn('could not queue the webhook push; the reconciler will', { partner: batch.partner_id, batch: batch.id, err });
   });
-  if (recorded) log.info('ack published', { outcome: batch.outcome, version, ackSha256: sha256, outbox: outboxName, lane: batch.lane });
 }
 
 async function produceAck(

@@ -16,9 +16,26 @@ import type { Logger } from '../gateway/core/logger.js';
 export const STAGES: PipelineStage[] = ['decrypt', 'validate', 'ack'];
 /** Accepted records are announced here (batch id only) for the downstream account service. */
 export const HANDOFF_QUEUE = 'handoff';
+/** Webhook pushes of acks (batch id and ack version only). */
+export const DELIVER_QUEUE = 'deliver';
 
 export interface JobPayload {
   batchId: string;
+}
+
+export interface DeliverPayload {
+  batchId: string;
+  version: number;
+}
+
+export interface DeliveryRetry {
+  attempts: number;
+  backoffMs: number;
+}
+
+/** One push job per ack version: `<batchId>-deliver-v<N>`. */
+export function deliverJobId(batchId: string, version: number): string {
+  return `${batchId}-deliver-v${version}`;
 }
 
 export function jobOptions(stage: PipelineStage, batchId: string, attempts: number): JobsOptions {
@@ -71,16 +88,44 @@ export function waitForReady(r: Redis, ms: number): Promise<boolean> {
 export class Queues implements Enqueuer {
   readonly queues: Record<PipelineStage, Queue<JobPayload>>;
   readonly handoff: Queue<JobPayload>;
+  readonly deliver: Queue<DeliverPayload>;
   private closed = false;
 
-  constructor(connection: Redis, readonly prefix: string, private readonly attempts: number) {
-    const mk = (name: string) => {
-      const q = new Queue<JobPayload>(name, { connection: connection as ConnectionOptions, prefix });
+  constructor(
+    connection: Redis,
+    readonly prefix: string,
+    private readonly attempts: number,
+    private readonly delivery: DeliveryRetry = { attempts: 8, backoffMs: 10_000 },
+  ) {
+    const mk = <T>(name: string) => {
+      const q = new Queue<T>(name, { connection: connection as ConnectionOptions, prefix });
       q.on('error', () => {}); // connection errors are logged once, on the shared connection
       return q;
     };
-    this.queues = { decrypt: mk('decrypt'), validate: mk('validate'), ack: mk('ack') };
-    this.handoff = mk(HANDOFF_QUEUE);
+    this.queues = { decrypt: mk<JobPayload>('decrypt'), validate: mk<JobPayload>('validate'), ack: mk<JobPayload>('ack') };
+    this.handoff = mk<JobPayload>(HANDOFF_QUEUE);
+    this.deliver = mk<DeliverPayload>(DELIVER_QUEUE);
+  }
+
+  /** Queue a webhook push of one ack version (idempotent per version while the job lives). */
+  async enqueueDelivery(batchId: string, version: number): Promise<void> {
+    await withTimeout(this.deliver.add('deliver', { batchId, version }, {
+      jobId: deliverJobId(batchId, version),
+      attempts: this.delivery.attempts,
+      backoff: { type: 'exponential', delay: this.delivery.backoffMs, jitter: 0.5 },
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    }), 5000);
+  }
+
+  /** True when a push job of this ack version is waiting, delayed or running. */
+  async hasLiveDelivery(batchId: string, version: number): Promise<boolean> {
+    const job = await this.deliver.getJob(deliverJobId(batchId, version));
+    if (!job) return false;
+    const state = await job.getState();
+    if (state === 'waiting' || state === 'active' || state === 'delayed' || state === 'prioritized') return true;
+    await job.remove().catch(() => {}); // finished or failed: its id must not block a new job
+    return false;
   }
 
   async enqueue(stage: PipelineStage, batchId: string): Promise<void> {
@@ -103,13 +148,13 @@ export class Queues implements Enqueuer {
 
   /** Delete every job of every queue under this prefix (demo and test clean-up only). */
   async obliterate(): Promise<void> {
-    await Promise.all([...Object.values(this.queues), this.handoff].map((q) => q.obliterate({ force: true })));
+    await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.obliterate({ force: true })));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...Object.values(this.queues), this.handoff].map((q) => q.close()));
+    await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.close()));
   }
 }
 

@@ -19,6 +19,8 @@ const STALE_MS = 60 * 60 * 1000;
 export interface ReconcileReport {
   checked: number;
   requeued: number;
+  /** Webhook pushes queued again (acks neither delivered nor given up, without a live job). */
+  pushesRequeued: number;
   sweptFiles: number;
 }
 
@@ -29,7 +31,7 @@ export class Reconciler {
   constructor(private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger) {}
 
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { checked: 0, requeued: 0, sweptFiles: 0 };
+    const report: ReconcileReport = { checked: 0, requeued: 0, pushesRequeued: 0, sweptFiles: 0 };
     for (const b of await this.ledger.batches.unfinished()) {
       report.checked++;
       const stage = b.stage as PipelineStage;
@@ -38,6 +40,12 @@ export class Reconciler {
       await this.queues.enqueue(stage, b.id);
       report.requeued++;
       this.log.info('reconciler re-enqueued batch', { batch: b.id, stage });
+    }
+    for (const a of await this.ledger.ackPushes.undelivered()) {
+      if (await this.queues.hasLiveDelivery(a.batch_id, a.version)) continue;
+      await this.queues.enqueueDelivery(a.batch_id, a.version);
+      report.pushesRequeued++;
+      this.log.info('reconciler re-queued an ack push', { batch: a.batch_id, version: a.version });
     }
     report.sweptFiles = await this.sweep();
     return report;

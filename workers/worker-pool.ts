@@ -1,14 +1,17 @@
 /**
- * BullMQ workers for the three stages, in one process. The single place where a stage's
- * failure is mapped to queue behaviour: retryable errors are thrown (BullMQ retries with
- * backoff); when the last attempt of decrypt/validate fails, the batch is rejected with
- * `internal.processing_failed` so the partner still gets an ack.
+ * BullMQ workers for the three stages and the webhook push, in one process. The single
+ * place where a stage's failure is mapped to queue behaviour: retryable errors are thrown
+ * (BullMQ retries with backoff); when the last attempt of decrypt/validate fails, the batch
+ * is rejected with `internal.processing_failed` so the partner still gets an ack; a push
+ * that cannot succeed by retrying (host not allowed, redirect) fails at once, and a push
+ * out of attempts is recorded as given up.
  */
-import { Worker, type Job, type ConnectionOptions } from 'bullmq';
+import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
-import type { JobPayload } from './queues.js';
+import { DELIVER_QUEUE, type DeliverPayload, type JobPayload } from './queues.js';
+import { giveUpDelivery, runDeliverStage } from './deliver-stage.js';
 import { runDecryptStage } from './decrypt-stage.js';
 import { runValidateStage } from './validate-stage.js';
 import { runAckStage } from './ack-stage.js';
@@ -21,7 +24,7 @@ const PROCESSORS: Record<PipelineStage, (ctx: StageContext, batchId: string) => 
 };
 
 export class WorkerPool {
-  private readonly workers: Worker<JobPayload>[] = [];
+  private readonly workers: Worker[] = [];
   private closed = false;
   /**
    * Runs in progress by job id. A job whose lock lapsed while its run still goes on (a stage
@@ -45,7 +48,45 @@ export class WorkerPool {
       });
       worker.on('error', (err) => ctx.log.warn('worker error', { stage, err }));
       worker.on('failed', (job, err) => void this.onFailed(stage, job, err));
-      this.workers.push(worker);
+      this.workers.push(worker as Worker);
+    }
+    const deliver = new Worker<DeliverPayload>(DELIVER_QUEUE, (job) => this.deliver(job), {
+      connection: connection as ConnectionOptions,
+      prefix,
+      concurrency: w.concurrency,
+      lockDuration: w.lockDurationMs,
+      stalledInterval: w.stalledIntervalMs,
+      autorun: true,
+    });
+    deliver.on('error', (err) => ctx.log.warn('worker error', { stage: 'deliver', err }));
+    deliver.on('failed', (job, err) => void this.onDeliverFailed(job, err));
+    this.workers.push(deliver as Worker);
+  }
+
+  private async deliver(job: Job<DeliverPayload>): Promise<void> {
+    const { batchId, version } = job.data ?? {};
+    if (typeof batchId !== 'string' || !/^b-\d{8}-[a-z0-9]{12}$/.test(batchId) || !Number.isInteger(version)) {
+      this.ctx.log.warn('deliver job without valid ids dropped', { job: job.id });
+      return;
+    }
+    try {
+      await runDeliverStage(this.ctx, batchId, version);
+    } catch (err) {
+      // Retrying cannot fix a host that is not allowed, a bad URL or a redirect.
+      if (err instanceof PgwError && !err.retryable) throw new UnrecoverableError(err.code);
+      throw err;
+    }
+  }
+
+  private async onDeliverFailed(job: Job<DeliverPayload> | undefined, err: Error): Promise<void> {
+    if (!job) return;
+    const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) return;
+    const code = err instanceof PgwError ? err.code : err instanceof UnrecoverableError ? err.message : 'webhook.network';
+    try {
+      await giveUpDelivery(this.ctx, job.data.batchId, job.data.version, code);
+    } catch (e) {
+      this.ctx.log.error('could not record a failed push', { batch: job.data.batchId, err: e });
     }
   }
 

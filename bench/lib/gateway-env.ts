@@ -72,6 +72,7 @@ export class GatewayEnv {
       PGW_KEY_PASSPHRASE: `bench-${randomBytes(12).toString('hex')}`,
       PGW_QUEUE_PREFIX: `pgwbench-${randomBytes(5).toString('hex')}`,
       PGW_SFTP_PORT: '0',
+      PGW_HTTPS_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       ...extraEnv,
     };

@@ -3,11 +3,13 @@
  * change of a person's doing is an audit event.
  */
 import { promises as fsp } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import type { Ledger, Partner, PgpKeyRow, SshKeyRow } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
 import { PgwError } from '../core/errors.js';
 import { parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
 import { addPartnerKey } from '../../keys/partner-keys.js';
+import { parseWebhookUrl } from '../core/webhook-target.js';
 
 export interface AddPartnerInput {
   id: string;
@@ -15,6 +17,8 @@ export interface AddPartnerInput {
   sshKeyFiles: string[];
   pgpKeyFiles: string[];
   webhookUrl?: string | null;
+  /** PEM file of the partner's TLS client certificate: mutual TLS on the HTTPS API. */
+  clientCertFile?: string | null;
   allowBsnPlaceholder?: boolean;
   actor: string;
 }
@@ -29,7 +33,8 @@ async function readKeyFile(file: string): Promise<string> {
 
 /** Register a partner with its SSH and PGP keys; all keys are checked before anything is stored. */
 export async function addPartner(ledger: Ledger, dataDir: DataDir, input: AddPartnerInput): Promise<Partner> {
-  if (input.webhookUrl && !/^https:\/\/[^\s]+$/.test(input.webhookUrl)) throw new PgwError('config.invalid', 'the webhook must be an https:// URL');
+  if (input.webhookUrl) parseWebhookUrl(input.webhookUrl);
+  const clientCert = input.clientCertFile ? await certFingerprint(input.clientCertFile) : null;
   const ssh = [];
   for (const f of input.sshKeyFiles) {
     for (const line of (await readKeyFile(f)).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))) {
@@ -40,13 +45,46 @@ export async function addPartner(ledger: Ledger, dataDir: DataDir, input: AddPar
   const partner = await ledger.partners.create({
     id: input.id, name: input.name, webhookUrl: input.webhookUrl ?? null, allowBsnPlaceholder: input.allowBsnPlaceholder ?? false,
   });
+  if (clientCert) await ledger.partners.update(partner.id, { clientCertSha256: clientCert });
   for (const k of ssh) await ledger.partners.addSshKey({ partnerId: partner.id, ...k });
   for (const armored of pgp) await addPartnerKey(ledger, partner.id, armored);
   await dataDir.ensurePartner(partner.id);
   await ledger.audit.record(input.actor, 'partner.added', partner.id, {
-    sshKeys: ssh.map((k) => k.fingerprint), pgpKeys: pgp.length, webhook: Boolean(input.webhookUrl),
+    sshKeys: ssh.map((k) => k.fingerprint), pgpKeys: pgp.length, webhook: Boolean(input.webhookUrl), clientCert,
   });
-  return partner;
+  return (await ledger.partners.get(partner.id))!;
+}
+
+/** SHA-256 fingerprint of a PEM certificate, as Node reports a peer's (`AB:CD:…`). */
+export async function certFingerprint(file: string): Promise<string> {
+  let pem: string;
+  try {
+    pem = await fsp.readFile(file, 'utf8');
+    return new X509Certificate(pem).fingerprint256;
+  } catch {
+    throw new PgwError('key.invalid', `cannot read a PEM certificate from ${file}`);
+  }
+}
+
+export interface PartnerChanges {
+  /** A URL, or null to remove the webhook. */
+  webhookUrl?: string | null;
+  /** A PEM file, or null to stop requiring a client certificate. */
+  clientCertFile?: string | null;
+}
+
+/** Change a partner's webhook or client certificate; an audit event says what changed (not the URL). */
+export async function updatePartner(ledger: Ledger, id: string, changes: PartnerChanges, actor: string): Promise<Partner> {
+  await ledger.partners.require(id);
+  const patch: { webhookUrl?: string | null; clientCertSha256?: string | null } = {};
+  if (changes.webhookUrl !== undefined) patch.webhookUrl = changes.webhookUrl === null ? null : parseWebhookUrl(changes.webhookUrl).href;
+  if (changes.clientCertFile !== undefined) patch.clientCertSha256 = changes.clientCertFile === null ? null : await certFingerprint(changes.clientCertFile);
+  await ledger.partners.update(id, patch);
+  await ledger.audit.record(actor, 'partner.updated', id, {
+    ...(patch.webhookUrl !== undefined ? { webhook: patch.webhookUrl === null ? 'removed' : new URL(patch.webhookUrl).host } : {}),
+    ...(patch.clientCertSha256 !== undefined ? { clientCert: patch.clientCertSha256 } : {}),
+  });
+  return (await ledger.partners.get(id))!;
 }
 
 export async function setPartnerStatus(ledger: Ledger, id: string, status: 'active' | 'disabled', actor: string): Promise<void> {

@@ -63,6 +63,32 @@ export interface Config {
     /** Give up on a message when openpgp makes no progress for this long (see workers/message-watch.ts). */
     decryptStallMs: number;
   };
+  /** TLS certificate and key (PEM files) of the HTTPS API; null = the dev certificate `pgw init` made. */
+  tls: { certFile: string | null; keyFile: string | null };
+  http: {
+    /** Requests per minute per API token. */
+    tokenRequestsPerMinute: number;
+    /** Requests per minute per client address, before authentication. */
+    ipRequestsPerMinute: number;
+    /** Failed authentications per client address in 10 minutes before it gets 429s. */
+    authFailuresPerIp: number;
+    /** Slow-loris guard: the request head must arrive within this time. */
+    headersTimeoutMs: number;
+    /** A connection that sends nothing for this long is closed (a stalled upload). */
+    idleTimeoutMs: number;
+    /** Upper bound for one whole request, large uploads included. */
+    requestTimeoutMs: number;
+  };
+  webhooks: {
+    /** Host names (or IP literals) acks may be pushed to; empty = pushes are refused. */
+    allowedHosts: string[];
+    attempts: number;
+    /** First retry delay; doubles per attempt, with jitter. */
+    backoffMs: number;
+    timeoutMs: number;
+    /** Extra CA certificates (PEM) trusted for webhook TLS, e.g. a partner's private CA. */
+    caFile: string | null;
+  };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
 }
@@ -100,6 +126,16 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     reconcileIntervalMs: 60_000,
     decryptStallMs: 30_000,
   },
+  tls: { certFile: null, keyFile: null },
+  http: {
+    tokenRequestsPerMinute: 600,
+    ipRequestsPerMinute: 1200,
+    authFailuresPerIp: 30,
+    headersTimeoutMs: 20_000,
+    idleTimeoutMs: 60_000,
+    requestTimeoutMs: 3_600_000,
+  },
+  webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
   fault: null,
 };
 
@@ -119,7 +155,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis' },
   { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
   { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
-  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API (reserved: not served yet)' },
+  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
   { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz (reserved: not served yet)' },
   { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
   { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error, warn, info or debug (JSON lines on stdout)' },
@@ -145,6 +181,19 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', kind: 'int', doc: 'how often stalled jobs are looked for' },
   { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', kind: 'int', doc: 'reconciler period' },
   { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', kind: 'int', doc: 'abandon a message openpgp stops making progress on' },
+  { env: 'PGW_TLS_CERT', path: 'tls.certFile', kind: 'string', doc: 'HTTPS certificate (PEM); default: the dev certificate from `pgw init`' },
+  { env: 'PGW_TLS_KEY', path: 'tls.keyFile', kind: 'string', doc: 'HTTPS private key (PEM; may be encrypted with the key passphrase)' },
+  { env: 'PGW_HTTP_TOKEN_RATE_LIMIT', path: 'http.tokenRequestsPerMinute', kind: 'int', doc: 'requests per minute per API token (429 beyond)' },
+  { env: 'PGW_HTTP_IP_RATE_LIMIT', path: 'http.ipRequestsPerMinute', kind: 'int', doc: 'requests per minute per client address' },
+  { env: 'PGW_HTTP_AUTH_FAILURES', path: 'http.authFailuresPerIp', kind: 'int', doc: 'failed authentications per address in 10 min before 429' },
+  { env: 'PGW_HTTP_HEADERS_TIMEOUT_MS', path: 'http.headersTimeoutMs', kind: 'int', doc: 'request head must arrive within this time' },
+  { env: 'PGW_HTTP_IDLE_TIMEOUT_MS', path: 'http.idleTimeoutMs', kind: 'int', doc: 'silent connections (stalled uploads) are closed' },
+  { env: 'PGW_HTTP_REQUEST_TIMEOUT_MS', path: 'http.requestTimeoutMs', kind: 'int', doc: 'longest whole request (large uploads included)' },
+  { env: 'PGW_WEBHOOK_ALLOWED_HOSTS', path: 'webhooks.allowedHosts', kind: 'list', doc: 'comma-separated hosts acks may be pushed to (empty: none)' },
+  { env: 'PGW_WEBHOOK_ATTEMPTS', path: 'webhooks.attempts', kind: 'int', doc: 'push attempts per ack before giving up' },
+  { env: 'PGW_WEBHOOK_BACKOFF_MS', path: 'webhooks.backoffMs', kind: 'int', doc: 'first retry delay; doubles per attempt, with jitter' },
+  { env: 'PGW_WEBHOOK_TIMEOUT_MS', path: 'webhooks.timeoutMs', kind: 'int', doc: 'per push: connect, TLS and answer' },
+  { env: 'PGW_WEBHOOK_CA_FILE', path: 'webhooks.caFile', kind: 'string', doc: 'extra CA certificates (PEM) trusted for webhooks' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -194,6 +243,26 @@ const SCHEMA = {
         concurrency: POS, attempts: POS, lockDurationMs: { type: 'integer', minimum: 1000 },
         stalledIntervalMs: { type: 'integer', minimum: 1000 }, reconcileIntervalMs: { type: 'integer', minimum: 1000 },
         decryptStallMs: { type: 'integer', minimum: 100 },
+      },
+    },
+    tls: {
+      type: 'object', additionalProperties: false,
+      properties: { certFile: { type: ['string', 'null'], minLength: 1 }, keyFile: { type: ['string', 'null'], minLength: 1 } },
+    },
+    http: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        tokenRequestsPerMinute: POS, ipRequestsPerMinute: POS, authFailuresPerIp: POS,
+        headersTimeoutMs: { type: 'integer', minimum: 1000 }, idleTimeoutMs: { type: 'integer', minimum: 1000 },
+        requestTimeoutMs: { type: 'integer', minimum: 1000 },
+      },
+    },
+    webhooks: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        allowedHosts: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,253}$' } },
+        attempts: { type: 'integer', minimum: 1, maximum: 50 }, backoffMs: { type: 'integer', minimum: 10 },
+        timeoutMs: { type: 'integer', minimum: 100 }, caFile: { type: ['string', 'null'], minLength: 1 },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },

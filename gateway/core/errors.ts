@@ -6,7 +6,8 @@
  *   tests and operators rely on. Codes never change meaning once released.
  * - **scope**: who the code is for. `batch` codes end up in acks (the whole batch),
  *   `record` codes in an ack's per-record `errors`, `upload` codes are answered on the
- *   channel while uploading, `operator` codes come back from the CLI / config.
+ *   channel while uploading, `api` codes are HTTPS API answers, `delivery` codes describe
+ *   a webhook push of an ack, `operator` codes come back from the CLI / config.
  * - **retryable**: whether a worker may retry the stage; permanent failures
  *   turn into a signed `rejected` ack at once.
  *
@@ -14,7 +15,7 @@
  * {@link PgwError} may add a specific message, which must follow the same rule.
  */
 
-export type ErrorScope = 'batch' | 'record' | 'upload' | 'operator';
+export type ErrorScope = 'batch' | 'record' | 'upload' | 'api' | 'delivery' | 'operator';
 
 interface CodeInfo {
   scope: ErrorScope;
@@ -33,6 +34,28 @@ export const ERROR_CODES = {
   'limits.sparse_write': { scope: 'upload', message: 'write offset beyond the maximum upload size' },
   'limits.open_files': { scope: 'upload', message: 'too many open files on this connection' },
   'partner.disabled': { scope: 'upload', message: 'this partner account is disabled' },
+
+  // --- HTTPS partner API ---
+  'auth.unauthorized': { scope: 'api', message: 'missing, unknown or revoked bearer token' },
+  'auth.client_certificate': { scope: 'api', message: 'this partner requires its registered TLS client certificate' },
+  'http.rate_limited': { scope: 'api', message: 'too many requests; retry after the time in Retry-After' },
+  'http.unsupported_media_type': { scope: 'api', message: 'send the OpenPGP file as application/octet-stream (or application/pgp-encrypted), without Content-Encoding' },
+  'http.not_found': { scope: 'api', message: 'no such resource' },
+  'http.method_not_allowed': { scope: 'api', message: 'method not allowed on this resource' },
+  'http.bad_request': { scope: 'api', message: 'the request is malformed' },
+  'http.timeout': { scope: 'api', message: 'the request was not received in time' },
+  'ack.not_ready': { scope: 'api', message: 'the acknowledgement is not ready yet; retry later' },
+  'internal.error': { scope: 'api', message: 'internal error; support has been notified', retryable: true },
+
+  // --- webhook delivery of acks ---
+  'webhook.not_configured': { scope: 'delivery', message: 'the partner has no webhook' },
+  'webhook.url_invalid': { scope: 'delivery', message: 'the webhook must be an https:// URL without credentials' },
+  'webhook.host_not_allowed': { scope: 'delivery', message: 'the webhook host is not on the operator\'s allow-list' },
+  'webhook.address_not_allowed': { scope: 'delivery', message: 'the webhook host resolves to a private, loopback or otherwise internal address' },
+  'webhook.redirect': { scope: 'delivery', message: 'the webhook answered with a redirect; redirects are not followed' },
+  'webhook.http_status': { scope: 'delivery', message: 'the webhook answered with a non-2xx status', retryable: true },
+  'webhook.network': { scope: 'delivery', message: 'the webhook could not be reached (connection, TLS or timeout)', retryable: true },
+  'webhook.gave_up': { scope: 'delivery', message: 'the ack could not be pushed after the configured number of attempts' },
 
   // --- batch (before validation) ---
   'batch.duplicate': { scope: 'batch', message: 'the same file was already received as another batch' },
@@ -94,6 +117,7 @@ export const ERROR_CODES = {
   'partner.exists': { scope: 'operator', message: 'the partner already exists' },
   'partner.id_invalid': { scope: 'operator', message: 'partner ids are 2-40 characters: lower-case letters, digits and "-"' },
   'batch.not_found': { scope: 'operator', message: 'no such batch' },
+  'token.not_found': { scope: 'operator', message: 'no such API token for this partner' },
   'ack.no_partner_key': { scope: 'operator', message: 'the partner has no usable encryption key for acks' },
   'not_initialised': { scope: 'operator', message: 'the data dir is not initialised: run `pgw init`' },
   'redis.policy': { scope: 'operator', message: 'Redis must use maxmemory-policy noeviction' },

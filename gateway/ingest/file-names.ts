@@ -35,6 +35,11 @@ export function classifyUploadName(name: string): NameKind {
 
 const BATCH_ID = /^b-\d{8}-[a-z0-9]{12}$/;
 
+/** True for ids {@link newBatchId} makes (see ingest-service.ts). */
+export function isBatchId(s: string): boolean {
+  return BATCH_ID.test(s);
+}
+
 /**
  * The outbox name of the ack for an uploaded file (DESIGN.md §7): `<name>.ack.pgp`, or
  * `<name>.<batchId>.ack.pgp` when another batch's ack already holds the plain name.

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Ledger } from '../core/ledger/index.js';
+import type { Batch, Ledger } from '../core/ledger/index.js';
 import type { Lane, Channel } from '../core/ledger/schema.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { DataKeys } from '../core/sealed-blob.js';
@@ -25,6 +25,8 @@ export interface UploadTarget {
   lane: Lane;
   channel: Channel;
   fileName: string;
+  /** Same name and bytes again = a retry answered with the first batch (HTTPS PUT semantics). */
+  sameNameIsRetry?: boolean;
 }
 
 export interface IngestResult {
@@ -36,6 +38,8 @@ export interface IngestResult {
   duplicateOf: string | null;
   /** False when the queue was unreachable; the reconciler will enqueue it. */
   enqueued: boolean;
+  /** True when this was a retry of an upload already received: `batchId` is the first batch's. */
+  retried: boolean;
 }
 
 export interface IngestDeps {
@@ -167,15 +171,27 @@ export class IngestService {
     this.d.fault('after-rename');
     const { wrapped } = this.d.dataKeys.create();
     let duplicateOf: string | null;
+    let retryOf: string | null;
+    let first: Batch;
     try {
-      ({ duplicateOf } = await this.d.ledger.batches.insertReceived({
+      ({ duplicateOf, retryOf, batch: first } = await this.d.ledger.batches.insertReceived({
         id: batchId, partnerId: target.partnerId, channel: target.channel, lane: target.lane,
         fileName: target.fileName, sha256: sealed.sha256, size: sealed.size, receivedAt, dataKey: wrapped,
+        sameNameIsRetry: target.sameNameIsRetry ?? false,
       }));
     } catch (err) {
       // Not durable in the ledger: the client must not get success; drop the spool copy.
       await removeQuietly(spool);
       throw new PgwError('upload.storage_failed', undefined, {}, { cause: err });
+    }
+    if (retryOf) {
+      // The first upload holds these bytes already; this copy is not needed.
+      await removeQuietly(spool);
+      this.d.log.info('upload retried', { partner: target.partnerId, batch: retryOf, channel: target.channel, sha256: sealed.sha256 });
+      return {
+        batchId: retryOf, sha256: sealed.sha256, size: sealed.size, receivedAt: new Date(first.received_at), duplicateOf: first.duplicate_of,
+        enqueued: true, retried: true,
+      };
     }
     this.d.fault('after-ledger');
     const log = this.d.log.child({ partner: target.partnerId, batch: batchId });
@@ -191,6 +207,6 @@ export class IngestService {
       enqueued = false;
       log.warn('enqueue failed; reconciler will retry', { err });
     }
-    return { batchId, sha256: sealed.sha256, size: sealed.size, receivedAt, duplicateOf, enqueued };
+    return { batchId, sha256: sealed.sha256, size: sealed.size, receivedAt, duplicateOf, enqueued, retried: false };
   }
 }

@@ -27,6 +27,7 @@ export interface PgwProcess {
   /** Every stdout/stderr line so far. */
   lines: string[];
   port?: number;
+  httpsPort?: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -56,6 +57,7 @@ export class GatewayHarness {
       PGW_KEY_PASSPHRASE: `test-${randomBytes(8).toString('hex')}`,
       PGW_QUEUE_PREFIX: `pgwtest-${randomBytes(4).toString('hex')}`,
       PGW_SFTP_PORT: '0',
+      PGW_HTTPS_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       PGW_JOB_LOCK_MS: '2000',
       PGW_STALLED_INTERVAL_MS: '1000',
@@ -111,7 +113,10 @@ export class GatewayHarness {
     await waitFor(() => {
       if (child.exitCode !== null) throw new Error(`pgw exited early:\n${p.lines.join('\n')}`);
       const listening = p.lines.map(tryJson).find((l) => l?.message === 'listening');
-      if (listening) p.port = Number(listening.sftp);
+      if (listening) {
+        p.port = Number(listening.sftp);
+        p.httpsPort = Number(listening.https);
+      }
       return p.lines.some((l) => tryJson(l)?.message === 'started');
     }, 120_000, 'pgw start');
     return p;
@@ -121,6 +126,17 @@ export class GatewayHarness {
     const p = this.processes.find((x) => x.port && x.child.exitCode === null && x.child.signalCode === null);
     if (!p?.port) throw new Error('no gateway running');
     return p.port;
+  }
+
+  get httpsPort(): number {
+    const p = this.processes.find((x) => x.httpsPort && x.child.exitCode === null && x.child.signalCode === null);
+    if (!p?.httpsPort) throw new Error('no gateway running');
+    return p.httpsPort;
+  }
+
+  /** The dev TLS certificate `pgw init` made (what partners' clients trust in tests). */
+  get tlsCertFile(): string {
+    return path.join(this.dataDir.keysDir, 'tls-cert.pem');
   }
 
   /** A partner with an ed25519 SSH key and a gpg-made OpenPGP key, registered in the ledger. */

@@ -21,6 +21,11 @@ export interface NewBatch {
   receivedAt: Date;
   /** Wrapped data key for everything this batch will produce. */
   dataKey: string;
+  /**
+   * The same bytes under the same name again are a retry of that upload, not a new batch
+   * (HTTPS PUT is idempotent); nothing is inserted and the first batch is returned.
+   */
+  sameNameIsRetry?: boolean;
 }
 
 export interface BatchFilter {
@@ -41,7 +46,7 @@ export class BatchRepo {
    * Record a received file. The first batch with these bytes (per partner and lane) claims
    * the digest; a later one is recorded as a duplicate that goes straight to the ack stage.
    */
-  async insertReceived(b: NewBatch): Promise<{ batch: Batch; duplicateOf: string | null }> {
+  async insertReceived(b: NewBatch): Promise<{ batch: Batch; duplicateOf: string | null; retryOf: string | null }> {
     return this.h.writeTx(async (tx) => {
       const at = nowIso(b.receivedAt);
       await tx.insertInto('batch_digests')
@@ -52,6 +57,10 @@ export class BatchRepo {
         .where('partner_id', '=', b.partnerId).where('lane', '=', b.lane).where('sha256', '=', b.sha256)
         .executeTakeFirstOrThrow();
       const duplicateOf = claim.batch_id === b.id ? null : claim.batch_id;
+      if (duplicateOf && b.sameNameIsRetry) {
+        const first = await tx.selectFrom('batches').selectAll().where('id', '=', duplicateOf).executeTakeFirstOrThrow();
+        if (first.file_name === b.fileName) return { batch: first, duplicateOf: null, retryOf: first.id };
+      }
       const row: BatchesTable = {
         id: b.id, partner_id: b.partnerId, channel: b.channel, lane: b.lane, file_name: b.fileName,
         sha256: b.sha256, size: b.size, received_at: at, stage: duplicateOf ? 'ack' : 'decrypt',
@@ -65,7 +74,7 @@ export class BatchRepo {
       await tx.insertInto('batches').values(row).execute();
       await insertEvent(tx, b.id, 'received', 'ok', null, { channel: b.channel, lane: b.lane, size: b.size });
       if (duplicateOf) await insertEvent(tx, b.id, 'received', 'error', 'batch.duplicate', { firstBatchId: duplicateOf });
-      return { batch: row as Batch, duplicateOf };
+      return { batch: row as Batch, duplicateOf, retryOf: null };
     });
   }
 

@@ -4,6 +4,8 @@ import { BatchRepo } from './batches.js';
 import { PartnerRepo } from './partners.js';
 import { PgpKeyRepo } from './pgp-keys.js';
 import { AuditLog } from './audit.js';
+import { ApiTokenRepo } from './api-tokens.js';
+import { AckPushRepo } from './ack-pushes.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -11,12 +13,16 @@ export class Ledger {
   readonly partners: PartnerRepo;
   readonly pgpKeys: PgpKeyRepo;
   readonly audit: AuditLog;
+  readonly apiTokens: ApiTokenRepo;
+  readonly ackPushes: AckPushRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
     this.partners = new PartnerRepo(handle);
     this.pgpKeys = new PgpKeyRepo(handle);
     this.audit = new AuditLog(handle);
+    this.apiTokens = new ApiTokenRepo(handle);
+    this.ackPushes = new AckPushRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
@@ -32,4 +38,6 @@ export { nowIso } from './ledger.js';
 export type { Batch, BatchEvent, AckRow } from './batches.js';
 export type { Partner, SshKeyRow } from './partners.js';
 export type { PgpKeyRow } from './pgp-keys.js';
+export type { ApiTokenRow } from './api-tokens.js';
+export type { AckPushRow, PartnerAck } from './ack-pushes.js';
 export type * from './schema.js';

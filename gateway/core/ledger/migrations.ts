@@ -133,6 +133,40 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_https': {
+      async up(db: Kysely<unknown>) {
+        // Bearer tokens: only a hash of the secret is stored; the id is public (listed, revoked by id).
+        await db.schema.createTable('api_tokens')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('partner_id', 'text', (c) => c.notNull().references('partners.id'))
+          .addColumn('secret_hash', 'text', (c) => c.notNull())
+          .addColumn('label', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('created_by', 'text', (c) => c.notNull())
+          .addColumn('revoked_at', 'text')
+          .addColumn('last_used_at', 'text')
+          .execute();
+        await db.schema.createIndex('api_tokens_partner').on('api_tokens').column('partner_id').execute();
+
+        // Optional mutual TLS: the SHA-256 fingerprint of the partner's client certificate.
+        await db.schema.alterTable('partners').addColumn('client_cert_sha256', 'text').execute();
+
+        // Webhook pushes of acks: one row per ack version, the delivery receipt when delivered_at is set.
+        await db.schema.createTable('ack_pushes')
+          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
+          .addColumn('version', 'integer', (c) => c.notNull())
+          .addColumn('host', 'text', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_attempt_at', 'text')
+          .addColumn('last_status', 'integer')
+          .addColumn('last_code', 'text')
+          .addColumn('delivered_at', 'text')
+          .addColumn('failed_at', 'text')
+          .addPrimaryKeyConstraint('ack_pushes_pk', ['batch_id', 'version'])
+          .execute();
+        await db.schema.createIndex('acks_pending').on('acks').column('first_downloaded_at').execute();
+      },
+    },
   };
 }
 

@@ -22,6 +22,8 @@ export interface PartnersTable {
   webhook_url: string | null;
   /** 1 when the partner may send the BSN placeholder 999999999 (reported as a warning). */
   allow_bsn_placeholder: number;
+  /** Mutual TLS: SHA-256 fingerprint (upper-case hex with colons, as Node prints it) the client must present. */
+  client_cert_sha256: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -117,6 +119,32 @@ export interface AcksTable {
   download_count: number;
 }
 
+/** API bearer tokens: `pgw_<id>_<secret>`; only SHA-256(secret) is kept. */
+export interface ApiTokensTable {
+  id: string;
+  partner_id: string;
+  secret_hash: string;
+  label: string | null;
+  created_at: string;
+  created_by: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+}
+
+/** Webhook pushes of one ack version; `delivered_at` is the delivery receipt. */
+export interface AckPushesTable {
+  batch_id: string;
+  version: number;
+  /** Host of the webhook at the first attempt (never the full URL: it may carry a partner's path secrets). */
+  host: string;
+  attempts: number;
+  last_attempt_at: string | null;
+  last_status: number | null;
+  last_code: string | null;
+  delivered_at: string | null;
+  failed_at: string | null;
+}
+
 export interface AuditEventsTable {
   seq: Generated<number>;
   at: string;
@@ -136,5 +164,7 @@ export interface DB {
   batch_digests: BatchDigestsTable;
   batch_events: BatchEventsTable;
   acks: AcksTable;
+  api_tokens: ApiTokensTable;
+  ack_pushes: AckPushesTable;
   audit_events: AuditEventsTable;
 }

@@ -1,0 +1,77 @@
+/**
+ * The TLS listener of the partner API: TLS 1.2 or newer, HTTP/1.1 keep-alive, timeouts
+ * against slow clients (the head within `headersTimeoutMs`, no silence longer than
+ * `idleTimeoutMs`), and a client certificate requested (never required: partners that
+ * registered one are checked in bearer-auth.ts). Close stops accepting, lets requests in
+ * flight (uploads) finish for a while, then cuts what is left.
+ */
+import https from 'node:https';
+import { promises as fsp } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../core/config.js';
+import type { DataDir } from '../core/data-dir.js';
+import type { Logger } from '../core/logger.js';
+import { serializeError } from '../core/logger.js';
+import { tlsFiles } from '../../keys/init.js';
+import { createPartnerApp, type PartnerAppDeps } from './partner-app.js';
+
+export interface HttpsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+const CLOSE_GRACE_MS = 30_000;
+
+async function readTls(config: Config, dataDir: DataDir): Promise<{ cert: string; key: string }> {
+  const dev = tlsFiles(dataDir);
+  const certFile = config.tls.certFile ?? dev.cert;
+  const keyFile = config.tls.keyFile ?? dev.key;
+  return { cert: await fsp.readFile(certFile, 'utf8'), key: await fsp.readFile(keyFile, 'utf8') };
+}
+
+export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; log: Logger }): Promise<HttpsServer> {
+  const { config, log } = d;
+  const app = createPartnerApp(d);
+  const server = https.createServer({
+    ...(await readTls(config, d.dataDir)),
+    passphrase: config.keyPassphrase ?? undefined,
+    minVersion: 'TLSv1.2',
+    requestCert: true,
+    rejectUnauthorized: false,
+    keepAlive: true,
+  }, app);
+  server.headersTimeout = config.http.headersTimeoutMs;
+  server.requestTimeout = config.http.requestTimeoutMs;
+  server.keepAliveTimeout = 5000;
+  server.maxHeadersCount = 100;
+  server.setTimeout(config.http.idleTimeoutMs, (socket) => socket.destroy());
+  // `Expect: 100-continue`: the route checks token, name and size first, then asks for the body.
+  server.on('checkContinue', (req, res) => app(req, res));
+  server.on('tlsClientError', (err) => log.debug('tls handshake failed', { err: serializeError(err) }));
+  server.on('error', (err) => log.error('https server error', { err: serializeError(err) }));
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.httpsPort, config.bind, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | null = null;
+  return {
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+        cut.unref();
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}

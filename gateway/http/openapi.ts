@@ -1,0 +1,190 @@
+/**
+ * The OpenAPI 3.1 document of the partner API, served at `/v1/openapi.json`. Its schemas are
+ * JSON Schema 2020-12; the HTTPS integration tests validate every response they receive
+ * against it, so the document and the code cannot drift apart.
+ */
+const str = { type: 'string' } as const;
+const strOrNull = { type: ['string', 'null'] } as const;
+const time = { type: 'string', format: 'date-time' } as const;
+const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
+const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as const;
+const links = {
+  type: 'object', additionalProperties: false, required: ['self', 'ack'],
+  properties: { self: str, ack: str },
+} as const;
+const status = { enum: ['received', 'processing', 'accepted', 'partially_accepted', 'rejected'] } as const;
+
+const uploadProps = {
+  batchId, fileName: str, sha256, size: { type: 'integer', minimum: 0 }, receivedAt: time, test: { type: 'boolean' },
+  status, retried: { type: 'boolean' }, duplicateOf: { oneOf: [batchId, { type: 'null' }] }, links,
+} as const;
+
+const schemas = {
+  Error: {
+    type: 'object', additionalProperties: false, required: ['error'],
+    properties: {
+      error: {
+        type: 'object', additionalProperties: false, required: ['code', 'message', 'requestId'],
+        properties: {
+          code: { type: 'string', pattern: '^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)+$', description: 'stable error code (see the README)' },
+          message: str,
+          requestId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+        },
+      },
+    },
+  },
+  Upload: {
+    type: 'object', additionalProperties: false, required: Object.keys(uploadProps), properties: uploadProps,
+    description: '202 for a new upload; 200 (`retried`: true) when the same name and bytes were uploaded before',
+  },
+  Batch: {
+    type: 'object', additionalProperties: false,
+    required: [...Object.keys(uploadProps), 'channel', 'error', 'records', 'processedAt', 'ack', 'events'],
+    properties: {
+      ...uploadProps,
+      channel: { enum: ['sftp', 'https'] },
+      error: {
+        oneOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, required: ['code', 'message'], properties: { code: str, message: str } }],
+      },
+      records: {
+        oneOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false, required: ['total', 'accepted', 'rejected'],
+          properties: { total: { type: 'integer' }, accepted: { type: 'integer' }, rejected: { type: 'integer' } },
+        }],
+      },
+      processedAt: timeOrNull,
+      ack: {
+        oneOf: [{ type: 'null' }, {
+          type: 'object', additionalProperties: false,
+          required: ['version', 'sha256', 'createdAt', 'firstDownloadedAt', 'downloadCount', 'pushedAt'],
+          properties: {
+            version: { type: 'integer', minimum: 1 }, sha256, createdAt: time, firstDownloadedAt: timeOrNull,
+            downloadCount: { type: 'integer', minimum: 0 }, pushedAt: timeOrNull,
+          },
+        }],
+      },
+      events: {
+        type: 'array',
+        items: {
+          type: 'object', additionalProperties: false, required: ['at', 'stage', 'outcome', 'code'],
+          properties: { at: time, stage: str, outcome: { enum: ['ok', 'error', 'info'] }, code: strOrNull },
+        },
+      },
+    },
+  },
+  AckList: {
+    type: 'object', additionalProperties: false, required: ['acks'],
+    properties: {
+      acks: {
+        type: 'array',
+        items: {
+          type: 'object', additionalProperties: false,
+          required: ['batchId', 'fileName', 'test', 'channel', 'status', 'version', 'sha256', 'createdAt', 'firstDownloadedAt', 'downloadCount', 'pushedAt', 'links'],
+          properties: {
+            batchId, fileName: str, test: { type: 'boolean' }, channel: { enum: ['sftp', 'https'] },
+            status: { enum: ['accepted', 'partially_accepted', 'rejected', null] }, version: { type: 'integer', minimum: 1 }, sha256,
+            createdAt: time, firstDownloadedAt: timeOrNull, downloadCount: { type: 'integer', minimum: 0 }, pushedAt: timeOrNull, links,
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
+const err = (description: string) => ({ description, content: json('Error') });
+const common = {
+  401: err('missing, unknown or revoked token (`auth.unauthorized`), or the registered client certificate is missing'),
+  403: err('the partner is disabled (`partner.disabled`)'),
+  429: err('rate limited (`http.rate_limited`); see Retry-After'),
+  default: err('any other error, with a stable code'),
+};
+const batchIdParam = { name: 'batchId', in: 'path', required: true, schema: batchId };
+
+export const OPENAPI_DOCUMENT = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Partner gateway API',
+    version: '1.0.0',
+    description: 'Upload OpenPGP-encrypted, signed batches and fetch their signed, encrypted acknowledgements. '
+      + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
+  },
+  jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+  security: [{ bearer: [] }],
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: '`pgw_<id>_<secret>` from `pgw partner token <id>`' },
+      clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for partners that registered a certificate' },
+    },
+    schemas,
+  },
+  paths: {
+    '/v1/batches/{fileName}': {
+      put: {
+        summary: 'Upload a batch (the OpenPGP file as the body)',
+        parameters: [
+          { name: 'fileName', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\\.(pgp|gpg|asc)$' } },
+          { name: 'test', in: 'query', required: false, schema: { enum: ['true', 'false'] }, description: 'the test lane: processed and acked, never handed on' },
+        ],
+        requestBody: {
+          required: true,
+          content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } }, 'application/pgp-encrypted': { schema: { type: 'string' } } },
+        },
+        responses: {
+          202: { description: 'stored durably and queued', content: json('Upload') },
+          200: { description: 'the same name and bytes were received before: that batch', content: json('Upload') },
+          400: err('unsafe file name (`upload.name_invalid`) or bad parameter'),
+          413: err('larger than the upload limit (`limits.upload_size`)'),
+          415: err('wrong Content-Type or any Content-Encoding (`http.unsupported_media_type`)'),
+          503: err('could not be stored durably (`upload.storage_failed`); retry'),
+          ...common,
+        },
+      },
+    },
+    '/v1/batches/{batchId}': {
+      get: {
+        summary: 'Status and stage timeline of a batch (no personal data)',
+        parameters: [batchIdParam],
+        responses: { 200: { description: 'the batch', content: json('Batch') }, 404: err('no such batch of this partner (`batch.not_found`)'), ...common },
+      },
+    },
+    '/v1/batches/{batchId}/ack': {
+      get: {
+        summary: 'The signed, encrypted acknowledgement (newest version); a download is a delivery receipt',
+        parameters: [batchIdParam],
+        responses: {
+          200: {
+            description: 'the ack file; X-Pgw-Ack-Version and X-Pgw-Ack-Sha256 name it',
+            content: { 'application/pgp-encrypted': { schema: { type: 'string', contentMediaType: 'application/pgp-encrypted' } } },
+          },
+          404: err('no such batch (`batch.not_found`) or ack not ready yet (`ack.not_ready`)'),
+          ...common,
+        },
+      },
+    },
+    '/v1/acks': {
+      get: {
+        summary: 'The newest ack of each batch, newest first',
+        parameters: [
+          { name: 'pending', in: 'query', required: false, schema: { enum: ['true', 'false'] }, description: 'only acks neither downloaded nor pushed' },
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+        ],
+        responses: { 200: { description: 'acks', content: json('AckList') }, 400: err('bad parameter (`http.bad_request`)'), ...common },
+      },
+    },
+    '/v1/keys/gateway': {
+      get: {
+        summary: 'Armored gateway public keys to encrypt to (the active key and any next one)',
+        responses: { 200: { description: 'armored keys', content: { 'application/pgp-keys': { schema: { type: 'string' } } } }, ...common },
+      },
+    },
+    '/v1/openapi.json': {
+      get: {
+        summary: 'This document',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,57 @@
+/**
+ * The partner API as an Express app: request context → security headers → per-address rate
+ * limit → (the OpenAPI document, the only unauthenticated route) → bearer authentication for
+ * EVERYTHING else, unknown paths included (deny by default) → per-token rate limit → routes
+ * → 404 → the one error handler. There are no admin routes on this app: the operator's
+ * tools are the CLI and the console, on their own listener.
+ */
+import express from 'express';
+import helmet from 'helmet';
+import type { Config } from '../core/config.js';
+import type { Ledger } from '../core/ledger/index.js';
+import type { DataDir } from '../core/data-dir.js';
+import type { Logger } from '../core/logger.js';
+import { PgwError } from '../core/errors.js';
+import type { IngestService } from '../ingest/ingest-service.js';
+import { requestContext } from './request-context.js';
+import { rateLimits } from './rate-limits.js';
+import { bearerAuth } from './bearer-auth.js';
+import { errorHandler } from './error-map.js';
+import { batchRoutes } from './routes/batches.js';
+import { infoRoutes } from './routes/acks-and-keys.js';
+import { OPENAPI_DOCUMENT } from './openapi.js';
+
+export interface PartnerAppDeps {
+  config: Config;
+  ledger: Ledger;
+  ingest: IngestService;
+  dataDir: DataDir;
+  gatewayPublicKeys: () => Promise<string>;
+  log: Logger;
+}
+
+export function createPartnerApp(d: PartnerAppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  // Client addresses are the socket's: a forwarded-for header is just another header.
+  app.set('trust proxy', false);
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+  const limits = rateLimits(d.config.http);
+
+  app.use(requestContext(d.log));
+  app.use(helmet());
+  app.use(limits.perAddress);
+  app.get('/v1/openapi.json', (_req, res) => {
+    res.json(OPENAPI_DOCUMENT);
+  });
+  app.use(limits.authFailures, bearerAuth(d.ledger), limits.perToken);
+  app.use(batchRoutes({ ledger: d.ledger, ingest: d.ingest, dataDir: d.dataDir, uploadBytes: d.config.limits.uploadBytes }));
+  app.use(infoRoutes({ ledger: d.ledger, gatewayPublicKeys: d.gatewayPublicKeys }));
+  app.use(() => {
+    throw new PgwError('http.not_found');
+  });
+  app.use(errorHandler);
+  return app;
+}
