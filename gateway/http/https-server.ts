@@ -39,6 +39,9 @@ export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; l
     requestCert: true,
     rejectUnauthorized: false,
     keepAlive: true,
+    // How often Node checks headersTimeout/requestTimeout; its default (30 s) would let a
+    // slow-loris client hold a connection far longer than the configured head timeout.
+    connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
   }, app);
   server.headersTimeout = config.http.headersTimeoutMs;
   server.requestTimeout = config.http.requestTimeoutMs;

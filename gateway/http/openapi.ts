@@ -183,7 +183,7 @@ export const OPENAPI_DOCUMENT = {
       get: {
         summary: 'This document',
         security: [],
-        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, 429: common[429] },
       },
     },
   },
