@@ -22,8 +22,7 @@ function errorView(code: string | null): { code: string; message: string } | nul
   return { code, message: info?.message ?? code };
 }
 
-/** The 202/200 answer to an upload. */
-export function uploadView(b: Batch, retried: boolean) {
+function common(b: Batch) {
   return {
     batchId: b.id,
     fileName: b.file_name,
@@ -32,15 +31,19 @@ export function uploadView(b: Batch, retried: boolean) {
     receivedAt: b.received_at,
     test: b.lane === 'test',
     status: publicStatus(b),
-    retried,
     duplicateOf: b.duplicate_of,
     links: batchLinks(b.id),
   };
 }
 
+/** The 202/200 answer to an upload; `retried` when the same name and bytes were received before. */
+export function uploadView(b: Batch, retried: boolean) {
+  return { ...common(b), retried };
+}
+
 export function batchView(b: Batch, events: BatchEvent[], ack: AckRow | undefined, push: AckPushRow | undefined) {
   return {
-    ...uploadView(b, false),
+    ...common(b),
     channel: b.channel,
     error: errorView(b.error_code),
     records: b.records_total === null ? null : { total: b.records_total, accepted: b.records_accepted ?? 0, rejected: b.records_rejected ?? 0 },

@@ -15,10 +15,11 @@ const links = {
 } as const;
 const status = { enum: ['received', 'processing', 'accepted', 'partially_accepted', 'rejected'] } as const;
 
-const uploadProps = {
+const batchProps = {
   batchId, fileName: str, sha256, size: { type: 'integer', minimum: 0 }, receivedAt: time, test: { type: 'boolean' },
-  status, retried: { type: 'boolean' }, duplicateOf: { oneOf: [batchId, { type: 'null' }] }, links,
+  status, duplicateOf: { oneOf: [batchId, { type: 'null' }] }, links,
 } as const;
+const uploadProps = { ...batchProps, retried: { type: 'boolean' } } as const;
 
 const schemas = {
   Error: {
@@ -40,9 +41,9 @@ const schemas = {
   },
   Batch: {
     type: 'object', additionalProperties: false,
-    required: [...Object.keys(uploadProps), 'channel', 'error', 'records', 'processedAt', 'ack', 'events'],
+    required: [...Object.keys(batchProps), 'channel', 'error', 'records', 'processedAt', 'ack', 'events'],
     properties: {
-      ...uploadProps,
+      ...batchProps,
       channel: { enum: ['sftp', 'https'] },
       error: {
         oneOf: [{ type: 'null' }, { type: 'object', additionalProperties: false, required: ['code', 'message'], properties: { code: str, message: str } }],

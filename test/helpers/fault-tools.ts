@@ -523,17 +523,20 @@ export async function assertExactlyOneAckPerBatch(
     const blob = await fsp.readFile(h.dataDir.ackBlob(b.id, 1));
     expect(createHash('sha256').update(blob).digest('hex'), `${tag}: ack sha256`).to.equal(ack.sha256);
     const outboxDir = h.dataDir.outboxFor(b.partner_id, b.lane);
-    const inOutbox = await fsp.readFile(path.join(outboxDir, ack.outbox_name)).catch(() => null);
-    expect(inOutbox, `${tag}: outbox file ${ack.outbox_name}`).to.not.equal(null);
-    expect(inOutbox!.equals(blob), `${tag}: outbox holds the one published ack`).to.equal(true);
     if (!expectedOutbox.has(outboxDir)) expectedOutbox.set(outboxDir, new Set());
-    expectedOutbox.get(outboxDir)!.add(ack.outbox_name);
+    // SFTP uploads find their ack in the outbox; HTTPS uploads fetch it from the API (the blob).
+    if (b.channel === 'sftp') {
+      const inOutbox = await fsp.readFile(path.join(outboxDir, ack.outbox_name)).catch(() => null);
+      expect(inOutbox, `${tag}: outbox file ${ack.outbox_name}`).to.not.equal(null);
+      expect(inOutbox!.equals(blob), `${tag}: outbox holds the one published ack`).to.equal(true);
+      expectedOutbox.get(outboxDir)!.add(ack.outbox_name);
+    }
 
     let ackJson: Record<string, unknown> | null = null;
     let signer: string | null = null;
     const partner = opts.partners?.find((p) => p.id === b.partner_id);
     if (partner) {
-      const dec = await gpg(partner.gpgHome, ['--status-fd', '2', '--decrypt', path.join(outboxDir, ack.outbox_name)]);
+      const dec = await gpg(partner.gpgHome, ['--status-fd', '2', '--decrypt', h.dataDir.ackBlob(b.id, 1)]);
       const validsig = dec.stderr.split('\n').find((l) => l.startsWith('[GNUPG:] VALIDSIG '));
       signer = validsig ? validsig.split(' ')[11] ?? validsig.split(' ')[2]! : null;
       expect(signer, `${tag}: ack signed by the gateway key`).to.equal(h.gatewayFingerprint);

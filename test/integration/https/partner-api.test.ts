@@ -117,7 +117,12 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
   });
 
   it('the download is a delivery receipt, and the ack leaves the pending list', async () => {
-    const view = (await api.request('GET', `/v1/batches/${first.batchId}`, { token: tokens['kz-alpha'] })).json;
+    // Recorded once the last byte went out, which may be a moment after curl has it.
+    let view: any;
+    await waitFor(async () => {
+      view = (await api.request('GET', `/v1/batches/${first.batchId}`, { token: tokens['kz-alpha'] })).json;
+      return view.ack.firstDownloadedAt !== null;
+    }, 10_000, 'delivery receipt');
     expect(view.ack.firstDownloadedAt).to.be.a('string');
     expect(view.ack.downloadCount).to.equal(1);
     expect(view.events.some((e: { stage: string }) => e.stage === 'ack-downloaded')).to.equal(true);
@@ -314,12 +319,21 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
     expect(api.seen.length).to.be.greaterThan(40);
   });
 
-  it('no personal data in the gateway\'s log lines or in any error body', async () => {
+  it('no personal data in log lines, API bodies, Redis or anywhere in the data dir', async () => {
     const logs = h.processes.flatMap((p) => p.lines).join('\n');
     const bodies = api.seen.map((r) => r.body.toString('latin1')).join('\n');
+    const redis = await h.redisDump();
+    const files: string[] = [];
+    for (const e of await fsp.readdir(h.dataDir.root, { withFileTypes: true, recursive: true })) {
+      if (e.isFile()) files.push((await fsp.readFile(path.join(e.parentPath, e.name))).toString('latin1'));
+    }
+    const disk = files.join('\n');
+    expect(canaries.size).to.be.at.least(6);
     for (const c of canaries) {
       expect(logs.includes(c), 'log').to.equal(false);
       expect(bodies.includes(c), 'bodies').to.equal(false);
+      expect(redis.includes(c), 'redis').to.equal(false);
+      expect(disk.includes(c), 'data dir').to.equal(false);
     }
     expect(logs).to.include('"message":"http request"');
   });
