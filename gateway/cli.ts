@@ -144,6 +144,8 @@ partner.command('show <id>').description('one partner with its keys').option('--
       const d = await showPartner(ledger, id);
       print(d, o.json, () => [
         `${d.partner.id}  ${d.partner.name}  (${d.partner.status})`,
+        `webhook: ${d.partner.webhook_url ?? 'none'}   client certificate: ${d.partner.client_cert_sha256 ?? 'not required'}`,
+        `API tokens: ${d.tokens.filter((t) => !t.revoked_at).map((t) => t.id).join(', ') || 'none'}`,
         '', 'SSH keys:', table(d.sshKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'comment', 'revoked_at']),
         '', 'PGP keys:', table(d.pgpKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'not_before', 'not_after', 'revoked_at']),
       ].join('\n'));

@@ -4,7 +4,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import type { Ledger, Partner, PgpKeyRow, SshKeyRow } from '../core/ledger/index.js';
+import type { ApiTokenRow, Ledger, Partner, PgpKeyRow, SshKeyRow } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
 import { PgwError } from '../core/errors.js';
 import { parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
@@ -109,11 +109,14 @@ export async function revokePartnerPgpKey(ledger: Ledger, id: string, fingerprin
 export interface PartnerDetail {
   partner: Partner;
   sshKeys: SshKeyRow[];
+  /** API tokens without their hashes. */
+  tokens: Omit<ApiTokenRow, 'secret_hash'>[];
   pgpKeys: Omit<PgpKeyRow, 'public_armored' | 'private_armored'>[];
 }
 
 export async function showPartner(ledger: Ledger, id: string): Promise<PartnerDetail> {
   const partner = await ledger.partners.require(id);
   const pgpKeys = (await ledger.pgpKeys.partnerKeys(id)).map(({ public_armored: _p, private_armored: _s, ...rest }) => rest);
-  return { partner, sshKeys: await ledger.partners.sshKeys(id), pgpKeys };
+  const tokens = (await ledger.apiTokens.list(id)).map(({ secret_hash: _h, ...rest }) => rest);
+  return { partner, sshKeys: await ledger.partners.sshKeys(id), pgpKeys, tokens };
 }

@@ -27,6 +27,8 @@ export interface UploadTarget {
   fileName: string;
   /** Same name and bytes again = a retry answered with the first batch (HTTPS PUT semantics). */
   sameNameIsRetry?: boolean;
+  /** Ids of the channel's own (request id, connection) for this upload's log lines. */
+  logContext?: Record<string, string>;
 }
 
 export interface IngestResult {
@@ -187,14 +189,14 @@ export class IngestService {
     if (retryOf) {
       // The first upload holds these bytes already; this copy is not needed.
       await removeQuietly(spool);
-      this.d.log.info('upload retried', { partner: target.partnerId, batch: retryOf, channel: target.channel, sha256: sealed.sha256 });
+      this.d.log.info('upload retried', { ...target.logContext, partner: target.partnerId, batch: retryOf, channel: target.channel, sha256: sealed.sha256 });
       return {
         batchId: retryOf, sha256: sealed.sha256, size: sealed.size, receivedAt: new Date(first.received_at), duplicateOf: first.duplicate_of,
         enqueued: true, retried: true,
       };
     }
     this.d.fault('after-ledger');
-    const log = this.d.log.child({ partner: target.partnerId, batch: batchId });
+    const log = this.d.log.child({ ...target.logContext, partner: target.partnerId, batch: batchId });
     log.info('upload received', {
       channel: target.channel, lane: target.lane, size: sealed.size, sha256: sealed.sha256, duplicateOf,
     });

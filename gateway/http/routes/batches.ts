@@ -50,7 +50,9 @@ async function putBatch(d: BatchRouteDeps, req: Request, res: Response): Promise
   locals(res).fileName = fileName;
   const lane = laneOf(req);
   checkUploadHeaders(req, d.uploadBytes);
-  const target: UploadTarget = { partnerId: partner.id, lane, channel: 'https', fileName, sameNameIsRetry: true };
+  const target: UploadTarget = {
+    partnerId: partner.id, lane, channel: 'https', fileName, sameNameIsRetry: true, logContext: { requestId: locals(res).requestId },
+  };
   const upload = await d.ingest.open(target);
   // Only now ask an `Expect: 100-continue` client for the body.
   if (/100-continue/i.test(req.headers.expect ?? '')) res.writeContinue();

@@ -188,8 +188,7 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
   });
 
   it('an ack that does not exist yet is 404 ack.not_ready', async () => {
-    // Unsigned garbage from a partner without a usable key path still gets an ack eventually; catch it before.
-    await h.withLedger((l) => l.partners.setStatus('kz-beta', 'active'));
+    // Garbage still gets an ack (pgp.malformed) soon; ask for it before the pipeline is done.
     const put = await api.request('PUT', '/v1/batches/slow.json.pgp', { token: tokens['kz-beta'], body: Buffer.from('not openpgp') });
     expect(put.status).to.equal(202);
     const early = await api.request('GET', `/v1/batches/${put.json.batchId}/ack`, { token: tokens['kz-beta'] });
@@ -217,6 +216,14 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
       expect(r.json.error.requestId).to.equal(r.headers['x-request-id']);
       expect(r.headers['www-authenticate']).to.match(/^Bearer/);
     }
+  });
+
+  it('a disabled partner gets 403 partner.disabled until enabled again', async () => {
+    await h.withLedger((l) => l.partners.setStatus('kz-beta', 'disabled'));
+    const r = await api.request('GET', '/v1/acks', { token: tokens['kz-beta'] });
+    expect([r.status, r.json.error.code]).to.deep.equal([403, 'partner.disabled']);
+    await h.withLedger((l) => l.partners.setStatus('kz-beta', 'active'));
+    expect((await api.request('GET', '/v1/acks', { token: tokens['kz-beta'] })).status).to.equal(200);
   });
 
   it('a body over the limit → 413 limits.upload_size, and nothing is kept', async () => {
