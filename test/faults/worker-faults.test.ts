@@ -44,7 +44,11 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
   it('permanent failures (garbage bytes; valid PGP around truncated JSON) get a signed reject ack on the first attempt', async () => {
     const p = await rig.partner('kz-permanent');
     const garbage = path.join(p.gpgHome, 'garbage.json.pgp');
-    await fsp.writeFile(garbage, randomBytes(4096));
+    // Bit 7 of the first byte clear: never an OpenPGP packet header (pure random bytes
+    // occasionally frame as a packet and fail later as pgp.integrity instead).
+    const bytes = randomBytes(4096);
+    bytes[0] = bytes[0]! & 0x7f;
+    await fsp.writeFile(garbage, bytes);
     const notJson = await rig.seal(p, '{"schema":"client-registration/v1","records":[{"bsn":', 'not-json.json.pgp'); // truncated JSON
     await put(p, garbage, 'garbage.json.pgp');
     await put(p, notJson, 'not-json.json.pgp');

@@ -89,6 +89,29 @@ describe('pgw command line', function () {
     expect(audit.stdout).to.match(/ok: [3-9] audit events/);
   });
 
+  it('issues API tokens once, lists them without secrets, revokes them; webhooks must be https', async () => {
+    const issued = await pgw(['partner', 'token', 'kz-cli', '--label', 'export job'], env);
+    expect(issued.code, issued.stderr).to.equal(0);
+    const token = issued.stdout.trim();
+    expect(token).to.match(/^pgw_[a-z2-9]{12}_[A-Za-z0-9_-]{43}$/);
+    const id = token.split('_')[1]!;
+    const listed = await pgw(['partner', 'token', 'kz-cli', '--list', '--json'], env);
+    const rows = JSON.parse(listed.stdout) as { id: string; label: string; revoked_at: string | null }[];
+    expect(rows.map((r) => [r.id, r.label, r.revoked_at])).to.deep.equal([[id, 'export job', null]]);
+    expect(listed.stdout).to.not.include(token.split('_')[2]!);
+    expect(listed.stdout).to.not.include('secret_hash');
+    expect((await pgw(['partner', 'token', 'kz-cli', '--revoke', id], env)).code).to.equal(0);
+    expect((await pgw(['partner', 'token', 'kz-cli', '--revoke', id], env)).stderr).to.match(/^pgw: token\.not_found/);
+    const bad = await pgw(['partner', 'set', 'kz-cli', '--webhook', 'http://hooks.example/x'], env);
+    expect(bad.code).to.not.equal(0);
+    expect(bad.stderr.trim()).to.match(/^pgw: webhook\.url_invalid: /);
+    const set = await pgw(['partner', 'set', 'kz-cli', '--webhook', 'https://hooks.example/x'], env);
+    expect(set.code, set.stderr).to.equal(0);
+    expect(set.stderr).to.include('not in PGW_WEBHOOK_ALLOWED_HOSTS');
+    const audit = await pgw(['audit', 'verify'], env);
+    expect(audit.code).to.equal(0);
+  });
+
   it('pgw demo prints a decrypted, verified ack', async () => {
     const r = await pgw(['demo', '--json'], {});
     expect(r.code, r.stderr).to.equal(0);
