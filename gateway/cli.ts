@@ -14,6 +14,10 @@ import { initialise, requirePassphrase } from '../keys/init.js';
 import { GatewayKeyring, gatewayKeyState } from '../keys/gateway-keyring.js';
 import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner, updatePartner } from './admin/partner-admin.js';
 import { issueToken, listTokens, revokeToken } from './admin/api-tokens.js';
+import { addOperator } from './admin/operators.js';
+import { reprocessBatch } from './admin/batch-admin.js';
+import { parseSchedule } from './admin/schedule.js';
+import { Queues, createRedis } from '../workers/queues.js';
 import { runDemo } from './demo.js';
 
 const actor = `cli:${os.userInfo().username}`;
@@ -154,12 +158,15 @@ partner.command('show <id>').description('one partner with its keys').option('--
 partner.command('set <id>').description('change a partner\'s webhook or TLS client certificate')
   .option('--webhook <https-url|none>', 'where acks are pushed; "none" removes it')
   .option('--client-cert <file.pem|none>', 'require this TLS client certificate; "none" stops requiring one')
+  .option('--expect <schedule|none>', 'when batches are due, e.g. "mon-fri 10:00" (PGW_TIMEZONE); the console flags the partner late after it')
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { webhook?: string; clientCert?: string; json?: boolean }) => {
+  .action(async (id: string, o: { webhook?: string; clientCert?: string; expect?: string; json?: boolean }) => {
     await withLedger(async (ledger, cfg) => {
+      if (o.expect !== undefined && o.expect !== 'none') parseSchedule(o.expect);
       const p = await updatePartner(ledger, id, {
         ...(o.webhook !== undefined ? { webhookUrl: o.webhook === 'none' ? null : o.webhook } : {}),
         ...(o.clientCert !== undefined ? { clientCertFile: o.clientCert === 'none' ? null : o.clientCert } : {}),
+        ...(o.expect !== undefined ? { expectedSchedule: o.expect === 'none' ? null : o.expect.trim().toLowerCase() } : {}),
       }, actor);
       if (p.webhook_url) warnWebhookHost(cfg, p.webhook_url);
       print(p, o.json, () => `partner ${p.id}: webhook ${p.webhook_url ?? 'none'}, client certificate ${p.client_cert_sha256 ?? 'not required'}`);
@@ -277,6 +284,73 @@ batches.command('show <id>').description('one batch with its stage events').opti
       ].join('\n'));
     });
   });
+
+batches.command('reprocess <id>').description('run a batch again (after a fix); its new ack supersedes the old one')
+  .action(async (id: string) => {
+    await withLedger(async (ledger, cfg) => {
+      const redis = createRedis(cfg.redisUrl, false, cliLogger(cfg));
+      const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
+      try {
+        const r = await reprocessBatch(ledger, new DataDir(cfg.dataDir), queues, id, actor);
+        process.stdout.write(`batch ${id} runs again from ${r.from}${r.queued ? '' : ' (queue unreachable: the reconciler will start it)'}\n`);
+      } finally {
+        await queues.close().catch(() => {});
+        redis.disconnect();
+      }
+    });
+  });
+
+const operator = program.command('operator').description('support console accounts');
+operator.command('add <name>').description('create an operator (or set a new password / role); the password is read from stdin')
+  .addOption(new Option('--role <role>', 'support reads; engineer can also act').choices(['support', 'engineer']).makeOptionMandatory())
+  .action(async (name: string, o: { role: string }) => {
+    const password = await readPassword();
+    await withLedger(async (ledger) => {
+      await addOperator(ledger, name, o.role, password, actor);
+      process.stdout.write(`operator ${name} (${o.role}) set\n`);
+    });
+  });
+operator.command('list').description('list operators').option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const rows = (await ledger.operators.list()).map(({ password_hash: _p, ...r }) => r);
+      print(rows, o.json, () => table(rows as unknown as Record<string, unknown>[], ['name', 'role', 'created_at', 'locked_until', 'disabled_at']));
+    });
+  });
+operator.command('disable <name>').description('disable an operator; their sessions end at once')
+  .action(async (name: string) => {
+    await withLedger(async (ledger) => {
+      if (!(await ledger.operators.disable(name))) throw new PgwError('operator.not_found');
+      await ledger.audit.record(actor, 'operator.disabled', name);
+      process.stdout.write(`operator ${name} disabled\n`);
+    });
+  });
+
+/** A password from stdin: typed without echo on a terminal, or piped in (first line). */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) {
+    let data = '';
+    for await (const chunk of stdin) data += String(chunk);
+    return data.split(/\r?\n/)[0] ?? '';
+  }
+  process.stderr.write('password: ');
+  stdin.setRawMode(true);
+  let pw = '';
+  try {
+    for await (const chunk of stdin) {
+      const s = String(chunk);
+      if (s === '\u0003') throw new Error('cancelled');
+      if (s === '\r' || s === '\n') break;
+      pw = s === '\u007f' ? pw.slice(0, -1) : pw + s;
+    }
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+  return pw;
+}
 
 const audit = program.command('audit').description('audit log of operator actions');
 audit.command('verify').description('check the audit hash chain').action(async () => {

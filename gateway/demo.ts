@@ -34,6 +34,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     bind: '127.0.0.1',
     sftpPort: 0,
     httpsPort: 0,
+    consolePort: 0,
     keyPassphrase: randomBytes(18).toString('base64'),
     fault: null,
   };

@@ -17,6 +17,8 @@ import { PgwError } from './core/errors.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { startSftpServer } from './sftp/sftp-server.js';
 import { startHttpsServer } from './http/https-server.js';
+import { startConsoleServer, queueBoard } from './console/console-server.js';
+import { GatewayMetrics } from './console/metrics.js';
 import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
@@ -26,7 +28,7 @@ import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
 
 export interface Runtime {
-  ports: { sftp?: number; https?: number };
+  ports: { sftp?: number; https?: number; console?: number };
   /** Idempotent ordered stop. */
   close(reason?: string): Promise<void>;
 }
@@ -80,17 +82,25 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       await keyring.refresh();
       return `${keyring.publicArmored()}\n`;
     };
+    const metrics = new GatewayMetrics(ledger, queues, config, log.child({ component: 'metrics' }));
     const sftp = await startSftpServer({
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
       gatewayPublicKeys,
       log: log.child({ component: 'sftp' }),
+      counters: metrics,
     });
     shutdown.add('sftp server', sftp);
     ports.sftp = sftp.port;
-    const https = await startHttpsServer({ config, ledger, ingest, dataDir, gatewayPublicKeys, log: log.child({ component: 'https' }) });
+    const https = await startHttpsServer({ config, ledger, ingest, dataDir, gatewayPublicKeys, log: log.child({ component: 'https' }), counters: metrics });
     shutdown.add('https server', https);
     ports.https = https.port;
+    const consoleServer = await startConsoleServer({
+      config, ledger, dataDir, redis, keyring, enqueuer: queues, queues, metrics,
+      queueBoard: queueBoard(queues.all()), log: log.child({ component: 'console' }),
+    });
+    shutdown.add('console server', consoleServer);
+    ports.console = consoleServer.port;
     await writeFileAtomic(path.join(dataDir.runDir, 'ports.json'), `${JSON.stringify({ ...ports, pid: process.pid }, null, 2)}\n`, 0o644);
     log.info('listening', { bind: config.bind, ...ports });
   }

@@ -146,6 +146,28 @@ export class Queues implements Enqueuer {
     if (job) await job.remove().catch(() => {});
   }
 
+  /** Every queue of this installation (bull-board, metrics). */
+  all(): Queue[] {
+    return [...Object.values(this.queues), this.deliver, this.handoff] as Queue[];
+  }
+
+  /** Job counts by queue and state (metrics, console). */
+  async jobCounts(): Promise<Record<string, Record<string, number>>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const q of this.all()) out[q.name] = await withTimeout(q.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed'), 5000);
+    return out;
+  }
+
+  /** Seconds the oldest waiting job of each queue has waited (0 when none waits). */
+  async oldestWaitingAgeSeconds(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const q of this.all()) {
+      const [oldest] = await withTimeout(q.getJobs(['waiting', 'prioritized'], 0, 0, true), 5000);
+      out[q.name] = oldest ? Math.max(0, Math.round((Date.now() - oldest.timestamp) / 1000)) : 0;
+    }
+    return out;
+  }
+
   /** Delete every job of every queue under this prefix (demo and test clean-up only). */
   async obliterate(): Promise<void> {
     await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.obliterate({ force: true })));

@@ -73,6 +73,7 @@ export class GatewayEnv {
       PGW_QUEUE_PREFIX: `pgwbench-${randomBytes(5).toString('hex')}`,
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',
+      PGW_CONSOLE_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       ...extraEnv,
     };

@@ -71,18 +71,22 @@ export interface PartnerChanges {
   webhookUrl?: string | null;
   /** A PEM file, or null to stop requiring a client certificate. */
   clientCertFile?: string | null;
+  /** Expected-batch calendar (see schedule.ts), or null for none. */
+  expectedSchedule?: string | null;
 }
 
 /** Change a partner's webhook or client certificate; an audit event says what changed (not the URL). */
 export async function updatePartner(ledger: Ledger, id: string, changes: PartnerChanges, actor: string): Promise<Partner> {
   await ledger.partners.require(id);
-  const patch: { webhookUrl?: string | null; clientCertSha256?: string | null } = {};
+  const patch: { webhookUrl?: string | null; clientCertSha256?: string | null; expectedSchedule?: string | null } = {};
+  if (changes.expectedSchedule !== undefined) patch.expectedSchedule = changes.expectedSchedule;
   if (changes.webhookUrl !== undefined) patch.webhookUrl = changes.webhookUrl === null ? null : parseWebhookUrl(changes.webhookUrl).href;
   if (changes.clientCertFile !== undefined) patch.clientCertSha256 = changes.clientCertFile === null ? null : await certFingerprint(changes.clientCertFile);
   await ledger.partners.update(id, patch);
   await ledger.audit.record(actor, 'partner.updated', id, {
     ...(patch.webhookUrl !== undefined ? { webhook: patch.webhookUrl === null ? 'removed' : new URL(patch.webhookUrl).host } : {}),
     ...(patch.clientCertSha256 !== undefined ? { clientCert: patch.clientCertSha256 } : {}),
+    ...(patch.expectedSchedule !== undefined ? { expectedSchedule: patch.expectedSchedule } : {}),
   });
   return (await ledger.partners.get(id))!;
 }

@@ -89,6 +89,17 @@ export interface Config {
     /** Extra CA certificates (PEM) trusted for webhook TLS, e.g. a partner's private CA. */
     caFile: string | null;
   };
+  console: {
+    /** Listen address of the console (loopback unless configured otherwise). */
+    bind: string;
+    lockoutFailures: number;
+    lockoutSeconds: number;
+    sessionHours: number;
+    /** An ack not picked up this long after it was made is overdue. */
+    overdueAckHours: number;
+    /** Partners' expected-batch calendars are read in this time zone. */
+    timezone: string;
+  };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
 }
@@ -136,6 +147,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     requestTimeoutMs: 3_600_000,
   },
   webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
+  console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
   fault: null,
 };
 
@@ -156,7 +168,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
   { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
   { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
-  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz (reserved: not served yet)' },
+  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz, /readyz (HTTPS)' },
   { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
   { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error, warn, info or debug (JSON lines on stdout)' },
   { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', kind: 'int', doc: 'largest accepted upload' },
@@ -194,6 +206,12 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_WEBHOOK_BACKOFF_MS', path: 'webhooks.backoffMs', kind: 'int', doc: 'first retry delay; doubles per attempt, with jitter' },
   { env: 'PGW_WEBHOOK_TIMEOUT_MS', path: 'webhooks.timeoutMs', kind: 'int', doc: 'per push: connect, TLS and answer' },
   { env: 'PGW_WEBHOOK_CA_FILE', path: 'webhooks.caFile', kind: 'string', doc: 'extra CA certificates (PEM) trusted for webhooks' },
+  { env: 'PGW_CONSOLE_BIND', path: 'console.bind', kind: 'string', doc: 'console listen address' },
+  { env: 'PGW_CONSOLE_LOCKOUT_FAILURES', path: 'console.lockoutFailures', kind: 'int', doc: 'failed logins before an operator is locked out' },
+  { env: 'PGW_CONSOLE_LOCKOUT_SECONDS', path: 'console.lockoutSeconds', kind: 'int', doc: 'how long a lockout lasts' },
+  { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', kind: 'int', doc: 'console session lifetime' },
+  { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', kind: 'int', doc: 'an ack not picked up after this is overdue' },
+  { env: 'PGW_TIMEZONE', path: 'console.timezone', kind: 'string', doc: 'time zone of partners\' expected-batch calendars' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -263,6 +281,13 @@ const SCHEMA = {
         allowedHosts: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,253}$' } },
         attempts: { type: 'integer', minimum: 1, maximum: 50 }, backoffMs: { type: 'integer', minimum: 10 },
         timeoutMs: { type: 'integer', minimum: 100 }, caFile: { type: ['string', 'null'], minLength: 1 },
+      },
+    },
+    console: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        bind: { type: 'string', minLength: 1 }, lockoutFailures: POS, lockoutSeconds: POS, sessionHours: POS, overdueAckHours: POS,
+        timezone: { type: 'string', pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },

@@ -7,7 +7,8 @@
  * - **scope**: who the code is for. `batch` codes end up in acks (the whole batch),
  *   `record` codes in an ack's per-record `errors`, `upload` codes are answered on the
  *   channel while uploading, `api` codes are HTTPS API answers, `delivery` codes describe
- *   a webhook push of an ack, `operator` codes come back from the CLI / config.
+ *   a webhook push of an ack, `console` codes answer the support console, `operator`
+ *   codes come back from the CLI / config.
  * - **retryable**: whether a worker may retry the stage; permanent failures
  *   turn into a signed `rejected` ack at once.
  *
@@ -15,7 +16,7 @@
  * {@link PgwError} may add a specific message, which must follow the same rule.
  */
 
-export type ErrorScope = 'batch' | 'record' | 'upload' | 'api' | 'delivery' | 'operator';
+export type ErrorScope = 'batch' | 'record' | 'upload' | 'api' | 'delivery' | 'console' | 'operator';
 
 interface CodeInfo {
   scope: ErrorScope;
@@ -56,6 +57,13 @@ export const ERROR_CODES = {
   'webhook.http_status': { scope: 'delivery', message: 'the webhook answered with a non-2xx status', retryable: true },
   'webhook.network': { scope: 'delivery', message: 'the webhook could not be reached (connection, TLS or timeout)', retryable: true },
   'webhook.gave_up': { scope: 'delivery', message: 'the ack could not be pushed after the configured number of attempts' },
+
+  // --- support console ---
+  'console.login_failed': { scope: 'console', message: 'unknown operator or wrong password' },
+  'console.locked': { scope: 'console', message: 'too many failed logins: this account is locked for a while' },
+  'console.login_required': { scope: 'console', message: 'log in first' },
+  'console.forbidden': { scope: 'console', message: 'this action needs the engineer role' },
+  'console.csrf': { scope: 'console', message: 'the form is stale or did not come from the console; reload and try again' },
 
   // --- batch (before validation) ---
   'batch.duplicate': { scope: 'batch', message: 'the same file was already received as another batch' },
@@ -118,6 +126,10 @@ export const ERROR_CODES = {
   'partner.id_invalid': { scope: 'operator', message: 'partner ids are 2-40 characters: lower-case letters, digits and "-"' },
   'batch.not_found': { scope: 'operator', message: 'no such batch' },
   'token.not_found': { scope: 'operator', message: 'no such API token for this partner' },
+  'operator.invalid': { scope: 'operator', message: 'operator names are 2-40 characters (a-z, 0-9, ".", "-"); roles support or engineer; passwords at least 12 characters' },
+  'operator.not_found': { scope: 'operator', message: 'no such operator' },
+  'batch.not_reprocessable': { scope: 'operator', message: 'the batch cannot run again: its received file is no longer stored' },
+  'schedule.invalid': { scope: 'operator', message: 'expected schedule looks like "mon-fri 10:00" or "mon,wed,fri 09:30"' },
   'ack.no_partner_key': { scope: 'operator', message: 'the partner has no usable encryption key for acks' },
   'not_initialised': { scope: 'operator', message: 'the data dir is not initialised: run `pgw init`' },
   'redis.policy': { scope: 'operator', message: 'Redis must use maxmemory-policy noeviction' },

@@ -20,6 +20,7 @@ import { errorHandler } from './error-map.js';
 import { batchRoutes } from './routes/batches.js';
 import { infoRoutes } from './routes/acks-and-keys.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
+import type { ProtocolCounters } from '../core/protocol-counters.js';
 
 export interface PartnerAppDeps {
   config: Config;
@@ -28,6 +29,7 @@ export interface PartnerAppDeps {
   dataDir: DataDir;
   gatewayPublicKeys: () => Promise<string>;
   log: Logger;
+  counters?: Pick<ProtocolCounters, 'httpRequest'>;
 }
 
 export function createPartnerApp(d: PartnerAppDeps): express.Express {
@@ -41,6 +43,11 @@ export function createPartnerApp(d: PartnerAppDeps): express.Express {
   const limits = rateLimits(d.config.http);
 
   app.use(requestContext(d.log));
+  app.use((req, res, next) => {
+    // The route pattern, never the raw path, so that label values stay few and hold no input.
+    res.on('finish', () => d.counters?.httpRequest(req.route?.path ?? 'unmatched', res.statusCode));
+    next();
+  });
   app.use(helmet());
   app.use(limits.perAddress);
   app.get('/v1/openapi.json', (_req, res) => {

@@ -24,6 +24,7 @@ import { DEFAULT_BACKPRESSURE, SftpConnection, type BackpressureLimits } from '.
 import { decidePublicKey, safeUsername, type AuthFailReason } from './public-key-auth.js';
 import { StagedLocks, type SessionContext } from './session-context.js';
 import { attachSftpSession } from './sftp-session.js';
+import type { ProtocolCounters } from '../core/protocol-counters.js';
 import { channelPacketSize, guardChannelOpen, MIN_CHANNEL_PACKET_SIZE, restrictHostKeyOffer } from './ssh2-internals.js';
 
 const { Server } = ssh2;
@@ -41,6 +42,8 @@ export interface SftpServerDeps {
   bans?: BanPolicy;
   /** Inbound back-pressure thresholds (tests lower them). */
   backpressure?: Partial<BackpressureLimits>;
+  /** Metrics of this process (sessions, auth failures, bans). */
+  counters?: Pick<ProtocolCounters, 'sftpSession' | 'sftpAuthFailure' | 'sftpBan'>;
 }
 
 export interface SftpServer {
@@ -150,7 +153,12 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       releaseUnauth();
       // Bans count connections that tried credentials and never got in, not single
       // attempts: a client with several keys in its agent fails a few probes every time.
-      if (!conn.authenticated && conn.badCredentials > 0 && !safeList.has(ip)) bans.recordFailure(ip);
+      if (!conn.authenticated && conn.badCredentials > 0 && !safeList.has(ip)) {
+        const wasBanned = bans.isBanned(ip);
+        bans.recordFailure(ip);
+        if (!wasBanned && bans.isBanned(ip)) deps.counters?.sftpBan();
+      }
+      if (conn.authenticated) deps.counters?.sftpSession(-1);
       if (conn.authenticated && conn.partnerId) {
         const n = (partnerConnections.get(conn.partnerId) ?? 1) - 1;
         if (n <= 0) partnerConnections.delete(conn.partnerId);
@@ -217,6 +225,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
     const who = safeUsername(ctx.username);
     const fail = (reason: AuthFailReason | 'method' | 'sessions_per_partner'): void => {
       conn.authFailures += 1;
+      deps.counters?.sftpAuthFailure();
       if (reason !== 'sessions_per_partner' && reason !== 'lookup_failed') conn.badCredentials += 1;
       conn.log.info('auth failed', { ...who, method: ctx.method, reason, attempt: conn.authFailures, remote: conn.remoteAddress });
       const wait = Math.max(0, started + MIN_FAILURE_DELAY_MS - Date.now());
@@ -259,6 +268,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       partnerConnections.set(d.partnerId, n + 1);
       conn.releaseUnauth();
       conn.markAuthenticated(d.partnerId, config.sftp.idleTimeoutMs);
+      deps.counters?.sftpSession(1);
       bans.recordSuccess(conn.remoteAddress);
       conn.log.info('auth ok', { partner: d.partnerId, fingerprint: d.fingerprint, remote: conn.remoteAddress });
       safely(() => ctx.accept());

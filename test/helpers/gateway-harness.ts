@@ -28,6 +28,7 @@ export interface PgwProcess {
   lines: string[];
   port?: number;
   httpsPort?: number;
+  consolePort?: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -58,6 +59,7 @@ export class GatewayHarness {
       PGW_QUEUE_PREFIX: `pgwtest-${randomBytes(4).toString('hex')}`,
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',
+      PGW_CONSOLE_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       PGW_JOB_LOCK_MS: '2000',
       PGW_STALLED_INTERVAL_MS: '1000',
@@ -116,6 +118,7 @@ export class GatewayHarness {
       if (listening) {
         p.port = Number(listening.sftp);
         p.httpsPort = Number(listening.https);
+        p.consolePort = Number(listening.console);
       }
       return p.lines.some((l) => tryJson(l)?.message === 'started');
     }, 120_000, 'pgw start');

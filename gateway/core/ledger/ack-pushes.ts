@@ -51,6 +51,11 @@ export class AckPushRepo {
     });
   }
 
+  /** Forget the pushes of an ack version: an operator asked for it to be pushed again. */
+  async reset(batchId: string, version: number): Promise<void> {
+    await this.db.deleteFrom('ack_pushes').where('batch_id', '=', batchId).where('version', '=', version).execute();
+  }
+
   /** The last attempt failed and no more will be made. */
   async markFailed(batchId: string, version: number, host: string, code: string): Promise<void> {
     const at = nowIso();

@@ -31,7 +31,11 @@ export interface NewBatch {
 export interface BatchFilter {
   partnerId?: string;
   outcome?: Outcome | 'pending';
+  errorCode?: string;
   since?: Date;
+  until?: Date;
+  /** Keyset paging: only batches listed after this one (newest first). */
+  after?: { receivedAt: string; id: string };
   limit?: number;
 }
 
@@ -87,7 +91,13 @@ export class BatchRepo {
     if (f.partnerId) q = q.where('partner_id', '=', f.partnerId);
     if (f.outcome === 'pending') q = q.where('outcome', 'is', null);
     else if (f.outcome) q = q.where('outcome', '=', f.outcome);
+    if (f.errorCode) q = q.where('error_code', '=', f.errorCode);
     if (f.since) q = q.where('received_at', '>=', nowIso(f.since));
+    if (f.until) q = q.where('received_at', '<', nowIso(f.until));
+    if (f.after) {
+      const { receivedAt, id } = f.after;
+      q = q.where((eb) => eb.or([eb('received_at', '<', receivedAt), eb.and([eb('received_at', '=', receivedAt), eb('id', '<', id)])]));
+    }
     return q.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(f.limit ?? 100).execute();
   }
 

@@ -6,6 +6,8 @@ import { PgpKeyRepo } from './pgp-keys.js';
 import { AuditLog } from './audit.js';
 import { ApiTokenRepo } from './api-tokens.js';
 import { AckPushRepo } from './ack-pushes.js';
+import { OperatorRepo } from './operators.js';
+import { StatsRepo } from './stats.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -15,6 +17,8 @@ export class Ledger {
   readonly audit: AuditLog;
   readonly apiTokens: ApiTokenRepo;
   readonly ackPushes: AckPushRepo;
+  readonly operators: OperatorRepo;
+  readonly stats: StatsRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -23,6 +27,8 @@ export class Ledger {
     this.audit = new AuditLog(handle);
     this.apiTokens = new ApiTokenRepo(handle);
     this.ackPushes = new AckPushRepo(handle);
+    this.operators = new OperatorRepo(handle);
+    this.stats = new StatsRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
@@ -40,4 +46,5 @@ export type { Partner, SshKeyRow } from './partners.js';
 export type { PgpKeyRow } from './pgp-keys.js';
 export type { ApiTokenRow } from './api-tokens.js';
 export type { AckPushRow, PartnerAck } from './ack-pushes.js';
+export type { Operator, ConsoleSession } from './operators.js';
 export type * from './schema.js';

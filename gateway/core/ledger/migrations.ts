@@ -167,6 +167,32 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('acks_pending').on('acks').column('first_downloaded_at').execute();
       },
     },
+    '0004_console': {
+      async up(db: Kysely<unknown>) {
+        // Support console accounts: a slow (scrypt) password hash, lockout after failures.
+        await db.schema.createTable('operators')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('failed_logins', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('locked_until', 'text')
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('disabled_at', 'text')
+          .execute();
+        // Sessions are rows (not signed cookies) so every gateway process sees a logout at once.
+        await db.schema.createTable('console_sessions')
+          .addColumn('id_hash', 'text', (c) => c.primaryKey())
+          .addColumn('operator', 'text', (c) => c.notNull().references('operators.name'))
+          .addColumn('csrf', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        // When a partner is expected to deliver, e.g. "mon-fri 10:00" (the console flags it late).
+        await db.schema.alterTable('partners').addColumn('expected_schedule', 'text').execute();
+        // The console pages through all batches newest first.
+        await db.schema.createIndex('batches_received').on('batches').columns(['received_at', 'id']).execute();
+      },
+    },
   };
 }
 

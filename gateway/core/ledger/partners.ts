@@ -21,7 +21,7 @@ export class PartnerRepo {
     const at = nowIso();
     const row: PartnersTable = {
       id: p.id, name: p.name, status: 'active', webhook_url: p.webhookUrl ?? null,
-      allow_bsn_placeholder: p.allowBsnPlaceholder ? 1 : 0, client_cert_sha256: null, created_at: at, updated_at: at,
+      allow_bsn_placeholder: p.allowBsnPlaceholder ? 1 : 0, client_cert_sha256: null, expected_schedule: null, created_at: at, updated_at: at,
     };
     const res = await this.db.insertInto('partners').values(row).onConflict((oc) => oc.doNothing()).executeTakeFirst();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new PgwError('partner.exists', undefined, { partner: p.id });
@@ -48,8 +48,9 @@ export class PartnerRepo {
   }
 
   /** Change the webhook and/or the mutual-TLS client certificate (null clears it). */
-  async update(id: string, patch: { webhookUrl?: string | null; clientCertSha256?: string | null }): Promise<void> {
+  async update(id: string, patch: { webhookUrl?: string | null; clientCertSha256?: string | null; expectedSchedule?: string | null }): Promise<void> {
     const set: Partial<PartnersTable> = { updated_at: nowIso() };
+    if (patch.expectedSchedule !== undefined) set.expected_schedule = patch.expectedSchedule;
     if (patch.webhookUrl !== undefined) set.webhook_url = patch.webhookUrl;
     if (patch.clientCertSha256 !== undefined) set.client_cert_sha256 = patch.clientCertSha256;
     const res = await this.db.updateTable('partners').set(set).where('id', '=', id).executeTakeFirst();

@@ -24,6 +24,8 @@ export interface PartnersTable {
   allow_bsn_placeholder: number;
   /** Mutual TLS: SHA-256 fingerprint (upper-case hex with colons, as Node prints it) the client must present. */
   client_cert_sha256: string | null;
+  /** Expected-batch calendar, e.g. `mon-fri 10:00` (local time): later without a batch = late. */
+  expected_schedule: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -145,6 +147,26 @@ export interface AckPushesTable {
   failed_at: string | null;
 }
 
+export interface OperatorsTable {
+  name: string;
+  role: 'support' | 'engineer';
+  /** `scrypt$N$r$p$salt$hash` (base64url). */
+  password_hash: string;
+  failed_logins: number;
+  locked_until: string | null;
+  created_at: string;
+  disabled_at: string | null;
+}
+
+export interface ConsoleSessionsTable {
+  /** SHA-256 of the session id in the cookie: a leaked ledger holds no usable session. */
+  id_hash: string;
+  operator: string;
+  csrf: string;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface AuditEventsTable {
   seq: Generated<number>;
   at: string;
@@ -166,5 +188,7 @@ export interface DB {
   acks: AcksTable;
   api_tokens: ApiTokensTable;
   ack_pushes: AckPushesTable;
+  operators: OperatorsTable;
+  console_sessions: ConsoleSessionsTable;
   audit_events: AuditEventsTable;
 }

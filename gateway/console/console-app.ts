@@ -1,0 +1,285 @@
+/**
+ * The support console: an Express app on its own TLS listener (never the partner one).
+ * Order: request context → security headers → /healthz, /readyz, /metrics (no login:
+ * they hold no personal data and are meant for probes and scrapers) → login/logout →
+ * session check for everything else (deny by default) → CSRF check on every POST →
+ * pages; engineer-only actions and bull-board behind a role check.
+ */
+import express, { type Request, type Response, type NextFunction } from 'express';
+import helmet from 'helmet';
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../core/config.js';
+import type { Ledger } from '../core/ledger/index.js';
+import { nowIso } from '../core/ledger/index.js';
+import type { DataDir } from '../core/data-dir.js';
+import type { Enqueuer } from '../core/pipeline.js';
+import type { Logger } from '../core/logger.js';
+import { serializeError } from '../core/logger.js';
+import { ERROR_CODES, PgwError, isPgwError, type ErrorCode } from '../core/errors.js';
+import { quantile } from '../core/ledger/stats.js';
+import { requestContext, locals } from '../http/request-context.js';
+import { csrfMatches, identify, login, type ConsoleIdentity } from '../admin/operators.js';
+import { reprocessBatch, resendAck } from '../admin/batch-admin.js';
+import { setPartnerStatus } from '../admin/partner-admin.js';
+import { isLate, parseSchedule } from '../admin/schedule.js';
+import { isBatchId } from '../ingest/file-names.js';
+import type { GatewayMetrics, QueueStats } from './metrics.js';
+import { readiness, type ReadinessDeps } from './health.js';
+import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, type OverviewData } from './pages.js';
+
+export interface ConsoleDeps extends ReadinessDeps {
+  config: Config;
+  ledger: Ledger;
+  dataDir: DataDir;
+  enqueuer: Enqueuer;
+  queues: QueueStats;
+  metrics: GatewayMetrics;
+  /** bull-board router (engineers only); null where Redis queues are not wired (tests). */
+  queueBoard: express.Router | null;
+  log: Logger;
+}
+
+const COOKIE = 'pgw_console';
+const LOGIN_COOKIE = 'pgw_login_csrf';
+
+function cookie(req: Request, name: string): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return undefined;
+}
+
+const cookieOpts = { httpOnly: true, secure: true, sameSite: 'strict', path: '/' } as const;
+const who = (res: Response): ConsoleIdentity => res.locals.identity as ConsoleIdentity;
+const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
+
+function partnerKeyState(k: { revoked_at: string | null; not_before: string; not_after: string | null }, now: string): string {
+  if (k.revoked_at && k.revoked_at <= now) return 'revoked';
+  if (k.not_after && k.not_after <= now) return 'expired';
+  return k.not_before > now ? 'pending' : 'active';
+}
+
+export function createConsoleApp(d: ConsoleDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.set('case sensitive routing', true);
+  app.use(requestContext(d.log));
+  app.use((req, res, next) => {
+    res.on('finish', () => d.metrics.httpRequest(`console ${req.route?.path ?? 'unmatched'}`, res.statusCode));
+    next();
+  });
+  // bull-board's UI needs its own inline script; our pages need none.
+  app.use((req, res, next) => (req.path.startsWith('/queues') ? helmet({ contentSecurityPolicy: false })(req, res, next)
+    : helmet({ contentSecurityPolicy: { directives: { 'script-src': ["'none'"], 'form-action': ["'self'"] } } })(req, res, next)));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', pid: process.pid, uptimeSeconds: Math.round(process.uptime()) });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const r = await readiness(d);
+    res.status(r.ready ? 200 : 503).json(r);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(d.metrics.registry.contentType).send(await d.metrics.registry.metrics());
+  });
+
+  const form = express.urlencoded({ extended: false, limit: '8kb', parameterLimit: 20 });
+
+  // Browsers ask for it on their own; without this it would be a redirect to /login.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+  app.get('/login', (req, res) => {
+    // Keep a token the browser already holds: a second tab (or any stray GET) must not
+    // invalidate the form shown in the first.
+    const held = cookie(req, LOGIN_COOKIE);
+    const csrf = held && /^[A-Za-z0-9_-]{24}$/.test(held) ? held : randomBytes(18).toString('base64url');
+    res.cookie(LOGIN_COOKIE, csrf, { ...cookieOpts, maxAge: 15 * 60_000 });
+    page(res, 200, loginPage(csrf, null));
+  });
+  app.post('/login', form, async (req, res) => {
+    const expected = cookie(req, LOGIN_COOKIE);
+    const body = req.body as Record<string, unknown>;
+    if (!expected || !csrfMatches(expected, body._csrf)) throw new PgwError('console.csrf');
+    const fresh = expected;
+    try {
+      const r = await login(d.ledger, d.config.console, String(body.name ?? ''), String(body.password ?? ''));
+      res.clearCookie(LOGIN_COOKIE, cookieOpts);
+      res.cookie(COOKIE, r.sessionId, { ...cookieOpts, expires: r.expiresAt });
+      locals(res).log.info('console login', { operator: r.operator, role: r.role });
+      res.redirect(303, '/');
+    } catch (err) {
+      if (!isPgwError(err) || (err.code !== 'console.login_failed' && err.code !== 'console.locked')) throw err;
+      locals(res).log.info('console login refused', { code: err.code });
+      page(res, err.code === 'console.locked' ? 429 : 401, loginPage(fresh, err.message));
+    }
+  });
+
+  // Everything below needs a session.
+  app.use(async (req, res, next) => {
+    const id = await identify(d.ledger, cookie(req, COOKIE));
+    if (!id) {
+      if (req.method === 'GET' || req.method === 'HEAD') return res.redirect(303, '/login');
+      throw new PgwError('console.login_required');
+    }
+    res.locals.identity = id;
+    locals(res).log = locals(res).log.child({ operator: id.operator });
+    next();
+  });
+  app.use(form);
+  app.use((req, res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !req.path.startsWith('/queues/api')) {
+      if (!csrfMatches(who(res).csrf, (req.body as Record<string, unknown> | undefined)?._csrf)) throw new PgwError('console.csrf');
+    }
+    next();
+  });
+  const engineer = (_req: Request, res: Response, next: NextFunction) => {
+    if (who(res).role !== 'engineer') throw new PgwError('console.forbidden');
+    next();
+  };
+  const actor = (res: Response) => `console:${who(res).operator}`;
+
+  app.post('/logout', async (_req, res) => {
+    await d.ledger.operators.deleteSession(who(res).idHash);
+    res.clearCookie(COOKIE, cookieOpts);
+    res.redirect(303, '/login');
+  });
+
+  app.get('/', async (_req, res) => page(res, 200, overviewPage(who(res), await overview(d))));
+
+  app.get('/batches', async (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const str = (k: string) => (typeof q[k] === 'string' ? q[k]!.slice(0, 100) : '');
+    const f = { partner: str('partner'), status: str('status'), code: str('code'), since: str('since'), until: str('until') };
+    const date = (s: string, plusDay = false) => {
+      if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return undefined;
+      const t = new Date(`${s}T00:00:00Z`);
+      return Number.isNaN(t.getTime()) ? undefined : new Date(t.getTime() + (plusDay ? 86_400_000 : 0));
+    };
+    const after = /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_(b-\d{8}-[a-z0-9]{12})$/.exec(str('after'));
+    const limit = 50;
+    const rows = await d.ledger.batches.list({
+      ...(f.partner ? { partnerId: f.partner } : {}),
+      ...(['accepted', 'partially_accepted', 'rejected', 'pending'].includes(f.status) ? { outcome: f.status as 'pending' } : {}),
+      ...(f.code ? { errorCode: f.code } : {}),
+      ...(date(f.since) ? { since: date(f.since)! } : {}),
+      ...(date(f.until, true) ? { until: date(f.until, true)! } : {}),
+      ...(after ? { after: { receivedAt: after[1]!, id: after[2]! } } : {}),
+      limit: limit + 1,
+    });
+    const shown = rows.slice(0, limit);
+    const withAcks = await Promise.all(shown.map(async (b) => ({ ...b, ack: b.ack_version ? await d.ledger.batches.getAck(b.id) : undefined })));
+    const last = shown[shown.length - 1];
+    const next = rows.length > limit && last ? `${last.received_at}_${last.id}` : null;
+    page(res, 200, batchesPage(who(res), withAcks, f, (await d.ledger.partners.list()).map((p) => p.id), next));
+  });
+
+  const batchDetail = async (id: string) => {
+    const batch = isBatchId(id) ? await d.ledger.batches.get(id) : undefined;
+    if (!batch) throw new PgwError('batch.not_found');
+    const acks = await d.ledger.handle.db.selectFrom('acks').selectAll().where('batch_id', '=', id).orderBy('version').execute();
+    return { batch, events: await d.ledger.batches.events(id), acks, pushes: await d.ledger.ackPushes.forBatch(id) };
+  };
+  app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(who(res), await batchDetail(String(req.params.id)), null)));
+  app.post('/batches/:id/reprocess', engineer, async (req, res) => {
+    const id = String(req.params.id);
+    await batchDetail(id);
+    const { from } = await reprocessBatch(d.ledger, d.dataDir, d.enqueuer, id, actor(res));
+    page(res, 200, batchPage(who(res), await batchDetail(id), `Reprocessing from ${from}; the new ack will supersede the previous one.`));
+  });
+  app.post('/batches/:id/resend', engineer, async (req, res) => {
+    const id = String(req.params.id);
+    await resendAck(d.ledger, d.dataDir, d.enqueuer, id, actor(res));
+    page(res, 200, batchPage(who(res), await batchDetail(id), 'The ack is offered again (outbox and webhook).'));
+  });
+
+  app.get('/partners', async (_req, res) => {
+    const now = new Date();
+    const last = await d.ledger.stats.lastReceived();
+    const pending = await d.ledger.stats.pendingAcks(now);
+    const keys = await d.ledger.pgpKeys.partnerKeys();
+    const rows = (await d.ledger.partners.list()).map((p) => ({
+      partner: p,
+      activeKeys: keys.filter((k) => k.partner_id === p.id && partnerKeyState(k, nowIso(now)) === 'active').length,
+      pendingAcks: pending.byPartner.find((x) => x.partner_id === p.id)?.pending ?? 0,
+      last: last.get(p.id) ?? null,
+      late: lateNow(p.expected_schedule, last.get(p.id) ?? null, d.config.console.timezone, now),
+    }));
+    page(res, 200, partnersPage(who(res), rows));
+  });
+  app.get('/partners/:id', async (req, res) => {
+    const p = await d.ledger.partners.get(String(req.params.id));
+    if (!p) throw new PgwError('partner.not_found');
+    const now = nowIso();
+    const pgpKeys = (await d.ledger.pgpKeys.partnerKeys(p.id)).map(({ public_armored: _a, private_armored: _b, ...k }) => ({ ...k, state: partnerKeyState(k, now) }));
+    const tokens = (await d.ledger.apiTokens.list(p.id)).map(({ secret_hash: _h, ...t }) => t);
+    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens }));
+  });
+  for (const [action, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
+    app.post(`/partners/:id/${action}`, engineer, async (req, res) => {
+      await setPartnerStatus(d.ledger, String(req.params.id), status, actor(res));
+      res.redirect(303, `/partners/${encodeURIComponent(String(req.params.id))}`);
+    });
+  }
+  if (d.queueBoard) app.use('/queues', engineer, d.queueBoard);
+
+  app.use(() => {
+    throw new PgwError('http.not_found');
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const pgw = isPgwError(err) ? err : null;
+    if (!pgw) locals(res).log.error('console request failed', { err: serializeError(err) });
+    const code: ErrorCode = pgw?.code ?? 'internal.error';
+    const status = code === 'console.forbidden' || code === 'console.csrf' ? 403 : code === 'console.login_required' ? 401
+      : code.endsWith('not_found') ? 404 : code === 'batch.not_reprocessable' ? 409 : pgw ? 400 : 500;
+    if (res.headersSent) return void res.destroy();
+    const identity = res.locals.identity as ConsoleIdentity | undefined;
+    page(res, status, errorPage(identity ?? null, status, code, pgw?.message ?? ERROR_CODES['internal.error'].message));
+  });
+  return app;
+}
+
+function lateNow(schedule: string | null, last: string | null, tz: string, now: Date): boolean {
+  if (!schedule) return false;
+  try {
+    return isLate(parseSchedule(schedule), now, tz, last ? new Date(last) : null);
+  } catch {
+    return false;
+  }
+}
+
+/** The overview's facts: the same ledger queries /metrics uses. */
+async function overview(d: ConsoleDeps): Promise<OverviewData> {
+  const now = new Date();
+  const midnight = new Date(now);
+  midnight.setUTCHours(0, 0, 0, 0);
+  const weekAgo = new Date(now.getTime() - 7 * 86_400_000);
+  const sum = (rows: { status: string; n: number }[]) => rows.reduce<Record<string, number>>((m, r) => ({ ...m, [r.status]: (m[r.status] ?? 0) + r.n }), {});
+  const week = await d.ledger.stats.batchCounts(weekAgo);
+  const byCode = new Map<string, number>();
+  for (const r of week) if (r.status === 'rejected' || r.status === 'partially_accepted') if (r.code) byCode.set(r.code, (byCode.get(r.code) ?? 0) + r.n);
+  const lags = (await d.ledger.stats.stageDurations(weekAgo)).total;
+  const last = await d.ledger.stats.lastReceived();
+  const late = (await d.ledger.partners.list())
+    .filter((p) => p.status === 'active' && lateNow(p.expected_schedule, last.get(p.id) ?? null, d.config.console.timezone, now))
+    .map((p) => ({ partner: p.id, schedule: p.expected_schedule!, last: last.get(p.id) ?? null }));
+  let queues: OverviewData['queues'] = null;
+  try {
+    queues = await d.queues.jobCounts();
+  } catch {
+    queues = null; // Redis down: the page says so
+  }
+  return {
+    today: sum(await d.ledger.stats.batchCounts(midnight)),
+    week: sum(week),
+    rejectionsByCode: [...byCode.entries()].sort((a, b) => b[1] - a[1]),
+    lag: { p50: quantile(lags, 0.5), p95: quantile(lags, 0.95), n: lags.length },
+    queues,
+    acks: await d.ledger.stats.pendingAcks(new Date(now.getTime() - d.config.console.overdueAckHours * 3600_000)),
+    overdueHours: d.config.console.overdueAckHours,
+    late,
+    expiring: await d.ledger.stats.expiringKeys(new Date(now.getTime() + 30 * 86_400_000)),
+  };
+}

@@ -1,0 +1,62 @@
+/**
+ * The console's own TLS listener (`PGW_CONSOLE_PORT` on `PGW_CONSOLE_BIND`, loopback by
+ * default) — never the partner listener — with bull-board mounted for engineers.
+ */
+import https from 'node:https';
+import { promises as fsp } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Queue } from 'bullmq';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type express from 'express';
+import { tlsFiles } from '../../keys/init.js';
+import { serializeError } from '../core/logger.js';
+import { createConsoleApp, type ConsoleDeps } from './console-app.js';
+
+export interface ConsoleServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** bull-board on `/queues` for the given queues. */
+export function queueBoard(queues: Queue[]): express.Router {
+  const adapter = new ExpressAdapter();
+  adapter.setBasePath('/queues');
+  createBullBoard({ queues: queues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
+  return adapter.getRouter() as express.Router;
+}
+
+export async function startConsoleServer(d: ConsoleDeps): Promise<ConsoleServer> {
+  const { config } = d;
+  const dev = tlsFiles(d.dataDir);
+  const server = https.createServer({
+    cert: await fsp.readFile(config.tls.certFile ?? dev.cert, 'utf8'),
+    key: await fsp.readFile(config.tls.keyFile ?? dev.key, 'utf8'),
+    passphrase: config.keyPassphrase ?? undefined,
+    minVersion: 'TLSv1.2',
+    connectionsCheckingInterval: 1000,
+  }, createConsoleApp(d));
+  server.headersTimeout = config.http.headersTimeoutMs;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5000;
+  server.on('error', (err) => d.log.error('console server error', { err: serializeError(err) }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.consolePort, config.console.bind, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  let closing: Promise<void> | null = null;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

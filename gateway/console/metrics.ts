@@ -1,0 +1,114 @@
+/**
+ * Prometheus metrics (prom-client, one registry per process). Ledger-wide facts (batches by
+ * partner/status/code, stage latencies, acks pending pickup, key expiry) are computed from
+ * the ledger at scrape time, so any gateway process reports the same numbers whichever
+ * process did the work. Queue depths come from Redis; SFTP and HTTP counters are this
+ * process's own. Labels carry partner ids, statuses, codes, routes and fingerprints —
+ * never personal data.
+ *
+ * Stage latencies are a histogram over a sliding window (batches received in the last
+ * 24 h), rebuilt at every scrape: read it with histogram_quantile, not with rate().
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Ledger } from '../core/ledger/index.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { ProtocolCounters } from '../core/protocol-counters.js';
+
+/** What metrics need of the queues (workers/queues.ts implements it). */
+export interface QueueStats {
+  jobCounts(): Promise<Record<string, Record<string, number>>>;
+  oldestWaitingAgeSeconds(): Promise<Record<string, number>>;
+}
+
+
+const WINDOW_MS = 24 * 3600_000;
+
+export class GatewayMetrics implements ProtocolCounters {
+  readonly registry = new Registry();
+  private readonly http: Counter<'route' | 'status'>;
+  private readonly sessions: Gauge;
+  private readonly authFailures: Counter;
+  private readonly bans: Counter;
+
+  constructor(ledger: Ledger, queues: QueueStats | null, config: Config, log: Logger) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r });
+    /** A gauge whose values are recomputed by `fill` at every scrape; a failing source is logged, not fatal. */
+    const computed = <L extends string>(name: string, help: string, labelNames: L[], fill: (g: Gauge<L>) => Promise<void>) => {
+      const g: Gauge<L> = new Gauge<L>({
+        name, help, labelNames, registers: [r],
+        async collect() {
+          g.reset();
+          try {
+            await fill(g);
+          } catch (err) {
+            log.warn('metric collection failed', { metric: name, err });
+          }
+        },
+      });
+    };
+
+    this.http = new Counter({ name: 'pgw_http_requests_total', help: 'partner API requests by route pattern and status', labelNames: ['route', 'status'], registers: [r] });
+    this.sessions = new Gauge({ name: 'pgw_sftp_sessions', help: 'open authenticated SFTP connections in this process', registers: [r] });
+    this.authFailures = new Counter({ name: 'pgw_sftp_auth_failures_total', help: 'failed SSH authentication attempts', registers: [r] });
+    this.bans = new Counter({ name: 'pgw_sftp_bans_total', help: 'addresses banned after repeated failures', registers: [r] });
+
+    computed('pgw_batches', 'batches received in the last 30 days by partner, status and error code', ['partner', 'status', 'code'], async (g) => {
+      for (const c of await ledger.stats.batchCounts(new Date(Date.now() - 30 * 24 * 3600_000))) {
+        g.set({ partner: c.partner_id, status: c.status, code: c.code ?? '' }, c.n);
+      }
+    });
+    const stageHist: Histogram<'stage'> = new Histogram({
+      name: 'pgw_stage_latency_seconds', help: 'stage latency of batches received in the last 24 h (window, rebuilt per scrape)',
+      labelNames: ['stage'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800], registers: [r],
+      async collect() {
+        stageHist.reset();
+        try {
+          const d = await ledger.stats.stageDurations(new Date(Date.now() - WINDOW_MS));
+          for (const [stage, xs] of Object.entries(d) as [string, number[]][]) for (const x of xs) stageHist.observe({ stage }, x);
+        } catch (err) {
+          log.warn('metric collection failed', { metric: 'pgw_stage_latency_seconds', err });
+        }
+      },
+    });
+    computed('pgw_acks_pending_pickup', 'acks neither downloaded nor pushed, by partner; overdue ones separately', ['partner', 'overdue'], async (g) => {
+      const p = await ledger.stats.pendingAcks(new Date(Date.now() - config.console.overdueAckHours * 3600_000));
+      for (const e of p.byPartner) {
+        g.set({ partner: e.partner_id, overdue: 'false' }, e.pending - e.overdue);
+        g.set({ partner: e.partner_id, overdue: 'true' }, e.overdue);
+      }
+    });
+    computed('pgw_key_expiry_seconds', 'seconds until an OpenPGP key expires (keys expiring within 90 days)', ['owner', 'partner', 'fingerprint'], async (g) => {
+      for (const k of await ledger.stats.expiringKeys(new Date(Date.now() + 90 * 24 * 3600_000))) {
+        g.set({ owner: k.owner, partner: k.partner_id ?? '', fingerprint: k.fingerprint }, Math.round((Date.parse(k.not_after) - Date.now()) / 1000));
+      }
+    });
+    if (queues) {
+      computed('pgw_queue_jobs', 'BullMQ jobs by queue and state', ['queue', 'state'], async (g) => {
+        for (const [queue, counts] of Object.entries(await queues.jobCounts())) {
+          for (const [state, n] of Object.entries(counts)) g.set({ queue, state }, n);
+        }
+      });
+      computed('pgw_queue_oldest_waiting_seconds', 'age of the oldest waiting job per queue (0 when none waits)', ['queue'], async (g) => {
+        for (const [queue, age] of Object.entries(await queues.oldestWaitingAgeSeconds())) g.set({ queue }, age);
+      });
+    }
+  }
+
+  httpRequest(route: string, status: number): void {
+    this.http.inc({ route, status: String(status) });
+  }
+
+  sftpSession(delta: 1 | -1): void {
+    this.sessions.inc(delta);
+  }
+
+  sftpAuthFailure(): void {
+    this.authFailures.inc();
+  }
+
+  sftpBan(): void {
+    this.bans.inc();
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The support console in a real browser (Debian chromium driven by playwright-core) against
+ * a real `pgw start`: log in, see a batch uploaded moments before over SFTP with its
+ * timeline, filter rejections by code, reprocess as engineer (refused as support), a POST
+ * without the CSRF token refused, logout. Plus the /metrics text and /readyz following a
+ * Redis outage. Screenshots go to test/artifacts/ (git-ignored).
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { promises as fsp, existsSync } from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { FaultRig, waitFor, type TestPartner } from '../../helpers/fault-tools.js';
+import { gpg } from '../../helpers/gateway-harness.js';
+import { sampleBatch } from '../../../schemas/testing/sample-records.js';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+const PASSWORDS = { sam: 'support-password-1', eve: 'engineer-password-1' };
+
+function pgwCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [path.join(ROOT, 'bin', 'pgw.js'), ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    c.on('close', (code) => resolve({ code, out }));
+    c.stdin.end(stdin);
+  });
+}
+
+function get(port: number, p: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: p, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
+    }).on('error', reject);
+  });
+}
+
+describe('support console in headless Chromium', function () {
+  this.timeout(180_000);
+  let rig: FaultRig;
+  let browser: Browser;
+  let port = 0;
+  let alpha: TestPartner;
+  const ids: { good?: string; bad?: string } = {};
+
+  before(async function () {
+    if (!existsSync(CHROMIUM)) {
+      // .ci/run installs Debian's chromium; a machine without it cannot run this file.
+      this.skip();
+    }
+    await fsp.mkdir(ARTIFACTS, { recursive: true });
+    rig = await FaultRig.create();
+    const h = rig.h;
+    for (const [name, role] of [['sam', 'support'], ['eve', 'engineer']] as const) {
+      const r = await pgwCli(h.env, ['operator', 'add', name, '--role', role], `${PASSWORDS[name]}\n`);
+      expect(r.code, r.out).to.equal(0);
+    }
+    const proc = await h.start('all');
+    port = proc.consolePort!;
+    alpha = await rig.partner('kz-alpha');
+    const good = await rig.seal(alpha, JSON.stringify(sampleBatch(4, new Date())), 'good.json.pgp');
+    const unsigned = await h.seal(alpha, JSON.stringify(sampleBatch(2, new Date())), 'unsigned.json.pgp', { sign: false });
+    const up = await h.sftp(alpha, [`put ${good} /inbox/good.json.pgp`, `put ${unsigned} /inbox/unsigned.json.pgp`]);
+    expect(up.code, up.stderr).to.equal(0);
+    await h.waitForAck('kz-alpha', 'good.json.pgp.ack.pgp');
+    await h.waitForAck('kz-alpha', 'unsigned.json.pgp.ack.pgp');
+    const rows = await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }));
+    ids.good = rows.find((b) => b.file_name === 'good.json.pgp')!.id;
+    ids.bad = rows.find((b) => b.file_name === 'unsigned.json.pgp')!.id;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await rig?.cleanup();
+  });
+
+  async function loggedIn(name: 'sam' | 'eve'): Promise<Page> {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+    const page = await ctx.newPage();
+    await page.goto(`https://127.0.0.1:${port}/`);
+    expect(new URL(page.url()).pathname).to.equal('/login');
+    await page.getByLabel('Operator').fill(name);
+    await page.getByLabel('Password').fill(PASSWORDS[name]);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.waitForURL(`https://127.0.0.1:${port}/`);
+    return page;
+  }
+
+  it('refuses a wrong password, then logs in and shows the overview', async () => {
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+    const page = await ctx.newPage();
+    await page.goto(`https://127.0.0.1:${port}/login`);
+    await page.getByLabel('Operator').fill('sam');
+    await page.getByLabel('Password').fill('not-the-password');
+    await page.getByRole('button', { name: 'Log in' }).click();
+    expect(await page.getByRole('alert').textContent()).to.include('unknown operator or wrong password');
+    await ctx.close();
+
+    const p = await loggedIn('sam');
+    const text = await p.locator('main').innerText();
+    expect(text).to.include('Acks waiting for pickup').and.include('Rejections by error code').and.include('signature.missing');
+    const cookies = await p.context().cookies();
+    const session = cookies.find((c) => c.name === 'pgw_console')!;
+    expect(session).to.include({ httpOnly: true, secure: true, sameSite: 'Strict' });
+    await p.screenshot({ path: path.join(ARTIFACTS, 'console-overview.png'), fullPage: true });
+    await p.context().close();
+  });
+
+  it('shows a batch uploaded moments before over SFTP, with its timeline and no record content', async () => {
+    const p = await loggedIn('sam');
+    await p.getByRole('link', { name: 'Batches', exact: true }).click();
+    await p.getByRole('link', { name: ids.good! }).click();
+    const main = await p.locator('main').innerText();
+    expect(main).to.include('good.json.pgp').and.include('accepted');
+    for (const step of ['received', 'decrypt', 'validate', 'ack']) expect(main).to.match(new RegExp(`\\t${step}\\t`));
+    for (const r of sampleBatch(4, new Date()).records) {
+      expect(main).to.not.include(r.bsn!);
+      expect(main).to.not.include(r.email!);
+    }
+    expect(await p.getByRole('button', { name: 'Reprocess' }).count(), 'support sees no action buttons').to.equal(0);
+    await p.screenshot({ path: path.join(ARTIFACTS, 'console-batch.png'), fullPage: true });
+    await p.context().close();
+  });
+
+  it('filters rejections by error code', async () => {
+    const p = await loggedIn('sam');
+    await p.goto(`https://127.0.0.1:${port}/batches`);
+    await p.getByLabel('Error code').fill('signature.missing');
+    await p.getByRole('button', { name: 'Filter' }).click();
+    const rows = await p.locator('tbody tr').allInnerTexts();
+    expect(rows).to.have.length(1);
+    expect(rows[0]).to.include('unsigned.json.pgp').and.include('signature.missing');
+    await p.context().close();
+  });
+
+  it('support may not reprocess; a POST without the CSRF token is refused even for an engineer', async () => {
+    const sam = await loggedIn('sam');
+    const asSupport = await sam.evaluate(async (id) => {
+      const csrf = (document.querySelector('input[name=_csrf]') as HTMLInputElement).value;
+      const r = await fetch(`/batches/${id}/reprocess`, { method: 'POST', body: new URLSearchParams({ _csrf: csrf }) });
+      return r.status;
+    }, ids.bad!);
+    expect(asSupport).to.equal(403);
+    await sam.context().close();
+
+    const eve = await loggedIn('eve');
+    const noToken = await eve.evaluate(async (id) => (await fetch(`/batches/${id}/reprocess`, { method: 'POST', body: new URLSearchParams({}) })).status, ids.bad!);
+    const wrongToken = await eve.evaluate(async (id) => (await fetch(`/batches/${id}/reprocess`, { method: 'POST', body: new URLSearchParams({ _csrf: 'x'.repeat(32) }) })).status, ids.bad!);
+    expect([noToken, wrongToken]).to.deep.equal([403, 403]);
+    const b = await rig.h.withLedger((l) => l.batches.get(ids.bad!));
+    expect(b?.ack_version, 'nothing was reprocessed').to.equal(1);
+    await eve.context().close();
+  });
+
+  it('an engineer reprocesses a batch: a new ack (version 2) supersedes the first', async () => {
+    const eve = await loggedIn('eve');
+    await eve.goto(`https://127.0.0.1:${port}/batches/${ids.good}`);
+    await eve.getByRole('button', { name: 'Reprocess' }).click();
+    expect(await eve.getByRole('status').textContent()).to.include('Reprocessing from decrypt');
+    await waitFor(async () => (await rig.h.withLedger((l) => l.batches.get(ids.good!)))?.ack_version === 2, 60_000, 'ack v2');
+    const [v1, v2] = await rig.h.withLedger(async (l) => [await l.batches.getAck(ids.good!, 1), await l.batches.getAck(ids.good!, 2)]);
+    const dec = await gpg(alpha.gpgHome, ['--decrypt', rig.h.dataDir.ackBlob(ids.good!, 2)]);
+    const ack = JSON.parse(dec.stdout) as Record<string, unknown>;
+    expect(ack).to.include({ ackVersion: 2, supersedes: v1!.sha256, status: 'accepted', batchId: ids.good });
+    expect(v2!.sha256).to.not.equal(v1!.sha256);
+    const audit = await rig.h.withLedger((l) => l.audit.list(20));
+    expect(audit.some((e) => e.action === 'batch.reprocessed' && e.actor === 'console:eve' && e.target === ids.good)).to.equal(true);
+    await eve.reload();
+    expect(await eve.locator('main').innerText()).to.include('reprocess');
+    await eve.context().close();
+  });
+
+  it('logs out: the session is gone and pages lead back to the login', async () => {
+    const p = await loggedIn('sam');
+    const cookie = (await p.context().cookies()).find((c) => c.name === 'pgw_console')!.value;
+    await p.getByRole('button', { name: 'Log out' }).click();
+    await p.waitForURL(/\/login$/);
+    // The old cookie replayed by hand is worthless now.
+    const ctx2 = await browser.newContext({ ignoreHTTPSErrors: true });
+    await ctx2.addCookies([{ name: 'pgw_console', value: cookie, domain: '127.0.0.1', path: '/', secure: true, httpOnly: true, sameSite: 'Strict' }]);
+    const p2 = await ctx2.newPage();
+    await p2.goto(`https://127.0.0.1:${port}/batches`);
+    expect(new URL(p2.url()).pathname).to.equal('/login');
+    await ctx2.close();
+    await p.context().close();
+  });
+
+  it('/metrics is Prometheus text with the families support relies on, and no personal data', async () => {
+    const r = await get(port, '/metrics');
+    expect(r.status).to.equal(200);
+    expect(r.type).to.include('text/plain');
+    const lines = r.body.split('\n').filter((l) => l && !l.startsWith('#'));
+    for (const l of lines) expect(l, l).to.match(/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? -?[0-9.e+-]+|NaN|[+-]Inf$/);
+    for (const family of ['pgw_batches', 'pgw_stage_latency_seconds_bucket', 'pgw_queue_jobs', 'pgw_queue_oldest_waiting_seconds',
+      'pgw_acks_pending_pickup', 'pgw_sftp_sessions', 'pgw_sftp_auth_failures_total', 'pgw_http_requests_total', 'process_cpu_user_seconds_total']) {
+      expect(lines.some((l) => l.startsWith(family)), family).to.equal(true);
+    }
+    expect(r.body).to.match(/pgw_batches\{partner="kz-alpha",status="rejected",code="signature.missing"\} 1/);
+    for (const rec of sampleBatch(4, new Date()).records) expect(r.body).to.not.include(rec.bsn!);
+  });
+
+  it('/healthz stays up; /readyz goes 503 while Redis is down and 200 when it is back', async () => {
+    expect((await get(port, '/readyz')).status).to.equal(200);
+    await rig.redis.kill();
+    let body = '';
+    await waitFor(async () => {
+      const r = await get(port, '/readyz');
+      body = r.body;
+      return r.status === 503;
+    }, 20_000, 'readyz 503');
+    expect(JSON.parse(body).checks.redis.ok).to.equal(false);
+    expect((await get(port, '/healthz')).status).to.equal(200);
+    await rig.redis.restart();
+    await waitFor(async () => (await get(port, '/readyz')).status === 200, 30_000, 'readyz 200 again');
+  });
+});
+
+void os;
