@@ -1,0 +1,104 @@
+/**
+ * The console's doors: deny by default (every page but /login and the probes needs a
+ * session), path tricks lead to the login or a 404, forged or replayed cookies are nothing,
+ * repeated failed logins lock the account, every form needs its CSRF token.
+ */
+import { expect } from 'chai';
+import https from 'node:https';
+import { GatewayHarness } from '../helpers/gateway-harness.js';
+import { addOperator } from '../../gateway/admin/operators.js';
+
+interface Res { status: number; body: string; headers: Record<string, string | string[] | undefined> }
+
+describe('security: support console access', function () {
+  this.timeout(120_000);
+  let h: GatewayHarness;
+  let port = 0;
+
+  function req(method: string, path: string, opts: { cookie?: string; form?: Record<string, string> } = {}): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
+      const r = https.request({
+        host: '127.0.0.1', port, method, path, rejectUnauthorized: false,
+        headers: { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      }, (res) => {
+        let b = '';
+        res.on('data', (d: Buffer) => { b += d.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
+      });
+      r.on('error', reject);
+      r.end(body);
+    });
+  }
+
+  const cookieOf = (r: Res, name: string) => (r.headers['set-cookie'] as string[] | undefined)?.find((c) => c.startsWith(`${name}=`))?.split(';')[0];
+
+  async function loginAttempt(name: string, password: string): Promise<Res> {
+    const page = await req('GET', '/login');
+    const csrfCookie = cookieOf(page, 'pgw_login_csrf')!;
+    const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    return req('POST', '/login', { cookie: csrfCookie, form: { _csrf: token, name, password } });
+  }
+
+  before(async () => {
+    h = await GatewayHarness.create({ PGW_CONSOLE_LOCKOUT_FAILURES: '3' });
+    await h.withLedger(async (l) => {
+      await addOperator(l, 'sam', 'support', 'support-password-1', 'test');
+      await addOperator(l, 'lou', 'support', 'locked-password-1', 'test');
+    });
+    port = (await h.start('all')).consolePort!;
+  });
+
+  after(async () => {
+    await h?.cleanup();
+  });
+
+  it('every page needs a session; path tricks and forged cookies lead to the login or a 404, never content', async () => {
+    for (const p of ['/', '/batches', '/partners', '/queues', '/queues/api/queues', '/..;/batches', '/%2e%2e/partners', '//batches', '/BATCHES', '/batches/../partners', '/partners/kz-x']) {
+      for (const cookie of [undefined, 'pgw_console=forged', 'pgw_console=' + 'A'.repeat(43), 'session=admin; role=engineer']) {
+        const r = await req('GET', p, cookie ? { cookie } : {});
+        expect(r.status, `${p} ${cookie}`).to.be.oneOf([303, 404]);
+        if (r.status === 303) expect(r.headers.location).to.equal('/login');
+        expect(r.body).to.not.include('Partner gateway</strong><nav');
+      }
+    }
+    const post = await req('POST', '/batches/b-20260101-aaaaaaaaaaaa/reprocess', { form: { _csrf: 'x' } });
+    expect(post.status).to.equal(401);
+  });
+
+  it('a login form without its CSRF cookie is refused', async () => {
+    const page = await req('GET', '/login');
+    const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+    const r = await req('POST', '/login', { form: { _csrf: token, name: 'sam', password: 'support-password-1' } });
+    expect(r.status).to.equal(403);
+    expect(cookieOf(r, 'pgw_console')).to.equal(undefined);
+  });
+
+  it('the same answer for an unknown operator and a wrong password; repeated failures lock the account', async () => {
+    const unknown = await loginAttempt('nobody', 'whatever-password');
+    const wrong = await loginAttempt('lou', 'wrong-password-1');
+    expect([unknown.status, wrong.status]).to.deep.equal([401, 401]);
+    expect(unknown.body.replace(/value="[^"]+"/g, '')).to.equal(wrong.body.replace(/value="[^"]+"/g, ''));
+    await loginAttempt('lou', 'wrong-password-2');
+    await loginAttempt('lou', 'wrong-password-3');
+    const locked = await loginAttempt('lou', 'locked-password-1');
+    expect(locked.status).to.equal(429);
+    expect(locked.body).to.include('locked');
+    const other = await loginAttempt('sam', 'support-password-1');
+    expect(other.status).to.equal(303);
+    const audit = await h.withLedger((l) => l.audit.list(50));
+    expect(audit.filter((e) => e.action === 'operator.login_failed' && e.target === 'lou').length).to.equal(3);
+  });
+
+  it('a session works until logout; a form without the session\'s CSRF token is refused', async () => {
+    const ok = await loginAttempt('sam', 'support-password-1');
+    const session = cookieOf(ok, 'pgw_console')!;
+    expect(ok.headers['set-cookie']!.toString()).to.match(/HttpOnly/i).and.match(/Secure/i).and.match(/SameSite=Strict/i);
+    const home = await req('GET', '/', { cookie: session });
+    expect(home.status).to.equal(200);
+    const token = /name="_csrf" value="([^"]+)"/.exec(home.body)![1]!;
+    expect((await req('POST', '/logout', { cookie: session, form: {} })).status).to.equal(403);
+    expect((await req('POST', '/logout', { cookie: session, form: { _csrf: token } })).status).to.equal(303);
+    expect((await req('GET', '/', { cookie: session })).status).to.equal(303);
+  });
+});
