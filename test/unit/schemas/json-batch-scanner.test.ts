@@ -19,6 +19,7 @@ const cases: Record<string, string | Buffer> = {
   bom: `\ufeff${env(`[${rec(0)}]`)}`,
   halfBom: Buffer.concat([Buffer.from([0xef, 0xbb]), Buffer.from(env(`[${rec(0)}]`))]),
   bomAfterSpace: ` \ufeff${env(`[${rec(0)}]`)}`,
+  bomBeforeRecord: env(`[${rec(0)},\ufeff${rec(1)}]`),
   twoBoms: `\ufeff\ufeff${env(`[${rec(0)}]`)}`,
   schemaLast: `{"records":[${rec(0)}],"reference":"r","schema":"client-registration/v1"}`,
   escapes: env(`[${rec(0).replace('"Testvoornaam0"', '"Te\\\\st\\"voor\\u0041"')}]`),
