@@ -18,6 +18,7 @@ import { PgwError } from '../gateway/core/errors.js';
 import { getSchemaValidators, type SchemaValidators } from './compiled-schemas.js';
 import { parseCsvRecords, readCsvHead } from './csv-payload.js';
 import { parseJsonPayload } from './json-payload.js';
+import { JsonBatchScanner } from './json-batch-scanner.js';
 import { classifyAjvError, envelopeIssues, isEchoableReference, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
 
 export type { RecordIssue } from './record-issues.js';
@@ -138,6 +139,52 @@ function hasIssueAt(issues: readonly RecordIssue[], from: number, path: string):
   return false;
 }
 
+/**
+ * Checks one record: schema errors and warnings go to `errors`/`warnings`; returns true
+ * when the record is accepted. The shared core of the JSON, CSV and streaming paths.
+ */
+function checkRecord(
+  v: SchemaValidators,
+  rec: unknown,
+  i: number,
+  bounds: DateBounds,
+  allowBsnPlaceholder: boolean,
+  errors: RecordIssue[],
+  warnings: RecordIssue[],
+): boolean {
+  const before = errors.length;
+  const validate = v.record;
+  const ok = validate(rec);
+  let reference: string | undefined;
+  if (!ok) {
+    reference = recordReference(rec);
+    for (const e of validate.errors ?? []) {
+      const c = classifyAjvError(e, rec);
+      if (c.placeholder && allowBsnPlaceholder) {
+        warnings.push(makeIssue(i, reference, c.path, 'bsn.placeholder'));
+      } else if (errors.length - before < MAX_ERRORS_PER_RECORD && !hasIssueAt(errors, before, c.path)) {
+        // first error per field wins: type, then length, then format
+        errors.push(makeIssue(i, reference, c.path, c.code));
+      }
+    }
+  }
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return false;
+  const r = rec as Record<string, unknown>;
+  const birth = r.birthDate;
+  if (typeof birth === 'string' && (ok || !hasIssueAt(errors, before, '/birthDate'))
+    && (birth < bounds.birthMin || birth > bounds.birthMax)) {
+    reference ??= recordReference(rec);
+    errors.push(makeIssue(i, reference, '/birthDate', 'birthDate.implausible'));
+  }
+  const due = r.dueDate;
+  if (typeof due === 'string' && (ok || !hasIssueAt(errors, before, '/dueDate'))
+    && (due < bounds.dueMin || due > bounds.dueMax)) {
+    reference ??= recordReference(rec);
+    errors.push(makeIssue(i, reference, '/dueDate', 'dueDate.out_of_window'));
+  }
+  return errors.length === before;
+}
+
 /** Validates every record; the shared tail of the JSON and CSV paths. */
 function validateRecords(
   v: SchemaValidators,
@@ -149,42 +196,11 @@ function validateRecords(
   const warnings: RecordIssue[] = [];
   const acceptedRecords: Record<string, unknown>[] = [];
   const acceptedIndexes: number[] = [];
-  const validate = v.record;
   for (let i = 0; i < records.length; i++) {
     const rec = records[i];
-    const before = errors.length;
-    const ok = validate(rec);
-    let reference: string | undefined;
-    if (!ok) {
-      reference = recordReference(rec);
-      for (const e of validate.errors ?? []) {
-        const c = classifyAjvError(e, rec);
-        if (c.placeholder && allowBsnPlaceholder) {
-          warnings.push(makeIssue(i, reference, c.path, 'bsn.placeholder'));
-        } else if (errors.length - before < MAX_ERRORS_PER_RECORD && !hasIssueAt(errors, before, c.path)) {
-          // first error per field wins: type, then length, then format
-          errors.push(makeIssue(i, reference, c.path, c.code));
-        }
-      }
-    }
-    if (typeof rec === 'object' && rec !== null && !Array.isArray(rec)) {
-      const r = rec as Record<string, unknown>;
-      const birth = r.birthDate;
-      if (typeof birth === 'string' && (ok || !hasIssueAt(errors, before, '/birthDate'))
-        && (birth < bounds.birthMin || birth > bounds.birthMax)) {
-        reference ??= recordReference(rec);
-        errors.push(makeIssue(i, reference, '/birthDate', 'birthDate.implausible'));
-      }
-      const due = r.dueDate;
-      if (typeof due === 'string' && (ok || !hasIssueAt(errors, before, '/dueDate'))
-        && (due < bounds.dueMin || due > bounds.dueMax)) {
-        reference ??= recordReference(rec);
-        errors.push(makeIssue(i, reference, '/dueDate', 'dueDate.out_of_window'));
-      }
-      if (errors.length === before) {
-        acceptedRecords.push(r);
-        acceptedIndexes.push(i);
-      }
+    if (checkRecord(v, rec, i, bounds, allowBsnPlaceholder, errors, warnings)) {
+      acceptedRecords.push(rec as Record<string, unknown>);
+      acceptedIndexes.push(i);
     }
   }
   const accepted = acceptedIndexes.length;
@@ -246,4 +262,78 @@ export function validateBatch(plaintext: Buffer, ctx: ValidationContext): BatchV
   if (first === -1) throw new PgwError('batch.empty', undefined, {});
   if (first === 0x7b || first === 0x5b) return validateJson(text, ctx);
   return validateCsv(text, ctx);
+}
+
+const OPEN_ARRAY = Buffer.from('[');
+const ARRAY_COMMA = Buffer.from(',');
+const CLOSE_ARRAY = Buffer.from(']');
+const EMPTY = Buffer.alloc(0);
+
+/** The outcome of {@link validateJsonStream}: accepted records went to the sink, not here. */
+export type StreamedValidation = Omit<BatchValidation, 'acceptedRecords' | 'acceptedIndexes'>;
+
+/**
+ * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by the
+ * largest record (plus the issues found). `read()` is called twice: the first pass reads the
+ * envelope and the structure (depth, `limits.records`), the second parses and validates the
+ * records one by one and hands the accepted records' exact bytes to `onAccepted`, in order,
+ * a chunk's worth at a time.
+ *
+ * Same codes as {@link validateBatch}; when a batch has several batch-level problems the
+ * one reported may differ (the envelope is judged before records are parsed).
+ */
+export async function validateJsonStream(
+  read: () => AsyncIterable<Uint8Array>,
+  ctx: ValidationContext,
+  onAccepted: (accepted: { raw: Buffer; index: number }[]) => Promise<void>,
+): Promise<StreamedValidation> {
+  const first = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords);
+  for await (const chunk of read()) first.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+  const skeleton = first.end();
+  const value = parseJsonPayload(decode(skeleton.envelopeBytes), ctx.maxJsonDepth) as Record<string, unknown>;
+  const name = ownValue(value, 'schema');
+  const v = typeof name === 'string' ? getSchemaValidators(name) : undefined;
+  if (v === undefined) throw unknownSchema(name);
+  if (skeleton.recordsIsArray && skeleton.records === 0) throw new PgwError('batch.empty', undefined, {});
+  if (!v.envelope(value)) {
+    throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(v.envelope.errors ?? []) });
+  }
+  const reference = ownValue(value, 'reference');
+  const createdAt = ownValue(value, 'createdAt');
+  const bounds = dateBounds(ctx.now, typeof createdAt === 'string' ? createdAt : undefined);
+
+  const errors: RecordIssue[] = [];
+  const warnings: RecordIssue[] = [];
+  let accepted = 0;
+  let group: { raw: Buffer; index: number }[] = [];
+  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => group.push({ raw, index }));
+  // The records completed by one chunk are parsed together, as one JSON array: a JSON.parse
+  // per record costs more in calls than in bytes, and bytes between records (a stray
+  // byte-order mark, say) stay inside what JSON.parse judges, as in the in-memory path.
+  const judge = async (): Promise<void> => {
+    if (group.length === 0) return;
+    const pieces = group;
+    group = [];
+    const parts: Buffer[] = [OPEN_ARRAY];
+    for (let k = 0; k < pieces.length; k++) parts.push(k ? ARRAY_COMMA : EMPTY, pieces[k]!.raw);
+    parts.push(CLOSE_ARRAY);
+    const records = parseJsonPayload(decode(Buffer.concat(parts)), ctx.maxJsonDepth) as unknown[];
+    const ok: { raw: Buffer; index: number }[] = [];
+    for (let k = 0; k < pieces.length; k++) {
+      if (checkRecord(v, records[k], pieces[k]!.index, bounds, ctx.allowBsnPlaceholder, errors, warnings)) ok.push(pieces[k]!);
+    }
+    accepted += ok.length;
+    if (ok.length > 0) await onAccepted(ok);
+  };
+  for await (const chunk of read()) {
+    second.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    await judge();
+  }
+  second.end();
+  await judge();
+  const total = skeleton.records;
+  return {
+    schema: v.name, format: 'json', reference: typeof reference === 'string' && isEchoableReference(reference) ? reference : null,
+    total, accepted, rejected: total - accepted, errors, warnings,
+  };
 }

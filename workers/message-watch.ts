@@ -20,6 +20,8 @@
  */
 import { createReadStream, type ReadStream } from 'node:fs';
 import { PgwError } from '../gateway/core/errors.js';
+import { parseHeaderOctets } from './packet-header.js';
+import { PartialReframer } from './partial-reframe.js';
 
 const IGNORED_PACKET_TAGS = new Set([10, 12, 21]); // Marker, Trust, Padding
 const ENCRYPTED_DATA_TAGS = new Set([9, 18, 20]); // SE, SEIPD, AEAD
@@ -107,47 +109,25 @@ export class MessageWatch {
     }
   }
 
-  /** Parse `header` once complete: a packet header, or the length of a partial body's next part. */
+  /** Act on `header` once complete: a packet header, or the length of a partial body's next part. */
   private parseHeader(): void {
-    const h = this.header;
-    let at = 0;
-    let tag = -1;
-    if (!this.continuation) {
-      const b0 = h[0]!;
-      if (!(b0 & 0x80)) {
-        this.gaveUp = true; // not a packet: openpgp rejects it
+    const r = parseHeaderOctets(this.header, this.continuation);
+    switch (r.kind) {
+      case 'incomplete':
         return;
-      }
-      if (!(b0 & 0x40)) { // old format: 1, 2, 4 length octets or "until the end"
-        const n = [1, 2, 4, 0][b0 & 3]!;
-        if (h.length < 1 + n) return;
-        this.packet((b0 >> 2) & 0x0f);
-        if (n === 0) this.toEof = true;
-        else this.skip = h.slice(1, 1 + n).reduce((a, b) => a * 256 + b, 0);
-        this.header = [];
+      case 'not-openpgp':
+        this.gaveUp = true; // openpgp rejects it
         return;
-      }
-      tag = b0 & 0x3f;
-      at = 1;
+      case 'to-eof':
+        this.packet(r.tag);
+        this.toEof = true;
+        break;
+      case 'length':
+        if (r.tag >= 0) this.packet(r.tag);
+        this.continuation = r.partial;
+        this.skip = r.len;
+        break;
     }
-    const l = h[at];
-    if (l === undefined) return;
-    let len: number;
-    let partial = false;
-    if (l < 192) len = l;
-    else if (l < 224) {
-      if (h.length < at + 2) return;
-      len = ((l - 192) << 8) + h[at + 1]! + 192;
-    } else if (l === 255) {
-      if (h.length < at + 5) return;
-      len = h.slice(at + 1, at + 5).reduce((a, b) => a * 256 + b, 0);
-    } else {
-      len = 1 << (l & 0x1f);
-      partial = true;
-    }
-    if (tag >= 0) this.packet(tag);
-    this.continuation = partial;
-    this.skip = len;
     this.header = [];
   }
 
@@ -158,30 +138,50 @@ export class MessageWatch {
   }
 }
 
-/** The binary message as openpgp pulls it (high-water mark 0: we read only when asked). */
+/**
+ * The binary message as openpgp pulls it (high-water mark 0: we read only when asked). The
+ * watch sees the bytes as stored; openpgp gets them with partial body lengths re-framed into
+ * 1 MiB parts (partial-reframe.ts), so that it handles few large chunks instead of
+ * GnuPG's many 8 KiB ones.
+ */
 export function watchBinary(input: ReadableStream<Uint8Array>, watch: MessageWatch): ReadableStream<Uint8Array> {
   const reader = input.getReader();
+  const reframer = new PartialReframer();
   return new ReadableStream<Uint8Array>({
     async pull(c) {
-      watch.waitingForInput = true;
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } finally {
-        watch.waitingForInput = false;
-        watch.progress();
-      }
-      if (r.done) {
-        watch.ended = true;
-        c.close();
-        return;
-      }
-      watch.feed(r.value);
-      if (watch.violation) {
-        c.error(watch.error());
-        await reader.cancel().catch(() => {});
-      } else {
-        c.enqueue(r.value);
+      // A pull must enqueue something (or close): the re-framer may hold a whole read.
+      for (;;) {
+        watch.waitingForInput = true;
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } finally {
+          watch.waitingForInput = false;
+          watch.progress();
+        }
+        const out: Uint8Array[] = [];
+        if (r.done) {
+          watch.ended = true;
+          reframer.end(out);
+          for (const o of out) if (o.length) c.enqueue(o);
+          c.close();
+          return;
+        }
+        watch.feed(r.value);
+        if (watch.violation) {
+          c.error(watch.error());
+          await reader.cancel().catch(() => {});
+          return;
+        }
+        reframer.push(r.value, out);
+        let any = false;
+        for (const o of out) {
+          if (o.length) {
+            c.enqueue(o);
+            any = true;
+          }
+        }
+        if (any) return;
       }
     },
     cancel(reason) {

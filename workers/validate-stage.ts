@@ -3,14 +3,26 @@
  * issues (codes and positions only), seal the accepted records and announce them on the
  * `handoff` queue (live lane only; the message carries the batch id, never records).
  */
+import { promises as fsp } from 'node:fs';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { readSealedAll, writeSealed } from '../gateway/core/sealed-blob.js';
+import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway/core/sealed-blob.js';
+import { commitRename, removeQuietly, tempNameFor } from '../gateway/core/fs-atomic.js';
 import type { Outcome } from '../gateway/core/ledger/schema.js';
-import { validateBatch } from '../schemas/index.js';
+import type { Batch } from '../gateway/core/ledger/index.js';
+import { validateBatch, type ValidationContext } from '../schemas/index.js';
+import { validateJsonStream, type StreamedValidation } from '../schemas/batch-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 
-export async function runValidateStage(ctx: StageContext, batchId: string): Promise<void> {
+/** Sealed payloads above this size are validated as a stream (JSON) rather than in memory. */
+export const STREAM_ABOVE_BYTES = 4 * 1024 * 1024;
+
+export interface ValidateStageOptions {
+  /** Tests: where the streaming path starts (default {@link STREAM_ABOVE_BYTES}). */
+  streamAboveBytes?: number;
+}
+
+export async function runValidateStage(ctx: StageContext, batchId: string, opts: ValidateStageOptions = {}): Promise<void> {
   const batch = await ctx.ledger.batches.get(batchId);
   if (!batch) return;
   if (batch.stage !== 'validate') {
@@ -21,33 +33,34 @@ export async function runValidateStage(ctx: StageContext, batchId: string): Prom
   const log = ctx.log.child({ partner: batch.partner_id, batch: batch.id, stage: 'validate' });
   const key = ctx.dataKeys.unwrap(batch.data_key);
   const partner = await ctx.ledger.partners.require(batch.partner_id);
-  const plaintext = await readSealedAll(ctx.dataDir.payloadFile(batch.id), key);
+  const payload = ctx.dataDir.payloadFile(batch.id);
+  const vctx: ValidationContext = {
+    fileName: batch.file_name,
+    // The receipt time, not the processing time: a retried or delayed job decides the same.
+    now: new Date(batch.received_at),
+    allowBsnPlaceholder: partner.allow_bsn_placeholder === 1,
+    maxRecords: ctx.config.limits.records,
+    maxJsonDepth: ctx.config.limits.jsonDepth,
+  };
 
-  let result;
+  let result: StreamedValidation;
   try {
-    result = validateBatch(plaintext, {
-      fileName: batch.file_name,
-      // The receipt time, not the processing time: a retried or delayed job decides the same.
-      now: new Date(batch.received_at),
-      allowBsnPlaceholder: partner.allow_bsn_placeholder === 1,
-      maxRecords: ctx.config.limits.records,
-      maxJsonDepth: ctx.config.limits.jsonDepth,
-    });
+    // Big JSON streams through in bounded memory; small batches (one pass in memory is
+    // faster) and CSV are read whole.
+    const big = (await fsp.stat(payload)).size > (opts.streamAboveBytes ?? STREAM_ABOVE_BYTES);
+    result = big && (await looksLikeJsonObject(payload, key))
+      ? await validateJsonStreaming(ctx, batch, key, vctx)
+      : await validateWhole(ctx, batch, key, vctx);
   } catch (err) {
     if (err instanceof PgwError && !err.retryable) {
       await rejectBatch(ctx, batch, 'validate', err);
       return;
     }
     throw err;
-  } finally {
-    plaintext.fill(0);
   }
 
   const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
   if (result.accepted > 0 && batch.lane === 'live') {
-    await writeSealed(ctx.dataDir.acceptedFile(batch.id), key, Buffer.from(JSON.stringify({
-      batchId: batch.id, schema: result.schema, records: result.acceptedRecords, indexes: result.acceptedIndexes,
-    })));
     // Before the ledger moves on: a crash here repeats the stage, and the job id dedupes.
     await ctx.handoff?.add('batch', { batchId: batch.id }, { jobId: `${batch.id}-handoff`, removeOnComplete: { age: 86_400 }, removeOnFail: false });
   }
@@ -68,4 +81,83 @@ export async function runValidateStage(ctx: StageContext, batchId: string): Prom
   });
   log.info('batch validated', { outcome, total: result.total, accepted: result.accepted, rejected: result.rejected });
   await ctx.enqueuer.enqueue('ack', batch.id);
+}
+
+/**
+ * The plaintext starts (after white space and a byte-order mark) with `{`: a JSON batch
+ * envelope. A top-level `[` names no schema and stays on the in-memory path, which reports
+ * it exactly as before.
+ */
+async function looksLikeJsonObject(file: string, key: Buffer): Promise<boolean> {
+  for await (const chunk of readSealed(file, key)) {
+    let i = chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;
+    while (chunk[i] === 0x20 || chunk[i] === 0x09 || chunk[i] === 0x0a || chunk[i] === 0x0d) i++;
+    return chunk[i] === 0x7b; // only the first chunk (1 MiB): a batch is not mostly white space
+  }
+  return false;
+}
+
+/**
+ * JSON: the accepted records' exact bytes stream into the sealed `accepted` file (same JSON
+ * document as before: batchId, schema, records, indexes), published only if any.
+ */
+async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext): Promise<StreamedValidation> {
+  const target = ctx.dataDir.acceptedFile(batch.id);
+  const live = batch.lane === 'live';
+  const tmp = tempNameFor(target);
+  const writer = live ? await SealedWriter.create(tmp, key) : null;
+  // Accepted indexes as 4 bytes each (a million-record batch: 4 MB), written out in slices.
+  let indexes = new Uint32Array(1024);
+  let count = 0;
+  const comma = Buffer.from(',');
+  try {
+    const result = await validateJsonStream(() => readSealed(ctx.dataDir.payloadFile(batch.id), key), vctx, async (accepted) => {
+      if (!writer) return;
+      const parts: Buffer[] = [];
+      for (const { raw, index } of accepted) {
+        parts.push(count === 0 ? Buffer.from(`{"batchId":${JSON.stringify(batch.id)},"records":[`) : comma, raw);
+        if (count === indexes.length) {
+          const grown = new Uint32Array(indexes.length * 2);
+          grown.set(indexes);
+          indexes = grown;
+        }
+        indexes[count++] = index;
+      }
+      await writer.write(Buffer.concat(parts));
+    });
+    if (writer && count > 0) {
+      await writer.write(Buffer.from(`],"schema":${JSON.stringify(result.schema)},"indexes":[`));
+      for (let k = 0; k < count; k += 65_536) {
+        await writer.write(Buffer.from(`${k ? ',' : ''}${indexes.subarray(k, Math.min(count, k + 65_536)).join(',')}`));
+      }
+      await writer.write(Buffer.from(']}'));
+      await writer.finish();
+      await commitRename(tmp, target);
+    } else if (writer) {
+      await writer.abort();
+      await removeQuietly(tmp);
+    }
+    return result;
+  } catch (err) {
+    await writer?.abort();
+    await removeQuietly(tmp);
+    throw err;
+  }
+}
+
+/** CSV (and anything not JSON): the whole plaintext in memory, as before. */
+async function validateWhole(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext): Promise<StreamedValidation> {
+  const plaintext = await readSealedAll(ctx.dataDir.payloadFile(batch.id), key);
+  try {
+    const result = validateBatch(plaintext, vctx);
+    if (result.accepted > 0 && batch.lane === 'live') {
+      await writeSealed(ctx.dataDir.acceptedFile(batch.id), key, Buffer.from(JSON.stringify({
+        batchId: batch.id, schema: result.schema, records: result.acceptedRecords, indexes: result.acceptedIndexes,
+      })));
+    }
+    const { acceptedRecords: _r, acceptedIndexes: _i, ...rest } = result;
+    return rest;
+  } finally {
+    plaintext.fill(0);
+  }
 }

@@ -25,7 +25,7 @@ import { decidePublicKey, safeUsername, type AuthFailReason } from './public-key
 import { StagedLocks, type SessionContext } from './session-context.js';
 import { attachSftpSession } from './sftp-session.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
-import { channelPacketSize, guardChannelOpen, MIN_CHANNEL_PACKET_SIZE, restrictHostKeyOffer } from './ssh2-internals.js';
+import { announceSftpExtensions, channelPacketSize, guardChannelOpen, MIN_CHANNEL_PACKET_SIZE, restrictHostKeyOffer } from './ssh2-internals.js';
 
 const { Server } = ssh2;
 
@@ -90,6 +90,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
   let unauthenticated = 0;
   let closing: Promise<void> | null = null;
   let warnedGuards = false;
+  let warnedLimits = false;
 
   let ssh: InstanceType<typeof Server>;
   try {
@@ -312,6 +313,11 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
         conn.log.warn('sftp refused: maximum packet size too small', { packetSize: size });
         sftp.end();
         return;
+      }
+      // Stock OpenSSH clients then send 255 KiB writes instead of 32 KiB (see sftp-session.ts).
+      if (!announceSftpExtensions(sftp, [['limits@openssh.com', '1']]) && !warnedLimits) {
+        warnedLimits = true;
+        log.error('ssh2 internals changed: limits@openssh.com is not announced');
       }
       const ctx: SessionContext = {
         partnerId,

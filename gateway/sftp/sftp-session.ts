@@ -16,10 +16,17 @@ import {
 } from './outbox.js';
 import type { OpenHandle, SessionContext } from './session-context.js';
 import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
-import { outboundBacklogBytes } from './ssh2-internals.js';
+import { limitsReplyBody, outboundBacklogBytes, sendExtendedReply } from './ssh2-internals.js';
 import {
   dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
 } from './virtual-fs.js';
+
+/**
+ * What `limits@openssh.com` announces (sftp-server.ts puts it in the VERSION reply). ssh2
+ * parses SFTP packets up to 256 KiB; 255 KiB writes are what OpenSSH's own server allows.
+ */
+export const SFTP_MAX_PACKET = 256 * 1024;
+export const SFTP_MAX_WRITE = 255 * 1024;
 
 /** Names per READDIR reply. */
 const READDIR_CHUNK = 100;
@@ -33,7 +40,8 @@ type Reply =
   | { handle: Buffer }
   | { data: Buffer }
   | { names: DirEntry[] }
-  | { attrs: FileAttrs | Record<string, never> };
+  | { attrs: FileAttrs | Record<string, never> }
+  | { extended: Buffer };
 
 const OK: Reply = { status: SFTP_STATUS.OK };
 
@@ -54,6 +62,9 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       else if ('data' in r) sftp.data(reqid, r.data);
       else if ('names' in r) sftp.name(reqid, r.names);
       else if ('attrs' in r) sftp.attrs(reqid, r.attrs as ssh2.Attributes);
+      else if ('extended' in r) {
+        if (!sendExtendedReply(sftp, reqid, r.extended)) sftp.status(reqid, SFTP_STATUS.FAILURE);
+      }
       else sftp.status(reqid, r.status, r.message);
     } catch (err) {
       log.debug('sftp reply failed', { err: serializeError(err) });
@@ -283,6 +294,12 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       }
       case 'hardlink@openssh.com':
         throw denied();
+      case 'limits@openssh.com':
+        return {
+          extended: limitsReplyBody({
+            maxPacketLength: SFTP_MAX_PACKET, maxReadLength: MAX_READ_BYTES, maxWriteLength: SFTP_MAX_WRITE, maxOpenHandles: conn.budget.max,
+          }),
+        };
       default:
         throw unsupported();
     }

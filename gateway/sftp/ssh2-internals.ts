@@ -16,6 +16,11 @@
  * - {@link outboundBacklogBytes}: ssh2 queues SFTP replies without bound when the peer
  *   never opens its window (the outbound face of mscdex/ssh2#1505); the session uses this
  *   to drop such peers.
+ * - {@link announceSftpExtensions} / {@link sendExtendedReply}: ssh2's SFTP server answers
+ *   INIT with a fixed VERSION packet that names no extensions and has no way to send an
+ *   SSH_FXP_EXTENDED_REPLY. Without `limits@openssh.com` a stock OpenSSH client falls back
+ *   to 32 KiB writes, which caps uploads at about a third of what OpenSSH's own server
+ *   gets (bench/RESULTS.md §1).
  */
 import type ssh2 from 'ssh2';
 
@@ -122,4 +127,102 @@ export function outboundBacklogBytes(sftp: ssh2.SFTPWrapper): number {
 export function channelPacketSize(sftp: ssh2.SFTPWrapper): number | undefined {
   const size = (sftp as unknown as { outgoing?: { packetSize?: unknown } }).outgoing?.packetSize;
   return typeof size === 'number' ? size : undefined;
+}
+
+/** SSH_FXP_VERSION (2) for version 3 without extensions: what ssh2 1.17 always sends. */
+const PLAIN_VERSION = Buffer.from([0, 0, 0, 5, 2, 0, 0, 0, 3]);
+const SSH_FXP_EXTENDED_REPLY = 201;
+
+interface SftpInternals {
+  push?: (data: Buffer) => unknown;
+  _version?: number;
+  _buffer?: unknown[];
+  _protocol?: { channelData?: (id: number, data: Buffer) => void };
+  outgoing?: { id: number; window: number; packetSize: number; state: string };
+}
+
+/**
+ * Make this session's VERSION reply name `extensions` (name, data pairs), e.g.
+ * `['limits@openssh.com', '1']`. Must run right after the subsystem is accepted, before the
+ * client's INIT is parsed. Returns false when ssh2's internals are not as expected; the
+ * session then works as before, without the extensions.
+ */
+export function announceSftpExtensions(sftp: ssh2.SFTPWrapper, extensions: readonly (readonly [string, string])[]): boolean {
+  const s = sftp as unknown as SftpInternals;
+  const ownPush = s.push;
+  if (typeof ownPush !== 'function' || s._version !== -1 || typeof s._protocol?.channelData !== 'function' || !s.outgoing) return false;
+  const parts = [Buffer.from([0, 0, 0, 0, 2, 0, 0, 0, 3])];
+  for (const [name, data] of extensions) {
+    for (const str of [name, data]) {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(Buffer.byteLength(str));
+      parts.push(len, Buffer.from(str));
+    }
+  }
+  const version = Buffer.concat(parts);
+  version.writeUInt32BE(version.length - 4, 0);
+  s.push = function pushFirstPacket(this: unknown, data: Buffer) {
+    const real = s._protocol!;
+    // For the duration of this call only: swap the plain VERSION for ours (ssh2 has already
+    // taken its 9 bytes off the peer's window; take the difference too).
+    s._protocol = new Proxy(real, {
+      get(target, key) {
+        if (key === 'channelData') {
+          return (id: number, payload: Buffer) => {
+            const out = s.outgoing!;
+            if (id === out.id && payload.equals(PLAIN_VERSION) && out.window >= version.length - payload.length && version.length <= out.packetSize) {
+              out.window -= version.length - payload.length;
+              return target.channelData!(id, version);
+            }
+            return target.channelData!(id, payload);
+          };
+        }
+        const v: unknown = Reflect.get(target, key, target);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    try {
+      return ownPush.call(this, data);
+    } finally {
+      s._protocol = real;
+      if (s._version !== -1) delete s.push; // INIT handled: back to ssh2's own method
+    }
+  };
+  return true;
+}
+
+/**
+ * Send SSH_FXP_EXTENDED_REPLY with `body` for request `reqid`. With replies already queued
+ * (closed peer window) it joins the end of ssh2's queue, which ssh2 drains in order when the
+ * window opens. Returns false only when it can go neither out nor into the queue (channel
+ * not open, internals changed, or a peer window smaller than the packet with nothing
+ * queued); the caller then answers with a status instead.
+ */
+export function sendExtendedReply(sftp: ssh2.SFTPWrapper, reqid: number, body: Buffer): boolean {
+  const s = sftp as unknown as SftpInternals;
+  const out = s.outgoing;
+  if (!out || out.state !== 'open' || typeof s._protocol?.channelData !== 'function' || !Array.isArray(s._buffer)) return false;
+  const pkt = Buffer.alloc(9 + body.length);
+  pkt.writeUInt32BE(5 + body.length, 0);
+  pkt[4] = SSH_FXP_EXTENDED_REPLY;
+  pkt.writeUInt32BE(reqid >>> 0, 5);
+  body.copy(pkt, 9);
+  if (s._buffer.length > 0) {
+    s._buffer.push(pkt);
+    return true;
+  }
+  if (pkt.length > out.window || pkt.length > out.packetSize) return false;
+  out.window -= pkt.length;
+  s._protocol.channelData(out.id, pkt);
+  return true;
+}
+
+/** The body of a `limits@openssh.com` reply: four uint64 (OpenSSH PROTOCOL, section 4.8). */
+export function limitsReplyBody(l: { maxPacketLength: number; maxReadLength: number; maxWriteLength: number; maxOpenHandles: number }): Buffer {
+  const b = Buffer.alloc(32);
+  b.writeBigUInt64BE(BigInt(l.maxPacketLength), 0);
+  b.writeBigUInt64BE(BigInt(l.maxReadLength), 8);
+  b.writeBigUInt64BE(BigInt(l.maxWriteLength), 16);
+  b.writeBigUInt64BE(BigInt(l.maxOpenHandles), 24);
+  return b;
 }

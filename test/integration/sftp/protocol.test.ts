@@ -125,6 +125,32 @@ describe('sftp protocol edges (raw packets)', function () {
     return { client, sftp };
   }
 
+  it('announces limits@openssh.com in VERSION and answers it (stock OpenSSH clients then write 255 KiB)', async () => {
+    const { client, error } = await h.connect({ username: 'acme', privateKey: await fsp.readFile(p.key) });
+    if (error) throw error;
+    try {
+      const ch = await new Promise<ssh2.ClientChannel>((resolve, reject) => client.subsys('sftp', (err, c) => (err ? reject(err) : resolve(c))));
+      const sftp = new RawSftp(ch);
+      const v = await sftp.init();
+      expect(v.type).to.equal(T.VERSION);
+      // after the version: (name, data) string pairs
+      expect(v.body.equals(Buffer.concat([str('limits@openssh.com'), str('1')]))).to.equal(true);
+      const r = await sftp.request(T.EXTENDED, str('limits@openssh.com'));
+      expect(r.type).to.equal(201); // SSH_FXP_EXTENDED_REPLY
+      const limits = [0, 1, 2, 3].map((k) => Number(r.body.readBigUInt64BE(8 * k)));
+      expect(limits).to.deep.equal([256 * 1024, 64 * 1024, 255 * 1024, 64]);
+      // a 255 KiB write is accepted like any other
+      const open = await sftp.request(T.OPEN, str('/inbox/big-write.json.pgp'), u32(0x1a), NO_ATTRS);
+      expect(open.type).to.equal(T.HANDLE);
+      const handle = open.body.subarray(4, 4 + open.body.readUInt32BE(0));
+      const w = await sftp.request(T.WRITE, str(handle), u64(0), str(Buffer.alloc(255 * 1024, 7)));
+      expect(w.status).to.equal(ST.OK);
+      await sftp.request(T.CLOSE, str(handle));
+    } finally {
+      client.end();
+    }
+  });
+
   it('answers every request exactly once, refusals included', async () => {
     const { client, sftp } = await raw();
     try {

@@ -46,6 +46,19 @@ describe('sftp uploads (OpenSSH sftp client, real ledger + Redis)', function () 
     expect(await fsp.readFile(h.dataDir.spoolFile(b.id))).to.deep.equal(content);
   });
 
+  it('a stock OpenSSH client learns our limits (limits@openssh.com) and writes 255 KiB at a time', async () => {
+    const content = randomBytes(UPLOAD_LIMIT - 100);
+    await h.localFile('wide.json.pgp', content);
+    // -vvv: the client's own debug lines name the buffer size it chose and each WRITE's size
+    const r = await h.sftp(p, ['put wide.json.pgp /inbox/wide.json.pgp'], { extra: ['-vvv'] });
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stderr).to.match(/server upload\/download buffer sizes 261120 \/ 65536; using 261120 \/ 65536/);
+    const writes = [...r.stderr.matchAll(/SSH2_FXP_WRITE I:\d+ O:\d+ S:(\d+)/g)].map((m) => Number(m[1]));
+    expect(writes).to.deep.equal([261120, content.length - 261120]);
+    const rows = (await h.batches('acme')).filter((b) => b.file_name === 'wide.json.pgp');
+    expect(rows.map((b) => b.sha256)).to.deep.equal([sha256(content)]);
+  });
+
   it('STAT right after the upload shows the file with the batch size (WinSCP/lftp check this)', async () => {
     await h.localFile('stat.pgp', 'x'.repeat(1234));
     const r = await h.sftp(p, ['put stat.pgp /inbox/stat.pgp', 'ls -l /inbox/stat.pgp']);

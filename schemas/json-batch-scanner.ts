@@ -1,0 +1,294 @@
+/**
+ * Reads the skeleton of a JSON batch from a byte stream without building it in memory: the
+ * envelope members (everything but `records`) and each element of `records` as its own
+ * byte range. This lets the validate stage handle a batch of any size in bounded memory
+ * (bench/RESULTS.md §4: a 1 GiB batch took the worker past 2 GiB RSS).
+ *
+ * Only the grammar of the top two levels (the envelope object, the records array) and the
+ * nesting depth are checked here; every captured piece — the envelope with `records: []`,
+ * each record — is given to `JSON.parse`, which checks the rest. Error positions are byte
+ * offsets into the plaintext.
+ */
+import { PgwError } from '../gateway/core/errors.js';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-payload.js';
+
+const BOM = [0xef, 0xbb, 0xbf];
+
+/** The envelope without its records is small; a bigger one is not a batch. */
+export const MAX_ENVELOPE_BYTES = 1024 * 1024;
+
+function isWhite(c: number): boolean {
+  return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+}
+
+/** Bytes of one value being captured across chunks. */
+class Capture {
+  private parts: Buffer[] = [];
+  private start = -1;
+  active = false;
+
+  begin(at: number): void {
+    this.parts = [];
+    this.start = at;
+    this.active = true;
+  }
+
+  /** A new chunk starts: a running capture continues from its first byte. */
+  chunkStart(): void {
+    if (this.active) this.start = 0;
+  }
+
+  chunkEnd(chunk: Buffer): void {
+    if (this.active && this.start < chunk.length) this.parts.push(chunk.subarray(this.start));
+  }
+
+  /** The captured bytes up to and including `last` of `chunk` (a copy). */
+  finish(chunk: Buffer, last: number): Buffer {
+    const tail = chunk.subarray(this.start, last + 1);
+    const out = this.parts.length ? Buffer.concat([...this.parts, tail]) : Buffer.from(tail);
+    this.cancel();
+    return out;
+  }
+
+  cancel(): void {
+    this.active = false;
+    this.parts = [];
+  }
+}
+
+export interface ScannedEnvelope {
+  /** The envelope as JSON text, `records` (when an array) as `[]`. */
+  envelopeBytes: Buffer;
+  recordsIsArray: boolean;
+  /** Elements of `records`. */
+  records: number;
+}
+
+type Expect = 'key' | 'colon' | 'value' | 'comma-or-end';
+
+/**
+ * Push the plaintext in order, then `end()`. `onRecord` receives each element of the
+ * top-level `records` array as a Buffer holding exactly its bytes.
+ */
+export class JsonBatchScanner {
+  private pos = 0;
+  private readonly stack: number[] = [];
+  private inString = false;
+  private inScalar = false;
+  /** Backslashes ending the previous chunk while inside a string. */
+  private trailingBackslashes = 0;
+  private started = false;
+  private bomBytes = 0;
+  private done = false;
+  /** Grammar state of the level being watched: the envelope (depth 1) or records (depth 2). */
+  private expect: Expect = 'key';
+  private readingKey = false;
+  private currentKey = '';
+  private readonly keys = new Set<string>();
+  private inRecords = false;
+  private recordsIsArray = false;
+  private recordCount = 0;
+  private readonly keyCap = new Capture();
+  private readonly memberCap = new Capture();
+  private readonly recordCap = new Capture();
+  private readonly envelope: Buffer[] = [];
+  private envelopeSize = 2;
+
+  constructor(
+    private readonly maxDepth: number,
+    private readonly maxRecords: number,
+    private readonly onRecord?: (bytes: Buffer, index: number) => void,
+  ) {}
+
+  private get depth(): number {
+    return this.stack.length;
+  }
+
+  private malformed(): PgwError {
+    return new PgwError('payload.malformed', undefined, { format: 'json', position: this.pos });
+  }
+
+  push(chunk: Buffer): void {
+    const caps = [this.keyCap, this.memberCap, this.recordCap];
+    for (const c of caps) c.chunkStart();
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.inString) {
+        const j = chunk.indexOf(QUOTE, i);
+        if (j < 0) {
+          let k = n - 1;
+          while (k >= i && chunk[k] === BACKSLASH) k--;
+          this.trailingBackslashes = k < i ? this.trailingBackslashes + (n - i) : n - 1 - k;
+          this.pos += n - i;
+          i = n;
+          break;
+        }
+        let k = j - 1;
+        while (k >= i && chunk[k] === BACKSLASH) k--;
+        const slashes = j - 1 - k + (k < i ? this.trailingBackslashes : 0);
+        this.trailingBackslashes = 0;
+        this.pos += j + 1 - i;
+        i = j + 1;
+        if ((slashes & 1) === 0) {
+          this.inString = false;
+          if (this.readingKey) this.endKey(chunk, j);
+          else this.valueEnded(chunk, j);
+        }
+        continue;
+      }
+      const c = chunk[i]!;
+      if (this.inScalar) {
+        if (!(isWhite(c) || c === COMMA || c === CLOSE_BRACE || c === CLOSE_BRACKET)) {
+          i++;
+          this.pos++;
+          continue;
+        }
+        this.inScalar = false;
+        this.valueEnded(chunk, i - 1); // then handle the delimiter below
+      }
+      this.byte(c, chunk, i);
+      i++;
+      this.pos++;
+    }
+    for (const cap of caps) cap.chunkEnd(chunk);
+  }
+
+  /** One byte outside strings and scalars. */
+  private byte(c: number, chunk: Buffer, i: number): void {
+    if (isWhite(c)) return;
+    if (this.done) throw this.malformed();
+    if (!this.started) {
+      // One UTF-8 byte-order mark at the very start, as the decoder drops it; part of one is
+      // not UTF-8 (the bytes are not in any captured piece, so JSON.parse would never see them).
+      if (this.pos === this.bomBytes && this.pos < 3 && c === BOM[this.pos]) {
+        this.bomBytes += 1;
+        return;
+      }
+      if (this.bomBytes > 0 && this.bomBytes < 3) throw new PgwError('payload.encoding', undefined, {});
+      if (c !== OPEN_BRACE) throw new PgwError('schema.unknown', undefined, {});
+      this.started = true;
+    }
+    const d = this.depth;
+    if (d === 1 || (d === 2 && this.inRecords)) {
+      switch (this.expect) {
+        case 'comma-or-end':
+          if (c === COMMA) {
+            this.expect = d === 1 ? 'key' : 'value';
+            return;
+          }
+          if (c !== (d === 1 ? CLOSE_BRACE : CLOSE_BRACKET)) throw this.malformed();
+          break;
+        case 'key':
+          if (c === CLOSE_BRACE && this.keys.size === 0) break; // {}
+          if (c !== QUOTE) throw this.malformed();
+          this.readingKey = true;
+          this.inString = true;
+          this.keyCap.begin(i);
+          this.memberCap.begin(i);
+          return;
+        case 'colon':
+          if (c !== COLON) throw this.malformed();
+          this.expect = 'value';
+          return;
+        case 'value':
+          if (c === CLOSE_BRACKET && d === 2 && this.recordCount === 0) break; // records: []
+          if (c === COMMA || c === COLON || c === CLOSE_BRACE || c === CLOSE_BRACKET) throw this.malformed();
+          this.expect = 'comma-or-end';
+          if (d === 2) {
+            this.recordCount += 1;
+            if (this.recordCount > this.maxRecords) {
+              throw new PgwError('limits.records', undefined, { limit: this.maxRecords, count: this.recordCount });
+            }
+            if (this.onRecord) this.recordCap.begin(i);
+          } else if (this.currentKey === 'records' && c === OPEN_BRACKET) {
+            // The records array: not part of the envelope (which gets `"records":[]`).
+            this.memberCap.cancel();
+            this.addEnvelope(Buffer.from('"records":[]'));
+            this.recordsIsArray = true;
+            this.inRecords = true;
+            this.open(c);
+            this.expect = 'value';
+            return;
+          }
+          if (c === QUOTE) {
+            this.inString = true;
+            return;
+          }
+          if (c !== OPEN_BRACE && c !== OPEN_BRACKET) {
+            this.inScalar = true;
+            return;
+          }
+          break;
+      }
+    }
+    if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      this.open(c);
+      if (this.depth === 1) this.expect = 'key';
+      return;
+    }
+    if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      const top = this.stack.pop();
+      if (top === undefined || (top === OPEN_BRACE) !== (c === CLOSE_BRACE)) throw this.malformed();
+      if (this.depth === 0) {
+        this.done = true;
+        return;
+      }
+      if (d === 2 && this.inRecords) {
+        this.inRecords = false; // the records array closed; back to the envelope
+        this.expect = 'comma-or-end';
+        return;
+      }
+      this.valueEnded(chunk, i);
+      return;
+    }
+    if (c === QUOTE) this.inString = true;
+    // anything else deeper down (`:`, `,`, scalars) is JSON.parse's to check
+  }
+
+  private open(c: number): void {
+    if (this.depth + 1 > this.maxDepth) throw new PgwError('limits.json_depth', undefined, { limit: this.maxDepth });
+    this.stack.push(c);
+  }
+
+  private endKey(chunk: Buffer, quoteAt: number): void {
+    this.readingKey = false;
+    let key: unknown;
+    try {
+      key = JSON.parse(this.keyCap.finish(chunk, quoteAt).toString('utf8'));
+    } catch {
+      throw this.malformed();
+    }
+    this.currentKey = String(key);
+    // JSON.parse would keep the last of two equal keys silently.
+    if (this.keys.has(this.currentKey)) throw new PgwError('payload.duplicate_keys', undefined, { format: 'json' });
+    this.keys.add(this.currentKey);
+    this.expect = 'colon';
+  }
+
+  /** A value that ended at byte `last` of `chunk`: a record, or an envelope member. */
+  private valueEnded(chunk: Buffer, last: number): void {
+    const d = this.depth;
+    if (d === 2 && this.inRecords && this.recordCap.active) {
+      this.onRecord!(this.recordCap.finish(chunk, last), this.recordCount - 1);
+    } else if (d === 1 && this.memberCap.active) {
+      this.addEnvelope(this.memberCap.finish(chunk, last));
+    }
+  }
+
+  private addEnvelope(bytes: Buffer): void {
+    this.envelopeSize += bytes.length + 1;
+    if (this.envelopeSize > MAX_ENVELOPE_BYTES) {
+      throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: [{ path: '', keyword: 'maxLength' }] });
+    }
+    this.envelope.push(bytes);
+  }
+
+  end(): ScannedEnvelope {
+    if (this.inScalar || this.inString || !this.done) throw this.malformed();
+    const parts: Buffer[] = [Buffer.from('{')];
+    this.envelope.forEach((b, k) => parts.push(...(k ? [Buffer.from(','), b] : [b])));
+    parts.push(Buffer.from('}'));
+    return { envelopeBytes: Buffer.concat(parts), recordsIsArray: this.recordsIsArray, records: this.recordCount };
+  }
+}

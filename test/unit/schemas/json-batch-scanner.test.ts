@@ -1,0 +1,94 @@
+/**
+ * validateJsonStream (bounded memory, two passes over a chunk stream) decides exactly like
+ * validateBatch (whole plaintext in memory) — same totals, accepted records, issues and
+ * batch-level codes — for well-formed, damaged and hostile batches, whatever the chunking.
+ */
+import { expect } from 'chai';
+import { validateBatch, validateJsonStream } from '../../../schemas/batch-validator.js';
+import { sampleRecord } from '../../../schemas/testing/sample-records.js';
+
+const now = new Date();
+const ctx = { fileName: 'x.json', now, allowBsnPlaceholder: false, maxRecords: 50, maxJsonDepth: 8 };
+const rec = (i: number) => JSON.stringify(sampleRecord(i, now));
+const env = (records: string, extra = '') => `{"schema":"client-registration/v1","reference":"r-1",${extra}"createdAt":"${now.toISOString()}","records":${records}}`;
+const bad = JSON.stringify({ ...sampleRecord(3, now), bsn: '123', email: 'nope' });
+const cases: Record<string, string | Buffer> = {
+  valid: env(`[${rec(0)},${rec(1)},${rec(2)}]`),
+  mixed: env(`[${rec(0)},${bad}, 5, "str", null, [1]]`),
+  spaces: `\n  ${env(` [ ${rec(0)} ,\n ${rec(1)} ] `)}  \n`,
+  bom: `\ufeff${env(`[${rec(0)}]`)}`,
+  halfBom: Buffer.concat([Buffer.from([0xef, 0xbb]), Buffer.from(env(`[${rec(0)}]`))]),
+  bomAfterSpace: ` \ufeff${env(`[${rec(0)}]`)}`,
+  bomBeforeRecord: env(`[${rec(0)},\ufeff${rec(1)}]`),
+  twoBoms: `\ufeff\ufeff${env(`[${rec(0)}]`)}`,
+  schemaLast: `{"records":[${rec(0)}],"reference":"r","schema":"client-registration/v1"}`,
+  escapes: env(`[${rec(0).replace('"Testvoornaam0"', '"Te\\\\st\\"voor\\u0041"')}]`),
+  empty: env('[]'),
+  notArray: env('"nope"'),
+  missingRecords: `{"schema":"client-registration/v1","reference":"r"}`,
+  unknownSchema: `{"schema":"nope/v1","records":[${rec(0)}]}`,
+  topArray: `[${rec(0)}]`,
+  dupEnvelope: `{"schema":"client-registration/v1","schema":"client-registration/v1","records":[${rec(0)}]}`,
+  dupEscapedKey: `{"schema":"client-registration/v1","rec\\u006frds":[],"records":[${rec(0)}]}`,
+  dupInRecord: env(`[${rec(0).replace('{', '{"bsn":"1",')}]`),
+  malformedRecord: env(`[${rec(0).slice(0, -1)},${rec(1)}]`),
+  missingComma: env(`[${rec(0)} ${rec(1)}]`),
+  trailingComma: env(`[${rec(0)},]`),
+  trailingGarbage: `${env(`[${rec(0)}]`)} x`,
+  truncated: env(`[${rec(0)}]`).slice(0, -3),
+  deep: env(`[${rec(0)}]`, '"x":[[[[[[[[1]]]]]]]],'),
+  extraEnvelope: env(`[${rec(0)}]`, '"meta":{"a":[1,{"b":"]}"}]},'),
+  tooMany: env(`[${Array.from({ length: 51 }, (_, i) => rec(i)).join(',')}]`),
+  badUtf8: (() => {
+    const [a, b] = env(`[${rec(0)}]`).split('Testvoornaam0');
+    return Buffer.concat([Buffer.from(a!), Buffer.from([0x54, 0xc3, 0x28, 0x78]), Buffer.from(b!)]);
+  })(),
+};
+
+function summary(r: { total: number; accepted: number; errors: unknown[]; warnings: unknown[] }): string {
+  return JSON.stringify({ total: r.total, accepted: r.accepted, errors: r.errors, warnings: r.warnings });
+}
+
+function code(err: unknown): string {
+  return `throws ${(err as { code?: string }).code ?? (err as Error).message}`;
+}
+
+describe('schemas/validateJsonStream', () => {
+  for (const [name, text] of Object.entries(cases)) {
+    it(`${name}: same verdict as validateBatch for every chunking`, async () => {
+      const buf = Buffer.isBuffer(text) ? text : Buffer.from(text);
+      let want: string;
+      let wantIndexes: number[] = [];
+      try {
+        const r = validateBatch(buf, ctx);
+        want = summary(r);
+        wantIndexes = r.acceptedIndexes;
+      } catch (err) {
+        want = code(err);
+      }
+      for (const size of [1, 2, 3, 7, 64, 1 << 20]) {
+        const chunks = () => (async function* () {
+          for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+        })();
+        const raws: Buffer[] = [];
+        const indexes: number[] = [];
+        let got: string;
+        try {
+          got = summary(await validateJsonStream(chunks, ctx, async (batch) => {
+            for (const a of batch) {
+              raws.push(a.raw);
+              indexes.push(a.index);
+            }
+          }));
+        } catch (err) {
+          got = code(err);
+        }
+        expect(got, `chunks of ${size}`).to.equal(want);
+        if (!want.startsWith('throws')) {
+          expect(indexes, `accepted indexes, chunks of ${size}`).to.deep.equal(wantIndexes);
+          for (const raw of raws) expect(() => JSON.parse(raw.toString('utf8'))).to.not.throw();
+        }
+      }
+    });
+  }
+});

@@ -1,0 +1,65 @@
+/**
+ * OpenPGP packet framing (RFC 9580 §4.2), octet by octet: the one parser behind the framing
+ * watch (message-watch.ts) and the partial-length re-framer (partial-reframe.ts), so both
+ * always agree on where a packet, and each part of a partially-sized body, begins and ends.
+ *
+ * Glossary: a *header* is the tag octet plus the length octets of a packet; a body sent
+ * with *partial lengths* comes in parts, each announced by its own length octets (a
+ * *continuation* header, no tag), the last part with a definite length.
+ */
+
+/** What the octets collected so far say. */
+export type FramedHeader =
+  /** More octets are needed. */
+  | { kind: 'incomplete' }
+  /** The first octet is not a packet tag: not OpenPGP (openpgp rejects it). */
+  | { kind: 'not-openpgp' }
+  /** Old-format packet whose body runs to the end of the input. */
+  | { kind: 'to-eof'; tag: number }
+  /**
+   * `len` body octets follow. `tag` is -1 for a continuation header. `partial`: more parts
+   * follow this one (a new-format partial body length).
+   */
+  | { kind: 'length'; tag: number; len: number; partial: boolean };
+
+const INCOMPLETE: FramedHeader = { kind: 'incomplete' };
+
+function uintBE(h: readonly number[], from: number, n: number): number {
+  let v = 0;
+  for (let k = from; k < from + n; k++) v = v * 256 + h[k]!;
+  return v;
+}
+
+/**
+ * Parse `h`, the octets of one header collected so far (call again after each new octet
+ * until it is complete). `continuation`: `h` holds the length of a further body part.
+ */
+export function parseHeaderOctets(h: readonly number[], continuation: boolean): FramedHeader {
+  let at = 0;
+  let tag = -1;
+  if (!continuation) {
+    const b0 = h[0];
+    if (b0 === undefined) return INCOMPLETE;
+    if (!(b0 & 0x80)) return { kind: 'not-openpgp' };
+    if (!(b0 & 0x40)) { // old format: 1, 2, 4 length octets or "until the end"
+      const n = [1, 2, 4, 0][b0 & 3]!;
+      if (h.length < 1 + n) return INCOMPLETE;
+      tag = (b0 >> 2) & 0x0f;
+      return n === 0 ? { kind: 'to-eof', tag } : { kind: 'length', tag, len: uintBE(h, 1, n), partial: false };
+    }
+    tag = b0 & 0x3f;
+    at = 1;
+  }
+  const l = h[at];
+  if (l === undefined) return INCOMPLETE;
+  if (l < 192) return { kind: 'length', tag, len: l, partial: false };
+  if (l < 224) {
+    if (h.length < at + 2) return INCOMPLETE;
+    return { kind: 'length', tag, len: ((l - 192) << 8) + h[at + 1]! + 192, partial: false };
+  }
+  if (l === 255) {
+    if (h.length < at + 5) return INCOMPLETE;
+    return { kind: 'length', tag, len: uintBE(h, at + 1, 4), partial: false };
+  }
+  return { kind: 'length', tag, len: 2 ** (l & 0x1f), partial: true };
+}
