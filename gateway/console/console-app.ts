@@ -215,7 +215,8 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     const now = nowIso();
     const pgpKeys = (await d.ledger.pgpKeys.partnerKeys(p.id)).map(({ public_armored: _a, private_armored: _b, ...k }) => ({ ...k, state: partnerKeyState(k, now) }));
     const tokens = (await d.ledger.apiTokens.list(p.id)).map(({ secret_hash: _h, ...t }) => t);
-    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens }));
+    const pushes = await d.ledger.ackPushes.recentForPartner(p.id);
+    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes }));
   });
   for (const [action, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
     app.post(`/partners/:id/${action}`, engineer, async (req, res) => {

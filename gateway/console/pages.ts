@@ -145,6 +145,7 @@ export interface PartnerDetailView {
   pgpKeys: (Omit<PgpKeyRow, 'public_armored' | 'private_armored'> & { state: string })[];
   sshKeys: SshKeyRow[];
   tokens: Omit<ApiTokenRow, 'secret_hash'>[];
+  pushes: AckPushRow[];
 }
 
 export function partnerPage(user: LayoutUser, d: PartnerDetailView): string {
@@ -157,6 +158,9 @@ ${d.pgpKeys.map((k) => html`<tr><td><code>${k.fingerprint}</code></td><td>${k.al
 ${d.sshKeys.map((k) => html`<tr><td><code>${k.fingerprint}</code></td><td>${k.algorithm}</td><td>${when(k.created_at)}</td><td>${when(k.revoked_at)}</td></tr>`)}</tbody></table>
 <h2>API tokens</h2><table><thead><tr><th>id</th><th>label</th><th>created</th><th>last used</th><th>revoked</th></tr></thead><tbody>
 ${d.tokens.map((t) => html`<tr><td><code>${t.id}</code></td><td>${t.label ?? ''}</td><td>${when(t.created_at)}</td><td>${when(t.last_used_at)}</td><td>${when(t.revoked_at)}</td></tr>`)}</tbody></table>
+<h2>Webhook pushes (latest)</h2>${d.pushes.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>batch</th><th>version</th><th class="num">attempts</th><th>last attempt</th><th>result</th></tr></thead><tbody>
+${d.pushes.map((x) => html`<tr><td><a href="/batches/${x.batch_id}"><code>${x.batch_id}</code></a></td><td>${x.version}</td><td class="num">${x.attempts}</td><td>${when(x.last_attempt_at)}</td>
+<td>${x.delivered_at ? 'delivered' : x.failed_at ? html`<span class="warn">gave up (${x.last_code})</span>` : html`retrying (${x.last_code ?? x.last_status ?? ''})`}</td></tr>`)}</tbody></table>`}
 <p><a href="/batches?partner=${p.id}">Batches of ${p.id}</a></p>
 ${user.role === 'engineer' ? html`<form method="post" action="/partners/${p.id}/${p.status === 'active' ? 'disable' : 'enable'}">${csrfField(user.csrf)}<button type="submit">${p.status === 'active' ? 'Disable partner' : 'Enable partner'}</button></form>` : ''}`);
 }

@@ -51,6 +51,13 @@ export class AckPushRepo {
     });
   }
 
+  /** The partner's most recent pushes (console: webhook status). */
+  async recentForPartner(partnerId: string, limit = 10): Promise<AckPushRow[]> {
+    return this.db.selectFrom('ack_pushes').innerJoin('batches', 'batches.id', 'ack_pushes.batch_id')
+      .selectAll('ack_pushes').where('batches.partner_id', '=', partnerId)
+      .orderBy('ack_pushes.last_attempt_at', 'desc').limit(limit).execute();
+  }
+
   /** Forget the pushes of an ack version: an operator asked for it to be pushed again. */
   async reset(batchId: string, version: number): Promise<void> {
     await this.db.deleteFrom('ack_pushes').where('batch_id', '=', batchId).where('version', '=', version).execute();

@@ -129,6 +129,12 @@ describe('support console in headless Chromium', function () {
       expect(main).to.not.include(r.email!);
     }
     expect(await p.getByRole('button', { name: 'Reprocess' }).count(), 'support sees no action buttons').to.equal(0);
+    expect(await p.getByRole('link', { name: 'Queues' }).count(), 'no queue board link for support').to.equal(0);
+    const board = await p.goto(`https://127.0.0.1:${port}/queues`);
+    expect(board?.status(), 'support may not open the queue board').to.equal(403);
+    await p.goto(`https://127.0.0.1:${port}/partners/kz-alpha`);
+    const partner = await p.locator('main').innerText();
+    expect(partner).to.include('OpenPGP keys').and.include(alpha.fingerprint.toLowerCase()).and.include('SSH keys').and.include('API tokens');
     await p.screenshot({ path: path.join(ARTIFACTS, 'console-batch.png'), fullPage: true });
     await p.context().close();
   });
@@ -165,6 +171,8 @@ describe('support console in headless Chromium', function () {
 
   it('an engineer reprocesses a batch: a new ack (version 2) supersedes the first', async () => {
     const eve = await loggedIn('eve');
+    const board = await eve.goto(`https://127.0.0.1:${port}/queues`);
+    expect(board?.status(), 'engineers get the queue board').to.equal(200);
     await eve.goto(`https://127.0.0.1:${port}/batches/${ids.good}`);
     await eve.getByRole('button', { name: 'Reprocess' }).click();
     expect(await eve.getByRole('status').textContent()).to.include('Reprocessing from decrypt');
