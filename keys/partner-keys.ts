@@ -58,10 +58,20 @@ export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promis
   return out;
 }
 
+export type PartnerKeyState = 'pending' | 'active' | 'expired' | 'revoked';
+
+/** Where a partner key's window stands at `now` (revocation first: it overrides everything). */
+export function partnerKeyState(row: PgpKeyRow, now = new Date()): PartnerKeyState {
+  const t = nowIso(now);
+  if (row.revoked_at && row.revoked_at <= t) return 'revoked';
+  if (row.not_after && row.not_after <= t) return 'expired';
+  if (row.not_before > t) return 'pending';
+  return 'active';
+}
+
 /** The partner's newest key that is usable now and can encrypt: acks are encrypted to it. */
 export async function ackEncryptionKey(keys: PartnerKey[], now = new Date()): Promise<PartnerKey | null> {
-  const t = nowIso(now);
-  const usable = keys.filter((k) => k.row.not_before <= t && !k.row.revoked_at && !(k.row.not_after && k.row.not_after <= t))
+  const usable = keys.filter((k) => partnerKeyState(k.row, now) === 'active')
     .sort((a, b) => (a.row.not_before < b.row.not_before ? 1 : -1));
   for (const k of usable) {
     try {

@@ -63,6 +63,14 @@ export interface Config {
     /** Give up on a message when openpgp makes no progress for this long (see workers/message-watch.ts). */
     decryptStallMs: number;
   };
+  keys: {
+    /** `pgw keys gateway rotate` without `--activate-at`: the new key signs this many days later (partners fetch it meanwhile). */
+    rotationLeadDays: number;
+    /** How long the old gateway key keeps decrypting after the new one activates. */
+    rotationOverlapDays: number;
+    /** A partner key submitted by the partner itself (self-service) counts only after this delay. */
+    partnerKeyActivationDelaySeconds: number;
+  };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
 }
@@ -100,6 +108,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     reconcileIntervalMs: 60_000,
     decryptStallMs: 30_000,
   },
+  keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
   fault: null,
 };
 
@@ -145,6 +154,9 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', kind: 'int', doc: 'how often stalled jobs are looked for' },
   { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', kind: 'int', doc: 'reconciler period' },
   { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', kind: 'int', doc: 'abandon a message openpgp stops making progress on' },
+  { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', kind: 'number', doc: 'gateway key rotation: days until the new key signs' },
+  { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', kind: 'number', doc: 'days the old gateway key keeps decrypting after that' },
+  { env: 'PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS', path: 'keys.partnerKeyActivationDelaySeconds', kind: 'int', doc: 'self-service partner keys count after this delay' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -194,6 +206,13 @@ const SCHEMA = {
         concurrency: POS, attempts: POS, lockDurationMs: { type: 'integer', minimum: 1000 },
         stalledIntervalMs: { type: 'integer', minimum: 1000 }, reconcileIntervalMs: { type: 'integer', minimum: 1000 },
         decryptStallMs: { type: 'integer', minimum: 100 },
+      },
+    },
+    keys: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        rotationLeadDays: { type: 'number', minimum: 0 }, rotationOverlapDays: { type: 'number', exclusiveMinimum: 0 },
+        partnerKeyActivationDelaySeconds: { type: 'integer', minimum: 0 },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },

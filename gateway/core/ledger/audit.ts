@@ -28,18 +28,53 @@ export class AuditLog {
     });
   }
 
-  async list(limit = 100): Promise<AuditEvent[]> {
-    return this.h.db.selectFrom('audit_events').selectAll().orderBy('seq', 'desc').limit(limit).execute();
+  /** Newest first; `since` / `actor` / `action` narrow the list. */
+  async list(opts: { limit?: number; since?: Date; actor?: string; action?: string } | number = {}): Promise<AuditEvent[]> {
+    const o = typeof opts === 'number' ? { limit: opts } : opts;
+    let q = this.h.db.selectFrom('audit_events').selectAll();
+    if (o.since) q = q.where('at', '>=', nowIso(o.since));
+    if (o.actor) q = q.where('actor', '=', o.actor);
+    if (o.action) q = q.where('action', '=', o.action);
+    return q.orderBy('seq', 'desc').limit(o.limit ?? 100).execute();
   }
 
-  /** Walk the chain; returns the first broken sequence number, or null when intact. */
-  async verify(): Promise<{ ok: boolean; events: number; brokenAt: number | null }> {
+  /**
+   * Walk the chain and name the first event where it breaks:
+   * - `edited`: the event's own content no longer matches its hash;
+   * - `predecessor_changed`: its `prev_hash` is not the hash of the event before it (that
+   *   one was deleted, or edited and re-hashed);
+   * - `gap`: sequence numbers are missing before it (events deleted, even at the end
+   *   before later events were appended). Sequence numbers are never reused.
+   * Deleting only the newest events, with nothing appended since, leaves a valid shorter
+   * chain; `events` (and `headHash`) let an operator compare with an earlier run.
+   */
+  async verify(): Promise<AuditVerification> {
     const rows = await this.h.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
     let prev = GENESIS;
+    let prevSeq = 0;
     for (const r of rows) {
-      if (r.prev_hash !== prev || chainHash(prev, r) !== r.hash) return { ok: false, events: rows.length, brokenAt: Number(r.seq) };
+      const seq = Number(r.seq);
+      const problem: AuditProblem | null = chainHash(r.prev_hash, r) !== r.hash ? 'edited'
+        : r.prev_hash !== prev ? 'predecessor_changed'
+        : seq !== prevSeq + 1 ? 'gap' : null;
+      if (problem) return { ok: false, events: rows.length, brokenAt: seq, problem, lastGoodSeq: prevSeq || null, headHash: null };
       prev = r.hash;
+      prevSeq = seq;
     }
-    return { ok: true, events: rows.length, brokenAt: null };
+    return { ok: true, events: rows.length, brokenAt: null, problem: null, lastGoodSeq: prevSeq || null, headHash: prev };
   }
+}
+
+export type AuditProblem = 'edited' | 'predecessor_changed' | 'gap';
+
+export interface AuditVerification {
+  ok: boolean;
+  events: number;
+  /** Sequence number of the first event where the chain breaks. */
+  brokenAt: number | null;
+  problem: AuditProblem | null;
+  /** The last event that still chains correctly. */
+  lastGoodSeq: number | null;
+  /** Hash of the newest event when intact (record it to detect a later truncation). */
+  headHash: string | null;
 }

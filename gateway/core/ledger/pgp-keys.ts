@@ -41,4 +41,9 @@ export class PgpKeyRepo {
       .where('fingerprint', '=', fingerprint).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
+
+  /** End a key's window (gateway rotation: the old key stops decrypting then). */
+  async setNotAfter(fingerprint: string, at: Date): Promise<void> {
+    await this.db.updateTable('pgp_keys').set({ not_after: nowIso(at) }).where('fingerprint', '=', fingerprint).execute();
+  }
 }

@@ -83,16 +83,36 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     expect((await ledger.batches.events(batch.id)).filter((e) => e.stage === 'ack-downloaded')).to.have.length(1);
   });
 
-  it('chains audit events so that an edit or a removal is detected', async () => {
+  it('chains audit events so that an edit or a removal is detected, naming the row', async () => {
     await ledger.audit.record('alice', 'partner.added', 'p1');
     await ledger.audit.record('bob', 'partner_key.added', 'p1', { fingerprint: 'ab' });
     await ledger.audit.record('carol', 'partner.disabled', 'p1');
-    expect((await ledger.audit.verify()).ok).to.equal(true);
+    const intact = await ledger.audit.verify();
+    expect(intact).to.include({ ok: true, events: 3, brokenAt: null });
+    const bobSeq = Number((await ledger.audit.list({ actor: 'bob' }))[0]!.seq);
     await ledger.handle.db.updateTable('audit_events').set({ actor: 'mallory' }).where('actor', '=', 'bob').execute();
-    expect((await ledger.audit.verify()).ok).to.equal(false);
+    expect(await ledger.audit.verify()).to.include({ ok: false, brokenAt: bobSeq, problem: 'edited' });
     await ledger.handle.db.updateTable('audit_events').set({ actor: 'bob' }).where('actor', '=', 'mallory').execute();
     expect((await ledger.audit.verify()).ok).to.equal(true);
     await ledger.handle.db.deleteFrom('audit_events').where('actor', '=', 'bob').execute();
-    expect((await ledger.audit.verify()).ok).to.equal(false);
+    expect(await ledger.audit.verify()).to.include({ ok: false, brokenAt: bobSeq + 1, problem: 'predecessor_changed', lastGoodSeq: bobSeq - 1 });
+  });
+
+  it('detects the newest audit event deleted once a later one is appended', async () => {
+    // A database of its own: the test above leaves its chain broken on purpose.
+    const own = await make();
+    const l2 = await Ledger.open(own.url, silentLogger);
+    try {
+      await l2.audit.record('alice', 'partner.added', 'p1');
+      await l2.audit.record('bob', 'partner_key.revoked', 'p1');
+      const last = Number((await l2.audit.list({ limit: 1 }))[0]!.seq);
+      await l2.handle.db.deleteFrom('audit_events').where('seq', '=', last).execute();
+      expect((await l2.audit.verify()).ok).to.equal(true); // a shorter chain is still a chain
+      await l2.audit.record('carol', 'partner.disabled', 'p1');
+      expect(await l2.audit.verify()).to.include({ ok: false, brokenAt: last + 1, problem: 'gap' });
+    } finally {
+      await l2.close();
+      await own.drop();
+    }
   });
 });
