@@ -60,14 +60,6 @@ export async function addPartnerPgpKey(ledger: Ledger, id: string, file: string,
   return row;
 }
 
-export async function revokePartnerPgpKey(ledger: Ledger, id: string, fingerprint: string, reason: string | null, actor: string): Promise<void> {
-  const fp = fingerprint.toLowerCase().replace(/^0x/, '').replace(/\s/g, '');
-  const row = (await ledger.pgpKeys.partnerKeys(id)).find((k) => k.fingerprint === fp || k.fingerprint.endsWith(fp));
-  if (!row) throw new PgwError('key.invalid', `partner ${id} has no key ${fingerprint}`);
-  await ledger.pgpKeys.revoke(row.fingerprint, new Date(), reason);
-  await ledger.audit.record(actor, 'partner_key.revoked', id, { fingerprint: row.fingerprint, reason });
-}
-
 export interface PartnerDetail {
   partner: Partner;
   sshKeys: SshKeyRow[];

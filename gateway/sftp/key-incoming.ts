@@ -1,0 +1,89 @@
+/**
+ * `/keys/incoming/`: the SFTP adapter of partner self-service key rotation. The partner
+ * uploads `newkey.asc` (its new public key) and `newkey.asc.sig` (`gpg --detach-sign
+ * newkey.asc`, made with its current key), in either order and in one or several sessions.
+ * Each half is kept on disk until the other arrives; the CLOSE that completes the pair hands
+ * both to the protocol-neutral service ({@link SessionContext.submitPartnerKey}) and
+ * answers with its verdict (`OK`, or `<code>: <text>`). Both halves are removed either way,
+ * so a refused pair is never retried silently. Nothing here decides about keys.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { PgwError } from '../core/errors.js';
+import { ensureDir, removeQuietly, writeFileAtomic } from '../core/fs-atomic.js';
+import { MAX_SUBMITTED_KEY_BYTES } from '../../keys/partner-key-submission.js';
+import { denied, noSuchFile } from './status-map.js';
+import type { KeyUploadHandle, SessionContext } from './session-context.js';
+import { entry, fileAttrs, type DirEntry, type FileAttrs } from './virtual-fs.js';
+
+export const NEW_KEY_NAME = 'newkey.asc';
+export const NEW_KEY_SIGNATURE_NAME = 'newkey.asc.sig';
+const NAMES = new Set([NEW_KEY_NAME, NEW_KEY_SIGNATURE_NAME]);
+
+function fileFor(ctx: SessionContext, name: string): string {
+  if (!NAMES.has(name)) throw denied('upload.permission_denied: only newkey.asc and newkey.asc.sig can be written here');
+  return path.join(ctx.dataDir.keyIncomingDir(ctx.partnerId), name);
+}
+
+/** OPEN for writing. */
+export function openKeyUpload(ctx: SessionContext, name: string): KeyUploadHandle {
+  fileFor(ctx, name);
+  return { kind: 'key-upload', name, data: Buffer.alloc(0), failed: null };
+}
+
+/** WRITE at an offset, in memory; past the limit the handle fails (reported now and at CLOSE). */
+export function writeKeyUpload(h: KeyUploadHandle, offset: number, data: Buffer): void {
+  if (h.failed) throw h.failed;
+  const end = offset + data.length;
+  if (!Number.isSafeInteger(offset) || offset < 0 || end > MAX_SUBMITTED_KEY_BYTES) {
+    h.failed = new PgwError('key.submission_too_large', undefined, { limit: MAX_SUBMITTED_KEY_BYTES });
+    throw h.failed;
+  }
+  if (end > h.data.length) {
+    const grown = Buffer.alloc(end);
+    h.data.copy(grown);
+    h.data = grown;
+  }
+  data.copy(h.data, offset);
+}
+
+/** CLOSE: keep this half; when the pair is complete, submit it and answer with the verdict. */
+export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): Promise<void> {
+  if (h.failed) throw h.failed;
+  const dir = ctx.dataDir.keyIncomingDir(ctx.partnerId);
+  await ensureDir(dir);
+  await writeFileAtomic(fileFor(ctx, h.name), h.data, 0o600);
+  const key = await fsp.readFile(path.join(dir, NEW_KEY_NAME)).catch(() => null);
+  const sig = await fsp.readFile(path.join(dir, NEW_KEY_SIGNATURE_NAME)).catch(() => null);
+  if (key === null || sig === null) return;
+  await removeQuietly(path.join(dir, NEW_KEY_NAME));
+  await removeQuietly(path.join(dir, NEW_KEY_SIGNATURE_NAME));
+  const r = await ctx.submitPartnerKey({
+    partnerId: ctx.partnerId, armoredKey: new Uint8Array(key), signature: sig.length ? new Uint8Array(sig) : null, channel: 'sftp',
+  });
+  ctx.log.info('partner key submitted', { partner: ctx.partnerId, fingerprint: r.fingerprint, activatesAt: r.activatesAt });
+}
+
+export async function listKeyIncoming(ctx: SessionContext): Promise<DirEntry[]> {
+  const out: DirEntry[] = [];
+  for (const name of NAMES) {
+    const st = await fsp.stat(fileFor(ctx, name)).catch(() => null);
+    if (st) out.push(entry(name, fileAttrs(st.size, st.mtime), ctx.partnerId));
+  }
+  return out;
+}
+
+export async function statKeyIncoming(ctx: SessionContext, name: string): Promise<FileAttrs> {
+  if (!NAMES.has(name)) throw noSuchFile();
+  const st = await fsp.stat(fileFor(ctx, name)).catch(() => null);
+  if (!st) throw noSuchFile();
+  return fileAttrs(st.size, st.mtime);
+}
+
+/** REMOVE: withdraw a half-finished submission. */
+export async function removeKeyIncoming(ctx: SessionContext, name: string): Promise<void> {
+  if (!NAMES.has(name)) throw noSuchFile();
+  const file = fileFor(ctx, name);
+  if (!(await fsp.stat(file).catch(() => null))) throw noSuchFile();
+  await removeQuietly(file);
+}
