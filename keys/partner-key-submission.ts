@@ -59,6 +59,21 @@ const bytesOf = (x: string | Uint8Array): Uint8Array => (typeof x === 'string' ?
  * `key.weak`, `key.invalid`, `partner.not_found` or `partner.disabled`.
  */
 export async function submitPartnerKey(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput): Promise<PartnerKeySubmission> {
+  try {
+    return await submit(deps, input);
+  } catch (err) {
+    // A refused submission from an authenticated partner is a security signal (someone with
+    // the partner's login tried to swap its key): it goes into the audit chain too.
+    if (isPgwError(err) && err.code !== 'partner.not_found') {
+      await deps.ledger.audit.record(`partner:${input.partnerId}`, 'partner_key.submission_refused', input.partnerId, {
+        code: err.code, channel: input.channel,
+      });
+    }
+    throw err;
+  }
+}
+
+async function submit(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput): Promise<PartnerKeySubmission> {
   const now = deps.now?.() ?? new Date();
   const keyBytes = bytesOf(input.armoredKey);
   const sigBytes = input.signature === null ? new Uint8Array() : bytesOf(input.signature);
@@ -73,7 +88,9 @@ export async function submitPartnerKey(deps: SubmitPartnerKeyDeps, input: Submit
   // the partner itself sent it.
   const signedBy = await verifySubmission(deps, input.partnerId, keyBytes, sigBytes, now);
 
-  const inspected = await inspectPublicKey(typeof input.armoredKey === 'string' ? input.armoredKey : keyBytes, now);
+  // Channels hand over bytes; armored text is read as text, anything else as a binary key.
+  const armored = new TextDecoder('latin1').decode(keyBytes.subarray(0, 64)).trimStart().startsWith('-----BEGIN PGP');
+  const inspected = await inspectPublicKey(armored ? new TextDecoder().decode(keyBytes) : keyBytes, now);
   if (await deps.ledger.pgpKeys.get(inspected.fingerprint)) {
     // Same code whoever holds it: a partner learns nothing about other partners' keys.
     throw new PgwError('key.submission_duplicate', undefined, { fingerprint: inspected.fingerprint });

@@ -62,7 +62,8 @@ describe('keys/partner-key-submission (gpg-made keys)', function () {
 
   it('a new key signed by the active key is added as pending, activates after the delay, and is audited', async () => {
     const t0 = Date.now();
-    const r = await submitPartnerKey(deps, { partnerId: 'p1', armoredKey: newKey, signature: await detachSign(oldFp, newKey), channel: 'https' });
+    // Bytes, as the channels hand them over (an HTTPS body, an SFTP file).
+    const r = await submitPartnerKey(deps, { partnerId: 'p1', armoredKey: new TextEncoder().encode(newKey), signature: await detachSign(oldFp, newKey), channel: 'https' });
     expect(r).to.include({ partnerId: 'p1', fingerprint: newFp, signedBy: oldFp, channel: 'https' });
     expect(new Date(r.activatesAt).getTime()).to.be.within(t0 + DELAY * 1000 - 1000, Date.now() + DELAY * 1000);
     const row = (await ledger.pgpKeys.get(newFp))!;
@@ -88,6 +89,8 @@ describe('keys/partner-key-submission (gpg-made keys)', function () {
     expect(await codeOf(submitPartnerKey(deps, { partnerId: 'p1', armoredKey: newKey, signature: null, channel: 'sftp' }))).to.equal('key.submission_unsigned');
     expect(await codeOf(submitPartnerKey(deps, { partnerId: 'p1', armoredKey: newKey, signature: '', channel: 'sftp' }))).to.equal('key.submission_unsigned');
     expect(await ledger.pgpKeys.get(newFp)).to.equal(undefined);
+    const refused = await ledger.audit.list({ action: 'partner_key.submission_refused' });
+    expect(refused.map((e) => JSON.parse(e.detail!).code)).to.deep.equal(['key.submission_unsigned', 'key.submission_unsigned']);
   });
 
   it('refuses wrongly signed submissions: key.submission_bad_signature', async () => {
