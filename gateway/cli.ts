@@ -13,6 +13,8 @@ import { startRuntime, type Runtime } from './main.js';
 import { initialise, requirePassphrase } from '../keys/init.js';
 import { GatewayKeyring, readPublishedGatewayKeys } from '../keys/gateway-keyring.js';
 import { rotateGatewayKey } from '../keys/gateway-rotation.js';
+import { applyRevocationCertificate } from '../keys/partner-revocation.js';
+import { readFile } from 'node:fs/promises';
 import { addPartner, addPartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
 import { addPartnerSshKey, listKeys, removePartnerSshKey, revokePartnerPgpKey } from './admin/key-admin.js';
 import { runDemo } from './demo.js';
@@ -212,9 +214,15 @@ partnerKeys.command('add <id> <file>').description('add a partner PGP key').opti
 partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner PGP key: no signature by it counts from now on')
   .option('--reason <text>', 'why (kept in the audit log)')
   .option('--compromised-since <iso>', 'suspected compromise time (past); accepted batches signed since then are listed for review')
+  .option('--certificate <file>', 'apply the partner\'s OpenPGP revocation certificate for this key (e.g. from gpg\'s openpgp-revocs.d)')
   .option('--json', 'print JSON')
-  .action(async (id: string, fp: string, o: { reason?: string; compromisedSince?: string; json?: boolean }) => {
+  .action(async (id: string, fp: string, o: { reason?: string; compromisedSince?: string; certificate?: string; json?: boolean }) => {
     await withLedger(async (ledger) => {
+      if (o.certificate) {
+        const c = await applyRevocationCertificate(ledger, { partnerId: id, certificate: await readFile(o.certificate, 'utf8'), actor, channel: 'cli', expectFingerprint: fp });
+        print(c, o.json, () => `key ${c.fingerprint} revoked as of ${c.revokedAt} (${c.reason})`);
+        return;
+      }
       const since = isoOption(o.compromisedSince, '--compromised-since');
       const r = await revokePartnerPgpKey(ledger, { partnerId: id, fingerprint: fp, reason: o.reason ?? null, actor, ...(since ? { compromisedSince: since } : {}) });
       print(r, o.json, () => [`key ${r.fingerprint} revoked as of ${r.revokedAt}`,

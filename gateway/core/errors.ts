@@ -88,6 +88,7 @@ export const ERROR_CODES = {
   'key.submission_bad_signature': { scope: 'upload', message: 'the signature over the new key does not verify against a currently active key of yours' },
   'key.submission_duplicate': { scope: 'upload', message: 'this key is already registered' },
   'key.submission_too_large': { scope: 'upload', message: 'the key or signature file is too large' },
+  'key.revocation_invalid': { scope: 'upload', message: 'not a valid revocation certificate for one of your registered keys' },
   'key.not_found': { scope: 'operator', message: 'no such key' },
   'key.rotation_invalid': { scope: 'operator', message: 'the rotation times are not valid (activation must not lie in the past; overlap must be positive)' },
   'audit.broken': { scope: 'operator', message: 'the audit hash chain is broken' },

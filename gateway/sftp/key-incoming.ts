@@ -5,23 +5,26 @@
  * Each half is kept on disk until the other arrives; the CLOSE that completes the pair hands
  * both to the protocol-neutral service ({@link SessionContext.submitPartnerKey}) and
  * answers with its verdict (`OK`, or `<code>: <text>`). Both halves are removed either way,
- * so a refused pair is never retried silently. Nothing here decides about keys.
+ * so a refused pair is never retried silently. `revoke.asc` (a revocation certificate of
+ * one of the partner's keys) is applied on its CLOSE. Nothing here decides about keys.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { PgwError } from '../core/errors.js';
 import { ensureDir, removeQuietly, writeFileAtomic } from '../core/fs-atomic.js';
 import { MAX_SUBMITTED_KEY_BYTES } from '../../keys/partner-key-submission.js';
+import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
 import { denied, noSuchFile } from './status-map.js';
 import type { KeyUploadHandle, SessionContext } from './session-context.js';
 import { entry, fileAttrs, type DirEntry, type FileAttrs } from './virtual-fs.js';
 
 export const NEW_KEY_NAME = 'newkey.asc';
 export const NEW_KEY_SIGNATURE_NAME = 'newkey.asc.sig';
-const NAMES = new Set([NEW_KEY_NAME, NEW_KEY_SIGNATURE_NAME]);
+export const REVOCATION_NAME = 'revoke.asc';
+const NAMES = new Set([NEW_KEY_NAME, NEW_KEY_SIGNATURE_NAME, REVOCATION_NAME]);
 
 function fileFor(ctx: SessionContext, name: string): string {
-  if (!NAMES.has(name)) throw denied('upload.permission_denied: only newkey.asc and newkey.asc.sig can be written here');
+  if (!NAMES.has(name)) throw denied('upload.permission_denied: only newkey.asc, newkey.asc.sig and revoke.asc can be written here');
   return path.join(ctx.dataDir.keyIncomingDir(ctx.partnerId), name);
 }
 
@@ -50,6 +53,12 @@ export function writeKeyUpload(h: KeyUploadHandle, offset: number, data: Buffer)
 /** CLOSE: keep this half; when the pair is complete, submit it and answer with the verdict. */
 export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): Promise<void> {
   if (h.failed) throw h.failed;
+  if (h.name === REVOCATION_NAME) {
+    // Self-authenticating and urgent (a compromise): applied at once, nothing kept.
+    const r = await applyRevocationCertificate(ctx.ledger, { partnerId: ctx.partnerId, certificate: new Uint8Array(h.data), actor: `partner:${ctx.partnerId}`, channel: 'sftp' });
+    ctx.log.info('partner key revoked by certificate', { partner: ctx.partnerId, fingerprint: r.fingerprint, changed: r.changed });
+    return;
+  }
   const dir = ctx.dataDir.keyIncomingDir(ctx.partnerId);
   await ensureDir(dir);
   await writeFileAtomic(fileFor(ctx, h.name), h.data, 0o600);

@@ -143,11 +143,24 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
     expect(notice?.message).to.match(new RegExp(`^your signing key ${shortFingerprint(expFp)} expires on \\d{4}-\\d{2}-\\d{2}`));
   });
 
+  it('a partner revokes its own key by uploading gpg\'s revocation certificate to /keys/incoming/revoke.asc', async () => {
+    const expFp = (await h.withLedger((l) => l.pgpKeys.partnerKeys('kz-self'))).find((k) => k.not_after && !k.revoked_at)!.fingerprint;
+    const cert = path.join(p.gpgHome, 'openpgp-revocs.d', `${expFp.toUpperCase()}.rev`);
+    const put = await h.sftp(p, [`put ${cert} /keys/incoming/revoke.asc`]);
+    expect(put.code, put.stderr).to.equal(0);
+    const b = await batch(expFp);
+    expect(b.reason?.code).to.equal('key.revoked');
+    const junk = await h.sftp(p, [`put ${path.join(p.gpgHome, 'newkey.asc')} /keys/incoming/revoke.asc`]);
+    expect(junk.code, 'a key is not a revocation certificate').to.not.equal(0);
+  });
+
   it('SSH keys: a new one is authorised; a removed one fails at the next login', async () => {
     const second = path.join(p.gpgHome, 'id_second');
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'second', '-f', second]);
-    expect((await pgwCli(h, ['partner', 'ssh-key', 'add', 'kz-self', `${second}.pub`])).code).to.equal(0);
-    expect((await h.sftp(p, ['ls /'], { key: second })).code).to.equal(0);
+    const add = await pgwCli(h, ['partner', 'ssh-key', 'add', 'kz-self', `${second}.pub`]);
+    expect(add.code, add.stderr).to.equal(0);
+    const viaSecond = await h.sftp(p, ['ls /'], { key: second });
+    expect(viaSecond.code, viaSecond.stderr).to.equal(0);
     const fp = (await run('ssh-keygen', ['-lf', `${p.sshKey}.pub`])).stdout.split(' ')[1]!;
     const rm = await pgwCli(h, ['partner', 'ssh-key', 'remove', 'kz-self', fp]);
     expect(rm.code, rm.stderr).to.equal(0);
