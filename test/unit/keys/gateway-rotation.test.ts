@@ -3,39 +3,24 @@
  * chosen times (no sleeping), and the warnings and ack notices derived from key rows.
  */
 import { expect } from 'chai';
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createGatewayKey, GatewayKeyring, publishedGatewayKeys } from '../../../keys/gateway-keyring.js';
 import { rotateGatewayKey } from '../../../keys/gateway-rotation.js';
 import { expiryWarnings } from '../../../keys/key-expiry.js';
 import { keyNotices } from '../../../keys/key-notices.js';
-import { Ledger, type PgpKeyRow } from '../../../gateway/core/ledger/index.js';
-import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError } from '../../../gateway/core/errors.js';
+import type { Ledger, PgpKeyRow } from '../../../gateway/core/ledger/index.js';
 import { KEY_PASSPHRASE, DAY } from '../../helpers/pgp-fixtures.js';
+import { codeOf, tempLedger } from '../../helpers/key-unit.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (isPgwError(e)) return e.code;
-    throw e;
-  }
-}
 
 describe('keys/gateway-rotation', function () {
   this.timeout(60_000);
-  let dir: string;
+  let close: () => Promise<void>;
   let ledger: Ledger;
   beforeEach(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-rot-'));
-    ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    ({ ledger, close } = await tempLedger('pgw-rot-'));
   });
   afterEach(async () => {
-    await ledger?.close();
-    await fsp.rm(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   it('next at once (published, decrypting), signs at activation, old key decrypt-only through the overlap, then retired', async () => {

@@ -3,32 +3,19 @@
  * signatures made by gpg, judged against a real ledger.
  */
 import { expect } from 'chai';
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { submitPartnerKey, type SubmitPartnerKeyDeps } from '../../../keys/partner-key-submission.js';
 import { addPartnerKey, ackEncryptionKey, loadPartnerKeys, partnerKeyState } from '../../../keys/partner-keys.js';
-import { Ledger } from '../../../gateway/core/ledger/index.js';
-import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
+import type { Ledger } from '../../../gateway/core/ledger/index.js';
 import { GpgHome } from '../../helpers/pgp-fixtures.js';
+import { codeOf, tempLedger } from '../../helpers/key-unit.js';
 
 const POLICY = { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 };
 const DELAY = 3600;
 
-async function codeOf(p: Promise<unknown>): Promise<ErrorCode | 'ok'> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (isPgwError(e)) return e.code;
-    throw e;
-  }
-}
 
 describe('keys/partner-key-submission (gpg-made keys)', function () {
   this.timeout(120_000);
-  let dir: string;
+  let close: () => Promise<void>;
   let ledger: Ledger;
   let gpg: GpgHome;
   let oldFp: string;
@@ -48,16 +35,14 @@ describe('keys/partner-key-submission (gpg-made keys)', function () {
     await gpg?.close();
   });
   beforeEach(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-pks-'));
-    ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    ({ ledger, close } = await tempLedger('pgw-pks-'));
     await ledger.partners.create({ id: 'p1', name: 'P1' });
     await ledger.partners.create({ id: 'p2', name: 'P2' });
     await addPartnerKey(ledger, 'p1', await gpg.exportPublic(oldFp));
     deps = { ledger, signature: POLICY, activationDelaySeconds: DELAY };
   });
   afterEach(async () => {
-    await ledger?.close();
-    await fsp.rm(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   it('a new key signed by the active key is added as pending, activates after the delay, and is audited', async () => {

@@ -3,28 +3,17 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { applyRevocationCertificate } from '../../../keys/partner-revocation.js';
 import { addPartnerKey, partnerKeyState } from '../../../keys/partner-keys.js';
-import { Ledger } from '../../../gateway/core/ledger/index.js';
-import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError } from '../../../gateway/core/errors.js';
+import type { Ledger } from '../../../gateway/core/ledger/index.js';
 import { GpgHome } from '../../helpers/pgp-fixtures.js';
+import { codeOf, tempLedger } from '../../helpers/key-unit.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (isPgwError(e)) return e.code;
-    throw e;
-  }
-}
 
 describe('keys/partner-revocation (gpg revocation certificates)', function () {
   this.timeout(60_000);
-  let dir: string;
+  let close: () => Promise<void>;
   let ledger: Ledger;
   let gpg: GpgHome;
   let a: string;
@@ -40,16 +29,14 @@ describe('keys/partner-revocation (gpg revocation certificates)', function () {
     await gpg?.close();
   });
   beforeEach(async () => {
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-rev-'));
-    ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+    ({ ledger, close } = await tempLedger('pgw-rev-'));
     await ledger.partners.create({ id: 'p1', name: 'P1' });
     await ledger.partners.create({ id: 'p2', name: 'P2' });
     await addPartnerKey(ledger, 'p1', await gpg.exportPublic(a));
     await addPartnerKey(ledger, 'p2', await gpg.exportPublic(b));
   });
   afterEach(async () => {
-    await ledger?.close();
-    await fsp.rm(dir, { recursive: true, force: true });
+    await close?.();
   });
 
   it('the certificate gpg stored (with its protective colon) revokes the key from now, audited; a second time changes nothing', async () => {
