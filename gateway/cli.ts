@@ -202,12 +202,13 @@ gatewayKeys.command('check').description('prove the passphrase unlocks the gatew
 });
 const partnerKeys = keys.command('partner').description('partners\' keys');
 partnerKeys.command('add <id> <file>').description('add a partner PGP key').option('--activate-at <iso>', 'when it starts to count')
-  .action(async (id: string, file: string, o: { activateAt?: string }) => {
+  .option('--expires-at <iso>', 'when it stops counting (at the latest the key\'s own expiry)')
+  .action(async (id: string, file: string, o: { activateAt?: string; expiresAt?: string }) => {
     await withLedger(async (ledger) => {
-      const at = o.activateAt ? new Date(o.activateAt) : undefined;
-      if (at && Number.isNaN(at.getTime())) throw new Error('--activate-at: not an ISO date');
-      const row = await addPartnerPgpKey(ledger, id, file, at, actor);
-      process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}\n`);
+      const activateAt = isoOption(o.activateAt, '--activate-at');
+      const expiresAt = isoOption(o.expiresAt, '--expires-at');
+      const row = await addPartnerPgpKey(ledger, id, file, { ...(activateAt ? { activateAt } : {}), ...(expiresAt ? { expiresAt } : {}) }, actor);
+      process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}${row.not_after ? ` until ${row.not_after}` : ''}\n`);
     });
   });
 // --- keys (issue 5): partner key revoke and list ---

@@ -22,7 +22,7 @@ export interface PartnerKey {
 }
 
 export async function addPartnerKey(
-  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; now?: Date } = {},
+  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; expiresAt?: Date; now?: Date } = {},
 ): Promise<PgpKeyRow> {
   await ledger.partners.require(partnerId);
   const k = await inspectPublicKey(armored, opts.now);
@@ -40,12 +40,18 @@ export async function addPartnerKey(
     // Default: usable from the key's own creation time, so a key made just now and used at
     // once (the common case) works; `--activate-at` pushes it later.
     not_before: nowIso(opts.activateAt ?? k.createdAt),
-    not_after: k.expiresAt ? nowIso(k.expiresAt) : null,
+    // Our window may end before the key's own expiry (an operator's --expires-at), never after.
+    not_after: earliest(k.expiresAt, opts.expiresAt ?? null),
     revoked_at: null,
     revocation_reason: null,
   };
   await ledger.pgpKeys.insert(row);
   return { ...row, created_at: nowIso() };
+}
+
+function earliest(a: Date | null, b: Date | null): string | null {
+  const t = [a, b].filter((d): d is Date => d !== null).map((d) => d.getTime());
+  return t.length ? nowIso(new Date(Math.min(...t))) : null;
 }
 
 export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promise<PartnerKey[]> {

@@ -54,9 +54,11 @@ export async function setPartnerStatus(ledger: Ledger, id: string, status: 'acti
   await ledger.audit.record(actor, status === 'active' ? 'partner.enabled' : 'partner.disabled', id);
 }
 
-export async function addPartnerPgpKey(ledger: Ledger, id: string, file: string, activateAt: Date | undefined, actor: string): Promise<PgpKeyRow> {
-  const row = await addPartnerKey(ledger, id, await readKeyFile(file), activateAt ? { activateAt } : {});
-  await ledger.audit.record(actor, 'partner_key.added', id, { fingerprint: row.fingerprint, notBefore: row.not_before });
+export async function addPartnerPgpKey(
+  ledger: Ledger, id: string, file: string, window: { activateAt?: Date; expiresAt?: Date }, actor: string,
+): Promise<PgpKeyRow> {
+  const row = await addPartnerKey(ledger, id, await readKeyFile(file), window);
+  await ledger.audit.record(actor, 'partner_key.added', id, { fingerprint: row.fingerprint, notBefore: row.not_before, notAfter: row.not_after });
   return row;
 }
 
