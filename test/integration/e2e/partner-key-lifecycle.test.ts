@@ -117,13 +117,19 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
   it('a revoked key stops working at once in every worker; the old key still works', async () => {
     const r = await pgwCli(h, ['keys', 'partner', 'revoke', 'kz-self', newFp, '--reason', 'laptop stolen']);
     expect(r.code, r.stderr).to.equal(0);
-    const results = await Promise.all([0, 1, 2, 3].map(() => batch(newFp)));
+    // Keep sending with the revoked key until BOTH workers have judged (and refused) at least
+    // one batch: each must have seen the revocation without a restart.
+    const rejectedBy = () => h.processes.slice(1).map((w) => w.lines.filter((l) => l.includes('"batch rejected"') && l.includes('key.revoked')).length);
+    const results: Awaited<ReturnType<typeof batch>>[] = [];
+    for (let round = 0; round < 6 && rejectedBy().some((c) => c === 0); round++) {
+      results.push(...(await Promise.all([0, 1, 2, 3].map(() => batch(newFp)))));
+    }
+    expect(rejectedBy().every((c) => c > 0), `rejections per worker: ${rejectedBy().join(', ')}`).to.equal(true);
     for (const x of results) {
       expect(x.reason?.code).to.equal('key.revoked');
       expect(x.reason?.message).to.include(`signed by key ${shortFingerprint(newFp)}, revoked on ${new Date().toISOString().slice(0, 10)}`);
     }
-    const workers = h.processes.slice(1).map((w) => w.lines.filter((l) => l.includes('"batch rejected"') && l.includes('key.revoked')).length);
-    expect(workers.reduce((a, b) => a + b, 0)).to.equal(4);
+    expect(rejectedBy().reduce((a, b) => a + b, 0)).to.equal(results.length);
     const old = await batch(oldFp);
     expect(old.status).to.equal('accepted');
     expect(old.encryptedTo).to.equal(oldFp);
