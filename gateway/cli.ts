@@ -12,7 +12,7 @@ import { Ledger } from './core/ledger/index.js';
 import { startRuntime, type Runtime } from './main.js';
 import { initialise, requirePassphrase } from '../keys/init.js';
 import { GatewayKeyring, readPublishedGatewayKeys } from '../keys/gateway-keyring.js';
-import { rotateGatewayKey } from '../keys/gateway-rotation.js';
+import { retireGatewayKey, rotateGatewayKey } from '../keys/gateway-rotation.js';
 import { applyRevocationCertificate } from '../keys/partner-revocation.js';
 import { readFile } from 'node:fs/promises';
 import { addPartner, addPartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
@@ -191,6 +191,15 @@ gatewayKeys.command('rotate').description('make a new "next" gateway key now; it
         `next gateway key ${out.next}: published now, signs from ${out.activateAt}`,
         ...r.retiring.map((x) => `key ${x.fingerprint} keeps decrypting until ${x.retireAt}, then retires`),
       ].join('\n'));
+    });
+  });
+gatewayKeys.command('retire <fingerprint>').description('stop a gateway key decrypting now (or at --at), e.g. to end an overlap early; never deletes it')
+  .option('--at <iso>', 'when (default now)')
+  .action(async (fp: string, o: { at?: string }) => {
+    await withLedger(async (ledger) => {
+      const at = isoOption(o.at, '--at');
+      const r = await retireGatewayKey(ledger, { fingerprint: fp, actor, ...(at ? { at } : {}) });
+      process.stdout.write(`gateway key ${r.fingerprint} retires at ${r.retireAt}\n`);
     });
   });
 // --- end keys (issue 5) ---

@@ -59,3 +59,27 @@ export async function rotateGatewayKey(ledger: Ledger, passphrase: string, opts:
   });
   return { next, activateAt: nowIso(activateAt), retiring };
 }
+
+/**
+ * End a gateway key's overlap early (or schedule it): from `at` it no longer decrypts. Refused
+ * when no other key would be signing then — acks must never stop.
+ */
+export async function retireGatewayKey(
+  ledger: Ledger, opts: { fingerprint: string; at?: Date; actor: string; now?: Date },
+): Promise<{ fingerprint: string; retireAt: string }> {
+  const now = opts.now ?? new Date();
+  const at = opts.at ?? now;
+  if (Number.isNaN(at.getTime())) throw new PgwError('key.rotation_invalid', 'the retirement time is not a date');
+  const rows = await ledger.pgpKeys.gatewayKeys();
+  const want = opts.fingerprint.toLowerCase().replace(/^0x/, '').replace(/\s/g, '');
+  const row = want.length >= 16 ? rows.find((r) => r.fingerprint.endsWith(want)) : undefined;
+  if (!row) throw new PgwError('key.not_found', 'no gateway key with this fingerprint');
+  const after = rows.map((r) => (r.fingerprint === row.fingerprint ? { ...r, not_after: nowIso(at) } : r));
+  const probe = new Date(Math.max(at.getTime(), now.getTime()) + 1);
+  if (!after.some((r) => gatewayKeyState(r, after, probe) === 'active')) {
+    throw new PgwError('key.rotation_invalid', 'no other gateway key would be active then: rotate first (pgw keys gateway rotate)');
+  }
+  await ledger.pgpKeys.setNotAfter(row.fingerprint, at);
+  await ledger.audit.record(opts.actor, 'gateway_key.retired', row.fingerprint, { retireAt: nowIso(at), previously: row.not_after });
+  return { fingerprint: row.fingerprint, retireAt: nowIso(at) };
+}

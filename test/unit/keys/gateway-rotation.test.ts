@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { createGatewayKey, GatewayKeyring, publishedGatewayKeys } from '../../../keys/gateway-keyring.js';
-import { rotateGatewayKey } from '../../../keys/gateway-rotation.js';
+import { retireGatewayKey, rotateGatewayKey } from '../../../keys/gateway-rotation.js';
 import { expiryWarnings } from '../../../keys/key-expiry.js';
 import { keyNotices } from '../../../keys/key-notices.js';
 import type { Ledger, PgpKeyRow } from '../../../gateway/core/ledger/index.js';
@@ -56,6 +56,22 @@ describe('keys/gateway-rotation', function () {
     const first = await rotateGatewayKey(ledger, KEY_PASSPHRASE, base);
     expect(new Date(first.activateAt).getTime()).to.be.closeTo(Date.now() + 7 * DAY, 60_000);
     expect(await codeOf(rotateGatewayKey(ledger, KEY_PASSPHRASE, base))).to.equal('key.rotation_invalid');
+  });
+
+  it('retire: refused while no other key would sign; ends the overlap early once the next key is active; audited', async () => {
+    const now = new Date();
+    const old = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(now.getTime() - 30 * DAY) });
+    expect(await codeOf(retireGatewayKey(ledger, { fingerprint: old.fingerprint, actor: 'test', now }))).to.equal('key.rotation_invalid');
+    const r = await rotateGatewayKey(ledger, KEY_PASSPHRASE, { activateAt: new Date(now.getTime() + DAY), overlapDays: 30, leadDays: 7, actor: 'test', now });
+    // Before the next key activates, retiring the signer now would leave no signer.
+    expect(await codeOf(retireGatewayKey(ledger, { fingerprint: old.fingerprint, actor: 'test', now }))).to.equal('key.rotation_invalid');
+    expect(await codeOf(retireGatewayKey(ledger, { fingerprint: 'abcd', actor: 'test', now }))).to.equal('key.not_found');
+    const at = new Date(now.getTime() + 2 * DAY);
+    expect(await retireGatewayKey(ledger, { fingerprint: `0x${old.fingerprint.slice(-16).toUpperCase()}`, at, actor: 'test', now }))
+      .to.deep.equal({ fingerprint: old.fingerprint, retireAt: at.toISOString() });
+    const ring = await GatewayKeyring.load(ledger, KEY_PASSPHRASE);
+    expect(ring.decryptionKeys(new Date(now.getTime() + 2.5 * DAY)).map((k) => k.row.fingerprint)).to.deep.equal([r.next.fingerprint]);
+    expect((await ledger.audit.list({ action: 'gateway_key.retired' })).map((e) => e.target)).to.deep.equal([old.fingerprint]);
   });
 });
 
