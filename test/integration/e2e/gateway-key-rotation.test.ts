@@ -50,7 +50,7 @@ describe('gateway key rotation across a stream of uploads (pgw gateway + worker,
   }
 
   it('publishes the next key at once, keeps accepting old-key batches through the overlap, switches the ack signer at activation, rejects after retirement', async () => {
-    const LEAD_MS = 12_000;
+    const LEAD_MS = 20_000; // room for a first batch to be acked by the old key on a busy machine
     const OVERLAP_MS = 20_000;
     const activateAt = new Date(Date.now() + LEAD_MS);
     const rot = await pgwCli(h, ['keys', 'gateway', 'rotate', '--activate-at', activateAt.toISOString(), '--overlap-days', String(OVERLAP_MS / 86_400_000), '--json']);
