@@ -3,13 +3,15 @@
  * event's hash, so removing or editing an event breaks the chain (`pgw audit verify`).
  */
 import { createHash } from 'node:crypto';
-import type { Selectable } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { AuditEventsTable } from './schema.js';
 import { nowIso, type LedgerHandle } from './ledger.js';
 
 export type AuditEvent = Selectable<AuditEventsTable>;
 
 const GENESIS = '0'.repeat(64);
+/** Arbitrary constant naming the audit chain's advisory lock on PostgreSQL. */
+const AUDIT_LOCK_ID = 505_001;
 
 function chainHash(prev: string, e: { at: string; actor: string; action: string; target: string; detail: string | null }): string {
   return createHash('sha256').update(JSON.stringify([prev, e.at, e.actor, e.action, e.target, e.detail])).digest('hex');
@@ -21,6 +23,10 @@ export class AuditLog {
   /** Append an event; `detail` must hold ids and codes only, never personal data. */
   async record(actor: string, action: string, target: string, detail?: Record<string, unknown>): Promise<void> {
     await this.h.writeTx(async (tx) => {
+      // Two writers must not both chain onto the same last event (a fork reads as tampering).
+      // SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL's default isolation
+      // does not, so take a transaction-scoped lock there (released at commit/rollback).
+      if (this.h.dialect === 'postgres') await sql`select pg_advisory_xact_lock(${AUDIT_LOCK_ID})`.execute(tx);
       const last = await tx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
       const prev = last?.hash ?? GENESIS;
       const e = { at: nowIso(), actor, action, target, detail: detail ? JSON.stringify(detail) : null };
