@@ -1,23 +1,13 @@
 /** Key-lifecycle test helpers: the `pgw` command against a harness, and gpg sealing to a chosen gateway key. */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { gpg, type GatewayHarness, type TestPartner } from './gateway-harness.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
-
-const run = promisify(execFile);
-const PGW = path.resolve(import.meta.dirname, '../../bin/pgw.js');
+import { runPgw, type PgwResult } from './pgw-cli.js';
 
 /** Run the `pgw` command against the harness's data dir. */
-export async function pgwCli(h: GatewayHarness, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [PGW, ...args], { env: h.env, timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+export function pgwCli(h: GatewayHarness, args: string[]): Promise<PgwResult> {
+  return runPgw(args, h.env);
 }
 
 /** Encrypt to a chosen gateway key and sign with the partner's key, as a partner's gpg does. */

@@ -1,27 +1,15 @@
 /** The key-lifecycle commands as an operator uses them: one-line errors with codes, --json, audit. */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
-const run = promisify(execFile);
-const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
+import { runPgw } from '../../helpers/pgw-cli.js';
 
 describe('pgw keys / audit commands (issue 5)', function () {
   this.timeout(180_000);
   let dir: string;
   let env: Record<string, string>;
-  const pgw = async (args: string[]) => {
-    try {
-      const r = await run(process.execPath, [PGW, ...args], { env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, timeout: 60_000 });
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+  const pgw = (args: string[]) => runPgw(args, env);
 
   before(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwkcli-'));

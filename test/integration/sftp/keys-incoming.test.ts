@@ -9,10 +9,9 @@ import path from 'node:path';
 import type ssh2 from 'ssh2';
 import { SftpHarness, type TestPartner } from '../../helpers/sftp-harness.js';
 
-type Cb<T> = (err: Error | null | undefined, v?: T) => void;
-function call<T>(fn: (cb: Cb<T>) => void): Promise<{ err: (Error & { code?: number }) | null; value: T | undefined }> {
-  return new Promise((resolve) => fn((err, value) => resolve({ err: (err as Error & { code?: number }) ?? null, value })));
-}
+/** The SFTP status error of a callback-style ssh2 call, or null. */
+const outcome = (fn: (cb: (err?: Error | null) => void) => void) =>
+  new Promise<(Error & { code?: number }) | null>((resolve) => fn((err) => resolve((err as Error & { code?: number }) ?? null)));
 
 describe('sftp /keys/incoming', function () {
   let h: SftpHarness;
@@ -32,7 +31,7 @@ describe('sftp /keys/incoming', function () {
     await h?.close();
   });
 
-  const write = async (remote: string, data: Buffer | string) => call<void>((cb) => sftp.writeFile(remote, data, cb));
+  const write = async (remote: string, data: Buffer | string) => ({ err: await outcome((cb) => sftp.writeFile(remote, data, cb)) });
 
   it('/keys lists gateway.asc and incoming; other names and paths out of it are refused', async () => {
     const r = await h.sftp(p, ['ls -1 /keys']);
@@ -42,8 +41,7 @@ describe('sftp /keys/incoming', function () {
       const { err } = await write(name, 'x');
       expect(err?.code, name).to.equal(3); // PERMISSION_DENIED
     }
-    const read = await call<Buffer>((cb) => sftp.readFile('/keys/incoming/newkey.asc', cb));
-    expect(read.err, 'write-only').to.not.equal(null);
+    expect(await outcome((cb) => sftp.readFile('/keys/incoming/newkey.asc', cb)), 'write-only').to.not.equal(null);
   });
 
   it('a half submission waits (listed, removable, never visible to another partner); an oversized file is refused', async () => {
@@ -52,7 +50,7 @@ describe('sftp /keys/incoming', function () {
     expect(mine.stdout).to.include('newkey.asc');
     const theirs = await h.sftp(other, ['ls -1 /keys/incoming']);
     expect(theirs.stdout).to.not.include('newkey.asc');
-    expect((await call<void>((cb) => sftp.unlink('/keys/incoming/newkey.asc', cb))).err).to.equal(null);
+    expect(await outcome((cb) => sftp.unlink('/keys/incoming/newkey.asc', cb))).to.equal(null);
     expect(await fsp.readdir(h.dataDir.keyIncomingDir('acme'))).to.deep.equal([]);
 
     const big = await write('/keys/incoming/newkey.asc', Buffer.alloc(65 * 1024, 0x41));
