@@ -6,11 +6,13 @@
  * both to the protocol-neutral service ({@link SessionContext.submitPartnerKey}) and
  * answers with its verdict (`OK`, or `<code>: <text>`). Both halves are removed either way,
  * so a refused pair is never retried silently. `revoke.asc` (a revocation certificate of
- * one of the partner's keys) is applied on its CLOSE. Nothing here decides about keys.
+ * one of the partner's keys) is applied on its CLOSE. The last verdict is readable as
+ * `result.txt` — OpenSSH's sftp shows only "Failure" for a refused CLOSE, so this is where
+ * a partner reads what happened and what to do. Nothing here decides about keys.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { PgwError } from '../core/errors.js';
+import { PgwError, isPgwError } from '../core/errors.js';
 import { ensureDir, removeQuietly, writeFileAtomic } from '../core/fs-atomic.js';
 import { MAX_SUBMITTED_KEY_BYTES } from '../../keys/partner-key-submission.js';
 import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
@@ -21,7 +23,30 @@ import { entry, fileAttrs, type DirEntry, type FileAttrs } from './virtual-fs.js
 export const NEW_KEY_NAME = 'newkey.asc';
 export const NEW_KEY_SIGNATURE_NAME = 'newkey.asc.sig';
 export const REVOCATION_NAME = 'revoke.asc';
+export const RESULT_NAME = 'result.txt';
 const NAMES = new Set([NEW_KEY_NAME, NEW_KEY_SIGNATURE_NAME, REVOCATION_NAME]);
+
+const resultFile = (ctx: SessionContext): string => path.join(ctx.dataDir.keyIncomingDir(ctx.partnerId), `.${RESULT_NAME}`);
+
+/** Keep the verdict of the last submission or revocation for `result.txt` (codes, fingerprints, times only). */
+async function recordResult(ctx: SessionContext, run: () => Promise<string>): Promise<void> {
+  let line: string;
+  let failure: unknown = null;
+  try {
+    line = `ok: ${await run()}`;
+  } catch (err) {
+    failure = err;
+    line = isPgwError(err) ? `${err.code}: ${err.message}` : 'failure: the gateway could not process the file; please retry';
+  }
+  await ensureDir(ctx.dataDir.keyIncomingDir(ctx.partnerId));
+  await writeFileAtomic(resultFile(ctx), `${new Date().toISOString()} ${line}\n`, 0o600);
+  if (failure) throw failure;
+}
+
+/** `result.txt` for READ, or null when nothing was submitted yet. */
+export async function readKeyIncomingResult(ctx: SessionContext): Promise<Buffer | null> {
+  return fsp.readFile(resultFile(ctx)).catch(() => null);
+}
 
 function fileFor(ctx: SessionContext, name: string): string {
   if (!NAMES.has(name)) throw denied('upload.permission_denied: only newkey.asc, newkey.asc.sig and revoke.asc can be written here');
@@ -55,8 +80,11 @@ export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): P
   if (h.failed) throw h.failed;
   if (h.name === REVOCATION_NAME) {
     // Self-authenticating and urgent (a compromise): applied at once, nothing kept.
-    const r = await applyRevocationCertificate(ctx.ledger, { partnerId: ctx.partnerId, certificate: new Uint8Array(h.data), actor: `partner:${ctx.partnerId}`, channel: 'sftp' });
-    ctx.log.info('partner key revoked by certificate', { partner: ctx.partnerId, fingerprint: r.fingerprint, changed: r.changed });
+    await recordResult(ctx, async () => {
+      const r = await applyRevocationCertificate(ctx.ledger, { partnerId: ctx.partnerId, certificate: new Uint8Array(h.data), actor: `partner:${ctx.partnerId}`, channel: 'sftp' });
+      ctx.log.info('partner key revoked by certificate', { partner: ctx.partnerId, fingerprint: r.fingerprint, changed: r.changed });
+      return `key ${r.fingerprint} revoked as of ${r.revokedAt}`;
+    });
     return;
   }
   const dir = ctx.dataDir.keyIncomingDir(ctx.partnerId);
@@ -67,14 +95,19 @@ export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): P
   if (key === null || sig === null) return;
   await removeQuietly(path.join(dir, NEW_KEY_NAME));
   await removeQuietly(path.join(dir, NEW_KEY_SIGNATURE_NAME));
-  const r = await ctx.submitPartnerKey({
-    partnerId: ctx.partnerId, armoredKey: new Uint8Array(key), signature: sig.length ? new Uint8Array(sig) : null, channel: 'sftp',
+  await recordResult(ctx, async () => {
+    const r = await ctx.submitPartnerKey({
+      partnerId: ctx.partnerId, armoredKey: new Uint8Array(key), signature: sig.length ? new Uint8Array(sig) : null, channel: 'sftp',
+    });
+    ctx.log.info('partner key submitted', { partner: ctx.partnerId, fingerprint: r.fingerprint, activatesAt: r.activatesAt });
+    return `key ${r.fingerprint} registered (signed by ${r.signedBy}); it counts from ${r.activatesAt}`;
   });
-  ctx.log.info('partner key submitted', { partner: ctx.partnerId, fingerprint: r.fingerprint, activatesAt: r.activatesAt });
 }
 
 export async function listKeyIncoming(ctx: SessionContext): Promise<DirEntry[]> {
   const out: DirEntry[] = [];
+  const result = await fsp.stat(resultFile(ctx)).catch(() => null);
+  if (result) out.push(entry(RESULT_NAME, fileAttrs(result.size, result.mtime, 0o400), ctx.partnerId));
   for (const name of NAMES) {
     const st = await fsp.stat(fileFor(ctx, name)).catch(() => null);
     if (st) out.push(entry(name, fileAttrs(st.size, st.mtime), ctx.partnerId));
@@ -83,6 +116,11 @@ export async function listKeyIncoming(ctx: SessionContext): Promise<DirEntry[]> 
 }
 
 export async function statKeyIncoming(ctx: SessionContext, name: string): Promise<FileAttrs> {
+  if (name === RESULT_NAME) {
+    const st = await fsp.stat(resultFile(ctx)).catch(() => null);
+    if (!st) throw noSuchFile();
+    return fileAttrs(st.size, st.mtime, 0o400);
+  }
   if (!NAMES.has(name)) throw noSuchFile();
   const st = await fsp.stat(fileFor(ctx, name)).catch(() => null);
   if (!st) throw noSuchFile();

@@ -15,7 +15,9 @@ import {
   closeOutboxFile, listOutbox, MAX_READ_BYTES, openOutboxFile, readOutboxFile, removeOutboxEntry, statOutboxEntry,
 } from './outbox.js';
 import type { OpenHandle, SessionContext } from './session-context.js';
-import { closeKeyUpload, listKeyIncoming, openKeyUpload, removeKeyIncoming, statKeyIncoming, writeKeyUpload } from './key-incoming.js';
+import {
+  closeKeyUpload, listKeyIncoming, openKeyUpload, readKeyIncomingResult, removeKeyIncoming, RESULT_NAME, statKeyIncoming, writeKeyUpload,
+} from './key-incoming.js';
 import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
 import { outboundBacklogBytes } from './ssh2-internals.js';
 import {
@@ -168,6 +170,11 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     ensureBudget();
     if (n.kind === 'inbox-entry') return addHandle(await openUpload(ctx, n.lane, n.name, flags));
     if (n.kind === 'keys-incoming-entry') {
+      if (!writing && n.name === RESULT_NAME) {
+        const data = await readKeyIncomingResult(ctx);
+        if (!data) throw noSuchFile();
+        return addHandle({ kind: 'memory', data, mtime: new Date() });
+      }
       if (!writing || flags & OPEN_FLAGS.READ) throw denied('upload.permission_denied: /keys/incoming is write-only');
       return addHandle(openKeyUpload(ctx, n.name));
     }

@@ -77,6 +77,9 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
 
     const unsigned = await submit(keyFile, empty);
     expect(unsigned.code).to.not.equal(0);
+    const resultFile = path.join(p.gpgHome, 'result.txt');
+    expect((await h.sftp(p, [`get /keys/incoming/result.txt ${resultFile}`])).code).to.equal(0);
+    expect(await fsp.readFile(resultFile, 'utf8')).to.include(' key.submission_unsigned: ');
     const wrongly = await submit(keyFile, wrong);
     expect(wrongly.code).to.not.equal(0);
     expect(await h.withLedger((l) => l.pgpKeys.get(newFp))).to.equal(undefined);
@@ -90,8 +93,9 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
     const row = (await h.withLedger((l) => l.pgpKeys.get(newFp)))!;
     expect(row.partner_id).to.equal('kz-self');
     expect(Date.parse(row.not_before) - Date.now()).to.be.within((DELAY_S - 120) * 1000, DELAY_S * 1000);
-    const ls = await h.sftp(p, ['ls /keys/incoming']);
+    const ls = await h.sftp(p, ['ls /keys/incoming', `get /keys/incoming/result.txt ${resultFile}`]);
     expect(ls.stdout).to.not.include('newkey'); // both halves consumed
+    expect(await fsp.readFile(resultFile, 'utf8')).to.include(` ok: key ${newFp} registered (signed by ${oldFp}); it counts from `);
 
     const next = await batch(oldFp);
     expect(next.status).to.equal('accepted');

@@ -61,8 +61,13 @@ describe('sftp /keys/incoming', function () {
     expect((await write('/keys/incoming/newkey.asc', '-----BEGIN PGP PUBLIC KEY BLOCK-----\n')).err).to.equal(null);
     const { err } = await write('/keys/incoming/newkey.asc.sig', '');
     expect(err?.message).to.match(/^key\.submission_unsigned: /);
-    expect(await fsp.readdir(h.dataDir.keyIncomingDir('acme'))).to.deep.equal([]);
+    expect((await fsp.readdir(h.dataDir.keyIncomingDir('acme'))).filter((f) => !f.startsWith('.'))).to.deep.equal([]);
+    // OpenSSH's sftp shows only "Failure": the verdict is readable as result.txt.
+    const got = await h.sftp(p, ['get /keys/incoming/result.txt result.txt']);
+    expect(got.code, got.stderr).to.equal(0);
+    expect(await fsp.readFile(path.join(h.dir, 'local', 'result.txt'), 'utf8')).to.match(/^\S+Z key\.submission_unsigned: a new key must come with a detached signature/);
     const rev = await write('/keys/incoming/revoke.asc', 'junk');
     expect(rev.err?.message).to.match(/^key\.revocation_invalid: /);
+    expect((await h.sftp(other, ['get /keys/incoming/result.txt theirs.txt'])).code, 'per partner').to.not.equal(0);
   });
 });
