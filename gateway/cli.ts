@@ -17,6 +17,7 @@ import { applyRevocationCertificate } from '../keys/partner-revocation.js';
 import { readFile } from 'node:fs/promises';
 import { addPartner, addPartnerPgpKey, setPartnerStatus, showPartner } from './admin/partner-admin.js';
 import { addPartnerSshKey, listKeys, removePartnerSshKey, revokePartnerPgpKey } from './admin/key-admin.js';
+import { verifyAudit } from './admin/audit-admin.js';
 import { runDemo } from './demo.js';
 
 const actor = `cli:${os.userInfo().username}`;
@@ -299,12 +300,15 @@ batches.command('show <id>').description('one batch with its stage events').opti
 
 const audit = program.command('audit').description('audit log of operator actions');
 // --- audit (issue 5) ---
-audit.command('verify').description('check the audit hash chain; names the first broken event').option('--json', 'print JSON')
+audit.command('verify').description('check the audit hash chain and the anchor from the last run; names the first broken event').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => {
-    await withLedger(async (ledger) => {
-      const r = await ledger.audit.verify();
+    await withLedger(async (ledger, cfg) => {
+      const r = await verifyAudit(ledger, new DataDir(cfg.dataDir));
       if (!r.ok) {
-        const why = { edited: 'its content does not match its hash (edited)', predecessor_changed: 'the event before it was deleted or changed', gap: 'events before it were deleted' }[r.problem!];
+        const why = {
+          edited: 'its content does not match its hash (edited)', predecessor_changed: 'the event before it was deleted or changed',
+          gap: 'events before it were deleted', anchor_missing: 'it was the newest event at the last verification and is now missing or changed (deleted newest events)',
+        }[r.problem!];
         throw new PgwError('audit.broken', `audit chain broken at event ${r.brokenAt}: ${why}; last intact event ${r.lastGoodSeq ?? 'none'} (${r.events} events)`, { ...r });
       }
       print(r, o.json, () => `ok: ${r.events} audit events, chain intact; head ${r.headHash}`);

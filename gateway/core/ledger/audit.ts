@@ -35,9 +35,10 @@ export class AuditLog {
   }
 
   /** Newest first; `since` / `actor` / `action` narrow the list. */
-  async list(opts: { limit?: number; since?: Date; actor?: string; action?: string } | number = {}): Promise<AuditEvent[]> {
+  async list(opts: { limit?: number; since?: Date; actor?: string; action?: string; upToSeq?: number } | number = {}): Promise<AuditEvent[]> {
     const o = typeof opts === 'number' ? { limit: opts } : opts;
     let q = this.h.db.selectFrom('audit_events').selectAll();
+    if (o.upToSeq !== undefined) q = q.where('seq', '<=', o.upToSeq);
     if (o.since) q = q.where('at', '>=', nowIso(o.since));
     if (o.actor) q = q.where('actor', '=', o.actor);
     if (o.action) q = q.where('action', '=', o.action);

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { runPgw } from '../../helpers/pgw-cli.js';
 
 describe('pgw keys / audit commands (issue 5)', function () {
@@ -62,5 +63,19 @@ describe('pgw keys / audit commands (issue 5)', function () {
     const v = await pgw(['audit', 'verify', '--json']);
     expect(v.code).to.equal(0);
     expect(JSON.parse(v.stdout)).to.include({ ok: true, events: 2 });
+  });
+
+  it('audit verify: deleting the newest event (a valid shorter chain) is caught by the anchor of the last run', async () => {
+    expect((await pgw(['audit', 'verify'])).code).to.equal(0); // anchors the current head
+    const newest = (JSON.parse((await pgw(['audit', 'list', '--json', '--limit', '1'])).stdout) as { seq: number }[])[0]!.seq;
+    const db = new Database(path.join(dir, 'var', 'ledger.db'));
+    try {
+      db.prepare('delete from audit_events where seq = ?').run(newest);
+    } finally {
+      db.close();
+    }
+    const r = await pgw(['audit', 'verify']);
+    expect(r.code).to.not.equal(0);
+    expect(r.stderr.trim()).to.match(new RegExp(`^pgw: audit\\.broken: audit chain broken at event ${newest}: it was the newest event at the last verification`));
   });
 });
