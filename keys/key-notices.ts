@@ -6,6 +6,7 @@
  * Notice codes (stable, like error codes):
  * - `key.expiring`        one of the partner's keys ends within 30 days
  * - `key.pending`         a new key of the partner is registered and counts from a later time
+ * - `key.revoked_recently` one of the partner's keys was revoked in the last 30 days
  * - `gateway_key.next`    a new gateway key is published and starts signing acks at a given time
  * - `gateway_key.retiring` this batch was encrypted to a gateway key that stops decrypting soon
  */
@@ -15,7 +16,7 @@ import { partnerKeyState } from './partner-keys.js';
 import { expiryWarnings } from './key-expiry.js';
 import { shortFingerprint } from './pgp-inspect.js';
 
-export type KeyNoticeCode = 'key.expiring' | 'key.pending' | 'gateway_key.next' | 'gateway_key.retiring';
+export type KeyNoticeCode = 'key.expiring' | 'key.pending' | 'key.revoked_recently' | 'gateway_key.next' | 'gateway_key.retiring';
 
 export interface KeyNotice {
   code: KeyNoticeCode;
@@ -25,6 +26,8 @@ export interface KeyNotice {
 }
 
 const day = (iso: string): string => iso.slice(0, 10);
+/** How long a revocation is repeated in acks: long enough for a partner's IT to notice. */
+const REVOKED_NOTICE_MS = 30 * 24 * 3600 * 1000;
 const ROTATE_HINT = 'upload newkey.asc and newkey.asc.sig (gpg --detach-sign, with your current key) to /keys/incoming/';
 
 /** Notices for one batch's ack, at `now`. */
@@ -42,6 +45,13 @@ export function keyNotices(
     out.push({
       code: 'key.pending', fingerprint: r.fingerprint, at: r.not_before,
       message: `your new key ${shortFingerprint(r.fingerprint)} was registered on ${day(r.created_at)}; it counts from ${r.not_before}. If you did not submit it, contact the gateway operator now`,
+    });
+  }
+  for (const r of partnerRows.filter((x) => partnerKeyState(x, now) === 'revoked' && now.getTime() - Date.parse(x.revoked_at!) < REVOKED_NOTICE_MS)) {
+    // The operator's free-text reason is not repeated: it is not ours to pass on.
+    out.push({
+      code: 'key.revoked_recently', fingerprint: r.fingerprint, at: r.revoked_at!,
+      message: `your key ${shortFingerprint(r.fingerprint)} was revoked on ${day(r.revoked_at!)}; nothing signed with it is accepted any more`,
     });
   }
   const active = gatewayRows.find((r) => gatewayKeyState(r, gatewayRows, now) === 'active');

@@ -137,6 +137,7 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
     const old = await batch(oldFp);
     expect(old.status).to.equal('accepted');
     expect(old.encryptedTo).to.equal(oldFp);
+    expect(old.notices.find((x) => x.code === 'key.revoked_recently')?.fingerprint, 'the partner is told').to.equal(newFp);
   });
 
   it('a key expiring within 30 days: warned by pgw keys list, noticed in the acks', async () => {

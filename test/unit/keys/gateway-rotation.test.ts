@@ -95,7 +95,10 @@ describe('keys/key-expiry and key-notices', () => {
   });
 
   it('ack notices: expiring and pending partner keys, the next gateway key, a retiring gateway key used for this batch', () => {
-    const partner = [row('b1', { not_after: iso(10) }), row('b2', { not_before: iso(1), created_at: iso(0) })];
+    const partner = [
+      row('b1', { not_after: iso(10) }), row('b2', { not_before: iso(1), created_at: iso(0) }),
+      row('b3', { revoked_at: iso(-3) }), row('b4', { revoked_at: iso(-40) }),
+    ];
     const gw = [
       row('c1', { owner: 'gateway', partner_id: null, not_before: iso(-50), not_after: iso(5) }),
       row('c2', { owner: 'gateway', partner_id: null, not_before: iso(-1) }),
@@ -103,10 +106,11 @@ describe('keys/key-expiry and key-notices', () => {
     ];
     const notices = keyNotices({ decrypt_key_fingerprint: gw[0]!.fingerprint }, partner, gw, NOW);
     expect(notices.map((n) => [n.code, n.fingerprint.slice(-2)])).to.deep.equal([
-      ['key.expiring', 'b1'], ['key.pending', 'b2'], ['gateway_key.next', 'c3'], ['gateway_key.retiring', 'c1'],
+      ['key.expiring', 'b1'], ['key.pending', 'b2'], ['key.revoked_recently', 'b3'], ['gateway_key.next', 'c3'], ['gateway_key.retiring', 'c1'],
     ]);
     expect(notices[0]!.message).to.match(/^your signing key 0x[0-9A-F]{16} expires on 2026-06-11/);
-    expect(notices[3]!.message).to.include('retired on 2026-06-06').and.include('/keys/gateway.asc');
+    expect(notices[2]!.message).to.include('revoked on 2026-05-29');
+    expect(notices[4]!.message).to.include('retired on 2026-06-06').and.include('/keys/gateway.asc');
     expect(keyNotices({ decrypt_key_fingerprint: gw[1]!.fingerprint }, [], gw, NOW).map((n) => n.code)).to.deep.equal(['gateway_key.next']);
   });
 });
