@@ -25,6 +25,8 @@ export const NEW_KEY_SIGNATURE_NAME = 'newkey.asc.sig';
 export const REVOCATION_NAME = 'revoke.asc';
 export const RESULT_NAME = 'result.txt';
 const NAMES = new Set([NEW_KEY_NAME, NEW_KEY_SIGNATURE_NAME, REVOCATION_NAME]);
+/** A half older than this is dropped when the other half arrives (it belongs to another attempt). */
+export const STALE_HALF_MS = 24 * 3600 * 1000;
 
 const resultFile = (ctx: SessionContext): string => path.join(ctx.dataDir.keyIncomingDir(ctx.partnerId), `.${RESULT_NAME}`);
 
@@ -90,6 +92,10 @@ export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): P
   const dir = ctx.dataDir.keyIncomingDir(ctx.partnerId);
   await ensureDir(dir);
   await writeFileAtomic(fileFor(ctx, h.name), h.data, 0o600);
+  // A half left from an abandoned attempt must not pair with today's upload.
+  const other = path.join(dir, h.name === NEW_KEY_NAME ? NEW_KEY_SIGNATURE_NAME : NEW_KEY_NAME);
+  const st = await fsp.stat(other).catch(() => null);
+  if (st && Date.now() - st.mtimeMs > STALE_HALF_MS) await removeQuietly(other);
   const key = await fsp.readFile(path.join(dir, NEW_KEY_NAME)).catch(() => null);
   const sig = await fsp.readFile(path.join(dir, NEW_KEY_SIGNATURE_NAME)).catch(() => null);
   if (key === null || sig === null) return;

@@ -57,6 +57,16 @@ describe('sftp /keys/incoming', function () {
     expect(big.err?.message).to.match(/^key\.submission_too_large/);
   });
 
+  it('a half older than a day does not pair with a new upload: it is dropped, the new half waits', async () => {
+    expect((await write('/keys/incoming/newkey.asc', 'yesterday\'s attempt')).err).to.equal(null);
+    const old = path.join(h.dataDir.keyIncomingDir('acme'), 'newkey.asc');
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    await fsp.utimes(old, twoDaysAgo, twoDaysAgo);
+    expect((await write('/keys/incoming/newkey.asc.sig', 'x')).err, 'no verdict: nothing to pair with').to.equal(null);
+    expect((await fsp.readdir(h.dataDir.keyIncomingDir('acme'))).filter((f) => !f.startsWith('.'))).to.deep.equal(['newkey.asc.sig']);
+    expect(await outcome((cb) => sftp.unlink('/keys/incoming/newkey.asc.sig', cb))).to.equal(null);
+  });
+
   it('completing the pair answers with the service\'s verdict and keeps nothing', async () => {
     expect((await write('/keys/incoming/newkey.asc', '-----BEGIN PGP PUBLIC KEY BLOCK-----\n')).err).to.equal(null);
     const { err } = await write('/keys/incoming/newkey.asc.sig', '');
