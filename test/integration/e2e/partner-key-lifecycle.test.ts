@@ -10,16 +10,19 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { GatewayHarness, gpg, type TestPartner } from '../../helpers/gateway-harness.js';
 import { pgwCli, sealTo } from '../../helpers/key-tools.js';
 import { shortFingerprint } from '../../../keys/pgp-inspect.js';
+import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
 
 const run = promisify(execFile);
 const DELAY_S = 3600;
 
-describe('partner key lifecycle (self-service over SFTP, revocation, expiry notices, SSH keys, audit chain)', function () {
+// Both ledgers: several gateway/worker hosts share PostgreSQL, so the cross-process claims
+// (revocation seen by every worker, one audit chain from several writers) are tested there too.
+for (const [label, make] of DATABASES) describe(`partner key lifecycle on ${label} (self-service over SFTP, revocation, expiry notices, SSH keys, audit chain)`, function () {
   this.timeout(300_000);
+  let tdb: TestDatabase;
   let h: GatewayHarness;
   let p: TestPartner;
   let oldFp: string;
@@ -27,13 +30,15 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
   let n = 0;
 
   before(async () => {
-    h = await GatewayHarness.create({ PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS: String(DELAY_S) });
+    tdb = await make();
+    h = await GatewayHarness.create({ PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS: String(DELAY_S), PGW_DATABASE_URL: tdb.url });
     await Promise.all([h.start('gateway'), h.start('worker'), h.start('worker')]);
     p = await h.addPartner('kz-self');
     oldFp = p.fingerprint.toLowerCase();
   });
   after(async () => {
     await h?.cleanup();
+    await tdb?.drop();
   });
 
   async function genKey(uid: string, expire = '0'): Promise<string> {
@@ -190,18 +195,14 @@ describe('partner key lifecycle (self-service over SFTP, revocation, expiry noti
     expect((await pgwCli(h, ['audit', 'verify'])).code).to.equal(0);
 
     const revoked = list.find((e) => e.action === 'partner_key.revoked')!;
-    const db = new Database(h.dataDir.ledgerFile);
-    try {
-      db.prepare('update audit_events set detail = ? where seq = ?').run('{"reason":"nothing happened"}', revoked.seq);
-      const edited = await pgwCli(h, ['audit', 'verify']);
-      expect(edited.code).to.not.equal(0);
-      expect(edited.stderr.trim()).to.match(new RegExp(`^pgw: audit.broken: audit chain broken at event ${revoked.seq}: its content does not match its hash \\(edited\\)`));
-      db.prepare('delete from audit_events where seq = ?').run(revoked.seq);
-      const deleted = await pgwCli(h, ['audit', 'verify', '--json']);
-      expect(deleted.code).to.not.equal(0);
-      expect(deleted.stderr).to.include(`broken at event ${revoked.seq + 1}: the event before it was deleted or changed`);
-    } finally {
-      db.close();
-    }
+    // Tamper as someone with database access would (no application code path does this).
+    await h.withLedger((l) => l.handle.db.updateTable('audit_events').set({ detail: '{"reason":"nothing happened"}' }).where('seq', '=', revoked.seq).execute());
+    const edited = await pgwCli(h, ['audit', 'verify']);
+    expect(edited.code).to.not.equal(0);
+    expect(edited.stderr.trim()).to.match(new RegExp(`^pgw: audit.broken: audit chain broken at event ${revoked.seq}: its content does not match its hash \\(edited\\)`));
+    await h.withLedger((l) => l.handle.db.deleteFrom('audit_events').where('seq', '=', revoked.seq).execute());
+    const deleted = await pgwCli(h, ['audit', 'verify', '--json']);
+    expect(deleted.code).to.not.equal(0);
+    expect(deleted.stderr).to.include(`broken at event ${revoked.seq + 1}: the event before it was deleted or changed`);
   });
 });
