@@ -11,8 +11,13 @@ import { DataDir } from './core/data-dir.js';
 import { Ledger } from './core/ledger/index.js';
 import { startRuntime, type Runtime } from './main.js';
 import { initialise, requirePassphrase } from '../keys/init.js';
-import { GatewayKeyring, gatewayKeyState } from '../keys/gateway-keyring.js';
-import { addPartner, addPartnerPgpKey, revokePartnerPgpKey, setPartnerStatus, showPartner, updatePartner } from './admin/partner-admin.js';
+import { GatewayKeyring, readPublishedGatewayKeys } from '../keys/gateway-keyring.js';
+import { retireGatewayKey, rotateGatewayKey } from '../keys/gateway-rotation.js';
+import { applyRevocationCertificate } from '../keys/partner-revocation.js';
+import { readFile } from 'node:fs/promises';
+import { addPartner, addPartnerPgpKey, setPartnerStatus, showPartner, updatePartner } from './admin/partner-admin.js';
+import { addPartnerSshKey, listKeys, removePartnerSshKey, revokePartnerPgpKey } from './admin/key-admin.js';
+import { verifyAudit } from './admin/audit-admin.js';
 import { issueToken, listTokens, revokeToken } from './admin/api-tokens.js';
 import { addOperator } from './admin/operators.js';
 import { reprocessBatch } from './admin/batch-admin.js';
@@ -202,30 +207,57 @@ for (const [cmd, status] of [['disable', 'disabled'], ['enable', 'active']] as c
 }
 
 const keys = program.command('keys').description('gateway and partner OpenPGP keys');
-keys.command('list').description('list keys').option('--partner <id>', 'only this partner\'s keys').option('--json', 'print JSON')
+// --- keys (issue 5): listing, gateway export and rotation ---
+function isoOption(v: string | undefined, flag: string): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new PgwError('config.invalid', `${flag}: not an ISO date`);
+  return d;
+}
+keys.command('list').description('list keys with their state and expiry warnings (30/14/7 days)').option('--partner <id>', 'only this partner\'s keys').option('--json', 'print JSON')
   .action(async (o: { partner?: string; json?: boolean }) => {
     await withLedger(async (ledger) => {
-      const gw = o.partner ? [] : await ledger.pgpKeys.gatewayKeys();
-      const rows = [
-        ...gw.map((r) => ({ owner: 'gateway', fingerprint: r.fingerprint, algorithm: r.algorithm, state: gatewayKeyState(r, gw, new Date()), not_before: r.not_before, not_after: r.not_after })),
-        ...(await ledger.pgpKeys.partnerKeys(o.partner)).map((r) => ({
-          owner: `partner:${r.partner_id}`, fingerprint: r.fingerprint, algorithm: r.algorithm,
-          state: r.revoked_at ? 'revoked' : r.not_after && r.not_after <= new Date().toISOString() ? 'expired' : r.not_before > new Date().toISOString() ? 'pending' : 'active',
-          not_before: r.not_before, not_after: r.not_after,
-        })),
-      ];
-      print(rows, o.json, () => table(rows, ['owner', 'fingerprint', 'algorithm', 'state', 'not_before', 'not_after']));
+      const r = await listKeys(ledger, o.partner);
+      print(r, o.json, () => table(r.keys as unknown as Record<string, unknown>[], ['owner', 'fingerprint', 'algorithm', 'state', 'not_before', 'not_after', 'warning']));
+      for (const w of r.warnings) {
+        process.stderr.write(`pgw: warning: ${w.owner === 'gateway' ? 'gateway' : `partner ${w.partnerId}`} key ${w.fingerprint} ${w.kind} on ${w.at} (in ${w.daysLeft} days)\n`);
+      }
     });
   });
 const gatewayKeys = keys.command('gateway').description('the gateway\'s own keys');
 gatewayKeys.command('export').description('armored public key(s): the active one and any next one').action(async () => {
   await withLedger(async (ledger) => {
-    const rows = await ledger.pgpKeys.gatewayKeys();
-    const now = new Date();
-    const out = rows.filter((r) => ['active', 'next'].includes(gatewayKeyState(r, rows, now))).map((r) => r.public_armored.trim());
-    process.stdout.write(`${out.join('\n')}\n`);
+    process.stdout.write(`${await readPublishedGatewayKeys(ledger)}\n`);
   });
 });
+gatewayKeys.command('rotate').description('make a new "next" gateway key now; it signs from --activate-at, the old one decrypts until the overlap ends')
+  .option('--activate-at <iso>', 'when the new key starts signing acks (default: now + PGW_KEY_ROTATION_LEAD_DAYS)')
+  .option('--overlap-days <n>', 'days the old key keeps decrypting after activation (default: PGW_KEY_ROTATION_OVERLAP_DAYS; fractions allowed)')
+  .option('--json', 'print JSON')
+  .action(async (o: { activateAt?: string; overlapDays?: string; json?: boolean }) => {
+    await withLedger(async (ledger, cfg) => {
+      const overlap = o.overlapDays === undefined ? cfg.keys.rotationOverlapDays : Number(o.overlapDays);
+      const activateAt = isoOption(o.activateAt, '--activate-at');
+      const r = await rotateGatewayKey(ledger, requirePassphrase(cfg), {
+        overlapDays: overlap, leadDays: cfg.keys.rotationLeadDays, actor, ...(activateAt ? { activateAt } : {}),
+      });
+      const out = { next: r.next.fingerprint, activateAt: r.activateAt, retiring: r.retiring };
+      print(out, o.json, () => [
+        `next gateway key ${out.next}: published now, signs from ${out.activateAt}`,
+        ...r.retiring.map((x) => `key ${x.fingerprint} keeps decrypting until ${x.retireAt}, then retires`),
+      ].join('\n'));
+    });
+  });
+gatewayKeys.command('retire <fingerprint>').description('stop a gateway key decrypting now (or at --at), e.g. to end an overlap early; never deletes it')
+  .option('--at <iso>', 'when (default now)')
+  .action(async (fp: string, o: { at?: string }) => {
+    await withLedger(async (ledger) => {
+      const at = isoOption(o.at, '--at');
+      const r = await retireGatewayKey(ledger, { fingerprint: fp, actor, ...(at ? { at } : {}) });
+      process.stdout.write(`gateway key ${r.fingerprint} retires at ${r.retireAt}\n`);
+    });
+  });
+// --- end keys (issue 5) ---
 gatewayKeys.command('check').description('prove the passphrase unlocks the gateway keys').action(async () => {
   await withLedger(async (ledger, cfg) => {
     const kr = await GatewayKeyring.load(ledger, requirePassphrase(cfg));
@@ -234,21 +266,58 @@ gatewayKeys.command('check').description('prove the passphrase unlocks the gatew
 });
 const partnerKeys = keys.command('partner').description('partners\' keys');
 partnerKeys.command('add <id> <file>').description('add a partner PGP key').option('--activate-at <iso>', 'when it starts to count')
-  .action(async (id: string, file: string, o: { activateAt?: string }) => {
+  .option('--expires-at <iso>', 'when it stops counting (at the latest the key\'s own expiry)')
+  .action(async (id: string, file: string, o: { activateAt?: string; expiresAt?: string }) => {
     await withLedger(async (ledger) => {
-      const at = o.activateAt ? new Date(o.activateAt) : undefined;
-      if (at && Number.isNaN(at.getTime())) throw new Error('--activate-at: not an ISO date');
-      const row = await addPartnerPgpKey(ledger, id, file, at, actor);
-      process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}\n`);
+      const activateAt = isoOption(o.activateAt, '--activate-at');
+      const expiresAt = isoOption(o.expiresAt, '--expires-at');
+      const row = await addPartnerPgpKey(ledger, id, file, { ...(activateAt ? { activateAt } : {}), ...(expiresAt ? { expiresAt } : {}) }, actor);
+      process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}${row.not_after ? ` until ${row.not_after}` : ''}\n`);
     });
   });
-partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner PGP key').option('--reason <text>', 'why')
-  .action(async (id: string, fp: string, o: { reason?: string }) => {
+// --- keys (issue 5): partner key revoke and list ---
+partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner PGP key: no signature by it counts from now on')
+  .option('--reason <text>', 'why (kept in the audit log)')
+  .option('--compromised-since <iso>', 'suspected compromise time (past); accepted batches signed since then are listed for review')
+  .option('--certificate <file>', 'apply the partner\'s OpenPGP revocation certificate for this key (e.g. from gpg\'s openpgp-revocs.d)')
+  .option('--json', 'print JSON')
+  .action(async (id: string, fp: string, o: { reason?: string; compromisedSince?: string; certificate?: string; json?: boolean }) => {
     await withLedger(async (ledger) => {
-      await revokePartnerPgpKey(ledger, id, fp, o.reason ?? null, actor);
-      process.stdout.write(`key revoked\n`);
+      if (o.certificate) {
+        const c = await applyRevocationCertificate(ledger, { partnerId: id, certificate: await readFile(o.certificate, 'utf8'), actor, channel: 'cli', expectFingerprint: fp });
+        print(c, o.json, () => `key ${c.fingerprint} revoked as of ${c.revokedAt} (${c.reason})`);
+        return;
+      }
+      const since = isoOption(o.compromisedSince, '--compromised-since');
+      const r = await revokePartnerPgpKey(ledger, { partnerId: id, fingerprint: fp, reason: o.reason ?? null, actor, ...(since ? { compromisedSince: since } : {}) });
+      print(r, o.json, () => [`key ${r.fingerprint} revoked as of ${r.revokedAt}`,
+        ...(r.batchesToReview.length ? [`batches to review (accepted, signed since then): ${r.batchesToReview.join(' ')}`] : [])].join('\n'));
     });
   });
+partnerKeys.command('list [id]').description('partner PGP keys with state (pending, active, expired, revoked)').option('--json', 'print JSON')
+  .action(async (id: string | undefined, o: { json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      if (id) await ledger.partners.require(id);
+      const rows = (await listKeys(ledger, id)).keys.filter((k) => k.owner !== 'gateway');
+      print(rows, o.json, () => table(rows as unknown as Record<string, unknown>[], ['owner', 'fingerprint', 'state', 'not_before', 'not_after', 'revoked_at', 'warning']));
+    });
+  });
+
+// --- partner SSH keys (issue 5) ---
+const sshKeys = partner.command('ssh-key').description('a partner\'s authorised SSH keys');
+sshKeys.command('add <id> <file>').description('authorise the key(s) in an OpenSSH .pub file').action(async (id: string, file: string) => {
+  await withLedger(async (ledger) => {
+    const fps = await addPartnerSshKey(ledger, id, file, actor);
+    process.stdout.write(`${fps.map((f) => `ssh key ${f} added for ${id}`).join('\n')}\n`);
+  });
+});
+sshKeys.command('remove <id> <fingerprint>').description('withdraw an SSH key (SHA256:…); takes effect at the next login').action(async (id: string, fp: string) => {
+  await withLedger(async (ledger) => {
+    await removePartnerSshKey(ledger, id, fp, actor);
+    process.stdout.write('ssh key removed\n');
+  });
+});
+// --- end partner SSH keys (issue 5) ---
 
 const batches = program.command('batches').description('received batches');
 batches.command('list').description('list batches, newest first')
@@ -353,13 +422,32 @@ async function readPassword(): Promise<string> {
 }
 
 const audit = program.command('audit').description('audit log of operator actions');
-audit.command('verify').description('check the audit hash chain').action(async () => {
-  await withLedger(async (ledger) => {
-    const r = await ledger.audit.verify();
-    if (!r.ok) throw new Error(`audit chain broken at event ${r.brokenAt} (${r.events} events)`);
-    process.stdout.write(`ok: ${r.events} audit events, chain intact\n`);
+// --- audit (issue 5) ---
+audit.command('verify').description('check the audit hash chain and the anchor from the last run; names the first broken event').option('--json', 'print JSON')
+  .action(async (o: { json?: boolean }) => {
+    await withLedger(async (ledger, cfg) => {
+      const r = await verifyAudit(ledger, new DataDir(cfg.dataDir));
+      if (!r.ok) {
+        const why = {
+          edited: 'its content does not match its hash (edited)', predecessor_changed: 'the event before it was deleted or changed',
+          gap: 'events before it were deleted', anchor_missing: 'it was the newest event at the last verification and is now missing or changed (deleted newest events)',
+        }[r.problem!];
+        throw new PgwError('audit.broken', `audit chain broken at event ${r.brokenAt}: ${why}; last intact event ${r.lastGoodSeq ?? 'none'} (${r.events} events)`, { ...r });
+      }
+      print(r, o.json, () => `ok: ${r.events} audit events, chain intact; head ${r.headHash}`);
+    });
   });
-});
+audit.command('list').description('audit events, newest first').option('--limit <n>', 'at most this many', '100')
+  .option('--since <iso>').option('--actor <actor>').option('--action <action>').option('--json', 'print JSON')
+  .action(async (o: { limit: string; since?: string; actor?: string; action?: string; json?: boolean }) => {
+    await withLedger(async (ledger) => {
+      const since = isoOption(o.since, '--since');
+      const rows = (await ledger.audit.list({ limit: Number(o.limit), ...(since ? { since } : {}), ...(o.actor ? { actor: o.actor } : {}), ...(o.action ? { action: o.action } : {}) }))
+        .map((e) => ({ ...e, seq: Number(e.seq), detail: e.detail ? JSON.parse(e.detail) as unknown : null }));
+      print(rows, o.json, () => table(rows.map((e) => ({ ...e, detail: e.detail ? JSON.stringify(e.detail) : null })), ['seq', 'at', 'actor', 'action', 'target', 'detail']));
+    });
+  });
+// --- end audit (issue 5) ---
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPgwError(err)) process.stderr.write(`pgw: ${err.code}: ${err.message}\n`);

@@ -23,6 +23,7 @@ import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
+import { submitPartnerKey } from '../keys/partner-key-submission.js';
 import { Queues, createRedis, waitForReady } from '../workers/queues.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
@@ -87,6 +88,9 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
       gatewayPublicKeys,
+      submitPartnerKey: (input) => submitPartnerKey({
+        ledger, signature: config.signature, activationDelaySeconds: config.keys.partnerKeyActivationDelaySeconds,
+      }, input),
       log: log.child({ component: 'sftp' }),
       counters: metrics,
     });

@@ -62,6 +62,21 @@ export function gatewayKeyState(row: PgpKeyRow, all: PgpKeyRow[], now: Date): Ga
 }
 
 /**
+ * The armored public keys partners should use at `now`: the active one and any next one.
+ * The one definition behind SFTP `/keys/gateway.asc`, `pgw keys gateway export` and
+ * HTTPS `GET /v1/keys/gateway`.
+ */
+export function publishedGatewayKeys(rows: PgpKeyRow[], now = new Date()): string {
+  return rows.filter((r) => ['next', 'active'].includes(gatewayKeyState(r, rows, now)))
+    .map((r) => r.public_armored.trim()).join('\n');
+}
+
+/** {@link publishedGatewayKeys} straight from the ledger, for processes without a keyring (CLI, HTTPS). */
+export async function readPublishedGatewayKeys(ledger: Ledger, now = new Date()): Promise<string> {
+  return publishedGatewayKeys(await ledger.pgpKeys.gatewayKeys(), now);
+}
+
+/**
  * Decrypted gateway keys, re-read from the ledger on `refresh()` so that a rotation made by
  * another process takes effect here without a restart.
  */
@@ -123,8 +138,7 @@ export class GatewayKeyring {
 
   /** The armored public keys partners should use: the active one and any next one. */
   publicArmored(now = new Date()): string {
-    return this.keys.filter((k) => ['next', 'active'].includes(this.state(k, now)))
-      .map((k) => k.row.public_armored.trim()).join('\n');
+    return publishedGatewayKeys(this.keys.map((k) => k.row), now);
   }
 
   /** Which of our keys (any state) has this key id, for "encrypted to a retired key" diagnostics. */

@@ -22,7 +22,7 @@ export interface PartnerKey {
 }
 
 export async function addPartnerKey(
-  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; now?: Date } = {},
+  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; expiresAt?: Date; now?: Date } = {},
 ): Promise<PgpKeyRow> {
   await ledger.partners.require(partnerId);
   const k = await inspectPublicKey(armored, opts.now);
@@ -40,12 +40,18 @@ export async function addPartnerKey(
     // Default: usable from the key's own creation time, so a key made just now and used at
     // once (the common case) works; `--activate-at` pushes it later.
     not_before: nowIso(opts.activateAt ?? k.createdAt),
-    not_after: k.expiresAt ? nowIso(k.expiresAt) : null,
+    // Our window may end before the key's own expiry (an operator's --expires-at), never after.
+    not_after: earliest(k.expiresAt, opts.expiresAt ?? null),
     revoked_at: null,
     revocation_reason: null,
   };
   await ledger.pgpKeys.insert(row);
   return { ...row, created_at: nowIso() };
+}
+
+function earliest(a: Date | null, b: Date | null): string | null {
+  const t = [a, b].filter((d): d is Date => d !== null).map((d) => d.getTime());
+  return t.length ? nowIso(new Date(Math.min(...t))) : null;
 }
 
 export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promise<PartnerKey[]> {
@@ -58,10 +64,20 @@ export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promis
   return out;
 }
 
+export type PartnerKeyState = 'pending' | 'active' | 'expired' | 'revoked';
+
+/** Where a partner key's window stands at `now` (revocation first: it overrides everything). */
+export function partnerKeyState(row: PgpKeyRow, now = new Date()): PartnerKeyState {
+  const t = nowIso(now);
+  if (row.revoked_at && row.revoked_at <= t) return 'revoked';
+  if (row.not_after && row.not_after <= t) return 'expired';
+  if (row.not_before > t) return 'pending';
+  return 'active';
+}
+
 /** The partner's newest key that is usable now and can encrypt: acks are encrypted to it. */
 export async function ackEncryptionKey(keys: PartnerKey[], now = new Date()): Promise<PartnerKey | null> {
-  const t = nowIso(now);
-  const usable = keys.filter((k) => k.row.not_before <= t && !k.row.revoked_at && !(k.row.not_after && k.row.not_after <= t))
+  const usable = keys.filter((k) => partnerKeyState(k.row, now) === 'active')
     .sort((a, b) => (a.row.not_before < b.row.not_before ? 1 : -1));
   for (const k of usable) {
     try {

@@ -4,6 +4,7 @@
  */
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../gateway/core/errors.js';
+import type { KeyNotice } from '../keys/key-notices.js';
 
 export interface AckIssue {
   record: number;
@@ -34,10 +35,12 @@ export interface AckDocument {
   errors: AckIssue[];
   warnings: AckIssue[];
   reason: { code: string; message: string } | null;
+  /** Key notices (expiring, pending, gateway rotation): an addition to DESIGN §8, always present. */
+  notices: KeyNotice[];
   duplicateOf?: string;
 }
 
-export function buildAckDocument(batch: Batch, opts: { ackVersion: number; supersedes?: string }): AckDocument {
+export function buildAckDocument(batch: Batch, opts: { ackVersion: number; supersedes?: string; notices?: KeyNotice[] }): AckDocument {
   if (!batch.outcome) throw new Error('ack requested for an undecided batch');
   const issues = batch.record_issues ? (JSON.parse(batch.record_issues) as { errors: AckIssue[]; warnings: AckIssue[] }) : { errors: [], warnings: [] };
   let reason: AckDocument['reason'] = null;
@@ -70,6 +73,7 @@ export function buildAckDocument(batch: Batch, opts: { ackVersion: number; super
     errors: issues.errors,
     warnings: issues.warnings,
     reason,
+    notices: opts.notices ?? [],
   };
   if (opts.supersedes) doc.supersedes = opts.supersedes;
   if (batch.duplicate_of) doc.duplicateOf = batch.duplicate_of;

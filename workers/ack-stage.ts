@@ -19,6 +19,7 @@ import { hashFile } from '../gateway/ingest/upload.js';
 import { ackFileName } from '../gateway/ingest/file-names.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
 import { ackEncryptionKey, loadPartnerKeys } from '../keys/partner-keys.js';
+import { keyNotices } from '../keys/key-notices.js';
 import { buildAckDocument } from './ack-document.js';
 import type { StageContext } from './stage-context.js';
 
@@ -85,13 +86,16 @@ async function produceAck(
   ctx: StageContext, batch: Batch, version: number, supersedes: string | undefined, blob: string,
 ): Promise<{ signedBy: string; encryptedTo: string }> {
   await ctx.keyring.refresh();
-  const signing = ctx.keyring.signingKey();
-  const recipient = await ackEncryptionKey(await loadPartnerKeys(ctx.ledger, batch.partner_id));
+  const now = new Date();
+  const signing = ctx.keyring.signingKey(now);
+  const partnerKeys = await loadPartnerKeys(ctx.ledger, batch.partner_id);
+  const recipient = await ackEncryptionKey(partnerKeys, now);
   if (!recipient) {
     await ctx.ledger.batches.addEvent(batch.id, 'ack', 'error', 'ack.no_partner_key');
     throw new PgwError('ack.no_partner_key', undefined, { partner: batch.partner_id });
   }
-  const doc = buildAckDocument(batch, { ackVersion: version, ...(supersedes ? { supersedes } : {}) });
+  const notices = keyNotices(batch, partnerKeys.map((k) => k.row), ctx.keyring.all().map((k) => k.row), now);
+  const doc = buildAckDocument(batch, { ackVersion: version, notices, ...(supersedes ? { supersedes } : {}) });
   const encrypted = await openpgp.encrypt({
     message: await openpgp.createMessage({ text: `${JSON.stringify(doc, null, 2)}\n`, format: 'utf8', filename: 'ack.json' }),
     encryptionKeys: recipient.key,

@@ -230,8 +230,11 @@ async function judgeAllSignatures(
     } catch (err) {
       const mapped = mapOpenpgpError(err, 'signature.invalid');
       if (mapped instanceof PgwError && mapped.code !== 'signature.invalid') {
-        // openpgp judged the key at the signature time (expired / newer than signature): say which key.
-        throw new PgwError(mapped.code, `${mapped.message} (key ${shortFingerprint(pk.row.fingerprint)})`, { fingerprint: pk.row.fingerprint });
+        // openpgp judged the key at the signature time (expired / newer than signature): say
+        // which key and the dates we know for it, so the partner's IT can act on it.
+        const dates = [`created ${pk.row.key_created_at.slice(0, 10)}`, ...(pk.row.not_after ? [`valid until ${pk.row.not_after.slice(0, 10)}`] : [])];
+        throw new PgwError(mapped.code, `${mapped.message} (key ${shortFingerprint(pk.row.fingerprint)}, ${dates.join(', ')})`,
+          { fingerprint: pk.row.fingerprint, keyCreatedAt: pk.row.key_created_at, notAfter: pk.row.not_after });
       }
       throw mapped;
     }
@@ -257,9 +260,10 @@ function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwEr
   for (const id of recipientIds) {
     const ours = ctx.keyring.findByKeyId(id);
     if (ours) {
-      const when = (ours.row.not_after ?? ours.row.revoked_at ?? '').slice(0, 10);
+      const revoked = ours.row.revoked_at !== null && (!ours.row.not_after || ours.row.revoked_at < ours.row.not_after);
+      const when = `${revoked ? 'revoked' : 'retired'} on ${((revoked ? ours.row.revoked_at : ours.row.not_after) ?? '').slice(0, 10)}`;
       return new PgwError('decrypt.no_key',
-        `encrypted to gateway key ${shortFingerprint(ours.row.fingerprint)}, retired on ${when}; ${cur ? `the current key is ${cur} at /keys/gateway.asc` : 'no gateway key is active'}`,
+        `encrypted to gateway key ${shortFingerprint(ours.row.fingerprint)}, ${when}; ${cur ? `the current key is ${cur} at /keys/gateway.asc` : 'no gateway key is active'}`,
         { recipients: recipientIds, retiredKey: ours.row.fingerprint, currentKey });
     }
   }

@@ -96,18 +96,12 @@ export async function setPartnerStatus(ledger: Ledger, id: string, status: 'acti
   await ledger.audit.record(actor, status === 'active' ? 'partner.enabled' : 'partner.disabled', id);
 }
 
-export async function addPartnerPgpKey(ledger: Ledger, id: string, file: string, activateAt: Date | undefined, actor: string): Promise<PgpKeyRow> {
-  const row = await addPartnerKey(ledger, id, await readKeyFile(file), activateAt ? { activateAt } : {});
-  await ledger.audit.record(actor, 'partner_key.added', id, { fingerprint: row.fingerprint, notBefore: row.not_before });
+export async function addPartnerPgpKey(
+  ledger: Ledger, id: string, file: string, window: { activateAt?: Date; expiresAt?: Date }, actor: string,
+): Promise<PgpKeyRow> {
+  const row = await addPartnerKey(ledger, id, await readKeyFile(file), window);
+  await ledger.audit.record(actor, 'partner_key.added', id, { fingerprint: row.fingerprint, notBefore: row.not_before, notAfter: row.not_after });
   return row;
-}
-
-export async function revokePartnerPgpKey(ledger: Ledger, id: string, fingerprint: string, reason: string | null, actor: string): Promise<void> {
-  const fp = fingerprint.toLowerCase().replace(/^0x/, '').replace(/\s/g, '');
-  const row = (await ledger.pgpKeys.partnerKeys(id)).find((k) => k.fingerprint === fp || k.fingerprint.endsWith(fp));
-  if (!row) throw new PgwError('key.invalid', `partner ${id} has no key ${fingerprint}`);
-  await ledger.pgpKeys.revoke(row.fingerprint, new Date(), reason);
-  await ledger.audit.record(actor, 'partner_key.revoked', id, { fingerprint: row.fingerprint, reason });
 }
 
 export interface PartnerDetail {

@@ -100,6 +100,14 @@ export interface Config {
     /** Partners' expected-batch calendars are read in this time zone. */
     timezone: string;
   };
+  keys: {
+    /** `pgw keys gateway rotate` without `--activate-at`: the new key signs this many days later (partners fetch it meanwhile). */
+    rotationLeadDays: number;
+    /** How long the old gateway key keeps decrypting after the new one activates. */
+    rotationOverlapDays: number;
+    /** A partner key submitted by the partner itself (self-service) counts only after this delay. */
+    partnerKeyActivationDelaySeconds: number;
+  };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
 }
@@ -148,6 +156,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
   },
   webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
   console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
+  keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
   fault: null,
 };
 
@@ -212,6 +221,9 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', kind: 'int', doc: 'console session lifetime' },
   { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', kind: 'int', doc: 'an ack not picked up after this is overdue' },
   { env: 'PGW_TIMEZONE', path: 'console.timezone', kind: 'string', doc: 'time zone of partners\' expected-batch calendars' },
+  { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', kind: 'number', doc: 'gateway key rotation: days until the new key signs' },
+  { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', kind: 'number', doc: 'days the old gateway key keeps decrypting after that' },
+  { env: 'PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS', path: 'keys.partnerKeyActivationDelaySeconds', kind: 'int', doc: 'self-service partner keys count after this delay' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -288,6 +300,13 @@ const SCHEMA = {
       properties: {
         bind: { type: 'string', minLength: 1 }, lockoutFailures: POS, lockoutSeconds: POS, sessionHours: POS, overdueAckHours: POS,
         timezone: { type: 'string', pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' },
+      },
+    },
+    keys: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        rotationLeadDays: { type: 'number', minimum: 0 }, rotationOverlapDays: { type: 'number', exclusiveMinimum: 0 },
+        partnerKeyActivationDelaySeconds: { type: 'integer', minimum: 0 },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },

@@ -47,6 +47,8 @@ export class DataDir {
   partnerDir(partnerId: string): string { return path.join(this.root, 'partners', partnerId); }
   outboxDir(partnerId: string): string { return path.join(this.partnerDir(partnerId), 'outbox'); }
   stagingDir(partnerId: string, lane: 'live' | 'test'): string { return path.join(this.partnerDir(partnerId), 'staging', lane); }
+  /** Half of a self-service key submission (`newkey.asc` or its `.sig`) waiting for the other half. */
+  keyIncomingDir(partnerId: string): string { return path.join(this.partnerDir(partnerId), 'keys-incoming'); }
   outboxFor(partnerId: string, lane: 'live' | 'test'): string {
     return lane === 'test' ? path.join(this.outboxDir(partnerId), 'test') : this.outboxDir(partnerId);
   }

@@ -114,6 +114,16 @@ export const ERROR_CODES = {
   'insurer.uzovi': { scope: 'record', message: 'the insurer must be a 4-digit UZOVI code' },
   'careProvider.agb': { scope: 'record', message: 'the care provider must be an 8-digit AGB code' },
 
+  // --- keys (issue 5) ---
+  'key.submission_unsigned': { scope: 'upload', message: 'a new key must come with a detached signature over it (gpg --detach-sign) by your current key' },
+  'key.submission_bad_signature': { scope: 'upload', message: 'the signature over the new key does not verify against a currently active key of yours' },
+  'key.submission_duplicate': { scope: 'upload', message: 'this key is already registered' },
+  'key.submission_too_large': { scope: 'upload', message: 'the key or signature file is too large' },
+  'key.revocation_invalid': { scope: 'upload', message: 'not a valid revocation certificate for one of your registered keys' },
+  'key.not_found': { scope: 'operator', message: 'no such key' },
+  'key.rotation_invalid': { scope: 'operator', message: 'the rotation times are not valid (activation must not lie in the past; overlap must be positive)' },
+  'audit.broken': { scope: 'operator', message: 'the audit hash chain is broken' },
+
   // --- operator ---
   'config.invalid': { scope: 'operator', message: 'the configuration is invalid' },
   'key.passphrase_missing': { scope: 'operator', message: 'set PGW_KEY_PASSPHRASE or PGW_KEY_PASSPHRASE_FILE' },

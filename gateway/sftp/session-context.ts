@@ -18,6 +18,7 @@ import type { IngestService, UploadTarget } from '../ingest/ingest-service.js';
 import type { Upload } from '../ingest/upload.js';
 import type { DirEntry } from './virtual-fs.js';
 import type { ReadCoverage } from './read-coverage.js';
+import type { PartnerKeySubmission, SubmitPartnerKeyInput } from '../../keys/partner-key-submission.js';
 
 /** Server-wide set of `partner/lane/name` temp files currently being written or committed. */
 export class StagedLocks {
@@ -48,6 +49,8 @@ export interface SessionContext {
   ingest: IngestService;
   dataDir: DataDir;
   gatewayPublicKeys: () => Promise<string>;
+  /** The protocol-neutral self-service key service (keys/partner-key-submission.ts), bound to its deps. */
+  submitPartnerKey: (input: SubmitPartnerKeyInput) => Promise<PartnerKeySubmission>;
   log: Logger;
   stagedLocks: StagedLocks;
   /** Background work (receipts, aborts) that the connection's cleanup must wait for. */
@@ -86,6 +89,15 @@ export interface MemoryFileHandle {
   mtime: Date;
 }
 
+/** A write to /keys/incoming: small, held in memory, stored on CLOSE. */
+export interface KeyUploadHandle {
+  kind: 'key-upload';
+  name: string;
+  data: Buffer;
+  /** Set when a write went past the size limit: CLOSE reports it. */
+  failed: PgwError | null;
+}
+
 export interface DirHandle {
   kind: 'dir';
   /** Computed at OPENDIR; READDIR hands it out in chunks, then EOF. */
@@ -93,4 +105,4 @@ export interface DirHandle {
   pos: number;
 }
 
-export type OpenHandle = UploadHandle | OutboxFileHandle | MemoryFileHandle | DirHandle;
+export type OpenHandle = UploadHandle | OutboxFileHandle | MemoryFileHandle | KeyUploadHandle | DirHandle;

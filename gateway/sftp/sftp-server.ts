@@ -37,6 +37,7 @@ export interface SftpServerDeps {
   hostKeys: { key: Buffer; passphrase: string }[];
   /** The armored gateway public keys served as `/keys/gateway.asc`. */
   gatewayPublicKeys: () => Promise<string>;
+  submitPartnerKey: SessionContext['submitPartnerKey'];
   log: Logger;
   /** Failed-auth throttling; defaults to an in-memory {@link BanList}. */
   bans?: BanPolicy;
@@ -325,6 +326,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
         ingest: deps.ingest,
         dataDir: deps.dataDir,
         gatewayPublicKeys: deps.gatewayPublicKeys,
+        submitPartnerKey: deps.submitPartnerKey,
         log: conn.log.child({ partner: partnerId }),
         stagedLocks,
         background: (p) => conn.background(p),

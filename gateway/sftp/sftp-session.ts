@@ -15,10 +15,13 @@ import {
   closeOutboxFile, listOutbox, MAX_READ_BYTES, openOutboxFile, readOutboxFile, removeOutboxEntry, statOutboxEntry,
 } from './outbox.js';
 import type { OpenHandle, SessionContext } from './session-context.js';
+import {
+  closeKeyUpload, listKeyIncoming, openKeyUpload, readKeyIncomingResult, removeKeyIncoming, RESULT_NAME, statKeyIncoming, writeKeyUpload,
+} from './key-incoming.js';
 import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
 import { limitsReplyBody, outboundBacklogBytes, sendExtendedReply } from './ssh2-internals.js';
 import {
-  dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
+  dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, KEYS_INCOMING_DIR, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
 } from './virtual-fs.js';
 
 /**
@@ -128,7 +131,10 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
         return dirAttrs(false);
       case 'inbox-dir':
       case 'outbox-dir':
+      case 'keys-incoming-dir':
         return dirAttrs(true);
+      case 'keys-incoming-entry':
+        return statKeyIncoming(ctx, n.name);
       case 'inbox-entry':
         return statInboxEntry(ctx, n.lane, n.name);
       case 'outbox-entry':
@@ -153,7 +159,12 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       case 'outbox-dir':
         return listOutbox(ctx, n.lane);
       case 'keys-dir':
-        return [entry(GATEWAY_KEY_NAME, fileAttrs((await gatewayKey()).length, Date.now(), 0o400), ctx.partnerId)];
+        return [
+          entry(GATEWAY_KEY_NAME, fileAttrs((await gatewayKey()).length, Date.now(), 0o400), ctx.partnerId),
+          entry(KEYS_INCOMING_DIR, dirAttrs(true), ctx.partnerId),
+        ];
+      case 'keys-incoming-dir':
+        return listKeyIncoming(ctx);
       default:
         throw noSuchFile();
     }
@@ -169,6 +180,15 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     if (isDirNode(n)) throw writing ? new PgwError('upload.permission_denied') : failure('is a directory');
     ensureBudget();
     if (n.kind === 'inbox-entry') return addHandle(await openUpload(ctx, n.lane, n.name, flags));
+    if (n.kind === 'keys-incoming-entry') {
+      if (!writing && n.name === RESULT_NAME) {
+        const data = await readKeyIncomingResult(ctx);
+        if (!data) throw noSuchFile();
+        return addHandle({ kind: 'memory', data, mtime: new Date() });
+      }
+      if (!writing || flags & OPEN_FLAGS.READ) throw denied('upload.permission_denied: /keys/incoming is write-only');
+      return addHandle(openKeyUpload(ctx, n.name));
+    }
     if (writing) throw new PgwError('upload.permission_denied');
     if (n.kind === 'outbox-entry') return addHandle(await openOutboxFile(ctx, n.lane, n.name));
     return addHandle({ kind: 'memory', data: await gatewayKey(), mtime: new Date() });
@@ -177,6 +197,10 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   sftp.on('WRITE', (reqid: number, handle: Buffer, offset: number, data: Buffer) => serve(reqid, 'write', () => {
     const h = table.get(handle);
     if (!h) return Promise.reject(failure('invalid handle'));
+    if (h.kind === 'key-upload') {
+      writeKeyUpload(h, offset, data);
+      return Promise.resolve(OK);
+    }
     if (h.kind !== 'upload') return Promise.reject(denied());
     return writeUpload(ctx, h, offset, data).then(() => OK);
   }, data.length));
@@ -200,6 +224,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     const h = table.take(handle);
     if (!h) throw failure('invalid handle');
     if (h.kind === 'upload') await closeUpload(ctx, h);
+    else if (h.kind === 'key-upload') await closeKeyUpload(ctx, h);
     else if (h.kind === 'outbox-file') await closeOutboxFile(ctx, h);
     return OK;
   }));
@@ -214,6 +239,8 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
         return { attrs: fileAttrs(h.size, h.mtime) };
       case 'memory':
         return { attrs: fileAttrs(h.data.length, h.mtime, 0o400) };
+      case 'key-upload':
+        return { attrs: fileAttrs(h.data.length, Date.now()) };
       default:
         return { attrs: dirAttrs(false) };
     }
@@ -228,7 +255,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
 
   sftp.on('SETSTAT', (reqid: number, path: string) => serve(reqid, 'setstat', async () => {
     const n = node(path);
-    if (n && (n.kind === 'inbox-entry' || n.kind === 'inbox-dir')) return OK;
+    if (n && (n.kind === 'inbox-entry' || n.kind === 'inbox-dir' || n.kind === 'keys-incoming-entry')) return OK;
     throw denied();
   }));
 
@@ -262,6 +289,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     if (!n || n.kind === 'none') throw noSuchFile();
     if (n.kind === 'inbox-entry') await removeInboxEntry(ctx, n.lane, n.name);
     else if (n.kind === 'outbox-entry') await removeOutboxEntry(ctx, n.lane, n.name);
+    else if (n.kind === 'keys-incoming-entry') await removeKeyIncoming(ctx, n.name);
     else throw denied();
     return OK;
   }));

@@ -9,6 +9,7 @@
  * /outbox/test       dir   test-lane acks
  * /keys              dir   gateway.asc
  * /keys/gateway.asc  file  the gateway's armored public keys (virtual, read-only)
+ * /keys/incoming     dir   self-service key rotation: write newkey.asc + newkey.asc.sig
  * ```
  *
  * Every client path goes through {@link normalisePath} (clamped at `/`, never above it)
@@ -52,11 +53,15 @@ export type VNode =
   /** A bare name directly inside an outbox dir (may or may not exist). */
   | { kind: 'outbox-entry'; lane: Lane; name: string }
   | { kind: 'gateway-key' }
+  | { kind: 'keys-incoming-dir' }
+  /** A bare name directly inside /keys/incoming (only the two submission names are writable). */
+  | { kind: 'keys-incoming-entry'; name: string }
   /** Anything else: never exists, never writable. */
   | { kind: 'none' };
 
 export const GATEWAY_KEY_NAME = 'gateway.asc';
 export const TEST_DIR = 'test';
+export const KEYS_INCOMING_DIR = 'incoming';
 
 /** Map a normalised path onto the virtual tree. */
 export function resolvePath(normalised: string): VNode {
@@ -78,12 +83,16 @@ export function resolvePath(normalised: string): VNode {
   if (top === 'keys') {
     if (seg.length === 1) return { kind: 'keys-dir' };
     if (seg.length === 2 && a === GATEWAY_KEY_NAME) return { kind: 'gateway-key' };
+    if (a === KEYS_INCOMING_DIR) {
+      if (seg.length === 2) return { kind: 'keys-incoming-dir' };
+      if (seg.length === 3) return { kind: 'keys-incoming-entry', name: b! };
+    }
   }
   return { kind: 'none' };
 }
 
 export function isDirNode(n: VNode): boolean {
-  return n.kind === 'root' || n.kind === 'inbox-dir' || n.kind === 'outbox-dir' || n.kind === 'keys-dir';
+  return n.kind === 'root' || n.kind === 'inbox-dir' || n.kind === 'outbox-dir' || n.kind === 'keys-dir' || n.kind === 'keys-incoming-dir';
 }
 
 // --- attributes and listings ---------------------------------------------------------------

@@ -256,6 +256,18 @@ export class GatewayHarness {
 }
 
 export async function gpg(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
+  // Another run's cleanup (same machine, same tmp dir) may stop this home's gpg-agent just
+  // as gpg talks to it; gpg starts a new one on the next call, so that failure is retried.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await gpgOnce(home, args, input);
+    } catch (err) {
+      if (attempt >= 3 || !/No agent running|can't connect to the agent/.test(String(err))) throw err;
+    }
+  }
+}
+
+function gpgOnce(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
   return new Promise((resolve, reject) => {
     const c = spawn('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

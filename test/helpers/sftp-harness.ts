@@ -4,6 +4,7 @@
  * DataKeys, the SFTP server on port 0, partners with keys made by `ssh-keygen`, and the
  * OpenSSH `sftp` client in batch mode. Log lines are captured for assertions.
  */
+import { submitPartnerKey } from '../../keys/partner-key-submission.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp, rmSync } from 'node:fs';
@@ -153,6 +154,9 @@ export class SftpHarness {
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, PASSPHRASE),
       gatewayPublicKeys: async () => gatewayKeys,
+      submitPartnerKey: (input) => submitPartnerKey({
+        ledger, signature: config.signature, activationDelaySeconds: config.keys.partnerKeyActivationDelaySeconds,
+      }, input),
       log,
       ...opts.server,
     });

@@ -76,4 +76,11 @@ export class PartnerRepo {
       .where('ssh_keys.partner_id', '=', partnerId).where('ssh_keys.revoked_at', 'is', null)
       .where('partners.status', '=', 'active').execute();
   }
+
+  /** Withdraw an SSH key (kept for the record); the next authentication no longer accepts it. */
+  async revokeSshKey(partnerId: string, fingerprint: string, at: string = nowIso()): Promise<boolean> {
+    const res = await this.db.updateTable('ssh_keys').set({ revoked_at: at })
+      .where('partner_id', '=', partnerId).where('fingerprint', '=', fingerprint).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
 }

@@ -41,4 +41,19 @@ export class PgpKeyRepo {
       .where('fingerprint', '=', fingerprint).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
   }
+
+  /** End a key's window (gateway rotation: the old key stops decrypting then). */
+  async setNotAfter(fingerprint: string, at: Date): Promise<void> {
+    await this.db.updateTable('pgp_keys').set({ not_after: nowIso(at) }).where('fingerprint', '=', fingerprint).execute();
+  }
+
+  /**
+   * Batches whose verified signature came from this key at or after `since` (a revocation
+   * for compromise lists them for the operator to review).
+   */
+  async batchesSignedSince(fingerprint: string, since: Date, limit = 1000): Promise<{ id: string; signed_at: string | null; outcome: string | null }[]> {
+    return this.db.selectFrom('batches').select(['id', 'signed_at', 'outcome'])
+      .where('signer_fingerprint', '=', fingerprint).where('signed_at', '>=', nowIso(since))
+      .orderBy('signed_at').limit(limit).execute();
+  }
 }

@@ -6,21 +6,10 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import ssh2 from 'ssh2';
+import { runPgw } from '../../helpers/pgw-cli.js';
 
 const run = promisify(execFile);
-const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
-
-interface Result { code: number; stdout: string; stderr: string }
-
-async function pgw(args: string[], env: Record<string, string>): Promise<Result> {
-  try {
-    const r = await run(process.execPath, [PGW, ...args], { env: { PATH: process.env.PATH!, HOME: process.env.HOME!, ...env }, timeout: 60_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const pgw = runPgw;
 
 describe('pgw command line', function () {
   this.timeout(120_000);

@@ -83,16 +83,64 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     expect((await ledger.batches.events(batch.id)).filter((e) => e.stage === 'ack-downloaded')).to.have.length(1);
   });
 
-  it('chains audit events so that an edit or a removal is detected', async () => {
+  it('chains audit events so that an edit or a removal is detected, naming the row', async () => {
     await ledger.audit.record('alice', 'partner.added', 'p1');
     await ledger.audit.record('bob', 'partner_key.added', 'p1', { fingerprint: 'ab' });
     await ledger.audit.record('carol', 'partner.disabled', 'p1');
-    expect((await ledger.audit.verify()).ok).to.equal(true);
+    const intact = await ledger.audit.verify();
+    expect(intact).to.include({ ok: true, events: 3, brokenAt: null });
+    const bobSeq = Number((await ledger.audit.list({ actor: 'bob' }))[0]!.seq);
     await ledger.handle.db.updateTable('audit_events').set({ actor: 'mallory' }).where('actor', '=', 'bob').execute();
-    expect((await ledger.audit.verify()).ok).to.equal(false);
+    expect(await ledger.audit.verify()).to.include({ ok: false, brokenAt: bobSeq, problem: 'edited' });
     await ledger.handle.db.updateTable('audit_events').set({ actor: 'bob' }).where('actor', '=', 'mallory').execute();
     expect((await ledger.audit.verify()).ok).to.equal(true);
     await ledger.handle.db.deleteFrom('audit_events').where('actor', '=', 'bob').execute();
-    expect((await ledger.audit.verify()).ok).to.equal(false);
+    expect(await ledger.audit.verify()).to.include({ ok: false, brokenAt: bobSeq + 1, problem: 'predecessor_changed', lastGoodSeq: bobSeq - 1 });
+  });
+
+  it('audit events written concurrently (PostgreSQL: from two pools) still form one chain', async () => {
+    const own = await make();
+    // Two better-sqlite3 handles in ONE process would block each other synchronously (busy
+    // timeout on the event loop); SQLite writers in different processes are serialised by
+    // BEGIN IMMEDIATE. PostgreSQL is where two pools really race, so it gets two.
+    const a = await Ledger.open(own.url, silentLogger);
+    const b = label === 'PostgreSQL' ? await Ledger.open(own.url, silentLogger) : a;
+    try {
+      await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).audit.record(`actor-${i}`, 'partner.added', `p${i}`)));
+      expect(await a.audit.verify()).to.include({ ok: true, events: 24 });
+    } finally {
+      await a.close();
+      await b.close(); // idempotent when b is a
+      await own.drop();
+    }
+  });
+
+  it('SSH key removal and the signer index used by revocation review', async () => {
+    await ledger.partners.addSshKey({ partnerId: 'p1', fingerprint: 'SHA256:abc', algorithm: 'ssh-ed25519', publicKey: 'ssh-ed25519 AAAA', comment: null });
+    expect(await ledger.partners.revokeSshKey('p1', 'SHA256:abc')).to.equal(true);
+    expect(await ledger.partners.revokeSshKey('p1', 'SHA256:abc')).to.equal(false);
+    expect(await ledger.partners.activeSshKeys('p1')).to.deep.equal([]);
+    const { batch } = await receive('f'.repeat(64));
+    await ledger.batches.advance(batch.id, 'decrypt', 'validate', { signer_fingerprint: 'sig1', signed_at: '2026-01-02T00:00:00.000Z' }, { stage: 'decrypt', outcome: 'ok' });
+    expect((await ledger.pgpKeys.batchesSignedSince('sig1', new Date('2026-01-01T00:00:00Z'))).map((x) => x.id)).to.deep.equal([batch.id]);
+    expect(await ledger.pgpKeys.batchesSignedSince('sig1', new Date('2026-01-03T00:00:00Z'))).to.deep.equal([]);
+  });
+
+  it('detects the newest audit event deleted once a later one is appended', async () => {
+    // A database of its own: the test above leaves its chain broken on purpose.
+    const own = await make();
+    const l2 = await Ledger.open(own.url, silentLogger);
+    try {
+      await l2.audit.record('alice', 'partner.added', 'p1');
+      await l2.audit.record('bob', 'partner_key.revoked', 'p1');
+      const last = Number((await l2.audit.list({ limit: 1 }))[0]!.seq);
+      await l2.handle.db.deleteFrom('audit_events').where('seq', '=', last).execute();
+      expect((await l2.audit.verify()).ok).to.equal(true); // a shorter chain is still a chain
+      await l2.audit.record('carol', 'partner.disabled', 'p1');
+      expect(await l2.audit.verify()).to.include({ ok: false, brokenAt: last + 1, problem: 'gap' });
+    } finally {
+      await l2.close();
+      await own.drop();
+    }
   });
 });

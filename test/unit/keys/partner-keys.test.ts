@@ -151,6 +151,17 @@ describe('keys/partner-keys', function () {
       expect((await addPartnerKey(ledger, 'p1', k.armoredPublic, { activateAt: when })).not_before).to.equal(when.toISOString());
     });
 
+    it('expiresAt ends our window early, never later than the key\'s own expiry', async () => {
+      const k = await genEccKey({ keyExpirationTime: 30 * 24 * 3600 });
+      const own = k.publicKey.getCreationTime().getTime() + 30 * DAY;
+      const early = new Date(Date.now() + 5 * DAY);
+      expect((await addPartnerKey(ledger, 'p1', k.armoredPublic, { expiresAt: early })).not_after).to.equal(early.toISOString());
+      const k2 = await genEccKey({ keyExpirationTime: 30 * 24 * 3600 });
+      const own2 = k2.publicKey.getCreationTime().getTime() + 30 * DAY;
+      expect(Date.parse((await addPartnerKey(ledger, 'p1', k2.armoredPublic, { expiresAt: new Date(Date.now() + 90 * DAY) })).not_after!)).to.equal(own2);
+      expect(own).to.be.greaterThan(early.getTime());
+    });
+
     it('unknown partner → partner.not_found; the same key twice, or for another partner → key.exists', async () => {
       const k = await genEccKey();
       await expectCode(addPartnerKey(ledger, 'nobody', k.armoredPublic), 'partner.not_found');

@@ -637,7 +637,10 @@ describe('workers/decrypt-stage', function () {
       expect(reformatted.publicKey.getFingerprint()).to.equal(k.publicKey.getFingerprint());
       await fx.addPartner('p-exp2');
       await fx.registerKey('p-exp2', reformatted.publicKey.armor(), { now: new Date(now() - 4.5 * DAY) });
-      await expectRejected(fx, await process(fx, bytes, 'p-exp2'), 'key.expired');
+      const detail = await expectRejected(fx, await process(fx, bytes, 'p-exp2'), 'key.expired');
+      // The partner is told which key and its dates.
+      const created = new Date(now() - 5 * DAY).toISOString().slice(0, 10);
+      expect(String(detail.message)).to.include(`(key ${shortFingerprint(k.publicKey.getFingerprint())}, created ${created}, valid until`);
     });
 
     it('a key whose not_after (our window) has passed → key.expired, also for a back-dated signature', async () => {
@@ -705,6 +708,16 @@ describe('workers/decrypt-stage', function () {
       expect(String(detail.message)).to.include(shortFingerprint(current.row.fingerprint));
       expect(detail.retiredKey).to.equal(old.row.fingerprint);
       expect(detail.currentKey).to.equal(current.row.fingerprint);
+
+      // A revoked (not merely retired) gateway key is named as revoked.
+      const third = await rot.addGatewayKey();
+      await rot.ctx.ledger.pgpKeys.revoke(current.row.fingerprint, new Date(Date.now() - 60_000), 'test');
+      const toRevoked = await openpgpSignEncrypt(enc('to a revoked key'), { signingKeys: [rot.partnerKey.privateKey], encryptionKeys: [current.publicKey] });
+      const rid = await rot.spool(toRevoked);
+      await runDecryptStage(rot.ctx, rid, { stallMs: STALL_MS });
+      const rdetail = await expectRejected(rot, rid, 'decrypt.no_key');
+      expect(String(rdetail.message)).to.include(`encrypted to gateway key ${shortFingerprint(current.row.fingerprint)}, revoked on`)
+        .and.include(`the current key is ${shortFingerprint(third.row.fingerprint)} at /keys/gateway.asc`);
     });
     it('encrypted to the only gateway key after it was retired (no active key) → decrypt.no_key, not an operator code', async () => {
       const solo = await createStageFixture({ queuePrefix: 'pgwt-decrypt-solo' });

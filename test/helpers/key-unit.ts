@@ -1,0 +1,31 @@
+/** Shared bits of the keys/ unit tests: the code a promise fails with, and a throw-away ledger. */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Ledger } from '../../gateway/core/ledger/index.js';
+import { silentLogger } from '../../gateway/core/logger.js';
+import { isPgwError } from '../../gateway/core/errors.js';
+
+/** The PgwError code `p` rejects with, or 'ok'; anything else is rethrown (a bug, not a verdict). */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'ok';
+  } catch (e) {
+    if (isPgwError(e)) return e.code;
+    throw e;
+  }
+}
+
+/** A SQLite ledger in a temp dir; `close()` removes it. */
+export async function tempLedger(prefix: string): Promise<{ ledger: Ledger; close(): Promise<void> }> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  const ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+  return {
+    ledger,
+    async close() {
+      await ledger.close();
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
