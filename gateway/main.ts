@@ -23,7 +23,7 @@ import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
-import { submitPartnerKey } from '../keys/partner-key-submission.js';
+import { submitPartnerKey, type SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';
 import { Queues, createRedis, waitForReady } from '../workers/queues.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
@@ -83,20 +83,24 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       await keyring.refresh();
       return `${keyring.publicArmored()}\n`;
     };
+    // Partner self-service key rotation: SFTP /keys/incoming/ and HTTPS PUT /v1/keys, one service.
+    const submitKey = (input: SubmitPartnerKeyInput) => submitPartnerKey({
+      ledger, signature: config.signature, activationDelaySeconds: config.keys.partnerKeyActivationDelaySeconds,
+    }, input);
     const metrics = new GatewayMetrics(ledger, queues, config, log.child({ component: 'metrics' }));
     const sftp = await startSftpServer({
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
       gatewayPublicKeys,
-      submitPartnerKey: (input) => submitPartnerKey({
-        ledger, signature: config.signature, activationDelaySeconds: config.keys.partnerKeyActivationDelaySeconds,
-      }, input),
+      submitPartnerKey: submitKey,
       log: log.child({ component: 'sftp' }),
       counters: metrics,
     });
     shutdown.add('sftp server', sftp);
     ports.sftp = sftp.port;
-    const https = await startHttpsServer({ config, ledger, ingest, dataDir, gatewayPublicKeys, log: log.child({ component: 'https' }), counters: metrics });
+    const https = await startHttpsServer({
+      config, ledger, ingest, dataDir, gatewayPublicKeys, submitPartnerKey: submitKey, log: log.child({ component: 'https' }), counters: metrics,
+    });
     shutdown.add('https server', https);
     ports.https = https.port;
     const consoleServer = await startConsoleServer({

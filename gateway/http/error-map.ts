@@ -29,6 +29,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'key.invalid': 400,
   'key.weak': 400,
   'key.exists': 409,
+  'key.submission_duplicate': 409,
+  'key.submission_too_large': 413,
   'upload.storage_failed': 503,
   'internal.error': 500,
 };

@@ -91,6 +91,10 @@ const schemas = {
       },
     },
   },
+  KeySubmission: {
+    type: 'object', additionalProperties: false, required: ['fingerprint', 'algorithm', 'signedBy', 'activatesAt', 'expiresAt'],
+    properties: { fingerprint: str, algorithm: str, signedBy: str, activatesAt: time, expiresAt: timeOrNull },
+  },
 } as const;
 
 const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
@@ -178,6 +182,23 @@ export const OPENAPI_DOCUMENT = {
       get: {
         summary: 'Armored gateway public keys to encrypt to (the active key and any next one)',
         responses: { 200: { description: 'armored keys', content: { 'application/pgp-keys': { schema: { type: 'string' } } } }, ...common },
+      },
+    },
+    '/v1/keys': {
+      put: {
+        summary: 'Submit your next OpenPGP public key (self-service rotation); it counts after the configured delay',
+        description: 'Body: the public key file exactly as signed. Header X-Pgw-Key-Signature: base64 of a detached signature over the body '
+          + '(gpg --detach-sign, binary or armored) made by one of your keys that is active now.',
+        parameters: [{ name: 'X-Pgw-Key-Signature', in: 'header', required: true, schema: { type: 'string' } }],
+        requestBody: { required: true, content: { 'application/pgp-keys': { schema: { type: 'string' } } } },
+        responses: {
+          202: { description: 'registered as pending', content: json('KeySubmission') },
+          400: err('unsigned (`key.submission_unsigned`), not signed by an active key of yours (`key.submission_bad_signature`), weak or unreadable key'),
+          409: err('this key is already registered (`key.submission_duplicate`)'),
+          413: err('key or signature too large (`key.submission_too_large`)'),
+          415: err('wrong Content-Type (`http.unsupported_media_type`)'),
+          ...common,
+        },
       },
     },
     '/v1/openapi.json': {

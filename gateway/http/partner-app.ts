@@ -18,7 +18,7 @@ import { rateLimits } from './rate-limits.js';
 import { bearerAuth } from './bearer-auth.js';
 import { errorHandler } from './error-map.js';
 import { batchRoutes } from './routes/batches.js';
-import { infoRoutes } from './routes/acks-and-keys.js';
+import { infoRoutes, type InfoRouteDeps } from './routes/acks-and-keys.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
 
@@ -28,6 +28,7 @@ export interface PartnerAppDeps {
   ingest: IngestService;
   dataDir: DataDir;
   gatewayPublicKeys: () => Promise<string>;
+  submitPartnerKey: InfoRouteDeps['submitPartnerKey'];
   log: Logger;
   counters?: Pick<ProtocolCounters, 'httpRequest'>;
 }
@@ -55,7 +56,7 @@ export function createPartnerApp(d: PartnerAppDeps): express.Express {
   });
   app.use(limits.authFailures, bearerAuth(d.ledger), limits.perToken);
   app.use(batchRoutes({ ledger: d.ledger, ingest: d.ingest, dataDir: d.dataDir, uploadBytes: d.config.limits.uploadBytes }));
-  app.use(infoRoutes({ ledger: d.ledger, gatewayPublicKeys: d.gatewayPublicKeys }));
+  app.use(infoRoutes({ ledger: d.ledger, gatewayPublicKeys: d.gatewayPublicKeys, submitPartnerKey: d.submitPartnerKey }));
   app.use(() => {
     throw new PgwError('http.not_found');
   });

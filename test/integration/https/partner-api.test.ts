@@ -278,6 +278,39 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
     expect(shown.stdout).to.include(h.gatewayFingerprint);
   });
 
+  it('PUT /v1/keys: a new key signed by the current one is registered as pending; unsigned or wrongly signed ones are refused', async () => {
+    await gpg(alpha.gpgHome, ['--quick-gen-key', 'kz-alpha next <it@kz-alpha.invalid>', 'future-default', 'default', '0']);
+    // Primary key fingerprints only (the fpr line right after each pub line; subkeys have their own).
+    const lines = (await gpg(alpha.gpgHome, ['--with-colons', '--list-keys'])).stdout.split('\n');
+    const listed = lines.flatMap((l, i) => (l.startsWith('pub:') && lines[i + 1]?.startsWith('fpr:') ? [lines[i + 1]!.split(':')[9]!] : []));
+    const next = listed.find((f) => f !== alpha.fingerprint && f !== h.gatewayFingerprint)!;
+    const keyFile = path.join(alpha.gpgHome, 'next.asc');
+    await fsp.writeFile(keyFile, (await gpg(alpha.gpgHome, ['--armor', '--export', next])).stdoutBuf);
+    const sig = (await gpg(alpha.gpgHome, ['-u', alpha.fingerprint, '--detach-sign', '-o', '-', keyFile])).stdoutBuf;
+    const byNewKey = (await gpg(alpha.gpgHome, ['-u', next, '--detach-sign', '-o', '-', keyFile])).stdoutBuf;
+    const put = (sigB64: string | null) => curl(h.tlsCertFile, [...auth('kz-alpha'), '-H', 'Content-Type: application/pgp-keys',
+      ...(sigB64 ? ['-H', `X-Pgw-Key-Signature: ${sigB64}`] : []), '-T', keyFile, url('/v1/keys')]);
+    const record = (r: { httpCode: number; stdout: string }) => {
+      const json = JSON.parse(r.stdout);
+      api.seen.push({ method: 'PUT', path: '/v1/keys', status: r.httpCode, headers: { 'content-type': 'application/json' }, body: Buffer.from(r.stdout), json });
+      return json;
+    };
+    const unsigned = await put(null);
+    expect([unsigned.httpCode, record(unsigned).error.code]).to.deep.equal([400, 'key.submission_unsigned']);
+    const selfSigned = await put(byNewKey.toString('base64'));
+    expect([selfSigned.httpCode, record(selfSigned).error.code]).to.deep.equal([400, 'key.submission_bad_signature']);
+    const ok = await put(sig.toString('base64'));
+    expect(ok.httpCode, ok.stdout).to.equal(202);
+    const body = record(ok);
+    expect(body.fingerprint).to.equal(next.toLowerCase());
+    expect(body.signedBy).to.equal(alpha.fingerprint.toLowerCase());
+    expect(Date.parse(body.activatesAt)).to.be.greaterThan(Date.now());
+    const again = await put(sig.toString('base64'));
+    expect([again.httpCode, record(again).error.code]).to.deep.equal([409, 'key.submission_duplicate']);
+    const audit = await h.withLedger((l) => l.audit.list(30));
+    expect(audit.some((e) => e.target === 'kz-alpha' && e.detail?.includes('https') && e.detail.includes(next.toLowerCase()))).to.equal(true);
+  });
+
   it('acks are pushed to a registered webhook; one that fails three times is retried, then recorded as delivered', async () => {
     receiver.failFirst = 3;
     const s = await sealed(hooked, 'hooked.json.pgp');
