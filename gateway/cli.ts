@@ -23,6 +23,7 @@ import { addOperator } from './admin/operators.js';
 import { reprocessBatch } from './admin/batch-admin.js';
 import { parseSchedule } from './admin/schedule.js';
 import { Queues, createRedis } from '../workers/queues.js';
+import { runRetention } from '../workers/retention.js';
 import { runDemo } from './demo.js';
 
 const actor = `cli:${os.userInfo().username}`;
@@ -362,6 +363,32 @@ batches.command('reprocess <id>').description('run a batch again (after a fix); 
       try {
         const r = await reprocessBatch(ledger, new DataDir(cfg.dataDir), queues, id, actor);
         process.stdout.write(`batch ${id} runs again from ${r.from}${r.queued ? '' : ' (queue unreachable: the reconciler will start it)'}\n`);
+      } finally {
+        await queues.close().catch(() => {});
+        redis.disconnect();
+      }
+    });
+  });
+
+program.command('retention').description('data past its retention period')
+  .command('run').description('purge payloads past retention, shred their keys, anonymise ledger rows (also runs daily in the workers)')
+  .option('--dry-run', 'only list what would go').option('--json', 'print JSON')
+  .action(async (o: { dryRun?: boolean; json?: boolean }) => {
+    await withLedger(async (ledger, cfg) => {
+      const log = cliLogger(cfg);
+      const redis = createRedis(cfg.redisUrl, false, log);
+      const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
+      try {
+        const r = await runRetention({
+          ledger, dataDir: new DataDir(cfg.dataDir), policy: cfg.retention, log,
+          cleanJobs: (ms) => queues.cleanOld(ms).catch(() => 0), // without Redis the daily job cleans up later
+        }, { dryRun: Boolean(o.dryRun) });
+        if (!o.dryRun) await ledger.audit.record(actor, 'retention.run', 'all', { received: r.received.length, payload: r.payload.length, acks: r.acks.length, ledger: r.ledger.length });
+        print(r, o.json, () => [
+          `${r.dryRun ? 'would remove' : 'removed'}: received files of ${r.received.length} batch(es), payloads of ${r.payload.length} (keys shredded), acks of ${r.acks.length}`,
+          `${r.dryRun ? 'would anonymise' : 'anonymised'}: ${r.ledger.length} ledger row(s); queue jobs removed: ${r.jobsRemoved}`,
+          ...(r.dryRun ? [...new Set([...r.received, ...r.payload, ...r.acks, ...r.ledger])].map((id) => `  ${id}`) : []),
+        ].join('\n'));
       } finally {
         await queues.close().catch(() => {});
         redis.disconnect();

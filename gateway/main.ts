@@ -27,6 +27,7 @@ import { submitPartnerKey, type SubmitPartnerKeyInput } from '../keys/partner-ke
 import { Queues, createRedis, waitForReady } from '../workers/queues.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
+import { RetentionScheduler } from '../workers/retention-scheduler.js';
 
 export interface Runtime {
   ports: { sftp?: number; https?: number; console?: number };
@@ -73,6 +74,9 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
     const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' })));
     reconciler.start(config.workers.reconcileIntervalMs);
+    shutdown.add('retention', new RetentionScheduler(redis, workerRedis, config.queuePrefix, {
+      ledger, dataDir, policy: config.retention, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),
+    }, log.child({ component: 'retention' })));
   }
   if (role === 'all' || role === 'gateway') {
     const ingest = new IngestService({

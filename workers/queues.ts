@@ -168,6 +168,15 @@ export class Queues implements Enqueuer {
     return out;
   }
 
+  /** Remove finished and failed jobs older than `olderThanMs` from every queue (retention). */
+  async cleanOld(olderThanMs: number): Promise<number> {
+    let n = 0;
+    for (const q of this.all()) {
+      for (const state of ['completed', 'failed'] as const) n += (await withTimeout(q.clean(olderThanMs, 10_000, state), 30_000)).length;
+    }
+    return n;
+  }
+
   /** Delete every job of every queue under this prefix (demo and test clean-up only). */
   async obliterate(): Promise<void> {
     await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.obliterate({ force: true })));

@@ -108,6 +108,15 @@ export interface Config {
     /** A partner key submitted by the partner itself (self-service) counts only after this delay. */
     partnerKeyActivationDelaySeconds: number;
   };
+  /** Days each class of data is kept after receipt (ledger rows are anonymised, not deleted). */
+  retention: {
+    receivedDays: number;
+    payloadDays: number;
+    ackDays: number;
+    ledgerDays: number;
+    /** Finished or failed queue jobs older than this are removed from Redis. */
+    jobDays: number;
+  };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
 }
@@ -155,6 +164,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     requestTimeoutMs: 3_600_000,
   },
   webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
+  retention: { receivedDays: 30, payloadDays: 30, ackDays: 90, ledgerDays: 365, jobDays: 7 },
   console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
   keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
   fault: null,
@@ -224,6 +234,11 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', kind: 'number', doc: 'gateway key rotation: days until the new key signs' },
   { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', kind: 'number', doc: 'days the old gateway key keeps decrypting after that' },
   { env: 'PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS', path: 'keys.partnerKeyActivationDelaySeconds', kind: 'int', doc: 'self-service partner keys count after this delay' },
+  { env: 'PGW_RETENTION_RECEIVED_DAYS', path: 'retention.receivedDays', kind: 'number', doc: 'received files (already OpenPGP-encrypted) are deleted after this' },
+  { env: 'PGW_RETENTION_PAYLOAD_DAYS', path: 'retention.payloadDays', kind: 'number', doc: 'decrypted payloads and accepted records: deleted and their data key shredded' },
+  { env: 'PGW_RETENTION_ACK_DAYS', path: 'retention.ackDays', kind: 'number', doc: 'ack files (blobs and outbox entries) are deleted after this' },
+  { env: 'PGW_RETENTION_LEDGER_DAYS', path: 'retention.ledgerDays', kind: 'number', doc: 'ledger rows lose file names, references and details (counts, codes, hashes, times stay)' },
+  { env: 'PGW_RETENTION_JOB_DAYS', path: 'retention.jobDays', kind: 'number', doc: 'finished/failed queue jobs are removed from Redis after this' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -293,6 +308,13 @@ const SCHEMA = {
         allowedHosts: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,253}$' } },
         attempts: { type: 'integer', minimum: 1, maximum: 50 }, backoffMs: { type: 'integer', minimum: 10 },
         timeoutMs: { type: 'integer', minimum: 100 }, caFile: { type: ['string', 'null'], minLength: 1 },
+      },
+    },
+    retention: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        receivedDays: { type: 'number', minimum: 0 }, payloadDays: { type: 'number', minimum: 0 }, ackDays: { type: 'number', minimum: 0 },
+        ledgerDays: { type: 'number', minimum: 0 }, jobDays: { type: 'number', minimum: 0 },
       },
     },
     console: {

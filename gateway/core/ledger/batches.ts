@@ -74,6 +74,7 @@ export class BatchRepo {
         decrypt_key_fingerprint: null, schema: null, reference: null, records_total: null,
         records_accepted: null, records_rejected: null, record_issues: null, processed_at: duplicateOf ? at : null,
         acked_at: null, ack_version: null, updated_at: at,
+        received_purged_at: null, payload_purged_at: null, acks_purged_at: null, anonymised_at: null,
       };
       await tx.insertInto('batches').values(row).execute();
       await insertEvent(tx, b.id, 'received', 'ok', null, { channel: b.channel, lane: b.lane, size: b.size });

@@ -35,6 +35,8 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 10000');
+    // Deleted and overwritten content (anonymised rows) is zeroed in the file, not left in free pages.
+    sqlite.pragma('secure_delete = ON');
     db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {

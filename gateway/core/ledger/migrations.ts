@@ -193,6 +193,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('batches_received').on('batches').columns(['received_at', 'id']).execute();
       },
     },
+    '0005_retention': {
+      async up(db: Kysely<unknown>) {
+        // What retention has done to a batch: blobs removed and the row anonymised, with when.
+        await db.schema.alterTable('batches').addColumn('received_purged_at', 'text').execute();
+        await db.schema.alterTable('batches').addColumn('payload_purged_at', 'text').execute();
+        await db.schema.alterTable('batches').addColumn('acks_purged_at', 'text').execute();
+        await db.schema.alterTable('batches').addColumn('anonymised_at', 'text').execute();
+      },
+    },
   };
 }
 

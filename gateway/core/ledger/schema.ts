@@ -90,6 +90,11 @@ export interface BatchesTable {
   acked_at: string | null;
   ack_version: number | null;
   updated_at: string;
+  /** Retention (see workers/retention.ts): when each class of this batch's data was removed. */
+  received_purged_at: string | null;
+  payload_purged_at: string | null;
+  acks_purged_at: string | null;
+  anonymised_at: string | null;
 }
 
 export interface BatchDigestsTable {

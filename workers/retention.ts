@@ -1,0 +1,109 @@
+/**
+ * Retention (AVG: keep no longer than needed). Per data class, counted from a batch's
+ * receipt and applied only to finished batches (stage `done`):
+ * - **received**: the file as received (`spool/<id>.pgp`, already OpenPGP-encrypted) is deleted;
+ * - **payload**: the decrypted payload, the accepted records and a sealed non-OpenPGP upload are
+ *   deleted AND the batch's data key is shredded (set to null in the ledger), so any copy of
+ *   a sealed file that survives somewhere (a backup) can no longer be read;
+ * - **acks**: the ack files (canonical blobs and the SFTP outbox entries that are those blobs);
+ * - **ledger**: the row is anonymised: file name, partner reference, record issues, error
+ *   details and event details go; counts, codes, hashes and times stay, so statistics and
+ *   the audit trail keep working.
+ * Finished and failed queue jobs older than `jobDays` are removed from Redis as well.
+ * Every step is idempotent (a `*_purged_at` column says it is done), so a crashed run is
+ * simply run again. `dryRun` reports what would go and changes nothing.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../gateway/core/config.js';
+import type { Ledger, Batch } from '../gateway/core/ledger/index.js';
+import { nowIso } from '../gateway/core/ledger/index.js';
+import type { DataDir } from '../gateway/core/data-dir.js';
+import type { Logger } from '../gateway/core/logger.js';
+import { fsyncDir, removeQuietly } from '../gateway/core/fs-atomic.js';
+
+export interface RetentionDeps {
+  ledger: Ledger;
+  dataDir: DataDir;
+  policy: Config['retention'];
+  /** Removes old finished/failed jobs; null where no queues are reachable (a CLI run without Redis). */
+  cleanJobs: ((olderThanMs: number) => Promise<number>) | null;
+  log: Logger;
+}
+
+export interface RetentionReport {
+  dryRun: boolean;
+  received: string[];
+  payload: string[];
+  acks: string[];
+  ledger: string[];
+  jobsRemoved: number;
+}
+
+const ANON = 'anonymised';
+const days = (n: number) => n * 86_400_000;
+
+export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; now?: Date } = {}): Promise<RetentionReport> {
+  const now = opts.now ?? new Date();
+  const dry = opts.dryRun === true;
+  const report: RetentionReport = { dryRun: dry, received: [], payload: [], acks: [], ledger: [], jobsRemoved: 0 };
+  const db = d.ledger.handle.db;
+  const due = (col: 'received_purged_at' | 'payload_purged_at' | 'acks_purged_at' | 'anonymised_at', keepDays: number) =>
+    db.selectFrom('batches').selectAll().where('stage', '=', 'done').where(col, 'is', null)
+      .where('received_at', '<=', nowIso(new Date(now.getTime() - days(keepDays)))).orderBy('received_at').limit(10_000).execute();
+  const mark = (id: string, set: Partial<Batch>) => (dry ? Promise.resolve() : db.updateTable('batches').set({ ...set, updated_at: nowIso() }).where('id', '=', id).execute().then(() => {}));
+
+  for (const b of await due('received_purged_at', d.policy.receivedDays)) {
+    report.received.push(b.id);
+    if (dry) continue;
+    await removeQuietly(d.dataDir.spoolFile(b.id));
+    await mark(b.id, { received_purged_at: nowIso(now) });
+  }
+  for (const b of await due('payload_purged_at', d.policy.payloadDays)) {
+    report.payload.push(b.id);
+    if (dry) continue;
+    for (const f of [d.dataDir.payloadFile(b.id), d.dataDir.acceptedFile(b.id), d.dataDir.spoolSealedFile(b.id)]) await removeQuietly(f);
+    // Crypto-shredding: without the data key no sealed copy of this batch can be opened.
+    await mark(b.id, { payload_purged_at: nowIso(now), data_key: null });
+  }
+  for (const b of await due('acks_purged_at', d.policy.ackDays)) {
+    report.acks.push(b.id);
+    if (dry) continue;
+    await purgeAcks(d, b);
+    await mark(b.id, { acks_purged_at: nowIso(now) });
+  }
+  for (const b of await due('anonymised_at', d.policy.ledgerDays)) {
+    report.ledger.push(b.id);
+    if (dry) continue;
+    await d.ledger.handle.writeTx(async (tx) => {
+      await tx.updateTable('batches').set({
+        file_name: ANON, reference: null, record_issues: null, error_detail: null, anonymised_at: nowIso(now), updated_at: nowIso(),
+      }).where('id', '=', b.id).execute();
+      await tx.updateTable('batch_events').set({ detail: null }).where('batch_id', '=', b.id).execute();
+      await tx.updateTable('acks').set({ outbox_name: ANON }).where('batch_id', '=', b.id).execute();
+    });
+  }
+  if (d.cleanJobs && !dry) report.jobsRemoved = await d.cleanJobs(days(d.policy.jobDays));
+  d.log.info('retention run', {
+    dryRun: dry, received: report.received.length, payload: report.payload.length, acks: report.acks.length,
+    ledger: report.ledger.length, jobsRemoved: report.jobsRemoved,
+  });
+  return report;
+}
+
+/** Remove every ack version's blob (and its note) and the outbox entries that are those blobs. */
+async function purgeAcks(d: RetentionDeps, b: Batch): Promise<void> {
+  const acks = await d.ledger.handle.db.selectFrom('acks').selectAll().where('batch_id', '=', b.id).execute();
+  const outbox = d.dataDir.outboxFor(b.partner_id, b.lane);
+  for (const a of acks) {
+    const blob = d.dataDir.ackBlob(b.id, a.version);
+    const blobStat = await fsp.stat(blob).catch(() => null);
+    const entry = path.join(outbox, a.outbox_name);
+    const entryStat = await fsp.lstat(entry).catch(() => null);
+    // Only the outbox file that IS this ack (same inode): a later upload may reuse the name.
+    if (blobStat && entryStat?.isFile() && entryStat.ino === blobStat.ino && entryStat.dev === blobStat.dev) await removeQuietly(entry);
+    await removeQuietly(blob);
+    await removeQuietly(`${blob}.meta.json`);
+  }
+  await fsyncDir(outbox).catch(() => {});
+}
