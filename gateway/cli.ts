@@ -24,6 +24,9 @@ import { reprocessBatch } from './admin/batch-admin.js';
 import { parseSchedule } from './admin/schedule.js';
 import { Queues, createRedis } from '../workers/queues.js';
 import { runRetention } from '../workers/retention.js';
+import { eraseSubject, exportAcceptedRecords, exportSubject, findSubject, type SubjectDeps } from './admin/subjects.js';
+import { DataKeys, deriveMasterKey, loadOrCreateSalt } from './core/sealed-blob.js';
+import { writeFileAtomic } from './core/fs-atomic.js';
 import { runDemo } from './demo.js';
 
 const actor = `cli:${os.userInfo().username}`;
@@ -393,6 +396,51 @@ program.command('retention').description('data past its retention period')
         await queues.close().catch(() => {});
         redis.disconnect();
       }
+    });
+  });
+
+/** Ledger, blobs and the data keys (unlocked with the passphrase) for commands that read payloads. */
+async function withPayloads<T>(fn: (d: SubjectDeps) => Promise<T>): Promise<T> {
+  return withLedger(async (ledger, cfg) => {
+    const dataDir = new DataDir(cfg.dataDir);
+    const dataKeys = new DataKeys(deriveMasterKey(requirePassphrase(cfg), await loadOrCreateSalt(dataDir.keysDir)));
+    return fn({ ledger, dataDir, dataKeys, limits: cfg.limits });
+  });
+}
+
+/** Personal data goes to a 0600 file when asked, else to stdout (never to a log). */
+async function emit(data: unknown, out: string | undefined): Promise<void> {
+  const text = `${JSON.stringify(data, null, 2)}\n`;
+  if (out) await writeFileAtomic(out, text, 0o600);
+  else process.stdout.write(text);
+}
+
+batches.command('export <id>').description('the accepted records of a batch, for the downstream account service (audited)')
+  .option('--out <file>', 'write them to this file (mode 0600) instead of stdout')
+  .action(async (id: string, o: { out?: string }) => {
+    await withPayloads(async (d) => emit(await exportAcceptedRecords(d, id, actor), o.out));
+  });
+
+const subject = program.command('subject').description('subject requests (AVG): find, export or erase a person\'s records by BSN');
+subject.command('find').description('which batches and records hold this person (keyed-hash index)')
+  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--json', 'print JSON')
+  .action(async (o: { bsn: string; json?: boolean }) => {
+    await withPayloads(async (d) => {
+      const found = await findSubject(d, o.bsn, actor);
+      print(found, o.json, () => table(found.map((h) => ({ ...h, records: h.records.join(',') })), ['batchId', 'partner', 'receivedAt', 'lane', 'records', 'payloadStored']));
+    });
+  });
+subject.command('export').description('the person\'s records as JSON, for an access request')
+  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--out <file>', 'write to this file (mode 0600) instead of stdout')
+  .action(async (o: { bsn: string; out?: string }) => {
+    await withPayloads(async (d) => emit(await exportSubject(d, o.bsn, actor), o.out));
+  });
+subject.command('erase').description('remove the person\'s records from stored payloads (replaced by null) and from the index')
+  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--json', 'print JSON')
+  .action(async (o: { bsn: string; json?: boolean }) => {
+    await withPayloads(async (d) => {
+      const r = await eraseSubject(d, o.bsn, actor);
+      print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)`);
     });
   });
 

@@ -55,6 +55,18 @@ export interface ValidationContext {
   maxRecords: number;
   /** Deepest allowed nesting of `{`/`[` (envelope 1, records array 2, a record 3) → `limits.json_depth`. */
   maxJsonDepth: number;
+  /**
+   * Called for every record (accepted or not) that carries a 9-digit `bsn`, with its index:
+   * the validate stage indexes keyed hashes of them for subject requests (AVG).
+   */
+  onSubject?: (index: number, bsn: string) => void;
+}
+
+/** Report a record's BSN to `ctx.onSubject` when it is shaped like one. */
+function noteSubject(onSubject: ValidationContext['onSubject'], rec: unknown, i: number): void {
+  if (!onSubject || typeof rec !== 'object' || rec === null) return;
+  const bsn = Object.hasOwn(rec, 'bsn') ? (rec as { bsn?: unknown }).bsn : undefined;
+  if (typeof bsn === 'string' && /^\d{9}$/.test(bsn)) onSubject(i, bsn);
 }
 
 const DAY_MS = 86_400_000;
@@ -191,6 +203,7 @@ function validateRecords(
   records: readonly unknown[],
   bounds: DateBounds,
   allowBsnPlaceholder: boolean,
+  onSubject?: ValidationContext['onSubject'],
 ): Pick<BatchValidation, 'total' | 'accepted' | 'rejected' | 'errors' | 'warnings' | 'acceptedRecords' | 'acceptedIndexes'> {
   const errors: RecordIssue[] = [];
   const warnings: RecordIssue[] = [];
@@ -198,6 +211,7 @@ function validateRecords(
   const acceptedIndexes: number[] = [];
   for (let i = 0; i < records.length; i++) {
     const rec = records[i];
+    noteSubject(onSubject, rec, i);
     if (checkRecord(v, rec, i, bounds, allowBsnPlaceholder, errors, warnings)) {
       acceptedRecords.push(rec as Record<string, unknown>);
       acceptedIndexes.push(i);
@@ -230,7 +244,7 @@ function validateJson(text: string, ctx: ValidationContext): BatchValidation {
     schema: v.name,
     format: 'json',
     reference: typeof reference === 'string' && isEchoableReference(reference) ? reference : null,
-    ...validateRecords(v, records as unknown[], bounds, ctx.allowBsnPlaceholder),
+    ...validateRecords(v, records as unknown[], bounds, ctx.allowBsnPlaceholder, ctx.onSubject),
   };
 }
 
@@ -244,7 +258,7 @@ function validateCsv(text: string, ctx: ValidationContext): BatchValidation {
     schema: v.name,
     format: 'csv',
     reference: null,
-    ...validateRecords(v, records, dateBounds(ctx.now, undefined), ctx.allowBsnPlaceholder),
+    ...validateRecords(v, records, dateBounds(ctx.now, undefined), ctx.allowBsnPlaceholder, ctx.onSubject),
   };
 }
 
@@ -320,6 +334,7 @@ export async function validateJsonStream(
     const records = parseJsonPayload(decode(Buffer.concat(parts)), ctx.maxJsonDepth) as unknown[];
     const ok: { raw: Buffer; index: number }[] = [];
     for (let k = 0; k < pieces.length; k++) {
+      noteSubject(ctx.onSubject, records[k], pieces[k]!.index);
       if (checkRecord(v, records[k], pieces[k]!.index, bounds, ctx.allowBsnPlaceholder, errors, warnings)) ok.push(pieces[k]!);
     }
     accepted += ok.length;

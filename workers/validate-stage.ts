@@ -41,7 +41,10 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     allowBsnPlaceholder: partner.allow_bsn_placeholder === 1,
     maxRecords: ctx.config.limits.records,
     maxJsonDepth: ctx.config.limits.jsonDepth,
+    // Subject requests (AVG): where each person's record is, under a keyed hash of the BSN.
+    onSubject: (record, bsn) => subjects.push({ subject: ctx.dataKeys.subjectHash(bsn), record }),
   };
+  const subjects: { subject: string; record: number }[] = [];
 
   let result: StreamedValidation;
   try {
@@ -59,6 +62,7 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     throw err;
   }
 
+  await ctx.ledger.subjects.replaceForBatch(batch.id, subjects);
   const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
   if (result.accepted > 0 && batch.lane === 'live') {
     // Before the ledger moves on: a crash here repeats the stage, and the job id dedupes.

@@ -2,7 +2,7 @@
  * Structured JSON-lines logging (winston) with two lines of defence against leaks:
  * 1. callers log ids, codes and counts only, and errors go through {@link serializeError}
  *    (an allow-list: a library's message may quote input, so it is never logged as is);
- * 2. a redacting format masks anything shaped like a BSN, e-mail or postcode that slipped
+ * 2. a redacting format masks anything shaped like a BSN, e-mail, postcode or date of birth that slipped
  *    through anyway. JSON encoding escapes CR/LF/ANSI, so log lines cannot be forged.
  */
 import winston from 'winston';
@@ -22,12 +22,15 @@ export interface Logger {
 const BSN_LIKE = /(?<!\d)\d{9}(?!\d)/g;
 const EMAIL_LIKE = /[^\s@"<>()[\]]{1,64}@[^\s@"<>()[\]]{1,255}\.[A-Za-z]{2,}/g;
 const POSTCODE_LIKE = /\b[1-9]\d{3} ?[A-Z]{2}\b/g;
+// A bare calendar date (a birth or due date); ISO timestamps (a `T` follows) are ours and stay.
+const DATE_LIKE = /\b(?:19|20)\d{2}-[01]\d-[0-3]\d(?![T\d])|\b[0-3]\d-[01]\d-(?:19|20)\d{2}\b/g;
 // Fields whose values are ours and structured: hashes and times are not masked.
 const UNMASKED = new Set(['timestamp', 'level', 'sha256', 'fingerprint', 'ackSha256', 'pid']);
 
 /** Masks personal-data-shaped substrings. Exported for tests and for other sinks. */
 export function redactText(s: string): string {
-  return s.replace(BSN_LIKE, '[redacted]').replace(EMAIL_LIKE, '[redacted-email]').replace(POSTCODE_LIKE, '[redacted]');
+  return s.replace(BSN_LIKE, '[redacted]').replace(EMAIL_LIKE, '[redacted-email]').replace(POSTCODE_LIKE, '[redacted]')
+    .replace(DATE_LIKE, '[redacted-date]');
 }
 
 function redactValue(v: unknown, depth = 0): unknown {

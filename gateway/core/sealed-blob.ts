@@ -11,7 +11,7 @@
  *   AAD says whether it is the last chunk, so reordering, truncation and appended data all
  *   fail authentication.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -53,7 +53,20 @@ export async function loadOrCreateSalt(keysDir: string): Promise<Buffer> {
 }
 
 export class DataKeys {
-  constructor(private readonly master: Buffer) {}
+  private readonly subjectKey: Buffer;
+
+  constructor(private readonly master: Buffer) {
+    // A separate key for the subject index, so an index hash reveals nothing about data keys.
+    this.subjectKey = createHmac('sha256', master).update('pgw-subject-index-v1').digest();
+  }
+
+  /**
+   * The keyed hash under which a person's records are indexed (HMAC-SHA256 of the BSN): a
+   * leaked ledger cannot be searched for a BSN without the master key, unlike a plain hash.
+   */
+  subjectHash(bsn: string): string {
+    return createHmac('sha256', this.subjectKey).update(bsn, 'utf8').digest('base64url');
+  }
 
   /** A fresh data key and its wrapped (storable) form. */
   create(): { key: Buffer; wrapped: string } {

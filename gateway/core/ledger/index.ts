@@ -8,6 +8,7 @@ import { ApiTokenRepo } from './api-tokens.js';
 import { AckPushRepo } from './ack-pushes.js';
 import { OperatorRepo } from './operators.js';
 import { StatsRepo } from './stats.js';
+import { SubjectRepo } from './subjects.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -19,6 +20,7 @@ export class Ledger {
   readonly ackPushes: AckPushRepo;
   readonly operators: OperatorRepo;
   readonly stats: StatsRepo;
+  readonly subjects: SubjectRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -29,6 +31,7 @@ export class Ledger {
     this.ackPushes = new AckPushRepo(handle);
     this.operators = new OperatorRepo(handle);
     this.stats = new StatsRepo(handle);
+    this.subjects = new SubjectRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {

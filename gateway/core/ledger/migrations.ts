@@ -202,6 +202,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('batches').addColumn('anonymised_at', 'text').execute();
       },
     },
+    '0006_subjects': {
+      async up(db: Kysely<unknown>) {
+        // Which records hold a person: a keyed hash (HMAC) of the BSN, never the BSN itself.
+        await db.schema.createTable('subject_index')
+          .addColumn('subject', 'text', (c) => c.notNull())
+          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
+          .addColumn('record', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('subject_index_pk', ['subject', 'batch_id', 'record'])
+          .execute();
+        await db.schema.createIndex('subject_index_batch').on('subject_index').column('batch_id').execute();
+      },
+    },
   };
 }
 

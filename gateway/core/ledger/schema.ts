@@ -172,6 +172,13 @@ export interface ConsoleSessionsTable {
   expires_at: string;
 }
 
+/** Subject requests (AVG): HMAC of a record's BSN → where that record is stored. */
+export interface SubjectIndexTable {
+  subject: string;
+  batch_id: string;
+  record: number;
+}
+
 export interface AuditEventsTable {
   seq: Generated<number>;
   at: string;
@@ -195,5 +202,6 @@ export interface DB {
   ack_pushes: AckPushesTable;
   operators: OperatorsTable;
   console_sessions: ConsoleSessionsTable;
+  subject_index: SubjectIndexTable;
   audit_events: AuditEventsTable;
 }

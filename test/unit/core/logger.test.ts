@@ -21,6 +21,9 @@ describe('logger', () => {
 
   it('masks BSN-, e-mail- and postcode-shaped text as a second line of defence', async () => {
     expect(redactText('bsn 123456782 mail a.b@example.test pc 1234 AB')).to.equal('bsn [redacted] mail [redacted-email] pc [redacted]');
+    // Dates of birth in either order are masked; our own ISO timestamps and batch ids are not.
+    expect(redactText('born 1990-04-17 or 17-04-1990')).to.equal('born [redacted-date] or [redacted-date]');
+    expect(redactText('at 2026-12-04T21:03:40.000Z batch b-20261204-abcdefghjkmn')).to.equal('at 2026-12-04T21:03:40.000Z batch b-20261204-abcdefghjkmn');
     const { log, lines } = capture();
     log.warn('oops 123456782', { nested: { who: 'x@example.test', n: 123456782 } });
     await new Promise((r) => setImmediate(r));

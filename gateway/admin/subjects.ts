@@ -1,0 +1,168 @@
+/**
+ * Subject requests (AVG art. 15 and 17) and the downstream export, each an audit event with
+ * the operator's name. A person is found through the subject index (keyed hashes of BSNs
+ * made at validation time), never by scanning payloads; the BSN given by the operator is
+ * hashed and forgotten, and appears in no log or audit line.
+ *
+ * - **find**: the batches and record positions that hold the person;
+ * - **export**: those records, decrypted, as JSON (for an access request);
+ * - **erase**: the stored payloads (and accepted-records files) are rewritten with those
+ *   records replaced by null, sealed with the same data key, and the index entries removed.
+ * - **batch export**: the accepted records of a batch, for the downstream account service
+ *   (the consumer of the `handoff` queue).
+ */
+import { promises as fsp } from 'node:fs';
+import type { Config } from '../core/config.js';
+import type { Batch, Ledger } from '../core/ledger/index.js';
+import type { DataDir } from '../core/data-dir.js';
+import type { DataKeys } from '../core/sealed-blob.js';
+import { readSealedAll, writeSealed } from '../core/sealed-blob.js';
+import { PgwError } from '../core/errors.js';
+import { commitRename, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
+import { readBatchRecords, withRecordsErased } from '../../schemas/batch-records.js';
+
+export interface SubjectDeps {
+  ledger: Ledger;
+  dataDir: DataDir;
+  dataKeys: DataKeys;
+  limits: Config['limits'];
+}
+
+export interface SubjectHit {
+  batchId: string;
+  partner: string;
+  receivedAt: string;
+  lane: string;
+  records: number[];
+  /** False once retention removed the payload: nothing of the person is left there. */
+  payloadStored: boolean;
+}
+
+const BSN = /^\d{9}$/;
+
+function subjectOf(d: SubjectDeps, bsn: string): string {
+  if (!BSN.test(bsn)) throw new PgwError('config.invalid', 'a BSN is 9 digits');
+  return d.dataKeys.subjectHash(bsn);
+}
+
+async function hits(d: SubjectDeps, subject: string): Promise<SubjectHit[]> {
+  const byBatch = new Map<string, number[]>();
+  for (const r of await d.ledger.subjects.find(subject)) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.record]);
+  const out: SubjectHit[] = [];
+  for (const [batchId, records] of byBatch) {
+    const b = await d.ledger.batches.get(batchId);
+    if (!b) continue;
+    const stored = Boolean(b.data_key) && (await fsp.stat(d.dataDir.payloadFile(b.id)).then(() => true, () => false));
+    out.push({ batchId, partner: b.partner_id, receivedAt: b.received_at, lane: b.lane, records, payloadStored: stored });
+  }
+  return out;
+}
+
+export async function findSubject(d: SubjectDeps, bsn: string, actor: string): Promise<SubjectHit[]> {
+  const found = await hits(d, subjectOf(d, bsn));
+  await d.ledger.audit.record(actor, 'subject.find', 'subject', { batches: found.map((h) => h.batchId) });
+  return found;
+}
+
+async function payloadRecords(d: SubjectDeps, b: Batch) {
+  const key = d.dataKeys.unwrap(b.data_key!);
+  const plain = await readSealedAll(d.dataDir.payloadFile(b.id), key);
+  try {
+    return { key, parsed: readBatchRecords(plain, b.file_name, { maxRecords: d.limits.records, maxJsonDepth: d.limits.jsonDepth }) };
+  } finally {
+    plain.fill(0);
+  }
+}
+
+export interface SubjectExport {
+  records: { batchId: string; partner: string; receivedAt: string; record: number; data: unknown }[];
+}
+
+export async function exportSubject(d: SubjectDeps, bsn: string, actor: string): Promise<SubjectExport> {
+  const out: SubjectExport = { records: [] };
+  for (const h of await hits(d, subjectOf(d, bsn))) {
+    if (!h.payloadStored) continue;
+    const b = (await d.ledger.batches.get(h.batchId))!;
+    const { parsed } = await payloadRecords(d, b);
+    for (const i of h.records) {
+      const data = parsed.records[i];
+      // The index names the record; the record itself must still be that person's (not erased).
+      if (data && typeof data === 'object' && (data as { bsn?: unknown }).bsn === bsn) {
+        out.records.push({ batchId: b.id, partner: b.partner_id, receivedAt: b.received_at, record: i, data });
+      }
+    }
+  }
+  await d.ledger.audit.record(actor, 'subject.export', 'subject', { records: out.records.map((r) => `${r.batchId}#${r.record}`) });
+  return out;
+}
+
+export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string): Promise<{ batches: string[]; records: number }> {
+  const subject = subjectOf(d, bsn);
+  let erased = 0;
+  const batches: string[] = [];
+  for (const h of await hits(d, subject)) {
+    const b = (await d.ledger.batches.get(h.batchId))!;
+    if (h.payloadStored) {
+      const { key, parsed } = await payloadRecords(d, b);
+      const mine = new Set(h.records.filter((i) => (parsed.records[i] as { bsn?: unknown } | null)?.bsn === bsn));
+      if (mine.size > 0) {
+        await rewriteSealed(d.dataDir.payloadFile(b.id), key, withRecordsErased(parsed, mine));
+        await eraseAccepted(d, b, key, mine);
+        erased += mine.size;
+      }
+    }
+    await d.ledger.subjects.remove(subject, b.id);
+    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, actor });
+    batches.push(b.id);
+  }
+  await d.ledger.audit.record(actor, 'subject.erase', 'subject', { batches, records: erased });
+  return { batches, records: erased };
+}
+
+/** Replace a sealed file atomically: a crash leaves the old or the new one, never half of either. */
+async function rewriteSealed(file: string, key: Buffer, data: Buffer): Promise<void> {
+  const tmp = tempNameFor(file);
+  try {
+    await writeSealed(tmp, key, data);
+    await commitRename(tmp, file);
+  } catch (err) {
+    await removeQuietly(tmp);
+    throw err;
+  } finally {
+    data.fill(0);
+  }
+}
+
+/** The accepted-records file holds copies of accepted records: drop the erased ones there too. */
+async function eraseAccepted(d: SubjectDeps, b: Batch, key: Buffer, erase: ReadonlySet<number>): Promise<void> {
+  const file = d.dataDir.acceptedFile(b.id);
+  if (!(await fsp.stat(file).then(() => true, () => false))) return;
+  const plain = await readSealedAll(file, key);
+  try {
+    const doc = JSON.parse(plain.toString('utf8')) as { records: unknown[]; indexes: number[] };
+    const keep = doc.indexes.map((idx, k) => [idx, k] as const).filter(([idx]) => !erase.has(idx));
+    await rewriteSealed(file, key, Buffer.from(JSON.stringify({ ...doc, records: keep.map(([, k]) => doc.records[k]), indexes: keep.map(([idx]) => idx) })));
+  } finally {
+    plain.fill(0);
+  }
+}
+
+/**
+ * The accepted records of a live batch for the downstream account service: the one reader
+ * of `accepted/` (`pgw batches export <id>`, or the `handoff` queue's consumer).
+ */
+export async function exportAcceptedRecords(d: SubjectDeps, batchId: string, actor: string): Promise<{ batchId: string; schema: string | null; records: unknown[]; indexes: number[] }> {
+  const b = await d.ledger.batches.get(batchId);
+  if (!b) throw new PgwError('batch.not_found', undefined, { batch: batchId });
+  if (b.lane !== 'live' || !b.data_key) throw new PgwError('batch.not_found', 'nothing to export: a test-lane batch, or its payload is past retention', { batch: batchId });
+  const file = d.dataDir.acceptedFile(b.id);
+  const plain = await readSealedAll(file, d.dataKeys.unwrap(b.data_key)).catch(() => null);
+  if (!plain) throw new PgwError('batch.not_found', 'the batch has no accepted records', { batch: batchId });
+  try {
+    const doc = JSON.parse(plain.toString('utf8')) as { schema: string | null; records: unknown[]; indexes: number[] };
+    await d.ledger.audit.record(actor, 'batch.exported', b.id, { records: doc.records.length });
+    return { batchId: b.id, schema: doc.schema, records: doc.records, indexes: doc.indexes };
+  } finally {
+    plain.fill(0);
+  }
+}
