@@ -25,7 +25,7 @@ import { parseSchedule } from './admin/schedule.js';
 import { Queues, createRedis } from '../workers/queues.js';
 import { runRetention } from '../workers/retention.js';
 import { eraseSubject, exportAcceptedRecords, exportSubject, findSubject, type SubjectDeps } from './admin/subjects.js';
-import { DataKeys, deriveMasterKey, loadOrCreateSalt } from './core/sealed-blob.js';
+import { DataKeys, loadMasterKey } from './core/sealed-blob.js';
 import { writeFileAtomic } from './core/fs-atomic.js';
 import { runDemo } from './demo.js';
 
@@ -403,7 +403,7 @@ program.command('retention').description('data past its retention period')
 async function withPayloads<T>(fn: (d: SubjectDeps) => Promise<T>): Promise<T> {
   return withLedger(async (ledger, cfg) => {
     const dataDir = new DataDir(cfg.dataDir);
-    const dataKeys = new DataKeys(deriveMasterKey(requirePassphrase(cfg), await loadOrCreateSalt(dataDir.keysDir)));
+    const dataKeys = new DataKeys(await loadMasterKey(cfg.dataKey, requirePassphrase(cfg), dataDir.keysDir));
     return fn({ ledger, dataDir, dataKeys, limits: cfg.limits });
   });
 }

@@ -10,7 +10,7 @@ import type { Logger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 import { DataDir } from './core/data-dir.js';
 import { Ledger } from './core/ledger/index.js';
-import { DataKeys, deriveMasterKey, loadOrCreateSalt } from './core/sealed-blob.js';
+import { DataKeys, loadMasterKey } from './core/sealed-blob.js';
 import { faultHook } from './core/faults.js';
 import { writeFileAtomic } from './core/fs-atomic.js';
 import { PgwError } from './core/errors.js';
@@ -54,7 +54,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   await dataDir.ensure();
   const ledger = shutdown.add('ledger', await Ledger.open(config.databaseUrl, log.child({ component: 'ledger' })));
   const keyring = await GatewayKeyring.load(ledger, passphrase);
-  const dataKeys = new DataKeys(deriveMasterKey(passphrase, await loadOrCreateSalt(dataDir.keysDir)));
+  const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, passphrase, dataDir.keysDir));
   const fault = faultHook(config.fault);
   if (config.fault) log.warn('fault injection armed', { fault: config.fault });
 

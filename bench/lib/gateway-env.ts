@@ -16,7 +16,7 @@ import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { initialise } from '../../keys/init.js';
-import { DataKeys, deriveMasterKey, loadOrCreateSalt, writeSealed } from '../../gateway/core/sealed-blob.js';
+import { DataKeys, loadMasterKey, writeSealed } from '../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
@@ -162,7 +162,7 @@ export class GatewayEnv {
   }
 
   async dataKeys(): Promise<DataKeys> {
-    this.keys ??= new DataKeys(deriveMasterKey(this.config.keyPassphrase!, await loadOrCreateSalt(this.dataDir.keysDir)));
+    this.keys ??= new DataKeys(await loadMasterKey(this.config.dataKey, this.config.keyPassphrase!, this.dataDir.keysDir));
     return this.keys;
   }
 

@@ -14,7 +14,7 @@ import { loadConfig } from '../../gateway/core/config.js';
 import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
-import { DataKeys, deriveMasterKey, loadOrCreateSalt } from '../../gateway/core/sealed-blob.js';
+import { DataKeys, loadMasterKey } from '../../gateway/core/sealed-blob.js';
 import { GatewayKeyring } from '../../keys/gateway-keyring.js';
 import type { StageContext } from '../../workers/stage-context.js';
 import { runDecryptStage } from '../../workers/decrypt-stage.js';
@@ -31,7 +31,7 @@ export async function buildStageContext(env: NodeJS.ProcessEnv): Promise<{ ctx: 
   const ledger = await Ledger.open(config.databaseUrl, silentLogger);
   const dataDir = new DataDir(config.dataDir);
   const keyring = await GatewayKeyring.load(ledger, config.keyPassphrase!);
-  const dataKeys = new DataKeys(deriveMasterKey(config.keyPassphrase!, await loadOrCreateSalt(dataDir.keysDir)));
+  const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, config.keyPassphrase!, dataDir.keysDir));
   const enqueued: string[] = [];
   const ctx: StageContext = {
     config, ledger, dataDir, dataKeys, keyring, handoff: null, log: silentLogger, fault: () => {},

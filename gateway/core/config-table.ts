@@ -10,7 +10,11 @@ export function configTable(): string {
     const v = get(s.path);
     return v === null || v === undefined ? '—' : String(v);
   };
-  const rows = ENV_SETTINGS.map((s) => `| \`${s.env}\` | \`${shown(s)}\` | ${s.doc} |`);
-  rows.splice(10, 0, '| `PGW_KEY_PASSPHRASE_FILE` | — | file holding the passphrase (instead of the variable) |');
+  // Secrets may also come from a file: that row follows the variable's own.
+  const fileRows: Record<string, string> = {
+    PGW_KEY_PASSPHRASE: '| `PGW_KEY_PASSPHRASE_FILE` | — | file holding the passphrase (instead of the variable) |',
+    PGW_DATA_KEY: '| `PGW_DATA_KEY_FILE` | — | file holding the data master key (instead of the variable) |',
+  };
+  const rows = ENV_SETTINGS.flatMap((s) => [`| \`${s.env}\` | \`${shown(s)}\` | ${s.doc} |`, ...(fileRows[s.env] ? [fileRows[s.env]!] : [])]);
   return ['| variable | default | meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }

@@ -23,6 +23,11 @@ export interface Config {
   consolePort: number;
   /** Unlocks private keys at rest; null when not configured (init and start refuse). */
   keyPassphrase: string | null;
+  /**
+   * Master key that wraps every batch's data key (32 bytes, hex or base64). Null: derived
+   * from the key passphrase. Changing it makes every stored payload unreadable.
+   */
+  dataKey: string | null;
   logLevel: 'error' | 'warn' | 'info' | 'debug';
   limits: {
     uploadBytes: number;
@@ -132,6 +137,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
   httpsPort: 8443,
   consolePort: 8444,
   keyPassphrase: null,
+  dataKey: null,
   logLevel: 'info',
   limits: {
     uploadBytes: 2 * 1024 ** 3,
@@ -189,6 +195,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
   { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz, /readyz (HTTPS)' },
   { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
+  { env: 'PGW_DATA_KEY', path: 'dataKey', kind: 'string', doc: 'master key wrapping per-batch data keys (32 bytes hex/base64); default: derived from the passphrase' },
   { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error, warn, info or debug (JSON lines on stdout)' },
   { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', kind: 'int', doc: 'largest accepted upload' },
   { env: 'PGW_MAX_DECOMPRESSED_BYTES', path: 'limits.decompressedBytes', kind: 'int', doc: 'largest decrypted payload' },
@@ -260,6 +267,7 @@ const SCHEMA = {
     httpsPort: PORT,
     consolePort: PORT,
     keyPassphrase: { type: ['string', 'null'], minLength: 8 },
+    dataKey: { type: ['string', 'null'], pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$' },
     logLevel: { enum: ['error', 'warn', 'info', 'debug'] },
     limits: {
       type: 'object',
@@ -373,6 +381,15 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       else setPath(merged, s.path, n);
     }
   }
+  const dataKeyFile = env.PGW_DATA_KEY_FILE;
+  if (dataKeyFile) {
+    if (env.PGW_DATA_KEY) problems.push('PGW_DATA_KEY and PGW_DATA_KEY_FILE are both set: use one');
+    try {
+      setPath(merged, 'dataKey', readFileSync(dataKeyFile, 'utf8').trim());
+    } catch {
+      problems.push(`PGW_DATA_KEY_FILE: cannot read ${dataKeyFile}`);
+    }
+  }
   const passFile = env.PGW_KEY_PASSPHRASE_FILE;
   if (passFile) {
     if (env.PGW_KEY_PASSPHRASE) problems.push('PGW_KEY_PASSPHRASE and PGW_KEY_PASSPHRASE_FILE are both set: use one');
@@ -416,6 +433,7 @@ function envNameFor(dotted: string): string {
 export function redactedConfig(cfg: Config): Record<string, unknown> {
   const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
   copy.keyPassphrase = cfg.keyPassphrase ? '[set]' : null;
+  copy.dataKey = cfg.dataKey ? '[set]' : null;
   copy.redisUrl = stripUrlPassword(cfg.redisUrl);
   copy.databaseUrl = stripUrlPassword(cfg.databaseUrl);
   return copy;

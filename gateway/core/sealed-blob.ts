@@ -35,6 +35,15 @@ export function deriveMasterKey(passphrase: string, salt: Buffer): Buffer {
 }
 
 /** Read or create the salt next to the other key files. */
+/**
+ * The master key: `PGW_DATA_KEY` when configured (kept apart from the passphrase, e.g. in a
+ * secrets manager), else derived from the key passphrase and the data dir's salt.
+ */
+export async function loadMasterKey(dataKey: string | null, passphrase: string, keysDir: string): Promise<Buffer> {
+  if (dataKey) return Buffer.from(dataKey, /^[0-9a-fA-F]{64}$/.test(dataKey) ? 'hex' : 'base64');
+  return deriveMasterKey(passphrase, await loadOrCreateSalt(keysDir));
+}
+
 export async function loadOrCreateSalt(keysDir: string): Promise<Buffer> {
   const file = path.join(keysDir, 'data-key.salt');
   try {

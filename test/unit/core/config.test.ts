@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, redactedConfig } from '../../../gateway/core/config.js';
+import { loadMasterKey } from '../../../gateway/core/sealed-blob.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
 function problems(fn: () => unknown): string[] {
@@ -65,5 +66,20 @@ describe('config', () => {
     const r = JSON.stringify(redactedConfig(c));
     expect(r).not.to.include('a secret passphrase');
     expect(r).not.to.include(':pw@');
+  });
+});
+
+describe('config: data master key', () => {
+  it('takes PGW_DATA_KEY (hex or base64 of 32 bytes), never echoes a bad one, and redacts it', async () => {
+    const hex = 'ab'.repeat(32);
+    const c = loadConfig({ env: { PGW_DATA_KEY: hex } });
+    expect(c.dataKey).to.equal(hex);
+    expect(JSON.stringify(redactedConfig(c))).to.not.include(hex);
+    expect((await loadMasterKey(c.dataKey, 'unused passphrase', '/nonexistent')).equals(Buffer.alloc(32, 0xab))).to.equal(true);
+    const b64 = Buffer.alloc(32, 7).toString('base64');
+    expect((await loadMasterKey(loadConfig({ env: { PGW_DATA_KEY: b64 } }).dataKey, 'x', '/nonexistent')).equals(Buffer.alloc(32, 7))).to.equal(true);
+    let msg = '';
+    try { loadConfig({ env: { PGW_DATA_KEY: 'too-short-secret' } }); } catch (e) { msg = (e as Error).message; }
+    expect(msg).to.include('PGW_DATA_KEY').and.not.include('too-short-secret');
   });
 });
