@@ -10,7 +10,9 @@ import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { GatewayHarness, TestPartner } from '../helpers/gateway-harness.js';
+import { gpg, waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { ApiClient } from '../helpers/https-client.js';
+import { issueToken } from '../../gateway/admin/api-tokens.js';
 import { sampleRecord } from '../../schemas/testing/sample-records.js';
 import { CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
 import {
@@ -133,6 +135,33 @@ describe('security: personal data appears nowhere (pgw start, canary batches)', 
       expect(line!.raw).to.not.include(t).and.to.not.include('oops').and.to.not.include('records');
     }
     for (const a of [a1, a2, a3]) expect(JSON.stringify(a)).to.not.include(t).and.to.not.include(c.bsnMalformed);
+  });
+
+  it('the same canaries over HTTPS: an upload and its ack over the API; API bodies echo none of them', async () => {
+    const token = (await h.withLedger((l) => issueToken(l, 'kz-zeta', 'test'))).token;
+    const api = new ApiClient(h.httpsPort, await fsp.readFile(h.tlsCertFile, 'utf8'));
+    try {
+      const rec = { ...sampleRecord(0, new Date(now)), firstName: c.first, email: c.email, birthDate: c.birth, bsn: c.bsnOk };
+      const bad = { ...sampleRecord(1, new Date(now)), bsn: c.bsnBad, postcode: c.postcode };
+      const file = await h.seal(zeta, JSON.stringify({ schema: CLIENT_REGISTRATION_V1, reference: 'https-canary-batch', records: [rec, bad] }), 'canary-https.json.pgp');
+      const put = await api.request('PUT', '/v1/batches/canary-https.json.pgp', { token, body: await fsp.readFile(file) });
+      expect(put.status).to.equal(202);
+      let view: { ack: unknown } = { ack: null };
+      await waitFor(async () => {
+        view = (await api.request('GET', `/v1/batches/${put.json.batchId}`, { token })).json;
+        return view.ack !== null;
+      }, 30_000, 'https ack');
+      const got = await api.request('GET', `/v1/batches/${put.json.batchId}/ack`, { token });
+      const ackFile = path.join(zeta.gpgHome, 'https-ack.pgp');
+      await fsp.writeFile(ackFile, got.body);
+      const ack = JSON.parse((await gpg(zeta.gpgHome, ['--decrypt', ackFile])).stdout) as Record<string, unknown>;
+      acks.push(ack);
+      expect(ack).to.include({ status: 'partially_accepted' });
+      const bodies = api.seen.filter((r) => !r.path.endsWith('/ack')).map((r) => r.body.toString('latin1')).join('\n');
+      for (const v of canaries) expect(bodies.includes(v), `API body echoes ${v}`).to.equal(false);
+    } finally {
+      api.close();
+    }
   });
 
   it('no canary, and no plain hash of a canary BSN, in logs, Redis, the ledger, the data dir, TMPDIR or the working dir', async () => {
