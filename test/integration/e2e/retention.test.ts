@@ -12,6 +12,10 @@ import path from 'node:path';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
+import { Queue, type ConnectionOptions } from 'bullmq';
+import { createRedis } from '../../../workers/queues.js';
+import { RETENTION_QUEUE } from '../../../workers/retention-scheduler.js';
+import { silentLogger } from '../../../gateway/core/logger.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
@@ -42,6 +46,16 @@ describe('retention (pgw retention run)', function () {
       await h.waitForAck('kz-alpha', `${name}.ack.pgp`);
     }
     ids.push(...(await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }))).map((b) => b.id));
+    // The worker declared the daily run (a job scheduler in Redis), so it happens without traffic.
+    const redis = createRedis(h.config.redisUrl, false, silentLogger);
+    const q = new Queue(RETENTION_QUEUE, { connection: redis as ConnectionOptions, prefix: h.config.queuePrefix });
+    try {
+      const schedulers = await q.getJobSchedulers();
+      expect(schedulers.map((x) => [x.key ?? x.id, x.every])).to.deep.include(['retention-daily', 86_400_000]);
+    } finally {
+      await q.close();
+      redis.disconnect();
+    }
     await h.stopAll();
     // A batch still in the pipeline (its worker is gone): retention must leave it alone.
     unfinished = newBatchId(new Date(Date.now() - 400 * 86_400_000));
