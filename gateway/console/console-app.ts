@@ -10,7 +10,6 @@ import helmet from 'helmet';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Ledger } from '../core/ledger/index.js';
-import { nowIso } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { Enqueuer } from '../core/pipeline.js';
 import type { Logger } from '../core/logger.js';
@@ -23,6 +22,7 @@ import { reprocessBatch, resendAck } from '../admin/batch-admin.js';
 import { setPartnerStatus } from '../admin/partner-admin.js';
 import { isLate, parseSchedule } from '../admin/schedule.js';
 import { isBatchId } from '../ingest/file-names.js';
+import { partnerKeyState } from '../../keys/partner-keys.js';
 import type { GatewayMetrics, QueueStats } from './metrics.js';
 import { readiness, type ReadinessDeps } from './health.js';
 import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, type OverviewData } from './pages.js';
@@ -53,12 +53,6 @@ function cookie(req: Request, name: string): string | undefined {
 const cookieOpts = { httpOnly: true, secure: true, sameSite: 'strict', path: '/' } as const;
 const who = (res: Response): ConsoleIdentity => res.locals.identity as ConsoleIdentity;
 const page = (res: Response, status: number, body: string) => res.status(status).type('html').send(body);
-
-function partnerKeyState(k: { revoked_at: string | null; not_before: string; not_after: string | null }, now: string): string {
-  if (k.revoked_at && k.revoked_at <= now) return 'revoked';
-  if (k.not_after && k.not_after <= now) return 'expired';
-  return k.not_before > now ? 'pending' : 'active';
-}
 
 export function createConsoleApp(d: ConsoleDeps): express.Express {
   const app = express();
@@ -202,7 +196,7 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     const keys = await d.ledger.pgpKeys.partnerKeys();
     const rows = (await d.ledger.partners.list()).map((p) => ({
       partner: p,
-      activeKeys: keys.filter((k) => k.partner_id === p.id && partnerKeyState(k, nowIso(now)) === 'active').length,
+      activeKeys: keys.filter((k) => k.partner_id === p.id && partnerKeyState(k, now) === 'active').length,
       pendingAcks: pending.byPartner.find((x) => x.partner_id === p.id)?.pending ?? 0,
       last: last.get(p.id) ?? null,
       late: lateNow(p.expected_schedule, last.get(p.id) ?? null, d.config.console.timezone, now),
@@ -212,8 +206,10 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
   app.get('/partners/:id', async (req, res) => {
     const p = await d.ledger.partners.get(String(req.params.id));
     if (!p) throw new PgwError('partner.not_found');
-    const now = nowIso();
-    const pgpKeys = (await d.ledger.pgpKeys.partnerKeys(p.id)).map(({ public_armored: _a, private_armored: _b, ...k }) => ({ ...k, state: partnerKeyState(k, now) }));
+    const pgpKeys = (await d.ledger.pgpKeys.partnerKeys(p.id)).map((k) => {
+      const { public_armored: _a, private_armored: _b, ...rest } = k;
+      return { ...rest, state: partnerKeyState(k) };
+    });
     const tokens = (await d.ledger.apiTokens.list(p.id)).map(({ secret_hash: _h, ...t }) => t);
     const pushes = await d.ledger.ackPushes.recentForPartner(p.id);
     page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes }));
