@@ -1,0 +1,88 @@
+/**
+ * What every `pgw` subcommand shares: the program, the config reader (`--config`), the
+ * ledger/payload helpers, output (`--json` or a table) and the actor named in audit events.
+ */
+import { Command } from 'commander';
+import { PgwError } from '../core/errors.js';
+import os from 'node:os';
+import { loadConfig, type Config } from '../core/config.js';
+import { createLogger, type Logger } from '../core/logger.js';
+import { DataDir } from '../core/data-dir.js';
+import { Ledger } from '../core/ledger/index.js';
+import { requirePassphrase } from '../../keys/init.js';
+import { type SubjectDeps } from '../admin/subjects.js';
+import { DataKeys, loadMasterKey } from '../core/sealed-blob.js';
+import { writeFileAtomic } from '../core/fs-atomic.js';
+
+
+export const actor = `cli:${os.userInfo().username}`;
+export const program = new Command('pgw')
+  .description('Secure partner file-exchange gateway')
+  .option('--config <file>', 'JSON config file (env PGW_* overrides it)')
+  .showHelpAfterError();
+
+export function config(): Config {
+  const file = program.opts<{ config?: string }>().config;
+  return loadConfig(file ? { file } : {});
+}
+
+/** Logs of one-shot commands go to stderr, so stdout stays the command's output. */
+export function cliLogger(cfg: Config): Logger {
+  return createLogger({ level: cfg.logLevel === 'debug' ? 'debug' : 'warn', stream: process.stderr });
+}
+
+export async function withLedger<T>(fn: (ledger: Ledger, cfg: Config) => Promise<T>): Promise<T> {
+  const cfg = config();
+  const ledger = await Ledger.open(cfg.databaseUrl, cliLogger(cfg));
+  try {
+    return await fn(ledger, cfg);
+  } finally {
+    await ledger.close();
+  }
+}
+
+export function print(data: unknown, json: boolean | undefined, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${text()}\n`);
+}
+
+export function table(rows: Record<string, unknown>[], cols: string[]): string {
+  if (rows.length === 0) return '(none)';
+  const cell = (v: unknown) => (v === null || v === undefined ? '-' : String(v));
+  const w = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
+  const line = (vals: string[]) => vals.map((v, i) => v.padEnd(w[i]!)).join('  ').trimEnd();
+  return [line(cols), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+export const collect = (v: string, prev: string[]) => [...prev, v];
+
+/** A webhook whose host is not allowed is stored, but nothing will be pushed: say so now. */
+export function warnWebhookHost(cfg: Config, url: string): void {
+  const host = new URL(url).hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (!cfg.webhooks.allowedHosts.some((h) => h.toLowerCase() === host)) {
+    process.stderr.write(`pgw: warning: ${host} is not in PGW_WEBHOOK_ALLOWED_HOSTS: acks will not be pushed there until it is\n`);
+  }
+}
+
+/** Ledger, blobs and the data keys (unlocked with the passphrase) for commands that read payloads. */
+export async function withPayloads<T>(fn: (d: SubjectDeps) => Promise<T>): Promise<T> {
+  return withLedger(async (ledger, cfg) => {
+    const dataDir = new DataDir(cfg.dataDir);
+    const dataKeys = new DataKeys(await loadMasterKey(cfg.dataKey, requirePassphrase(cfg), dataDir.keysDir));
+    return fn({ ledger, dataDir, dataKeys, limits: cfg.limits });
+  });
+}
+
+/** Personal data goes to a 0600 file when asked, else to stdout (never to a log). */
+export async function emit(data: unknown, out: string | undefined): Promise<void> {
+  const text = `${JSON.stringify(data, null, 2)}\n`;
+  if (out) await writeFileAtomic(out, text, 0o600);
+  else process.stdout.write(text);
+}
+
+/** An ISO time from an option, or undefined; `config.invalid` naming the flag otherwise. */
+export function isoOption(v: string | undefined, flag: string): Date | undefined {
+  if (v === undefined) return undefined;
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new PgwError('config.invalid', `${flag}: not an ISO date`);
+  return d;
+}
