@@ -39,6 +39,23 @@ function requireNonEmpty(passphrase: string): void {
   if (typeof passphrase !== 'string' || passphrase.length === 0) throw new PgwError('key.passphrase_missing');
 }
 
+/**
+ * ssh2 1.17 now and then writes an ed25519 key it cannot read back ("Malformed OpenSSH
+ * private key": 3 in 400 here, so `pgw init` failed about once in 130 runs): check every
+ * generated key in memory and make another one, a few times at most.
+ */
+export function generateReadableKey(type: 'rsa' | 'ed25519', opts: object, passphrase: string): { private: string } {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const pair = type === 'rsa'
+      ? utils.generateKeyPairSync('rsa', opts as { bits: number; passphrase: string; cipher: string; rounds: number })
+      : utils.generateKeyPairSync('ed25519', opts as { passphrase: string; cipher: string; rounds: number });
+    const parsed = utils.parseKey(pair.private, passphrase);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (key && !(key instanceof Error)) return pair;
+  }
+  throw new PgwError('key.invalid', 'could not generate a readable SSH host key');
+}
+
 async function exists(file: string): Promise<boolean> {
   return fsp.lstat(file).then(() => true, () => false);
 }
@@ -57,9 +74,7 @@ export async function ensureHostKeys(keysDir: string, passphrase: string): Promi
       const opts = spec.type === 'rsa'
         ? { bits: spec.bits ?? 3072, passphrase, cipher: 'aes256-ctr', rounds: KDF_ROUNDS, comment: 'pgw-host' }
         : { passphrase, cipher: 'aes256-ctr', rounds: KDF_ROUNDS, comment: 'pgw-host' };
-      const pair = spec.type === 'rsa'
-        ? utils.generateKeyPairSync('rsa', opts as { bits: number; passphrase: string; cipher: string; rounds: number })
-        : utils.generateKeyPairSync('ed25519', opts as { passphrase: string; cipher: string; rounds: number });
+      const pair = generateReadableKey(spec.type, opts, passphrase);
       const tmp = tempNameFor(file);
       await fsp.writeFile(tmp, pair.private, { mode: 0o600, flag: 'wx' });
       try {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { isPgwError } from '../../../gateway/core/errors.js';
-import { ensureHostKeys, hostKeyFingerprints, loadHostKeys, parseAuthorizedKey } from '../../../keys/ssh-host-keys.js';
+import { ensureHostKeys, generateReadableKey, hostKeyFingerprints, loadHostKeys, parseAuthorizedKey } from '../../../keys/ssh-host-keys.js';
 
 const run = promisify(execFile);
 
@@ -92,5 +92,16 @@ describe('keys/ssh-host-keys', function () {
       const missing = await loadHostKeys(path.join(dir, 'nope'), 'x').then(() => null, (e: unknown) => e);
       expect(isPgwError(missing, 'not_initialised')).to.equal(true);
     });
+  });
+});
+
+describe('host key generation', () => {
+  it('only ever returns keys ssh2 can read back (ssh2 sometimes writes a malformed ed25519 key)', async () => {
+    for (let i = 0; i < 300; i++) {
+      const pass = `pass-${i}-${Math.random()}`;
+      const pair = generateReadableKey('ed25519', { passphrase: pass, cipher: 'aes256-ctr', rounds: 1, comment: 't' }, pass);
+      const parsed = ssh2.utils.parseKey(pair.private, pass);
+      expect(parsed instanceof Error, `key ${i}`).to.equal(false);
+    }
   });
 });
