@@ -283,6 +283,8 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
   for (const c of matrix) {
     const t = title(c);
     if (c.blocked && !RUN_BLOCKED) {
+      // Reason: a product defect blocks this cell; `c.blocked` names it (shown in the title).
+      // PGW_INTEROP_RUN_BLOCKED runs it anyway, to check whether the defect is gone.
       it.skip(`${t} — ${c.blocked}`, () => {});
       continue;
     }
@@ -316,9 +318,13 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
         expect(lf(r.byGpg.plaintext), 'gpg and the tool read the same ack').to.equal(lf(r.byTool.plaintext));
       }
     });
+    // Reason: GnuPG 2.2 itself cannot use this tool's key (RFC 9580/v6 keys, or PGPy RSA keys —
+    // `c.noGpgCrossCheck` says which); the tool's own decrypt+verify of the ack ran above.
     if (c.noGpgCrossCheck && (!c.blocked || RUN_BLOCKED)) it.skip(`${t} — ack through gpg: ${c.noGpgCrossCheck}`, () => {});
   }
 
+  // Reason: combinations the installed tool cannot produce at all (no such option or key
+  // type in that version); each SKIPPED entry records the verified limitation in its text.
   for (const s of SKIPPED) it.skip(`${s.title} — ${s.reason}`, () => {});
 
   describe('controls: the ack check can fail', () => {
