@@ -10,6 +10,7 @@ import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway
 import { commitRename, removeQuietly, tempNameFor } from '../gateway/core/fs-atomic.js';
 import type { Outcome } from '../gateway/core/ledger/schema.js';
 import type { Batch } from '../gateway/core/ledger/index.js';
+import type { SubjectEntry } from '../gateway/core/ledger/subjects.js';
 import { validateBatch, type ValidationContext } from '../schemas/index.js';
 import { validateJsonStream, type StreamedValidation } from '../schemas/batch-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
@@ -44,7 +45,7 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     // Subject requests (AVG): where each person's record is, under a keyed hash of the BSN.
     onSubject: (record, bsn) => subjects.push({ subject: ctx.dataKeys.subjectHash(bsn), record }),
   };
-  const subjects: { subject: string; record: number }[] = [];
+  const subjects: SubjectEntry[] = [];
 
   let result: StreamedValidation;
   try {

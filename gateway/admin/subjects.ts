@@ -40,12 +40,12 @@ export interface SubjectHit {
 
 const BSN = /^\d{9}$/;
 
-function subjectOf(d: SubjectDeps, bsn: string): string {
+function subjectOf(d: SubjectDeps, bsn: string): Buffer {
   if (!BSN.test(bsn)) throw new PgwError('config.invalid', 'a BSN is 9 digits');
   return d.dataKeys.subjectHash(bsn);
 }
 
-async function hits(d: SubjectDeps, subject: string): Promise<SubjectHit[]> {
+async function hits(d: SubjectDeps, subject: Buffer): Promise<SubjectHit[]> {
   const byBatch = new Map<string, number[]>();
   for (const r of await d.ledger.subjects.find(subject)) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.record]);
   const out: SubjectHit[] = [];

@@ -73,8 +73,8 @@ export class DataKeys {
    * The keyed hash under which a person's records are indexed (HMAC-SHA256 of the BSN): a
    * leaked ledger cannot be searched for a BSN without the master key, unlike a plain hash.
    */
-  subjectHash(bsn: string): string {
-    return createHmac('sha256', this.subjectKey).update(bsn, 'utf8').digest('base64url');
+  subjectHash(bsn: string): Buffer {
+    return createHmac('sha256', this.subjectKey).update(bsn, 'utf8').digest();
   }
 
   /** A fresh data key and its wrapped (storable) form. */

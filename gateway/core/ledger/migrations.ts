@@ -204,14 +204,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0006_subjects': {
       async up(db: Kysely<unknown>) {
-        // Which records hold a person: a keyed hash (HMAC) of the BSN, never the BSN itself.
+        // Which records hold a person: per batch, the sorted list of (keyed hash of the BSN,
+        // record index) pairs in one row. Written once per batch on the validate hot path (one
+        // row, not one per record); read only for the rare subject request.
         await db.schema.createTable('subject_index')
-          .addColumn('subject', 'text', (c) => c.notNull())
-          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
-          .addColumn('record', 'integer', (c) => c.notNull())
-          .addPrimaryKeyConstraint('subject_index_pk', ['subject', 'batch_id', 'record'])
+          .addColumn('batch_id', 'text', (c) => c.primaryKey().references('batches.id'))
+          .addColumn('records', 'integer', (c) => c.notNull())
+          .addColumn('entries', 'text', (c) => c.notNull())
           .execute();
-        await db.schema.createIndex('subject_index_batch').on('subject_index').column('batch_id').execute();
       },
     },
   };

@@ -172,11 +172,12 @@ export interface ConsoleSessionsTable {
   expires_at: string;
 }
 
-/** Subject requests (AVG): HMAC of a record's BSN → where that record is stored. */
+/** Subject requests (AVG): per batch, keyed hashes of its records' BSNs (see subjects.ts). */
 export interface SubjectIndexTable {
-  subject: string;
   batch_id: string;
-  record: number;
+  records: number;
+  /** base64 of sorted 20-byte entries: 16 bytes of HMAC, then the record index (uint32 BE). */
+  entries: string;
 }
 
 export interface AuditEventsTable {
