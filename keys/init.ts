@@ -34,6 +34,20 @@ export function tlsFiles(dataDir: DataDir): { cert: string; key: string } {
   return { cert: path.join(dataDir.keysDir, 'tls-cert.pem'), key: path.join(dataDir.keysDir, 'tls-key.pem') };
 }
 
+/**
+ * Certificate and key for the HTTPS listeners (partner API and console): `PGW_TLS_CERT` /
+ * `PGW_TLS_KEY`, else the dev certificate `pgw init` made. The key may be encrypted with the
+ * key passphrase (the TLS server is given it).
+ */
+export async function loadTlsCredentials(config: Config, dataDir: DataDir): Promise<{ cert: string; key: string; passphrase: string | undefined }> {
+  const dev = tlsFiles(dataDir);
+  return {
+    cert: await fsp.readFile(config.tls.certFile ?? dev.cert, 'utf8'),
+    key: await fsp.readFile(config.tls.keyFile ?? dev.key, 'utf8'),
+    passphrase: config.keyPassphrase ?? undefined,
+  };
+}
+
 export async function initialise(config: Config, log: Logger): Promise<InitReport> {
   const passphrase = requirePassphrase(config);
   const dataDir = new DataDir(config.dataDir);

@@ -14,7 +14,7 @@ import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { fsyncDir, publishOnce, removeQuietly, tempNameFor, writeFileAtomic } from '../gateway/core/fs-atomic.js';
+import { publishOnce, removeQuietly, writeFileAtomic, linkAtomically } from '../gateway/core/fs-atomic.js';
 import { hashFile } from '../gateway/ingest/upload.js';
 import { ackFileName } from '../gateway/ingest/file-names.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
@@ -56,16 +56,7 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
 }
 
 async function linkIntoOutbox(ctx: StageContext, batch: Batch, blob: string, outboxName: string): Promise<void> {
-  const outboxDir = ctx.dataDir.outboxFor(batch.partner_id, batch.lane);
-  await fsp.mkdir(outboxDir, { recursive: true, mode: 0o700 });
-  const target = path.join(outboxDir, outboxName);
-  const tmp = tempNameFor(target);
-  await fsp.link(blob, tmp);
-  await fsp.rename(tmp, target);
-  // rename() is a no-op when both names already link the same file (an overlapping run
-  // published it first); the temp name must not stay behind.
-  await removeQuietly(tmp);
-  await fsyncDir(outboxDir);
+  await linkAtomically(blob, path.join(ctx.dataDir.outboxFor(batch.partner_id, batch.lane), outboxName));
 }
 
 /**

@@ -93,7 +93,7 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
 
 /** Remove every ack version's blob (and its note) and the outbox entries that are those blobs. */
 async function purgeAcks(d: RetentionDeps, b: Batch): Promise<void> {
-  const acks = await d.ledger.handle.db.selectFrom('acks').selectAll().where('batch_id', '=', b.id).execute();
+  const acks = await d.ledger.batches.acks(b.id);
   const outbox = d.dataDir.outboxFor(b.partner_id, b.lane);
   for (const a of acks) {
     const blob = d.dataDir.ackBlob(b.id, a.version);

@@ -10,6 +10,7 @@ import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bu
 import type { Redis } from 'ioredis';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
+import { isBatchId } from '../gateway/ingest/file-names.js';
 import { DELIVER_QUEUE, type DeliverPayload, type JobPayload } from './queues.js';
 import { giveUpDelivery, runDeliverStage } from './deliver-stage.js';
 import { runDecryptStage } from './decrypt-stage.js';
@@ -65,7 +66,7 @@ export class WorkerPool {
 
   private async deliver(job: Job<DeliverPayload>): Promise<void> {
     const { batchId, version } = job.data ?? {};
-    if (typeof batchId !== 'string' || !/^b-\d{8}-[a-z0-9]{12}$/.test(batchId) || !Number.isInteger(version)) {
+    if (typeof batchId !== 'string' || !isBatchId(batchId) || !Number.isInteger(version)) {
       this.ctx.log.warn('deliver job without valid ids dropped', { job: job.id });
       return;
     }
@@ -92,7 +93,7 @@ export class WorkerPool {
 
   private async process(stage: PipelineStage, job: Job<JobPayload>): Promise<void> {
     const batchId = job.data?.batchId;
-    if (typeof batchId !== 'string' || !/^b-\d{8}-[a-z0-9]{12}$/.test(batchId)) {
+    if (typeof batchId !== 'string' || !isBatchId(batchId)) {
       this.ctx.log.warn('job without a valid batch id dropped', { stage, job: job.id });
       return;
     }

@@ -10,7 +10,7 @@ import type { Ledger, Batch } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { Enqueuer, PipelineStage } from '../core/pipeline.js';
 import { PgwError } from '../core/errors.js';
-import { fsyncDir, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
+import { linkAtomically } from '../core/fs-atomic.js';
 
 const exists = (f: string) => fsp.stat(f).then(() => true, () => false);
 
@@ -54,16 +54,8 @@ export async function resendAck(ledger: Ledger, dataDir: DataDir, enqueuer: Enqu
   const ack = b ? await ledger.batches.getAck(batchId) : undefined;
   if (!b || !ack) throw new PgwError('batch.not_found', 'no ack to resend', { batch: batchId });
   if (b.channel === 'sftp') {
-    const dir = dataDir.outboxFor(b.partner_id, b.lane);
-    const target = path.join(dir, ack.outbox_name);
-    if (!(await exists(target))) {
-      await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-      const tmp = tempNameFor(target);
-      await fsp.link(dataDir.ackBlob(b.id, ack.version), tmp);
-      await fsp.rename(tmp, target);
-      await removeQuietly(tmp);
-      await fsyncDir(dir);
-    }
+    const target = path.join(dataDir.outboxFor(b.partner_id, b.lane), ack.outbox_name);
+    if (!(await exists(target))) await linkAtomically(dataDir.ackBlob(b.id, ack.version), target);
   }
   const partner = await ledger.partners.get(b.partner_id);
   if (partner?.webhook_url) {

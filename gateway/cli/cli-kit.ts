@@ -13,6 +13,7 @@ import { requirePassphrase } from '../../keys/init.js';
 import { type SubjectDeps } from '../admin/subjects.js';
 import { DataKeys, loadMasterKey } from '../core/sealed-blob.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
+import { checkWebhookTarget, parseWebhookUrl, webhookHost } from '../core/webhook-target.js';
 
 
 export const actor = `cli:${os.userInfo().username}`;
@@ -57,8 +58,10 @@ export const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** A webhook whose host is not allowed is stored, but nothing will be pushed: say so now. */
 export function warnWebhookHost(cfg: Config, url: string): void {
-  const host = new URL(url).hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (!cfg.webhooks.allowedHosts.some((h) => h.toLowerCase() === host)) {
+  try {
+    checkWebhookTarget(parseWebhookUrl(url), cfg.webhooks.allowedHosts);
+  } catch {
+    const host = webhookHost(new URL(url));
     process.stderr.write(`pgw: warning: ${host} is not in PGW_WEBHOOK_ALLOWED_HOSTS: acks will not be pushed there until it is\n`);
   }
 }

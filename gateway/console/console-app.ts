@@ -173,7 +173,7 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
   const batchDetail = async (id: string) => {
     const batch = isBatchId(id) ? await d.ledger.batches.get(id) : undefined;
     if (!batch) throw new PgwError('batch.not_found');
-    const acks = await d.ledger.handle.db.selectFrom('acks').selectAll().where('batch_id', '=', id).orderBy('version').execute();
+    const acks = await d.ledger.batches.acks(id);
     return { batch, events: await d.ledger.batches.events(id), acks, pushes: await d.ledger.ackPushes.forBatch(id) };
   };
   app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(who(res), await batchDetail(String(req.params.id)), null)));

@@ -3,14 +3,13 @@
  * default) — never the partner listener — with bull-board mounted for engineers.
  */
 import https from 'node:https';
-import { promises as fsp } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type express from 'express';
-import { tlsFiles } from '../../keys/init.js';
+import { loadTlsCredentials } from '../../keys/init.js';
 import { serializeError } from '../core/logger.js';
 import { createConsoleApp, type ConsoleDeps } from './console-app.js';
 
@@ -29,11 +28,8 @@ export function queueBoard(queues: Queue[]): express.Router {
 
 export async function startConsoleServer(d: ConsoleDeps): Promise<ConsoleServer> {
   const { config } = d;
-  const dev = tlsFiles(d.dataDir);
   const server = https.createServer({
-    cert: await fsp.readFile(config.tls.certFile ?? dev.cert, 'utf8'),
-    key: await fsp.readFile(config.tls.keyFile ?? dev.key, 'utf8'),
-    passphrase: config.keyPassphrase ?? undefined,
+    ...(await loadTlsCredentials(config, d.dataDir)),
     minVersion: 'TLSv1.2',
     connectionsCheckingInterval: 1000,
   }, createConsoleApp(d));

@@ -74,3 +74,19 @@ export async function publishOnce(from: string, to: string): Promise<boolean> {
 export async function removeQuietly(p: string): Promise<void> {
   await fsp.rm(p, { force: true }).catch(() => {});
 }
+
+/**
+ * Give `existing` a second name, `target` (a hard link), atomically and durably: the link is
+ * made under a temp name and renamed into place, then the directory is fsynced.
+ */
+export async function linkAtomically(existing: string, target: string): Promise<void> {
+  const dir = path.dirname(target);
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = tempNameFor(target);
+  await fsp.link(existing, tmp);
+  await fsp.rename(tmp, target);
+  // rename() is a no-op when both names already link the same file (an overlapping run
+  // published it first); the temp name must not stay behind.
+  await removeQuietly(tmp);
+  await fsyncDir(dir);
+}

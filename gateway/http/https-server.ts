@@ -6,13 +6,11 @@
  * flight (uploads) finish for a while, then cuts what is left.
  */
 import https from 'node:https';
-import { promises as fsp } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../core/config.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { Logger } from '../core/logger.js';
 import { serializeError } from '../core/logger.js';
-import { tlsFiles } from '../../keys/init.js';
+import { loadTlsCredentials } from '../../keys/init.js';
 import { createPartnerApp, type PartnerAppDeps } from './partner-app.js';
 
 export interface HttpsServer {
@@ -22,19 +20,11 @@ export interface HttpsServer {
 
 const CLOSE_GRACE_MS = 30_000;
 
-async function readTls(config: Config, dataDir: DataDir): Promise<{ cert: string; key: string }> {
-  const dev = tlsFiles(dataDir);
-  const certFile = config.tls.certFile ?? dev.cert;
-  const keyFile = config.tls.keyFile ?? dev.key;
-  return { cert: await fsp.readFile(certFile, 'utf8'), key: await fsp.readFile(keyFile, 'utf8') };
-}
-
 export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; log: Logger }): Promise<HttpsServer> {
   const { config, log } = d;
   const app = createPartnerApp(d);
   const server = https.createServer({
-    ...(await readTls(config, d.dataDir)),
-    passphrase: config.keyPassphrase ?? undefined,
+    ...(await loadTlsCredentials(config, d.dataDir)),
     minVersion: 'TLSv1.2',
     requestCert: true,
     rejectUnauthorized: false,

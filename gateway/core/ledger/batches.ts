@@ -151,6 +151,11 @@ export class BatchRepo {
     return q.limit(1).executeTakeFirst();
   }
 
+  /** Every ack version of a batch, oldest first. */
+  async acks(batchId: string): Promise<AckRow[]> {
+    return this.db.selectFrom('acks').selectAll().where('batch_id', '=', batchId).orderBy('version').execute();
+  }
+
   /**
    * Record the ack and finish the batch in one transaction. Idempotent: a second call for
    * the same version changes nothing and returns false.
