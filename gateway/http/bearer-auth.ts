@@ -14,6 +14,8 @@ import { locals } from './request-context.js';
 const BEARER = /^Bearer ([A-Za-z0-9_-]{1,200})$/;
 
 export function bearerAuth(ledger: Ledger): RequestHandler {
+  // Last-use bookkeeping at most once a minute per token and process: no ledger write per request.
+  const touched = new Map<string, number>();
   return (req, res, next) => {
     void (async () => {
       const m = BEARER.exec(req.headers.authorization ?? '');
@@ -31,7 +33,11 @@ export function bearerAuth(ledger: Ledger): RequestHandler {
       l.partner = partner;
       l.tokenId = row.id;
       l.log = l.log.child({ partner: partner.id });
-      ledger.apiTokens.touch(row.id).catch(() => {}); // bookkeeping only; never fails a request
+      const now = Date.now();
+      if (now - (touched.get(row.id) ?? 0) > 60_000) {
+        touched.set(row.id, now);
+        ledger.apiTokens.touch(row.id).catch(() => {}); // bookkeeping only; never fails a request
+      }
     })().then(() => next(), next);
   };
 }
