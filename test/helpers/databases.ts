@@ -2,6 +2,10 @@
  * Ledger back ends for tests: a fresh SQLite file, and a throw-away PostgreSQL database on
  * the local server (created per test file, dropped afterwards). The admin URL can be
  * changed with PGW_TEST_POSTGRES_ADMIN_URL.
+ *
+ * `npm test` runs the whole suite twice: PGW_TEST_DATABASE=sqlite, then =postgres. The
+ * harnesses ask `suiteDatabase()` for their ledger, so every test that does not pin a back
+ * end itself runs on both.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -49,3 +53,19 @@ export async function postgresDatabase(): Promise<TestDatabase> {
 }
 
 export const DATABASES: [string, () => Promise<TestDatabase>][] = [['SQLite', sqliteDatabase], ['PostgreSQL', postgresDatabase]];
+
+/** Which back end this run of the suite uses (PGW_TEST_DATABASE, default sqlite). */
+export function suiteBackend(): 'sqlite' | 'postgres' {
+  const v = process.env.PGW_TEST_DATABASE ?? 'sqlite';
+  if (v !== 'sqlite' && v !== 'postgres') throw new Error(`PGW_TEST_DATABASE must be sqlite or postgres, not ${v}`);
+  return v;
+}
+
+/**
+ * The ledger for a harness: on SQLite the file `sqliteFile` (usually inside the harness's
+ * data dir, where `pgw` would put it), on PostgreSQL a throw-away database.
+ */
+export async function suiteDatabase(sqliteFile: string): Promise<TestDatabase> {
+  if (suiteBackend() === 'postgres') return postgresDatabase();
+  return { name: 'sqlite', url: `sqlite:${sqliteFile}`, drop: async () => {} };
+}

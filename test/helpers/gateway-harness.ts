@@ -17,6 +17,7 @@ import { Ledger } from '../../gateway/core/ledger/index.js';
 import { initialise } from '../../keys/init.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
+import { suiteDatabase, type TestDatabase } from './databases.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -47,6 +48,7 @@ export class GatewayHarness {
   readonly processes: PgwProcess[] = [];
   gatewayFingerprint = '';
   private gatewayArmored = '';
+  private database: TestDatabase | null = null;
 
   private constructor(dir: string, extraEnv: Record<string, string>) {
     this.dir = dir;
@@ -72,7 +74,11 @@ export class GatewayHarness {
 
   static async create(extraEnv: Record<string, string> = {}): Promise<GatewayHarness> {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwt-'));
-    const h = new GatewayHarness(dir, extraEnv);
+    // The suite's back end (SQLite file in the data dir, or a throw-away PostgreSQL
+    // database) unless the test pins its own ledger.
+    const database = extraEnv.PGW_DATABASE_URL ? null : await suiteDatabase(path.join(dir, 'data', 'ledger.db'));
+    const h = new GatewayHarness(dir, database ? { PGW_DATABASE_URL: database.url, ...extraEnv } : extraEnv);
+    h.database = database;
     await initialise(h.config, silentLogger);
     await h.withLedger(async (l) => {
       const [k] = await l.pgpKeys.gatewayKeys();
@@ -251,6 +257,7 @@ export class GatewayHarness {
     for (const d of await fsp.readdir(os.tmpdir())) {
       if (d.startsWith('pgwg-')) await run('gpgconf', ['--homedir', path.join(os.tmpdir(), d), '--kill', 'gpg-agent']).catch(() => {});
     }
+    await this.database?.drop();
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

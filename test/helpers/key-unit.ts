@@ -1,4 +1,5 @@
 /** Shared bits of the keys/ unit tests: the code a promise fails with, and a throw-away ledger. */
+import { suiteDatabase } from './databases.js';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,14 +18,16 @@ export async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-/** A SQLite ledger in a temp dir; `close()` removes it. */
+/** The suite's ledger (SQLite in a temp dir, or a throw-away PostgreSQL database); `close()` removes it. */
 export async function tempLedger(prefix: string): Promise<{ ledger: Ledger; close(): Promise<void> }> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
-  const ledger = await Ledger.open(`sqlite:${path.join(dir, 'ledger.db')}`, silentLogger);
+  const database = await suiteDatabase(path.join(dir, 'ledger.db'));
+  const ledger = await Ledger.open(database.url, silentLogger);
   return {
     ledger,
     async close() {
       await ledger.close();
+      await database.drop();
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

@@ -14,6 +14,7 @@ import path from 'node:path';
 import * as openpgp from 'openpgp';
 import type { Redis } from 'ioredis';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
+import { suiteDatabase } from './databases.js';
 import { Ledger, type Batch, type PgpKeyRow } from '../../gateway/core/ledger/index.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { DataKeys, deriveMasterKey } from '../../gateway/core/sealed-blob.js';
@@ -227,7 +228,8 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   });
   const dataDir = new DataDir(dir);
   await dataDir.ensure();
-  const ledger = await Ledger.open(`sqlite:${dataDir.ledgerFile}`, log);
+  const database = await suiteDatabase(dataDir.ledgerFile);
+  const ledger = await Ledger.open(database.url, log);
   const dataKeys = new DataKeys(deriveMasterKey(KEY_PASSPHRASE, randomBytes(16)));
   // 30 days old, so that tests can back-date messages (openpgp checks the recipient key at `date`)
   const gatewayRow = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(Date.now() - 30 * DAY) });
@@ -290,6 +292,7 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
       await queues.close();
       await redis.quit().catch(() => {});
       await ledger.close();
+      await database.drop();
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import ssh2 from 'ssh2';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
+import { suiteDatabase, type TestDatabase } from './databases.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { createLogger, silentLogger, type Logger } from '../../gateway/core/logger.js';
 import { DataKeys, deriveMasterKey } from '../../gateway/core/sealed-blob.js';
@@ -95,6 +96,7 @@ export class SftpHarness {
   readonly partners = new Map<string, TestPartner>();
   server!: SftpServer;
   private redis!: Redis;
+  private database: TestDatabase | null = null;
   private readonly children = new Set<ChildProcess>();
 
   private constructor(
@@ -140,7 +142,8 @@ export class SftpHarness {
     await dataDir.ensure();
     const keySrc = await cachedHostKeys();
     for (const f of await fsp.readdir(keySrc)) await fsp.copyFile(path.join(keySrc, f), path.join(dataDir.keysDir, f));
-    const ledger = await Ledger.open(`sqlite:${dataDir.ledgerFile}`, silentLogger);
+    const database = await suiteDatabase(dataDir.ledgerFile);
+    const ledger = await Ledger.open(database.url, silentLogger);
     const redis = createRedis(config.redisUrl, false, silentLogger);
     const queues = new Queues(redis, prefix, 1);
     const dataKeys = new DataKeys(deriveMasterKey(PASSPHRASE, randomBytes(16)));
@@ -149,6 +152,7 @@ export class SftpHarness {
     });
     const h = new SftpHarness(dir, config, dataDir, ledger, queues, ingest, log, prefix, logs);
     h.redis = redis;
+    h.database = database;
     const gatewayKeys = opts.gatewayKeys ?? GATEWAY_KEYS_TEXT;
     h.server = await startSftpServer({
       config, ledger, ingest, dataDir,
@@ -291,6 +295,7 @@ export class SftpHarness {
     if (keys.length) await this.redis.del(...keys);
     await this.redis.quit().catch(() => this.redis.disconnect());
     await this.ledger.close();
+    await this.database?.drop();
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

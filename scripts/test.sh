@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm test`: type-check, then the whole mocha suite once per ledger back end — SQLite, then
+# a throw-away PostgreSQL database per harness (PGW_TEST_DATABASE; see test/helpers/databases.ts).
+# PGW_TEST_DATABASES="sqlite" runs one pass only. Extra arguments go to mocha.
+# Closes with the combined "N passed, N failed" line CI reads.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if ! npm run --silent typecheck; then
+  echo "0 passed, 1 failed (type-check)"
+  exit 1
+fi
+
+passed=0 failed=0 skipped=0 rc=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for db in ${PGW_TEST_DATABASES:-sqlite postgres}; do
+  printf '\n=== test suite, ledger on %s ===\n' "$db"
+  PGW_TEST_DATABASE=$db npx mocha "$@" | tee "$out"
+  status=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  if [[ -z "$line" ]]; then
+    echo "[$db] mocha printed no summary (exit $status)"
+    failed=$((failed + 1)); rc=1; continue
+  fi
+  read -r p _ f _ s _ <<<"${line//,/}"
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
+  ((status == 0)) || rc=1
+  echo "[$db] $line"
+done
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$rc"
