@@ -2,7 +2,9 @@
  * Composition root: config → logger → ledger → keys → Redis → servers / workers, and the
  * ordered shutdown of all of it. `pgw start` calls {@link startRuntime}; tests do too.
  */
+import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Config, Role } from './core/config.js';
 import { redactedConfig } from './core/config.js';
@@ -10,6 +12,7 @@ import type { Logger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 import { DataDir } from './core/data-dir.js';
 import { Ledger } from './core/ledger/index.js';
+import { pairDataDirWithLedger } from './core/ledger/installation.js';
 import { DataKeys, loadMasterKey } from './core/sealed-blob.js';
 import { faultHook } from './core/faults.js';
 import { writeFileAtomic } from './core/fs-atomic.js';
@@ -46,13 +49,16 @@ export async function startRuntime(config: Config, role: Role, log: Logger): Pro
 }
 
 async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdown): Promise<Runtime> {
-  log.info('starting', { role, config: redactedConfig(config) });
+  // This process among the installation's others (leases name it; logs carry it).
+  const instance = `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
+  log.info('starting', { role, instance, config: redactedConfig(config) });
   const passphrase = requirePassphrase(config);
   assertOpenpgpPolicy(openpgpConfig(config.limits));
 
   const dataDir = new DataDir(config.dataDir);
   await dataDir.ensure();
   const ledger = shutdown.add('ledger', await Ledger.open(config.databaseUrl, log.child({ component: 'ledger' })));
+  await pairDataDirWithLedger(dataDir.root, ledger);
   const keyring = await GatewayKeyring.load(ledger, passphrase);
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, passphrase, dataDir.keysDir));
   const fault = faultHook(config.fault);
@@ -72,7 +78,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       log: log.child({ component: 'worker' }), fault,
     };
     shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
-    const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' })));
+    const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' }), instance));
     reconciler.start(config.workers.reconcileIntervalMs);
     shutdown.add('retention', new RetentionScheduler(redis, workerRedis, config.queuePrefix, {
       ledger, dataDir, policy: config.retention, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),

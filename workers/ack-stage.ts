@@ -113,8 +113,13 @@ async function produceAck(
 
 /** Who signed / was encrypted to, for an ack a previous attempt published. */
 async function readAckMeta(blob: string): Promise<{ signedBy: string; encryptedTo: string }> {
-  const raw = await fsp.readFile(`${blob}.meta.json`, 'utf8').catch(() => null);
-  if (raw) return JSON.parse(raw) as { signedBy: string; encryptedTo: string };
+  // The worker that published the blob writes this note right after; one that lost the race
+  // (another host, after a lost job lock) may get here first, so give the winner a moment.
+  for (let i = 0; i < 20; i++) {
+    const raw = await fsp.readFile(`${blob}.meta.json`, 'utf8').catch(() => null);
+    if (raw) return JSON.parse(raw) as { signedBy: string; encryptedTo: string };
+    await new Promise((r) => setTimeout(r, 100));
+  }
   // Crashed between publishing the ack and its note: the recipient is readable without decrypting.
   const msg = await openpgp.readMessage({ binaryMessage: await fsp.readFile(blob) });
   return { signedBy: 'unknown', encryptedTo: msg.getEncryptionKeyIDs().map((k) => k.toHex()).join(',') };

@@ -2,8 +2,10 @@
  * The reconciler makes the ledger, not Redis, the source of truth: at start and
  * periodically it re-enqueues every unfinished batch that has no live job (a worker killed
  * mid-job whose lock expired, a Redis that lost its data, an enqueue that failed during
- * ingest). It also sweeps leftovers of crashed uploads. Every action is idempotent, so
- * several reconcilers running at once do no harm.
+ * ingest). It also sweeps leftovers of crashed uploads. Every action is idempotent, but
+ * with several worker processes (hosts) only one runs it at a time: the holder of the
+ * ledger lease `reconciler` — overlapping runs would race (one removing a job the other
+ * just queued) and multiply the Redis and disk scans for nothing.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -24,11 +26,19 @@ export interface ReconcileReport {
   sweptFiles: number;
 }
 
+/** The ledger lease that elects the one reconciling process. */
+export const RECONCILER_LEASE = 'reconciler';
+
 export class Reconciler {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
+  private leading = false;
 
-  constructor(private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger) {}
+  /** `holder`: this process's id in the lease (host, pid, random). */
+  constructor(
+    private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger,
+    private readonly holder: string,
+  ) {}
 
   async runOnce(): Promise<ReconcileReport> {
     const report: ReconcileReport = { checked: 0, requeued: 0, pushesRequeued: 0, sweptFiles: 0 };
@@ -51,10 +61,15 @@ export class Reconciler {
     return report;
   }
 
-  /** Start: one run now, then every `intervalMs`. */
+  /**
+   * Start: try now, then every `intervalMs`; a run happens when this process holds (or
+   * takes) the lease. The lease lasts three periods, so a leader that died is replaced
+   * within about three periods, and one slow run does not lose it.
+   */
   start(intervalMs: number): void {
     const tick = () => {
-      this.running ??= this.runOnce()
+      this.running ??= this.lead(3 * intervalMs)
+        .then((leader) => (leader ? this.runOnce() : null))
         .catch((err) => this.log.warn('reconcile failed', { err }))
         .finally(() => { this.running = null; });
     };
@@ -67,6 +82,15 @@ export class Reconciler {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running;
+    // Hand over at once rather than after expiry (a killed process cannot; expiry covers it).
+    if (this.leading) await this.ledger.leases.release(RECONCILER_LEASE, this.holder).catch(() => {});
+  }
+
+  private async lead(ttlMs: number): Promise<boolean> {
+    const leader = await this.ledger.leases.acquire(RECONCILER_LEASE, this.holder, ttlMs);
+    if (leader !== this.leading) this.log.info(leader ? 'reconciler lease taken' : 'reconciler lease held by another process', { holder: this.holder });
+    this.leading = leader;
+    return leader;
   }
 
   private async sweep(): Promise<number> {

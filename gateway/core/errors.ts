@@ -142,6 +142,8 @@ export const ERROR_CODES = {
   'schedule.invalid': { scope: 'operator', message: 'expected schedule looks like "mon-fri 10:00" or "mon,wed,fri 09:30"' },
   'ack.no_partner_key': { scope: 'operator', message: 'the partner has no usable encryption key for acks' },
   'not_initialised': { scope: 'operator', message: 'the data dir is not initialised: run `pgw init`' },
+  'ledger.sqlite_shared': { scope: 'operator', message: 'the SQLite ledger lies on a network or cluster file system, where its locking is not safe: use PostgreSQL (PGW_DATABASE_URL=postgres://…) for several hosts' },
+  'ledger.data_dir_mismatch': { scope: 'operator', message: 'this data dir belongs to another ledger: every process of one installation must use the same PGW_DATABASE_URL' },
   'redis.policy': { scope: 'operator', message: 'Redis must use maxmemory-policy noeviction' },
   'fault.refused': { scope: 'operator', message: 'fault injection is refused in production' },
 } as const satisfies Record<string, CodeInfo>;

@@ -9,6 +9,7 @@ import { AckPushRepo } from './ack-pushes.js';
 import { OperatorRepo } from './operators.js';
 import { StatsRepo } from './stats.js';
 import { SubjectRepo } from './subjects.js';
+import { LeaseRepo } from './leases.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -21,6 +22,7 @@ export class Ledger {
   readonly operators: OperatorRepo;
   readonly stats: StatsRepo;
   readonly subjects: SubjectRepo;
+  readonly leases: LeaseRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -32,6 +34,7 @@ export class Ledger {
     this.operators = new OperatorRepo(handle);
     this.stats = new StatsRepo(handle);
     this.subjects = new SubjectRepo(handle);
+    this.leases = new LeaseRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {

@@ -2,13 +2,16 @@
  * Opens the ledger (SQLite by default, PostgreSQL by URL), applies migrations and offers
  * one write-transaction helper that behaves the same on both back ends.
  */
-import { Kysely, Migrator, SqliteDialect, PostgresDialect, sql, type Transaction } from 'kysely';
+import {
+  Kysely, Migrator, SqliteDialect, SqliteAdapter, PostgresDialect, CompiledQuery, sql, type Transaction, type Driver, type DialectAdapter,
+} from 'kysely';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { DB } from './schema.js';
 import { InlineMigrations } from './migrations.js';
+import { assertSqliteLocal } from './installation.js';
 import type { Logger } from '../logger.js';
 
 export type LedgerDialect = 'sqlite' | 'postgres';
@@ -30,6 +33,7 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
   if (databaseUrl.startsWith('sqlite:')) {
     const file = databaseUrl.slice('sqlite:'.length);
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    assertSqliteLocal(file);
     const sqlite = new Database(file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
@@ -37,7 +41,7 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
     sqlite.pragma('busy_timeout = 10000');
     // Deleted and overwritten content (anonymised rows) is zeroed in the file, not left in free pages.
     sqlite.pragma('secure_delete = ON');
-    db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<DB>({ dialect: new MultiProcessSqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
@@ -46,6 +50,8 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
     dialect = 'postgres';
   }
 
+  // Several processes may start together: on PostgreSQL Kysely holds an advisory lock while
+  // migrating; on SQLite the migrations run in one BEGIN IMMEDIATE transaction (below).
   const migrator = new Migrator({ db, provider: new InlineMigrations(dialect) });
   const { error, results } = await migrator.migrateToLatest();
   for (const r of results ?? []) {
@@ -80,6 +86,33 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
       await db.destroy();
     },
   };
+}
+
+/**
+ * SQLite shared by several processes of one host. Kysely's SQLite adapter migrates without a
+ * transaction or lock (right for one process): two processes starting on a fresh file would
+ * both create the same tables. Here every Kysely transaction is BEGIN IMMEDIATE — it takes
+ * the write lock at once, waiting up to busy_timeout — and migrations run inside one, so the
+ * process that comes second waits, then finds them applied. (SQLite DDL is transactional.)
+ */
+class MultiProcessSqliteDialect extends SqliteDialect {
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    driver.beginTransaction = async (conn) => {
+      await conn.executeQuery(CompiledQuery.raw('begin immediate'));
+    };
+    return driver;
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalSqliteAdapter();
+  }
+}
+
+class TransactionalSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
 }
 
 /** Now as the ledger stores times. */

@@ -214,6 +214,22 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0007_several_hosts': {
+      async up(db: Kysely<unknown>) {
+        // Leader leases: a periodic job that must not run twice at once (the reconciler) runs
+        // in the process holding the row's unexpired lease.
+        await db.schema.createTable('leases')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('holder', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .execute();
+        // Facts about the installation; `installation_id` pairs a data dir with its ledger.
+        await db.schema.createTable('ledger_meta')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

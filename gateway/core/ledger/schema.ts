@@ -191,6 +191,17 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+export interface LeasesTable {
+  name: string;
+  holder: string;
+  expires_at: string;
+}
+
+export interface LedgerMetaTable {
+  name: string;
+  value: string;
+}
+
 export interface DB {
   partners: PartnersTable;
   ssh_keys: SshKeysTable;
@@ -205,4 +216,6 @@ export interface DB {
   console_sessions: ConsoleSessionsTable;
   subject_index: SubjectIndexTable;
   audit_events: AuditEventsTable;
+  leases: LeasesTable;
+  ledger_meta: LedgerMetaTable;
 }
