@@ -52,7 +52,25 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
     batch_id: batch.id, version, sha256, outbox_name: outboxName, signed_by: signedBy, encrypted_to: encryptedTo, created_at: nowIso(),
   });
   if (recorded) log.info('ack published', { outcome: batch.outcome, version, ackSha256: sha256, outbox: outboxName, lane: batch.lane });
+  await removeUnpublishedAcks(ctx, batch.id, version);
   await announceDelivery(ctx, batch, version);
+}
+
+/** Temp files of ack writes are named after batch and version, so the one that published can clear the others. */
+function ackTempPrefix(batchId: string, version: number): string {
+  return `.tmp-${batchId}.v${version}-`;
+}
+
+/**
+ * Temp files of other attempts at this ack: a worker killed while writing one (another
+ * host, say) leaves it behind. The ack is published and recorded now, so none is needed;
+ * an attempt still writing (its job lock lapsed) fails its link and is retried as a no-op.
+ */
+async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version: number): Promise<void> {
+  const prefix = ackTempPrefix(batchId, version);
+  for (const n of await fsp.readdir(ctx.dataDir.acksDir).catch(() => [] as string[])) {
+    if (n.startsWith(prefix)) await removeQuietly(path.join(ctx.dataDir.acksDir, n));
+  }
 }
 
 async function linkIntoOutbox(ctx: StageContext, batch: Batch, blob: string, outboxName: string): Promise<void> {
@@ -96,7 +114,7 @@ async function produceAck(
   });
   const signedBy = signing.row.fingerprint;
   const encryptedTo = recipient.row.fingerprint;
-  const tmp = path.join(ctx.dataDir.acksDir, `.tmp-${randomBytes(8).toString('hex')}`);
+  const tmp = path.join(ctx.dataDir.acksDir, `${ackTempPrefix(batch.id, version)}${randomBytes(8).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(encrypted as Uint8Array);
@@ -104,6 +122,7 @@ async function produceAck(
   } finally {
     await fh.close();
   }
+  ctx.fault('before-ack-publish');
   const published = await publishOnce(tmp, blob);
   await removeQuietly(tmp);
   if (!published) return readAckMeta(blob); // another worker (lost lock) published first: theirs is the ack

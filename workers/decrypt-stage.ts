@@ -7,12 +7,14 @@
  * `allowUnauthenticatedStream`, openpgp emits plaintext before it knows either.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
+import type { Logger } from '../gateway/core/logger.js';
 import { SealedWriter } from '../gateway/core/sealed-blob.js';
 import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
@@ -78,6 +80,28 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
   if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
   const key = ctx.dataKeys.unwrap(batch.data_key);
   const quarantine = ctx.dataDir.quarantineFile(batch.id, randomBytes(6).toString('hex'));
+  try {
+    await decryptRun(ctx, batch, key, quarantine, log, opts);
+  } finally {
+    await removeEarlierRuns(ctx, batch.id);
+  }
+}
+
+/**
+ * Quarantine files of other runs of this batch: a worker killed mid-decrypt (another host,
+ * say) leaves its partial file, and the retry writes under a new run name. Once the batch
+ * has left the decrypt stage no run needs one — a run that lost its job lock checks the
+ * stage before promoting and drops its file, or fails its rename and is retried as a no-op.
+ */
+async function removeEarlierRuns(ctx: StageContext, batchId: string): Promise<void> {
+  if ((await ctx.ledger.batches.get(batchId))?.stage === 'decrypt') return;
+  const names = await fsp.readdir(ctx.dataDir.quarantineDir).catch(() => [] as string[]);
+  for (const n of names) if (ctx.dataDir.quarantineBatchId(n) === batchId) await removeQuietly(path.join(ctx.dataDir.quarantineDir, n));
+}
+
+async function decryptRun(
+  ctx: StageContext, batch: Batch, key: Buffer, quarantine: string, log: Logger, opts: DecryptStageOptions,
+): Promise<void> {
   const watch = new MessageWatch(opts.stallMs ?? ctx.config.workers.decryptStallMs);
 
   let verdict: DecryptVerdict;
@@ -103,6 +127,7 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
     await removeQuietly(quarantine);
     return;
   }
+  ctx.fault('before-promote');
   await commitRename(quarantine, ctx.dataDir.payloadFile(batch.id));
   ctx.fault('after-decrypt');
   await ctx.ledger.batches.advance(batch.id, 'decrypt', 'validate', {

@@ -4,11 +4,12 @@
  * production by the config validator; a no-op when unset.
  *
  * Points: after-temp-write, after-fsync, after-rename, after-ledger, before-enqueue,
- * after-decrypt, after-ack-written.
+ * before-promote (decrypt output complete in quarantine), after-decrypt,
+ * before-ack-publish (ack written under its temp name), after-ack-written.
  */
 export type FaultPoint =
   | 'after-temp-write' | 'after-fsync' | 'after-rename' | 'after-ledger' | 'before-enqueue'
-  | 'after-decrypt' | 'after-ack-written';
+  | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written';
 
 export type FaultHook = (point: FaultPoint) => void;
 

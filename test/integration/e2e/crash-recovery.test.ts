@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
+import { assertNoLeftovers } from '../../helpers/fault-tools.js';
 
 async function exactlyOneAck(h: GatewayHarness, partner: TestPartner, fileName: string): Promise<string> {
   const ackName = `${fileName}.ack.pgp`;
@@ -36,7 +37,10 @@ async function exactlyOneAck(h: GatewayHarness, partner: TestPartner, fileName: 
 describe('crash recovery (PGW_FAULT kills the process mid-batch)', function () {
   this.timeout(120_000);
 
-  for (const fault of ['after-decrypt', 'after-ack-written'] as const) {
+  // before-promote and before-ack-publish leave a complete file under a run's temp name
+  // (quarantine/, acks/.tmp-*): the retry in the other process must clear it, not the
+  // hour-later sweep.
+  for (const fault of ['before-promote', 'after-decrypt', 'before-ack-publish', 'after-ack-written'] as const) {
     it(`a worker SIGKILLed ${fault} is replaced and the batch gets exactly one ack`, async () => {
       const h = await GatewayHarness.create();
       try {
@@ -50,6 +54,7 @@ describe('crash recovery (PGW_FAULT kills the process mid-batch)', function () {
         expect(exit.signal).to.equal('SIGKILL');
         await h.start('worker');
         await exactlyOneAck(h, p, 'crash.json.pgp');
+        await assertNoLeftovers(h);
       } finally {
         await h.cleanup();
       }
