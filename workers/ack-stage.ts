@@ -9,12 +9,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import * as openpgp from 'openpgp';
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { publishOnce, removeQuietly, writeFileAtomic, linkAtomically } from '../gateway/core/fs-atomic.js';
+import { publishOnce, removeQuietly, writeFileAtomic, linkAtomically, tempNameFor } from '../gateway/core/fs-atomic.js';
 import { hashFile } from '../gateway/ingest/upload.js';
 import { ackFileName } from '../gateway/ingest/file-names.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
@@ -56,20 +55,16 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
   await announceDelivery(ctx, batch, version);
 }
 
-/** Temp files of ack writes are named after batch and version, so the one that published can clear the others. */
-function ackTempPrefix(batchId: string, version: number): string {
-  return `.tmp-${batchId}.v${version}-`;
-}
-
 /**
- * Temp files of other attempts at this ack: a worker killed while writing one (another
+ * Temp files of other attempts at this ack (the ack and its meta note, both named
+ * `.tmp-<random>-<blob name>…` by tempNameFor): a worker killed while writing one (another
  * host, say) leaves it behind. The ack is published and recorded now, so none is needed;
  * an attempt still writing (its job lock lapsed) fails its link and is retried as a no-op.
  */
 async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version: number): Promise<void> {
-  const prefix = ackTempPrefix(batchId, version);
+  const mark = `-${path.basename(ctx.dataDir.ackBlob(batchId, version))}`;
   for (const n of await fsp.readdir(ctx.dataDir.acksDir).catch(() => [] as string[])) {
-    if (n.startsWith(prefix)) await removeQuietly(path.join(ctx.dataDir.acksDir, n));
+    if (n.startsWith('.tmp-') && n.includes(mark)) await removeQuietly(path.join(ctx.dataDir.acksDir, n));
   }
 }
 
@@ -114,7 +109,7 @@ async function produceAck(
   });
   const signedBy = signing.row.fingerprint;
   const encryptedTo = recipient.row.fingerprint;
-  const tmp = path.join(ctx.dataDir.acksDir, `${ackTempPrefix(batch.id, version)}${randomBytes(8).toString('hex')}`);
+  const tmp = tempNameFor(blob);
   const fh = await fsp.open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(encrypted as Uint8Array);
