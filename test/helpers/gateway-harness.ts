@@ -218,6 +218,18 @@ export class GatewayHarness {
     return { ack: JSON.parse(dec.stdout) as Record<string, unknown>, signer: validsig ? validsig.split(' ')[11] ?? validsig.split(' ')[2]! : null };
   }
 
+  /**
+   * Everything the ledger holds, as text for canary searches: the SQLite file and its WAL
+   * as bytes, or on PostgreSQL the rows as pg_dump writes them (what a backup would hold).
+   */
+  async ledgerDump(): Promise<string> {
+    const url = this.config.databaseUrl;
+    if (!url.startsWith('sqlite:')) return (await run('pg_dump', ['--data-only', '--no-owner', url], { maxBuffer: 256 * 1024 * 1024 })).stdout;
+    const file = url.slice('sqlite:'.length);
+    const parts = await Promise.all([file, `${file}-wal`].map((f) => fsp.readFile(f).catch(() => Buffer.alloc(0))));
+    return Buffer.concat(parts).toString('latin1');
+  }
+
   /** All Redis keys and values under this run's prefix, as one string (for canary searches). */
   async redisDump(): Promise<string> {
     const r = createRedis(this.config.redisUrl, true, silentLogger);

@@ -8,8 +8,6 @@
  */
 import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { gpg, waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
@@ -20,8 +18,6 @@ import { CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
 import {
   auditLogLines, canaryBsn, filesContaining, listFiles, plainHashes, sharedGateway, token, type SharedGateway,
 } from './kit.js';
-
-const run = promisify(execFile);
 
 const DAY = 86_400_000;
 const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -192,12 +188,11 @@ describe('security: personal data appears nowhere (pgw start, canary batches)', 
     const files = [...(await listFiles(h.dataDir.root)), ...(await listFiles(s.productTmp)), ...(await listFiles(s.cwd))];
     expect(files.some((f) => f.startsWith(h.dataDir.spoolDir))).to.equal(true);
     if (h.config.databaseUrl.startsWith('sqlite:')) {
-      expect(files.some((f) => f.endsWith('ledger.db'))).to.equal(true);
+      expect(files.some((f) => f.endsWith('ledger.db')), 'the SQLite ledger is among the files searched').to.equal(true);
     } else {
-      // PostgreSQL: every table's rows as pg_dump writes them (what a backup would hold).
-      const dump = await run('pg_dump', ['--data-only', '--no-owner', h.config.databaseUrl], { maxBuffer: 64 * 1024 * 1024 });
-      expect(dump.stdout).to.include('COPY public.batches');
-      problems.push(...found('pg_dump', dump.stdout));
+      const dump = await h.ledgerDump();
+      expect(dump).to.include('COPY public.batches');
+      problems.push(...found('pg_dump', dump));
     }
     problems.push(...(await filesContaining(files, needles)));
     expect(problems).to.deep.equal([]);

@@ -44,7 +44,14 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
     db = new Kysely<DB>({ dialect: new MultiProcessSqliteDialect({ database: sqlite }) });
     dialect = 'sqlite';
   } else {
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+    // bigint columns (sizes, counts) as numbers, as SQLite returns them: node-postgres gives
+    // int8 as a string, which would reach SFTP STAT replies and JSON as "100000".
+    const types = {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 && format !== 'binary'
+        ? (v: string) => Number(v)
+        : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
+    };
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, types });
     pool.on('error', (err) => log.error('postgres pool error', { err }));
     db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';
