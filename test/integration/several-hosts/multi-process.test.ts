@@ -12,9 +12,12 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { issueToken } from '../../../gateway/admin/api-tokens.js';
 import { ApiClient } from '../../helpers/https-client.js';
+import { runPgw } from '../../helpers/pgw-cli.js';
+import { gpg } from '../../helpers/gateway-harness.js';
 import {
   FaultRig, allBatches, assertExactlyOneAckPerBatch, assertNoLeftovers, putOutcomes, waitAllDone, waitExit, type PgwProcess, type TestPartner,
 } from '../../helpers/fault-tools.js';
@@ -167,6 +170,65 @@ describe('several gateway and worker processes on one ledger, Redis and data dir
     expect(leaders.length, 'some worker led the reconciler').to.be.at.least(1);
   });
 });
+
+describe('an operator\'s change on one host reaches every gateway process at once', function () {
+  this.timeout(180_000);
+  let rig: FaultRig;
+
+  before(async () => {
+    rig = await FaultRig.create();
+  });
+
+  after(async () => {
+    await rig?.cleanup();
+  });
+
+  it('gateway key rotation, partner disable and token revocation via `pgw` are seen by both gateways on their next request', async () => {
+    const h = rig.h;
+    const p = await rig.partner('kz-ops');
+    const { id: tokenId, token } = await h.withLedger((l) => issueToken(l, p.id, 'test'));
+    const [g1, g2] = [await h.start('gateway'), await h.start('gateway')];
+    const ca = await fsp.readFile(h.tlsCertFile, 'utf8');
+    const apis = [new ApiClient(g1.httpsPort!, ca), new ApiClient(g2.httpsPort!, ca)];
+    try {
+      const published = async () => Promise.all(apis.map(async (a) => {
+        const r = await a.request('GET', '/v1/keys/gateway', { token });
+        expect(r.status).to.equal(200);
+        return fingerprintsOf((await gpg(p.gpgHome, ['--with-colons', '--show-keys'], r.body)).stdout);
+      }));
+      for (const fps of await published()) expect(fps).to.deep.equal([h.gatewayFingerprint]);
+
+      // A third process, as an operator on another host would run it.
+      const rotated = await runPgw(['keys', 'gateway', 'rotate', '--json'], h.env);
+      expect(rotated.code, rotated.stderr).to.equal(0);
+      const next = (JSON.parse(rotated.stdout) as { next: string }).next.toUpperCase();
+      for (const fps of await published()) expect(fps.sort(), 'both gateways publish the next key at once').to.deep.equal([h.gatewayFingerprint, next].sort());
+      for (const g of [g1, g2]) {
+        const local = path.join(p.gpgHome, `gateway-${g.port}.asc`);
+        const r = await rig.sftp(p, [`get /keys/gateway.asc ${local}`], { port: g.port! });
+        expect(r.code, r.stderr).to.equal(0);
+        expect(fingerprintsOf((await gpg(p.gpgHome, ['--with-colons', '--show-keys', local])).stdout)).to.include(next);
+      }
+
+      expect((await runPgw(['partner', 'disable', p.id], h.env)).code).to.equal(0);
+      for (const a of apis) expect((await a.request('GET', '/v1/acks?pending=true', { token })).status, 'disabled partner over HTTPS').to.equal(403);
+      for (const g of [g1, g2]) expect((await rig.sftp(p, ['ls /inbox'], { port: g.port! })).code, 'disabled partner over SFTP').to.not.equal(0);
+
+      expect((await runPgw(['partner', 'enable', p.id], h.env)).code).to.equal(0);
+      for (const a of apis) expect((await a.request('GET', '/v1/acks?pending=true', { token })).status).to.equal(200);
+      expect((await runPgw(['partner', 'token', p.id, '--revoke', tokenId], h.env)).code).to.equal(0);
+      for (const a of apis) expect((await a.request('GET', '/v1/acks?pending=true', { token })).status, 'revoked token').to.equal(401);
+    } finally {
+      for (const a of apis) a.close();
+    }
+  });
+});
+
+function fingerprintsOf(colons: string): string[] {
+  // Primary-key fingerprints only: the fpr line that follows each pub line.
+  const lines = colons.split('\n');
+  return lines.flatMap((l, i) => (l.startsWith('fpr:') && lines[i - 1]?.startsWith('pub:') ? [l.split(':')[9]!] : []));
+}
 
 async function inBatches<T>(items: T[], width: number, fn: (item: T, index: number) => Promise<unknown>): Promise<void> {
   let next = 0;
