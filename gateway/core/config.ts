@@ -188,7 +188,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development, test or production (refuses unsafe settings)' },
   { env: 'PGW_DATA_DIR', path: 'dataDir', kind: 'string', doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
   { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only)' },
-  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger (SQLite file; postgres:// reserved for multi-host)' },
+  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger: SQLite file (one host) or postgres://… (several hosts)' },
   { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis' },
   { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
   { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
