@@ -2,8 +2,10 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
+import { SUBJECT_HASH_BYTES, type SubjectEntries } from '../../../gateway/core/ledger/subjects.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
 
@@ -143,4 +145,34 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
       await own.drop();
     }
   });
+
+  const entries = (hashes: Buffer[], records: number[]): SubjectEntries => ({
+    hashes: Buffer.concat(hashes), stride: SUBJECT_HASH_BYTES, records: Uint32Array.from(records), count: records.length,
+  });
+
+  it('finds every record of a hash, also among hashes sharing their first bytes, and in old rows', async () => {
+    const a = Buffer.from('00000001aaaaaaaaaaaaaaaaaaaaaaaa', 'hex');
+    const b = Buffer.from('00000001000000000000000000000000', 'hex'); // same first 4 bytes as a, sorts before it
+    const c = Buffer.from('ffffffff000000000000000000000000', 'hex');
+    const many = Array.from({ length: 500 }, () => randomBytes(16));
+    const id = (await receive(randomBytes(32).toString('hex'))).batch.id;
+    await ledger.subjects.replaceForBatch(id, entries([c, a, ...many, b, a, b], [0, 7, ...many.map((_, i) => 10 + i), 3, 2, 900]));
+    expect(await ledger.subjects.find([a])).to.deep.equal([{ batch_id: id, record: 2 }, { batch_id: id, record: 7 }]);
+    expect(await ledger.subjects.find([b])).to.deep.equal([{ batch_id: id, record: 3 }, { batch_id: id, record: 900 }]);
+    expect(await ledger.subjects.find([randomBytes(16), c])).to.deep.equal([{ batch_id: id, record: 0 }]);
+    expect(await ledger.subjects.find([many[123]!])).to.deep.equal([{ batch_id: id, record: 133 }]);
+    // a row written before the AES form: 16-byte HMAC prefixes; found under the second lookup hash
+    const old = (await receive(randomBytes(32).toString('hex'))).batch.id;
+    const hmac = randomBytes(32);
+    await ledger.subjects.replaceForBatch(old, { hashes: Buffer.concat([hmac, randomBytes(32)]), stride: 32, records: Uint32Array.from([5, 6]), count: 2 });
+    expect(await ledger.subjects.find([a, hmac])).to.deep.equal([
+      ...[{ batch_id: id, record: 2 }, { batch_id: id, record: 7 }, { batch_id: old, record: 5 }].sort((x, y) => x.batch_id.localeCompare(y.batch_id)),
+    ]);
+    await ledger.subjects.remove([a, hmac], id);
+    await ledger.subjects.remove([a, hmac], old);
+    expect(await ledger.subjects.find([a, hmac])).to.deep.equal([]);
+    expect(await ledger.subjects.find([b])).to.have.length(2);
+    expect(await ledger.subjects.find([many[499]!])).to.deep.equal([{ batch_id: id, record: 509 }]);
+  });
+
 });
