@@ -9,8 +9,8 @@ import { PgwError } from '../gateway/core/errors.js';
 import { commitRename, removeQuietly, tempNameFor } from '../gateway/core/fs-atomic.js';
 import type { Outcome } from '../gateway/core/ledger/schema.js';
 import type { Batch } from '../gateway/core/ledger/index.js';
-import { readSealed, readSealedAll, SealedWriter, SUBJECT_BLOCK_BYTES, writeSealed, writeSubjectBlock, type DataKeys } from '../gateway/core/sealed-blob.js';
-import type { SubjectEntries } from '../gateway/core/ledger/subjects.js';
+import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway/core/sealed-blob.js';
+import type { SubjectIndexWriter } from '../gateway/core/ledger/subjects.js';
 import { validateBatch, type ValidationContext } from '../schemas/index.js';
 import { validateJsonStream, type StreamedValidation } from '../schemas/batch-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
@@ -45,7 +45,7 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     // Subject requests (AVG): where each person's record is, under a keyed hash of the BSN.
     onSubject: (record, bsn) => subjects.add(record, bsn),
   };
-  const subjects = new SubjectCollector();
+  const subjects = ctx.ledger.subjects.writer(batch.id, (blocks) => ctx.dataKeys.subjectHashBlocks(blocks));
 
   let result: StreamedValidation;
   try {
@@ -53,17 +53,18 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     // faster) and CSV are read whole.
     const big = (await fsp.stat(payload)).size > (opts.streamAboveBytes ?? STREAM_ABOVE_BYTES);
     result = big && (await looksLikeJsonObject(payload, key))
-      ? await validateJsonStreaming(ctx, batch, key, vctx)
+      ? await validateJsonStreaming(ctx, batch, key, vctx, subjects)
       : await validateWhole(ctx, batch, key, vctx);
   } catch (err) {
     if (err instanceof PgwError && !err.retryable) {
+      await subjects.discard();
       await rejectBatch(ctx, batch, 'validate', err);
       return;
     }
     throw err;
   }
 
-  await ctx.ledger.subjects.replaceForBatch(batch.id, subjects.hashed(ctx.dataKeys));
+  await subjects.finish();
   const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
   if (result.accepted > 0 && batch.lane === 'live') {
     // Before the ledger moves on: a crash here repeats the stage, and the job id dedupes.
@@ -89,38 +90,6 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
 }
 
 /**
- * The BSNs of a batch's records, kept as subject blocks (never as strings) and hashed all at
- * once when the batch is done: one cipher call instead of an HMAC per record.
- */
-class SubjectCollector {
-  private blocks = Buffer.alloc(SUBJECT_BLOCK_BYTES * 1024);
-  private records = new Uint32Array(1024);
-  private count = 0;
-
-  add(record: number, bsn: string): void {
-    if (this.count === this.records.length) {
-      const blocks = Buffer.alloc(this.blocks.length * 2);
-      this.blocks.copy(blocks);
-      this.blocks.fill(0);
-      this.blocks = blocks;
-      const records = new Uint32Array(this.records.length * 2);
-      records.set(this.records);
-      this.records = records;
-    }
-    writeSubjectBlock(this.blocks, this.count * SUBJECT_BLOCK_BYTES, bsn);
-    this.records[this.count++] = record;
-  }
-
-  /** The entries under their keyed hashes; the BSN blocks are wiped. */
-  hashed(keys: DataKeys): SubjectEntries {
-    const used = this.blocks.subarray(0, this.count * SUBJECT_BLOCK_BYTES);
-    const hashes = keys.subjectHashBlocks(used);
-    this.blocks.fill(0);
-    return { hashes, stride: SUBJECT_BLOCK_BYTES, records: this.records, count: this.count };
-  }
-}
-
-/**
  * The plaintext starts (after white space and a byte-order mark) with `{`: a JSON batch
  * envelope. A top-level `[` names no schema and stays on the in-memory path, which reports
  * it exactly as before.
@@ -138,7 +107,7 @@ async function looksLikeJsonObject(file: string, key: Buffer): Promise<boolean> 
  * JSON: the accepted records' exact bytes stream into the sealed `accepted` file (same JSON
  * document as before: batchId, schema, records, indexes), published only if any.
  */
-async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext): Promise<StreamedValidation> {
+async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext, subjects: SubjectIndexWriter): Promise<StreamedValidation> {
   const target = ctx.dataDir.acceptedFile(batch.id);
   const live = batch.lane === 'live';
   const tmp = tempNameFor(target);
@@ -149,7 +118,8 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
   const comma = Buffer.from(',');
   try {
     const result = await validateJsonStream(() => readSealed(ctx.dataDir.payloadFile(batch.id), key), vctx, async (accepted) => {
-      if (!writer) return;
+      await subjects.flush(); // full index parts go to the ledger as they fill, not all at the end
+      if (!writer || accepted.length === 0) return;
       const parts: Buffer[] = [];
       for (const { raw, index } of accepted) {
         parts.push(count === 0 ? Buffer.from(`{"batchId":${JSON.stringify(batch.id)},"records":[`) : comma, raw);

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
-import { SUBJECT_HASH_BYTES, type SubjectEntries } from '../../../gateway/core/ledger/subjects.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
 
@@ -146,33 +145,43 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     }
   });
 
-  const entries = (hashes: Buffer[], records: number[]): SubjectEntries => ({
-    hashes: Buffer.concat(hashes), stride: SUBJECT_HASH_BYTES, records: Uint32Array.from(records), count: records.length,
-  });
+  // The identity as the keyed hash: the index entries are the BSN blocks themselves.
+  const asIs = (blocks: Buffer) => Buffer.from(blocks);
+  const block = (bsn: string) => Buffer.concat([Buffer.from(bsn, 'latin1'), Buffer.alloc(7)]);
 
-  it('finds every record of a hash, also among hashes sharing their first bytes, and in old rows', async () => {
-    const a = Buffer.from('00000001aaaaaaaaaaaaaaaaaaaaaaaa', 'hex');
-    const b = Buffer.from('00000001000000000000000000000000', 'hex'); // same first 4 bytes as a, sorts before it
-    const c = Buffer.from('ffffffff000000000000000000000000', 'hex');
-    const many = Array.from({ length: 500 }, () => randomBytes(16));
+  it('finds every record of a hash across parts, also among hashes sharing their first bytes, and in old rows', async () => {
     const id = (await receive(randomBytes(32).toString('hex'))).batch.id;
-    await ledger.subjects.replaceForBatch(id, entries([c, a, ...many, b, a, b], [0, 7, ...many.map((_, i) => 10 + i), 3, 2, 900]));
-    expect(await ledger.subjects.find([a])).to.deep.equal([{ batch_id: id, record: 2 }, { batch_id: id, record: 7 }]);
-    expect(await ledger.subjects.find([b])).to.deep.equal([{ batch_id: id, record: 3 }, { batch_id: id, record: 900 }]);
-    expect(await ledger.subjects.find([randomBytes(16), c])).to.deep.equal([{ batch_id: id, record: 0 }]);
-    expect(await ledger.subjects.find([many[123]!])).to.deep.equal([{ batch_id: id, record: 133 }]);
-    // a row written before the AES form: 16-byte HMAC prefixes; found under the second lookup hash
+    const w = ledger.subjects.writer(id, asIs);
+    // 123400001 and 123400002 share their first 4 bytes (the native sort key); 70,000 entries make two parts
+    for (let i = 0; i < 70_000; i++) w.add(i, i === 7 || i === 66_000 ? '123400002' : i === 3 ? '123400001' : String(200_000_000 + i));
+    await w.flush();
+    w.add(70_000, '123400001');
+    await w.finish();
+    expect(await ledger.subjects.find([block('123400002')])).to.deep.equal([{ batch_id: id, record: 7 }, { batch_id: id, record: 66_000 }]);
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([{ batch_id: id, record: 3 }, { batch_id: id, record: 70_000 }]);
+    expect(await ledger.subjects.find([block('200069999')])).to.deep.equal([{ batch_id: id, record: 69_999 }]);
+    // an entry written before the AES form (an HMAC prefix): found under the second lookup hash
     const old = (await receive(randomBytes(32).toString('hex'))).batch.id;
-    const hmac = randomBytes(32);
-    await ledger.subjects.replaceForBatch(old, { hashes: Buffer.concat([hmac, randomBytes(32)]), stride: 32, records: Uint32Array.from([5, 6]), count: 2 });
-    expect(await ledger.subjects.find([a, hmac])).to.deep.equal([
-      ...[{ batch_id: id, record: 2 }, { batch_id: id, record: 7 }, { batch_id: old, record: 5 }].sort((x, y) => x.batch_id.localeCompare(y.batch_id)),
+    const hmac = randomBytes(16);
+    const legacy = ledger.subjects.writer(old, (blocks) => Buffer.concat([hmac, randomBytes(blocks.length - 16)]));
+    legacy.add(5, '999999999');
+    legacy.add(6, '999999999');
+    await legacy.finish();
+    const both = [block('123400002'), hmac];
+    expect(await ledger.subjects.find(both)).to.deep.equal([
+      ...[[{ batch_id: id, record: 7 }, { batch_id: id, record: 66_000 }], [{ batch_id: old, record: 5 }]].sort((x, y) => x[0]!.batch_id.localeCompare(y[0]!.batch_id)).flat(),
     ]);
-    await ledger.subjects.remove([a, hmac], id);
-    await ledger.subjects.remove([a, hmac], old);
-    expect(await ledger.subjects.find([a, hmac])).to.deep.equal([]);
-    expect(await ledger.subjects.find([b])).to.have.length(2);
-    expect(await ledger.subjects.find([many[499]!])).to.deep.equal([{ batch_id: id, record: 509 }]);
+    await ledger.subjects.remove(both, id);
+    await ledger.subjects.remove(both, old);
+    expect(await ledger.subjects.find(both)).to.deep.equal([]);
+    expect(await ledger.subjects.find([block('123400001')])).to.have.length(2);
+    // a rerun replaces the batch's parts; a rejected batch keeps none
+    const again = ledger.subjects.writer(id, asIs);
+    again.add(1, '123400001');
+    await again.finish();
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([{ batch_id: id, record: 1 }]);
+    await ledger.subjects.writer(id, asIs).discard();
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([]);
   });
 
 });
