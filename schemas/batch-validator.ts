@@ -291,7 +291,8 @@ export type StreamedValidation = Omit<BatchValidation, 'acceptedRecords' | 'acce
  * largest record (plus the issues found). `read()` is called twice: the first pass reads the
  * envelope and the structure (depth, `limits.records`), the second parses and validates the
  * records one by one and hands the accepted records' exact bytes to `onAccepted`, in order,
- * a chunk's worth at a time.
+ * a chunk's worth at a time (called after every chunk with records, also when none of them
+ * was accepted).
  *
  * Same codes as {@link validateBatch}; when a batch has several batch-level problems the
  * one reported may differ (the envelope is judged before records are parsed).
@@ -338,7 +339,7 @@ export async function validateJsonStream(
       if (checkRecord(v, records[k], pieces[k]!.index, bounds, ctx.allowBsnPlaceholder, errors, warnings)) ok.push(pieces[k]!);
     }
     accepted += ok.length;
-    if (ok.length > 0) await onAccepted(ok);
+    await onAccepted(ok);
   };
   for await (const chunk of read()) {
     second.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));

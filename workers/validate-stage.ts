@@ -6,11 +6,11 @@
 import { promises as fsp } from 'node:fs';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway/core/sealed-blob.js';
 import { commitRename, removeQuietly, tempNameFor } from '../gateway/core/fs-atomic.js';
 import type { Outcome } from '../gateway/core/ledger/schema.js';
 import type { Batch } from '../gateway/core/ledger/index.js';
-import type { SubjectEntry } from '../gateway/core/ledger/subjects.js';
+import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway/core/sealed-blob.js';
+import type { SubjectIndexWriter } from '../gateway/core/ledger/subjects.js';
 import { validateBatch, type ValidationContext } from '../schemas/index.js';
 import { validateJsonStream, type StreamedValidation } from '../schemas/batch-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
@@ -43,9 +43,9 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     maxRecords: ctx.config.limits.records,
     maxJsonDepth: ctx.config.limits.jsonDepth,
     // Subject requests (AVG): where each person's record is, under a keyed hash of the BSN.
-    onSubject: (record, bsn) => subjects.push({ subject: ctx.dataKeys.subjectHash(bsn), record }),
+    onSubject: (record, bsn) => subjects.add(record, bsn),
   };
-  const subjects: SubjectEntry[] = [];
+  const subjects = ctx.ledger.subjects.writer(batch.id, (blocks) => ctx.dataKeys.subjectHashBlocks(blocks));
 
   let result: StreamedValidation;
   try {
@@ -53,17 +53,18 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     // faster) and CSV are read whole.
     const big = (await fsp.stat(payload)).size > (opts.streamAboveBytes ?? STREAM_ABOVE_BYTES);
     result = big && (await looksLikeJsonObject(payload, key))
-      ? await validateJsonStreaming(ctx, batch, key, vctx)
+      ? await validateJsonStreaming(ctx, batch, key, vctx, subjects)
       : await validateWhole(ctx, batch, key, vctx);
   } catch (err) {
     if (err instanceof PgwError && !err.retryable) {
+      await subjects.discard();
       await rejectBatch(ctx, batch, 'validate', err);
       return;
     }
     throw err;
   }
 
-  await ctx.ledger.subjects.replaceForBatch(batch.id, subjects);
+  await subjects.finish();
   const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
   if (result.accepted > 0 && batch.lane === 'live') {
     // Before the ledger moves on: a crash here repeats the stage, and the job id dedupes.
@@ -106,7 +107,7 @@ async function looksLikeJsonObject(file: string, key: Buffer): Promise<boolean> 
  * JSON: the accepted records' exact bytes stream into the sealed `accepted` file (same JSON
  * document as before: batchId, schema, records, indexes), published only if any.
  */
-async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext): Promise<StreamedValidation> {
+async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext, subjects: SubjectIndexWriter): Promise<StreamedValidation> {
   const target = ctx.dataDir.acceptedFile(batch.id);
   const live = batch.lane === 'live';
   const tmp = tempNameFor(target);
@@ -117,7 +118,8 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
   const comma = Buffer.from(',');
   try {
     const result = await validateJsonStream(() => readSealed(ctx.dataDir.payloadFile(batch.id), key), vctx, async (accepted) => {
-      if (!writer) return;
+      await subjects.flush(); // full index parts go to the ledger as they fill, not all at the end
+      if (!writer || accepted.length === 0) return;
       const parts: Buffer[] = [];
       for (const { raw, index } of accepted) {
         parts.push(count === 0 ? Buffer.from(`{"batchId":${JSON.stringify(batch.id)},"records":[`) : comma, raw);

@@ -40,12 +40,13 @@ export interface SubjectHit {
 
 const BSN = /^\d{9}$/;
 
-function subjectOf(d: SubjectDeps, bsn: string): Buffer {
+/** Every keyed hash the person may be indexed under (the current form and older rows'). */
+function subjectOf(d: SubjectDeps, bsn: string): Buffer[] {
   if (!BSN.test(bsn)) throw new PgwError('config.invalid', 'a BSN is 9 digits');
-  return d.dataKeys.subjectHash(bsn);
+  return d.dataKeys.subjectLookupHashes(bsn);
 }
 
-async function hits(d: SubjectDeps, subject: Buffer): Promise<SubjectHit[]> {
+async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
   const byBatch = new Map<string, number[]>();
   for (const r of await d.ledger.subjects.find(subject)) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.record]);
   const out: SubjectHit[] = [];

@@ -175,8 +175,10 @@ export interface ConsoleSessionsTable {
 /** Subject requests (AVG): per batch, keyed hashes of its records' BSNs (see subjects.ts). */
 export interface SubjectIndexTable {
   batch_id: string;
+  /** 0, 1, …: a batch's entries in parts of at most 65,536, each sorted on its own. */
+  part: number;
   records: number;
-  /** base64 of sorted 20-byte entries: 16 bytes of HMAC, then the record index (uint32 BE). */
+  /** base64 of sorted 20-byte entries: 16 bytes of the keyed BSN hash, then the record index (uint32 BE). */
   entries: string;
 }
 
@@ -214,7 +216,7 @@ export interface DB {
   ack_pushes: AckPushesTable;
   operators: OperatorsTable;
   console_sessions: ConsoleSessionsTable;
-  subject_index: SubjectIndexTable;
+  subject_index_parts: SubjectIndexTable;
   audit_events: AuditEventsTable;
   leases: LeasesTable;
   ledger_meta: LedgerMetaTable;

@@ -1,26 +1,69 @@
 /**
- * The subject index: for each batch, one row holding the sorted (keyed hash of a BSN, record
- * index) pairs of its records. The validate stage writes a batch's row in one statement
- * whatever its size — per-record rows cost the stage half its throughput — and a subject
- * request, which is rare, binary-searches every batch's row.
+ * The subject index: for each batch, rows ("parts") of up to {@link PART_ENTRIES} sorted
+ * (keyed hash of a BSN, record index) pairs. The validate stage writes a part per 65,536
+ * records while it reads the batch — per-record rows cost the stage half its throughput, one
+ * row per batch held a 4-million-record batch's whole index in the worker's memory — and a
+ * subject request, which is rare, binary-searches every part.
+ *
+ * Entries written before the hash became AES-based (gateway/core/sealed-blob.ts) hold
+ * HMAC-SHA256 prefixes; they are not rewritten: a request looks for every hash the BSN may
+ * be indexed under (`DataKeys.subjectLookupHashes`), so old rows are still found and erased.
  */
 import type { LedgerHandle } from './ledger.js';
+import { SUBJECT_BLOCK_BYTES, writeSubjectBlock } from '../sealed-blob.js';
 
 /** Bytes of the keyed hash kept per record (128 bits: collisions are not a concern). */
 export const SUBJECT_HASH_BYTES = 16;
 const ENTRY = SUBJECT_HASH_BYTES + 4;
+/** Entries per index row (1.3 MB packed). */
+export const PART_ENTRIES = 65_536;
 
-export interface SubjectEntry {
-  subject: Buffer;
-  record: number;
+/**
+ * One batch's index entries before sorting: `hashes` holds `count` keyed hashes of
+ * {@link SUBJECT_HASH_BYTES} each (more bytes per hash are ignored: `stride`), `records` the
+ * record index of each.
+ */
+export interface SubjectEntries {
+  hashes: Buffer;
+  stride: number;
+  records: Uint32Array;
+  count: number;
 }
 
-function pack(entries: SubjectEntry[]): Buffer {
-  // Each entry as 40 hex digits (hash prefix, then the index): a plain string sort is the
-  // byte order, and several times faster than sorting with a Buffer comparator.
-  const keys = entries.map((e) => e.subject.toString('hex', 0, SUBJECT_HASH_BYTES) + e.record.toString(16).padStart(8, '0'));
+/**
+ * The packed row: entries sorted by (hash, record) as bytes. Sorted natively as 64-bit
+ * integers (first 4 hash bytes, then the entry's position); the rare runs that share those
+ * 4 bytes are ordered by the whole hash afterwards.
+ */
+function pack(e: SubjectEntries): Buffer {
+  const { hashes, stride, records, count } = e;
+  const keys = new BigUint64Array(count);
+  const halves = new Uint32Array(keys.buffer);
+  const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  for (let j = 0; j < count; j++) {
+    halves[le ? 2 * j + 1 : 2 * j] = hashes.readUInt32BE(j * stride);
+    halves[le ? 2 * j : 2 * j + 1] = j;
+  }
   keys.sort();
-  return Buffer.from(keys.join(''), 'hex');
+  const order = Array.from(keys, (k) => Number(k & 0xffffffffn));
+  const hashOf = (j: number) => hashes.subarray(j * stride, j * stride + SUBJECT_HASH_BYTES);
+  for (let a = 0; a < count;) {
+    const hi = keys[a]! >> 32n;
+    let b = a + 1;
+    while (b < count && keys[b]! >> 32n === hi) b++;
+    if (b - a > 1) {
+      const run = order.slice(a, b).sort((x, y) => Buffer.compare(hashOf(x), hashOf(y)) || records[x]! - records[y]!);
+      for (let k = a; k < b; k++) order[k] = run[k - a]!;
+    }
+    a = b;
+  }
+  const out = Buffer.allocUnsafe(count * ENTRY);
+  for (let k = 0; k < count; k++) {
+    const j = order[k]!;
+    hashes.copy(out, k * ENTRY, j * stride, j * stride + SUBJECT_HASH_BYTES);
+    out.writeUInt32BE(records[j]!, k * ENTRY + SUBJECT_HASH_BYTES);
+  }
+  return out;
 }
 
 /** Record indexes of `subject` in a packed row (binary search, then the run of equal hashes). */
@@ -39,43 +82,113 @@ function lookup(buf: Buffer, subject: Buffer): number[] {
   return out;
 }
 
+/**
+ * One batch's index as it is validated: BSNs are kept as subject blocks (never strings),
+ * hashed a part at a time in one call of `hash`, and each full part is written (the first
+ * write also drops what an earlier run of the stage wrote). Call {@link flush} between
+ * chunks of work, {@link finish} at the end, or {@link discard} when the batch is rejected.
+ */
+export class SubjectIndexWriter {
+  private readonly blocks = Buffer.alloc(PART_ENTRIES * SUBJECT_BLOCK_BYTES);
+  private readonly records = new Uint32Array(PART_ENTRIES);
+  private count = 0;
+  private parts = 0;
+  private readonly ready: string[] = [];
+  private cleared = false;
+
+  constructor(private readonly h: LedgerHandle, private readonly batchId: string, private readonly hash: (blocks: Buffer) => Buffer) {}
+
+  /** Record `record` as holding `bsn` (9 ASCII digits). */
+  add(record: number, bsn: string): void {
+    writeSubjectBlock(this.blocks, this.count * SUBJECT_BLOCK_BYTES, bsn);
+    this.records[this.count++] = record;
+    if (this.count === PART_ENTRIES) this.seal();
+  }
+
+  private seal(): void {
+    const used = this.blocks.subarray(0, this.count * SUBJECT_BLOCK_BYTES);
+    const hashes = this.hash(used);
+    used.fill(0);
+    this.ready.push(pack({ hashes, stride: SUBJECT_BLOCK_BYTES, records: this.records, count: this.count }).toString('base64'));
+    this.count = 0;
+  }
+
+  /** Write the parts that are full. */
+  async flush(): Promise<void> {
+    if (this.ready.length === 0 && this.cleared) return;
+    const rows = this.ready.splice(0).map((entries) => ({ batch_id: this.batchId, part: this.parts++, records: Buffer.byteLength(entries, 'base64') / ENTRY, entries }));
+    await this.h.writeTx(async (tx) => {
+      if (!this.cleared) await tx.deleteFrom('subject_index_parts').where('batch_id', '=', this.batchId).execute();
+      for (const row of rows) await tx.insertInto('subject_index_parts').values(row).execute();
+    });
+    this.cleared = true;
+  }
+
+  /** Write the rest: the batch's index is complete. */
+  async finish(): Promise<void> {
+    if (this.count > 0) this.seal();
+    await this.flush();
+  }
+
+  /** The batch was rejected as a whole: drop what was written, keep nothing in memory. */
+  async discard(): Promise<void> {
+    this.blocks.fill(0);
+    this.count = 0;
+    this.ready.length = 0;
+    this.cleared = false;
+    await this.flush();
+  }
+}
+
 export class SubjectRepo {
   constructor(private readonly h: LedgerHandle) {}
 
-  /** Replace a batch's entries (a rerun of validation writes the same set again). */
-  async replaceForBatch(batchId: string, entries: SubjectEntry[]): Promise<void> {
-    const row = { batch_id: batchId, records: entries.length, entries: pack(entries).toString('base64') };
-    await this.h.writeTx(async (tx) => {
-      await tx.deleteFrom('subject_index').where('batch_id', '=', batchId).execute();
-      if (entries.length > 0) await tx.insertInto('subject_index').values(row).execute();
-    });
+  /** A writer of `batchId`'s index, replacing what it had (see {@link SubjectIndexWriter}). */
+  writer(batchId: string, hash: (blocks: Buffer) => Buffer): SubjectIndexWriter {
+    return new SubjectIndexWriter(this.h, batchId, hash);
   }
 
-  /** Every batch and record position of `subject`, batch by batch (one row in memory at a time). */
-  async find(subject: Buffer): Promise<{ batch_id: string; record: number }[]> {
-    const ids = await this.h.db.selectFrom('subject_index').select('batch_id').orderBy('batch_id').execute();
-    const out: { batch_id: string; record: number }[] = [];
-    for (const { batch_id } of ids) {
-      const row = await this.h.db.selectFrom('subject_index').select('entries').where('batch_id', '=', batch_id).executeTakeFirst();
+  /**
+   * Every batch and record position indexed under any of `subjects` (the hashes one BSN may
+   * be indexed under), part by part (one part in memory at a time).
+   */
+  async find(subjects: readonly Buffer[]): Promise<{ batch_id: string; record: number }[]> {
+    const keys = await this.h.db.selectFrom('subject_index_parts').select(['batch_id', 'part']).orderBy('batch_id').orderBy('part').execute();
+    const byBatch = new Map<string, Set<number>>();
+    for (const { batch_id, part } of keys) {
+      const row = await this.h.db.selectFrom('subject_index_parts').select('entries').where('batch_id', '=', batch_id).where('part', '=', part).executeTakeFirst();
       if (!row) continue;
-      for (const record of lookup(Buffer.from(row.entries, 'base64'), subject)) out.push({ batch_id, record });
+      const buf = Buffer.from(row.entries, 'base64');
+      for (const s of subjects) {
+        for (const record of lookup(buf, s)) {
+          if (!byBatch.has(batch_id)) byBatch.set(batch_id, new Set());
+          byBatch.get(batch_id)!.add(record);
+        }
+      }
     }
-    return out;
+    return [...byBatch].flatMap(([batch_id, records]) => [...records].sort((a, b) => a - b).map((record) => ({ batch_id, record })));
   }
 
-  /** Drop `subject`'s entries from one batch's row. */
-  async remove(subject: Buffer, batchId: string): Promise<void> {
+  /** Drop the entries under any of `subjects` from one batch's parts. */
+  async remove(subjects: readonly Buffer[], batchId: string): Promise<void> {
+    const keys = subjects.map((s) => s.subarray(0, SUBJECT_HASH_BYTES));
     await this.h.writeTx(async (tx) => {
-      const row = await tx.selectFrom('subject_index').select('entries').where('batch_id', '=', batchId).executeTakeFirst();
-      if (!row) return;
-      const buf = Buffer.from(row.entries, 'base64');
-      const key = subject.subarray(0, SUBJECT_HASH_BYTES);
-      const kept: SubjectEntry[] = [];
-      for (let i = 0; i < buf.length; i += ENTRY) {
-        const h = buf.subarray(i, i + SUBJECT_HASH_BYTES);
-        if (!h.equals(key)) kept.push({ subject: h, record: buf.readUInt32BE(i + SUBJECT_HASH_BYTES) });
+      const rows = await tx.selectFrom('subject_index_parts').select(['part', 'entries']).where('batch_id', '=', batchId).execute();
+      for (const row of rows) {
+        const buf = Buffer.from(row.entries, 'base64');
+        const n = buf.length / ENTRY;
+        const records = new Uint32Array(n);
+        const kept: Buffer[] = [];
+        for (let i = 0; i < n; i++) {
+          const h = buf.subarray(i * ENTRY, i * ENTRY + SUBJECT_HASH_BYTES);
+          if (keys.some((k) => h.equals(k))) continue;
+          records[kept.length] = buf.readUInt32BE(i * ENTRY + SUBJECT_HASH_BYTES);
+          kept.push(h);
+        }
+        if (kept.length === n) continue;
+        const entries = pack({ hashes: Buffer.concat(kept), stride: SUBJECT_HASH_BYTES, records, count: kept.length }).toString('base64');
+        await tx.updateTable('subject_index_parts').set({ records: kept.length, entries }).where('batch_id', '=', batchId).where('part', '=', row.part).execute();
       }
-      await tx.updateTable('subject_index').set({ records: kept.length, entries: pack(kept).toString('base64') }).where('batch_id', '=', batchId).execute();
     });
   }
 }

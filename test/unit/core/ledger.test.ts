@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
@@ -143,4 +144,44 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
       await own.drop();
     }
   });
+
+  // The identity as the keyed hash: the index entries are the BSN blocks themselves.
+  const asIs = (blocks: Buffer) => Buffer.from(blocks);
+  const block = (bsn: string) => Buffer.concat([Buffer.from(bsn, 'latin1'), Buffer.alloc(7)]);
+
+  it('finds every record of a hash across parts, also among hashes sharing their first bytes, and in old rows', async () => {
+    const id = (await receive(randomBytes(32).toString('hex'))).batch.id;
+    const w = ledger.subjects.writer(id, asIs);
+    // 123400001 and 123400002 share their first 4 bytes (the native sort key); 70,000 entries make two parts
+    for (let i = 0; i < 70_000; i++) w.add(i, i === 7 || i === 66_000 ? '123400002' : i === 3 ? '123400001' : String(200_000_000 + i));
+    await w.flush();
+    w.add(70_000, '123400001');
+    await w.finish();
+    expect(await ledger.subjects.find([block('123400002')])).to.deep.equal([{ batch_id: id, record: 7 }, { batch_id: id, record: 66_000 }]);
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([{ batch_id: id, record: 3 }, { batch_id: id, record: 70_000 }]);
+    expect(await ledger.subjects.find([block('200069999')])).to.deep.equal([{ batch_id: id, record: 69_999 }]);
+    // an entry written before the AES form (an HMAC prefix): found under the second lookup hash
+    const old = (await receive(randomBytes(32).toString('hex'))).batch.id;
+    const hmac = randomBytes(16);
+    const legacy = ledger.subjects.writer(old, (blocks) => Buffer.concat([hmac, randomBytes(blocks.length - 16)]));
+    legacy.add(5, '999999999');
+    legacy.add(6, '999999999');
+    await legacy.finish();
+    const both = [block('123400002'), hmac];
+    expect(await ledger.subjects.find(both)).to.deep.equal([
+      ...[[{ batch_id: id, record: 7 }, { batch_id: id, record: 66_000 }], [{ batch_id: old, record: 5 }]].sort((x, y) => x[0]!.batch_id.localeCompare(y[0]!.batch_id)).flat(),
+    ]);
+    await ledger.subjects.remove(both, id);
+    await ledger.subjects.remove(both, old);
+    expect(await ledger.subjects.find(both)).to.deep.equal([]);
+    expect(await ledger.subjects.find([block('123400001')])).to.have.length(2);
+    // a rerun replaces the batch's parts; a rejected batch keeps none
+    const again = ledger.subjects.writer(id, asIs);
+    again.add(1, '123400001');
+    await again.finish();
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([{ batch_id: id, record: 1 }]);
+    await ledger.subjects.writer(id, asIs).discard();
+    expect(await ledger.subjects.find([block('123400001')])).to.deep.equal([]);
+  });
+
 });

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { DataKeys, SealedWriter, deriveMasterKey, readSealedAll, writeSealed, loadOrCreateSalt } from '../../../gateway/core/sealed-blob.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { DataKeys, SUBJECT_BLOCK_BYTES, SealedWriter, writeSubjectBlock, deriveMasterKey, readSealedAll, writeSealed, loadOrCreateSalt } from '../../../gateway/core/sealed-blob.js';
 
 describe('sealed blobs (encryption at rest)', () => {
   let dir: string;
@@ -64,5 +64,34 @@ describe('sealed blobs (encryption at rest)', () => {
     const a = await loadOrCreateSalt(dir);
     const b = await loadOrCreateSalt(dir);
     expect(a.equals(b)).to.equal(true);
+  });
+});
+
+describe('subject hashes (DataKeys)', () => {
+  const keys = new DataKeys(randomBytes(32));
+
+  it('hashes a whole batch of BSN blocks in one call exactly as one by one', () => {
+    const bsns = ['123456782', '111222333', '123456782', '999999999'];
+    const blocks = Buffer.alloc(bsns.length * SUBJECT_BLOCK_BYTES);
+    bsns.forEach((b, i) => writeSubjectBlock(blocks, i * SUBJECT_BLOCK_BYTES, b));
+    const all = keys.subjectHashBlocks(blocks);
+    bsns.forEach((b, i) => expect(all.subarray(i * 16, i * 16 + 16).equals(keys.subjectHash(b))).to.equal(true));
+    expect(keys.subjectHash('123456782').equals(keys.subjectHash('111222333'))).to.equal(false);
+    // keyed: another master key gives another hash
+    expect(new DataKeys(randomBytes(32)).subjectHash('123456782').equals(keys.subjectHash('123456782'))).to.equal(false);
+  });
+
+  it('looks a BSN up under the current hash and the HMAC of older index rows', () => {
+    const master = randomBytes(32);
+    const k = new DataKeys(master);
+    const v1 = createHmac('sha256', createHmac('sha256', master).update('pgw-subject-index-v1').digest()).update('123456782').digest();
+    const [now, legacy] = k.subjectLookupHashes('123456782');
+    expect(now!.equals(k.subjectHash('123456782'))).to.equal(true);
+    expect(legacy!.equals(v1)).to.equal(true);
+  });
+
+  it('refuses anything but 9 digits', () => {
+    expect(() => keys.subjectHash('12345678')).to.throw();
+    expect(() => keys.subjectHash('12345678x')).to.throw();
   });
 });
