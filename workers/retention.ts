@@ -63,6 +63,8 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
     report.payload.push(b.id);
     if (dry) continue;
     for (const f of [d.dataDir.payloadFile(b.id), d.dataDir.acceptedFile(b.id), d.dataDir.spoolSealedFile(b.id)]) await removeQuietly(f);
+    // The records are gone, so is the index of who was in them (AVG: kept no longer than them).
+    await d.ledger.subjects.forget(b.id);
     // Crypto-shredding: without the data key no sealed copy of this batch can be opened.
     await mark(b.id, { payload_purged_at: nowIso(now), data_key: null });
   }

@@ -169,6 +169,17 @@ export class SubjectRepo {
     return [...byBatch].flatMap(([batch_id, records]) => [...records].sort((a, b) => a - b).map((record) => ({ batch_id, record })));
   }
 
+  /** Drop a batch's whole index (retention purged its records: nothing is left to find). */
+  async forget(batchId: string): Promise<void> {
+    await this.h.db.deleteFrom('subject_index_parts').where('batch_id', '=', batchId).execute();
+  }
+
+  /** Batches with index entries (retention tests, diagnostics). */
+  async indexedBatches(): Promise<string[]> {
+    const rows = await this.h.db.selectFrom('subject_index_parts').select('batch_id').distinct().execute();
+    return rows.map((r) => r.batch_id);
+  }
+
   /** Drop the entries under any of `subjects` from one batch's parts. */
   async remove(subjects: readonly Buffer[], batchId: string): Promise<void> {
     const keys = subjects.map((s) => s.subarray(0, SUBJECT_HASH_BYTES));

@@ -81,6 +81,7 @@ describe('retention (pgw retention run)', function () {
 
   it('removes blobs, shreds data keys and anonymises rows; unfinished batches stay', async () => {
     const before = await h.withLedger(async (l) => Promise.all(ids.map((id) => l.batches.get(id))));
+    expect(await h.withLedger((l) => l.subjects.indexedBatches()), 'the batches\' records are indexed before').to.include.members(ids);
     const copy = path.join(h.dir, 'payload-copy.sealed');
     await fsp.copyFile(h.dataDir.payloadFile(ids[0]!), copy);
     const out = await pgw(['retention', 'run', '--json'], ZERO);
@@ -93,6 +94,8 @@ describe('retention (pgw retention run)', function () {
     }
     expect(await fsp.readdir(h.dataDir.outboxFor('kz-alpha', 'live')).then((n) => n.filter((x) => x.endsWith('.ack.pgp')))).to.deep.equal([]);
     const after = await h.withLedger(async (l) => Promise.all(ids.map((id) => l.batches.get(id))));
+    const indexed = await h.withLedger((l) => l.subjects.indexedBatches());
+    for (const id of ids) expect(indexed, `${id}: no index entries outlive the purged records`).to.not.include(id);
     for (const [i, b] of after.entries()) {
       const was = before[i]!;
       expect(b).to.include({
