@@ -49,6 +49,8 @@ export class GatewayHarness {
   gatewayFingerprint = '';
   private gatewayArmored = '';
   private database: TestDatabase | null = null;
+  /** GnuPG homes of this harness's partners (their agents are stopped at cleanup). */
+  private readonly gpgHomes: string[] = [];
 
   private constructor(dir: string, extraEnv: Record<string, string>) {
     this.dir = dir;
@@ -151,6 +153,7 @@ export class GatewayHarness {
   /** A partner with an ed25519 SSH key and a gpg-made OpenPGP key, registered in the ledger. */
   async addPartner(id: string, opts: { register?: boolean } = {}): Promise<TestPartner> {
     const home = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwg-'));
+    this.gpgHomes.push(home);
     const sshKey = path.join(home, 'id_ed25519');
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${id}@test`, '-f', sshKey]);
     await gpg(home, ['--quick-gen-key', `${id} IT <it@${id}.invalid>`, 'future-default', 'default', '0']);
@@ -266,8 +269,10 @@ export class GatewayHarness {
     await q.obliterate().catch(() => {});
     await q.close();
     r.disconnect();
-    for (const d of await fsp.readdir(os.tmpdir())) {
-      if (d.startsWith('pgwg-')) await run('gpgconf', ['--homedir', path.join(os.tmpdir(), d), '--kill', 'gpg-agent']).catch(() => {});
+    // Only this harness's partners: other runs on the machine (worktrees, a bench) keep theirs.
+    for (const home of this.gpgHomes.splice(0)) {
+      await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => {});
+      await fsp.rm(home, { recursive: true, force: true });
     }
     await this.database?.drop();
     await fsp.rm(this.dir, { recursive: true, force: true });
