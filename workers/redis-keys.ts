@@ -10,7 +10,7 @@
  *   already carries a tag (`pgw-{eu}`).
  */
 import type { RedisConnection } from './redis-connection.js';
-import { redisNodes } from './redis-connection.js';
+import { redisNodes, waitForReady } from './redis-connection.js';
 
 /** True when `s` holds a Redis hash tag: `{`, then at least one character, then `}`. */
 export function hasHashTag(s: string): boolean {
@@ -38,6 +38,8 @@ export function queueKeyPattern(configured: string): string {
  * only); the hash tag puts them all on one of them.
  */
 export async function scanQueueKeys(conn: RedisConnection, configured: string): Promise<string[]> {
+  // A Cluster knows its nodes only once connected.
+  if (!(await waitForReady(conn, 10_000))) throw new Error('Redis is not reachable: cannot list the queue keys');
   const keys = new Set<string>();
   for (const node of redisNodes(conn, 'master')) {
     let cursor = '0';

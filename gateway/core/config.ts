@@ -487,7 +487,8 @@ function redisProblems(cfg: Config): string[] {
 }
 
 function envNameFor(dotted: string): string {
-  const s = ENV_SETTINGS.find((x) => x.path === dotted);
+  const setting = dotted.replace(/\.\d+$/, ''); // an item of a list names the list's variable
+  const s = ENV_SETTINGS.find((x) => x.path === setting);
   return s ? `${s.env} (${dotted})` : dotted;
 }
 
