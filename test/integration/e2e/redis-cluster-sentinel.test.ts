@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import { logs, runPgwExpectingExit, waitExit, type PgwProcess } from '../../helpers/fault-tools.js';
 import { ThrowawayCluster, ThrowawaySentinel } from '../../helpers/redis-topologies.js';
+import { consoleGet } from '../../helpers/https-client.js';
 import { queueKeyPrefix } from '../../../workers/redis-keys.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 
@@ -68,6 +69,14 @@ describe('Redis Cluster: a 3-master cluster of throw-away redis-servers', functi
     expect(slots.size, `slots ${[...slots].join(',')}`).to.equal(1);
     // The canary search of the security tests reads the same keys through the gateway's helper.
     expect(await h.redisDump()).to.include(`${tagged}ack:`);
+  });
+
+  it('/readyz answers 200 and /metrics counts the queues through the Cluster connection', async () => {
+    const port = rig.h.processes[0]!.consolePort!;
+    const ready = await consoleGet(port, '/readyz');
+    expect(ready.status, ready.body).to.equal(200);
+    expect((JSON.parse(ready.body) as { checks: { redis: { ok: boolean } } }).checks.redis.ok).to.equal(true);
+    expect((await consoleGet(port, '/metrics')).body).to.match(/^pgw_queue_jobs\{queue="decrypt",state="waiting"\} 0$/m);
   });
 
   it('the production start checks the eviction policy of every node, and refuses one that evicts', async () => {
