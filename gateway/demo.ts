@@ -104,7 +104,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     }
   } finally {
     if (runtime) await runtime.close('demo finished');
-    const redis = createRedis(config.redisUrl, true, log);
+    const redis = createRedis(config, true, log);
     const queues = new Queues(redis, config.queuePrefix, 1);
     await queues.obliterate().catch(() => {});
     await queues.close();

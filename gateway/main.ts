@@ -5,7 +5,6 @@
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Config, Role } from './core/config.js';
 import { redactedConfig } from './core/config.js';
 import type { Logger } from './core/logger.js';
@@ -27,7 +26,8 @@ import { loadHostKeys } from '../keys/ssh-host-keys.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
 import { submitPartnerKey, type SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';
-import { Queues, createRedis, waitForReady } from '../workers/queues.js';
+import { Queues } from '../workers/queues.js';
+import { createRedis, nodeAddress, quitRedis, redisNodes, waitForReady, type RedisConnection } from '../workers/redis-connection.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { Reconciler } from '../workers/reconciler.js';
 import { RetentionScheduler } from '../workers/retention-scheduler.js';
@@ -64,15 +64,15 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   const fault = faultHook(config.fault);
   if (config.fault) log.warn('fault injection armed', { fault: config.fault });
 
-  const redis = createRedis(config.redisUrl, false, log.child({ component: 'redis' }));
-  shutdown.add('redis', { close: () => quit(redis) });
+  const redis = createRedis(config, false, log.child({ component: 'redis' }));
+  shutdown.add('redis', { close: () => quitRedis(redis) });
   await checkRedisPolicy(redis, config, log);
   const queues = shutdown.add('queues', new Queues(redis, config.queuePrefix, config.workers.attempts, config.webhooks));
 
   const ports: Runtime['ports'] = {};
   if (role === 'all' || role === 'worker') {
-    const workerRedis = createRedis(config.redisUrl, true, log.child({ component: 'redis' }));
-    shutdown.add('worker redis', { close: () => quit(workerRedis) });
+    const workerRedis = createRedis(config, true, log.child({ component: 'redis' }));
+    shutdown.add('worker redis', { close: () => quitRedis(workerRedis) });
     const ctx = {
       config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, handoff: queues.handoff,
       log: log.child({ component: 'worker' }), fault,
@@ -126,40 +126,40 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   return { ports, close: (reason = 'close') => shutdown.run(reason) };
 }
 
-async function quit(r: Redis): Promise<void> {
-  await r.quit().catch(() => r.disconnect());
-}
-
 /**
  * Redis holds only queues, but losing them silently is not acceptable: production requires
  * `maxmemory-policy noeviction` (an evicted job is a lost batch until the reconciler runs)
  * and warns without AOF persistence. Read from INFO, which managed Redis services keep
- * enabled when they disable CONFIG; a production start refuses when it cannot tell.
+ * enabled when they disable CONFIG; a production start refuses when it cannot tell. On a
+ * Cluster every node is checked, replicas included (a replica becomes a master on failover).
  */
-async function checkRedisPolicy(redis: Redis, config: Config, log: Logger): Promise<void> {
+async function checkRedisPolicy(redis: RedisConnection, config: Config, log: Logger): Promise<void> {
   if (!(await waitForReady(redis, 10_000))) {
     // Uploads stay durable in the ledger without Redis; the reconciler enqueues them later.
     if (config.env === 'production') throw new PgwError('redis.policy', 'Redis is not reachable, so its eviction policy cannot be checked');
     log.warn('Redis not reachable yet: starting anyway; queued work waits for it');
     return;
   }
-  let policy: string | null = null;
-  let aof: string | null = null;
-  try {
-    const info = await redis.info();
-    policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null;
-    const enabled = /^aof_enabled:(\d)/m.exec(info)?.[1];
-    aof = enabled === undefined ? null : enabled === '1' ? 'yes' : 'no';
-  } catch {
-    /* unknown: decided below */
+  for (const node of redisNodes(redis, 'all')) {
+    const where = nodeAddress(node);
+    let policy: string | null = null;
+    let aof: string | null = null;
+    try {
+      const info = await node.info();
+      policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? null;
+      const enabled = /^aof_enabled:(\d)/m.exec(info)?.[1];
+      aof = enabled === undefined ? null : enabled === '1' ? 'yes' : 'no';
+    } catch {
+      /* unknown: decided below */
+    }
+    if (policy === null) {
+      if (config.env === 'production') throw new PgwError('redis.policy', `cannot read the Redis maxmemory-policy of ${where} (INFO unavailable); it must be noeviction`);
+      log.warn('cannot read Redis INFO: eviction policy unchecked', { node: where });
+    }
+    if (policy !== null && policy !== 'noeviction') {
+      if (config.env === 'production') throw new PgwError('redis.policy', `Redis maxmemory-policy is ${policy} on ${where}; set it to noeviction`);
+      log.warn('Redis maxmemory-policy is not noeviction: queued jobs may be evicted', { policy, node: where });
+    }
+    if (aof === 'no' && config.env === 'production') log.warn('Redis AOF persistence is off: a Redis restart loses queued jobs until the reconciler runs', { node: where });
   }
-  if (policy === null) {
-    if (config.env === 'production') throw new PgwError('redis.policy', 'cannot read the Redis maxmemory-policy (INFO unavailable); it must be noeviction');
-    log.warn('cannot read Redis INFO: eviction policy unchecked');
-  }
-  if (policy !== null && policy !== 'noeviction') {
-    if (config.env === 'production') throw new PgwError('redis.policy', `Redis maxmemory-policy is ${policy}; set it to noeviction`);
-    log.warn('Redis maxmemory-policy is not noeviction: queued jobs may be evicted', { policy });
-  }
-  if (aof === 'no' && config.env === 'production') log.warn('Redis AOF persistence is off: a Redis restart loses queued jobs until the reconciler runs');
 }

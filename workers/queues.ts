@@ -9,9 +9,11 @@
  *   unfinished batches that have none.
  */
 import { Queue, type JobsOptions, type ConnectionOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import { jobId, type Enqueuer, type PipelineStage } from '../gateway/core/pipeline.js';
-import type { Logger } from '../gateway/core/logger.js';
+import type { RedisConnection } from './redis-connection.js';
+import { queueKeyPrefix } from './redis-keys.js';
+
+export { createRedis, waitForReady, type RedisConnection } from './redis-connection.js';
 
 export const STAGES: PipelineStage[] = ['decrypt', 'validate', 'ack'];
 /** Accepted records are announced here (batch id only) for the downstream account service. */
@@ -49,41 +51,6 @@ export function jobOptions(stage: PipelineStage, batchId: string, attempts: numb
   };
 }
 
-/** ioredis options from a URL; workers need `maxRetriesPerRequest: null` (BullMQ). */
-export function redisOptions(url: string, forWorker: boolean): RedisOptions {
-  const u = new URL(url);
-  const opts: RedisOptions = {
-    host: u.hostname,
-    port: Number(u.port || 6379),
-    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    maxRetriesPerRequest: forWorker ? null : 1,
-    // Producers fail fast while Redis is down: the upload is already durable in the ledger.
-    enableOfflineQueue: forWorker,
-    connectTimeout: 5000,
-    retryStrategy: (times) => Math.min(times * 200, 5000),
-  };
-  if (u.username) opts.username = decodeURIComponent(u.username);
-  if (u.password) opts.password = decodeURIComponent(u.password);
-  if (u.protocol === 'rediss:') opts.tls = {};
-  return opts;
-}
-
-export function createRedis(url: string, forWorker: boolean, log: Logger): Redis {
-  const r = new Redis(redisOptions(url, forWorker));
-  r.on('error', (err) => log.warn('redis connection error', { err }));
-  return r;
-}
-
-/** Resolve true once the connection is ready, false after `ms` without it. */
-export function waitForReady(r: Redis, ms: number): Promise<boolean> {
-  if (r.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => { r.off('ready', on); resolve(false); }, ms);
-    const on = () => { clearTimeout(t); resolve(true); };
-    r.once('ready', on);
-  });
-}
-
 /** The producer side: one BullMQ Queue per stage on one shared connection. */
 export class Queues implements Enqueuer {
   readonly queues: Record<PipelineStage, Queue<JobPayload>>;
@@ -91,14 +58,15 @@ export class Queues implements Enqueuer {
   readonly deliver: Queue<DeliverPayload>;
   private closed = false;
 
+  /** `prefix`: as configured (`PGW_QUEUE_PREFIX`); the keys carry it as a hash tag. */
   constructor(
-    connection: Redis,
+    connection: RedisConnection,
     readonly prefix: string,
     private readonly attempts: number,
     private readonly delivery: DeliveryRetry = { attempts: 8, backoffMs: 10_000 },
   ) {
     const mk = <T>(name: string) => {
-      const q = new Queue<T>(name, { connection: connection as ConnectionOptions, prefix });
+      const q = new Queue<T>(name, { connection: connection as ConnectionOptions, prefix: queueKeyPrefix(prefix) });
       q.on('error', () => {}); // connection errors are logged once, on the shared connection
       return q;
     };

@@ -4,7 +4,8 @@
  * even when no batch arrives, which is what removes old queue jobs "without traffic".
  */
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis-connection.js';
+import { queueKeyPrefix } from './redis-keys.js';
 import type { Logger } from '../gateway/core/logger.js';
 import { runRetention, type RetentionDeps } from './retention.js';
 
@@ -16,7 +17,9 @@ export class RetentionScheduler {
   private readonly worker: Worker;
   private closed = false;
 
-  constructor(producer: Redis, workerConnection: Redis, prefix: string, deps: RetentionDeps, log: Logger, everyMs = DAY_MS) {
+  /** `configuredPrefix`: `PGW_QUEUE_PREFIX` as configured (the keys carry it as a hash tag). */
+  constructor(producer: RedisConnection, workerConnection: RedisConnection, configuredPrefix: string, deps: RetentionDeps, log: Logger, everyMs = DAY_MS) {
+    const prefix = queueKeyPrefix(configuredPrefix);
     this.queue = new Queue(RETENTION_QUEUE, { connection: producer as ConnectionOptions, prefix });
     this.queue.on('error', () => {});
     this.worker = new Worker(RETENTION_QUEUE, async () => {

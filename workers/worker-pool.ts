@@ -7,11 +7,12 @@
  * out of attempts is recorded as given up.
  */
 import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
 import { isBatchId } from '../gateway/ingest/file-names.js';
 import { DELIVER_QUEUE, type DeliverPayload, type JobPayload } from './queues.js';
+import type { RedisConnection } from './redis-connection.js';
+import { queueKeyPrefix } from './redis-keys.js';
 import { giveUpDelivery, runDeliverStage } from './deliver-stage.js';
 import { runDecryptStage } from './decrypt-stage.js';
 import { runValidateStage } from './validate-stage.js';
@@ -35,8 +36,10 @@ export class WorkerPool {
    */
   private readonly running = new Map<string, Promise<void>>();
 
-  constructor(private readonly ctx: StageContext, connection: Redis, prefix: string) {
+  /** `configuredPrefix`: `PGW_QUEUE_PREFIX` as configured (the keys carry it as a hash tag). */
+  constructor(private readonly ctx: StageContext, connection: RedisConnection, configuredPrefix: string) {
     const w = ctx.config.workers;
+    const prefix = queueKeyPrefix(configuredPrefix);
     for (const stage of Object.keys(PROCESSORS) as PipelineStage[]) {
       const worker = new Worker<JobPayload>(stage, (job) => this.process(stage, job), {
         connection: connection as ConnectionOptions,

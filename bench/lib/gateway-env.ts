@@ -20,6 +20,7 @@ import { DataKeys, loadMasterKey, writeSealed } from '../../gateway/core/sealed-
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
+import { scanQueueKeys } from '../../workers/redis-keys.js';
 import { mustRun, nodeFlags, onCleanup, spawnTracked, type Tracked } from './procs.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -266,17 +267,13 @@ export class GatewayEnv {
 
   /** Delete every Redis key under this installation's prefix. */
   async clearRedis(): Promise<void> {
-    const r = createRedis(this.config.redisUrl, true, silentLogger);
+    const r = createRedis(this.config, true, silentLogger);
     try {
       const q = new Queues(r, this.config.queuePrefix, 1);
       await q.obliterate().catch(() => {});
       await q.close().catch(() => {});
-      let cursor = '0';
-      do {
-        const [next, keys] = await r.scan(cursor, 'MATCH', `${this.config.queuePrefix}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length) await r.del(...keys);
-      } while (cursor !== '0');
+      const keys = await scanQueueKeys(r, this.config.queuePrefix);
+      if (keys.length) await r.del(...keys);
     } finally {
       r.disconnect();
     }

@@ -45,7 +45,7 @@ batches.command('show <id>').description('one batch with its stage events').opti
 batches.command('reprocess <id>').description('run a batch again (after a fix); its new ack supersedes the old one')
   .action(async (id: string) => {
     await withLedger(async (ledger, cfg) => {
-      const redis = createRedis(cfg.redisUrl, false, cliLogger(cfg));
+      const redis = createRedis(cfg, false, cliLogger(cfg));
       const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
       try {
         const r = await reprocessBatch(ledger, new DataDir(cfg.dataDir), queues, id, actor);

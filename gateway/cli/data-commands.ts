@@ -12,7 +12,7 @@ program.command('retention').description('data past its retention period')
   .action(async (o: { dryRun?: boolean; json?: boolean }) => {
     await withLedger(async (ledger, cfg) => {
       const log = cliLogger(cfg);
-      const redis = createRedis(cfg.redisUrl, false, log);
+      const redis = createRedis(cfg, false, log);
       const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
       try {
         const r = await runRetention({

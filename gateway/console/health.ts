@@ -7,13 +7,13 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Redis } from 'ioredis';
 import type { Ledger } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { GatewayKeyring } from '../../keys/gateway-keyring.js';
 
 export interface ReadinessDeps {
-  redis: Redis;
+  /** A standalone, Sentinel or Cluster connection: all three have these two. */
+  redis: { status: string; ping(): Promise<unknown> };
   ledger: Ledger;
   dataDir: DataDir;
   keyring: GatewayKeyring;

@@ -8,7 +8,7 @@ export function configTable(): string {
     if (s.env === 'PGW_DATA_DIR') return './var';
     if (s.env === 'PGW_DATABASE_URL') return 'sqlite:<PGW_DATA_DIR>/ledger.db';
     const v = get(s.path);
-    return v === null || v === undefined ? '—' : String(v);
+    return v === null || v === undefined || (Array.isArray(v) && v.length === 0) ? '—' : String(v);
   };
   // Secrets may also come from a file: that row follows the variable's own.
   const fileRows: Record<string, string> = {

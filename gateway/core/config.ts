@@ -14,8 +14,22 @@ export interface Config {
   /** `production` refuses unsafe settings (fault hook, eviction-prone Redis). */
   env: 'development' | 'test' | 'production';
   dataDir: string;
+  /**
+   * Standalone: the Redis to use. Cluster and Sentinel: only its scheme (`rediss:` = TLS),
+   * user name, password and (Sentinel) database count; the hosts are `redis.nodes`.
+   */
   redisUrl: string;
+  redis: {
+    mode: 'standalone' | 'cluster' | 'sentinel';
+    /** Cluster: seed nodes; Sentinel: the sentinels (`host:port`). Empty in standalone mode. */
+    nodes: string[];
+    /** Sentinel: the monitored master's name. */
+    sentinelName: string | null;
+    /** Sentinel: password of the sentinels themselves (the data nodes use the URL's). */
+    sentinelPassword: string | null;
+  };
   databaseUrl: string;
+  /** As configured; every BullMQ key carries it as a hash tag (`{pgw}`, see workers/redis-keys.ts). */
   queuePrefix: string;
   bind: string;
   sftpPort: number;
@@ -130,6 +144,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
   env: 'development',
   dataDir: './var',
   redisUrl: 'redis://127.0.0.1:6379',
+  redis: { mode: 'standalone', nodes: [], sentinelName: null, sentinelPassword: null },
   databaseUrl: null,
   queuePrefix: 'pgw',
   bind: '127.0.0.1',
@@ -187,9 +202,13 @@ interface EnvSetting {
 export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development, test or production (refuses unsafe settings)' },
   { env: 'PGW_DATA_DIR', path: 'dataDir', kind: 'string', doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
-  { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only)' },
+  { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only); cluster/sentinel: only its scheme (rediss = TLS), user, password, database' },
+  { env: 'PGW_REDIS_MODE', path: 'redis.mode', kind: 'string', doc: 'standalone, cluster or sentinel' },
+  { env: 'PGW_REDIS_NODES', path: 'redis.nodes', kind: 'list', doc: 'cluster seed nodes or sentinels: comma-separated host:port' },
+  { env: 'PGW_REDIS_SENTINEL_NAME', path: 'redis.sentinelName', kind: 'string', doc: 'sentinel: name of the monitored master' },
+  { env: 'PGW_REDIS_SENTINEL_PASSWORD', path: 'redis.sentinelPassword', kind: 'string', doc: 'sentinel: password of the sentinels (if they require one)' },
   { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger: SQLite file (one host) or postgres://… (several hosts)' },
-  { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis' },
+  { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis; keys start `{pgw}:` (a hash tag: one Cluster slot)' },
   { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
   { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
   { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
@@ -250,6 +269,8 @@ export const ENV_SETTINGS: EnvSetting[] = [
 ];
 
 const PORT = { type: 'integer', minimum: 0, maximum: 65535 };
+/** `host:port` or `[ipv6]:port`. */
+const NODE_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$';
 const POS = { type: 'integer', minimum: 1 };
 
 const SCHEMA = {
@@ -261,7 +282,17 @@ const SCHEMA = {
     dataDir: { type: 'string', minLength: 1 },
     redisUrl: { type: 'string', pattern: '^rediss?://' },
     databaseUrl: { type: 'string', pattern: '^(sqlite:|postgres(ql)?://)' },
-    queuePrefix: { type: 'string', pattern: '^[A-Za-z0-9_{}-]{1,40}$' },
+    redis: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        mode: { enum: ['standalone', 'cluster', 'sentinel'] },
+        nodes: { type: 'array', maxItems: 100, items: { type: 'string', pattern: NODE_PATTERN } },
+        sentinelName: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._-]{1,100}$' },
+        sentinelPassword: { type: ['string', 'null'], minLength: 1 },
+      },
+    },
+    // At most one hash tag: `{` … `}` around a non-empty part (or none: then the whole prefix is the tag).
+    queuePrefix: { type: 'string', maxLength: 40, pattern: '^[A-Za-z0-9_-]*(\\{[A-Za-z0-9_-]+\\})?[A-Za-z0-9_-]*$', minLength: 1 },
     bind: { type: 'string', minLength: 1 },
     sftpPort: PORT,
     httpsPort: PORT,
@@ -408,7 +439,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 
   const ajv = new Ajv({ allErrors: true, strict: true });
   const validate = ajv.compile(SCHEMA);
-  if (!validate(merged)) {
+  const valid = validate(merged);
+  if (!valid) {
     for (const e of validate.errors ?? []) {
       const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
       const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : '';
@@ -418,14 +450,45 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   }
   const cfg = merged as unknown as Config;
   if (cfg.env === 'production' && cfg.fault) problems.push('PGW_FAULT: fault injection is refused in production');
+  if (valid) problems.push(...redisProblems(cfg)); // relies on the shapes the schema checked
   if (problems.length > 0) {
     throw new PgwError('config.invalid', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
   }
   return cfg;
 }
 
+/** What the schema cannot say: settings that depend on PGW_REDIS_MODE. */
+function redisProblems(cfg: Config): string[] {
+  const out: string[] = [];
+  const { mode, nodes, sentinelName, sentinelPassword } = cfg.redis;
+  let db = 0;
+  try {
+    const u = new URL(cfg.redisUrl);
+    db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+    if (!Number.isInteger(db) || db < 0) out.push('PGW_REDIS_URL: the path must be a database number (redis://host:6379/0)');
+    if (mode === 'standalone' && !u.hostname) out.push('PGW_REDIS_URL: no host');
+  } catch {
+    out.push('PGW_REDIS_URL: not a URL (redis://[user:password@]host:port[/db] or rediss://…)');
+  }
+  for (const n of nodes) {
+    const port = Number(n.slice(n.lastIndexOf(':') + 1));
+    if (port < 1 || port > 65535) out.push(`PGW_REDIS_NODES: port out of range in ${n}`);
+  }
+  if (mode === 'standalone') {
+    if (nodes.length > 0) out.push('PGW_REDIS_NODES: set, but PGW_REDIS_MODE is standalone (set PGW_REDIS_MODE=cluster or sentinel, or use PGW_REDIS_URL alone)');
+  } else if (nodes.length === 0) {
+    out.push(`PGW_REDIS_NODES: required when PGW_REDIS_MODE is ${mode} (comma-separated host:port of the ${mode === 'cluster' ? 'cluster seed nodes' : 'sentinels'})`);
+  }
+  if (mode === 'sentinel' && !sentinelName) out.push('PGW_REDIS_SENTINEL_NAME: required when PGW_REDIS_MODE is sentinel (the master name the sentinels monitor)');
+  if (mode !== 'sentinel' && sentinelName) out.push('PGW_REDIS_SENTINEL_NAME: set, but PGW_REDIS_MODE is not sentinel');
+  if (mode !== 'sentinel' && sentinelPassword) out.push('PGW_REDIS_SENTINEL_PASSWORD: set, but PGW_REDIS_MODE is not sentinel');
+  if (mode === 'cluster' && db !== 0) out.push('PGW_REDIS_URL: Redis Cluster has only database 0; remove the /<db> path');
+  return out;
+}
+
 function envNameFor(dotted: string): string {
-  const s = ENV_SETTINGS.find((x) => x.path === dotted);
+  const setting = dotted.replace(/\.\d+$/, ''); // an item of a list names the list's variable
+  const s = ENV_SETTINGS.find((x) => x.path === setting);
   return s ? `${s.env} (${dotted})` : dotted;
 }
 
@@ -435,6 +498,7 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   copy.keyPassphrase = cfg.keyPassphrase ? '[set]' : null;
   copy.dataKey = cfg.dataKey ? '[set]' : null;
   copy.redisUrl = stripUrlPassword(cfg.redisUrl);
+  copy.redis = { ...cfg.redis, sentinelPassword: cfg.redis.sentinelPassword ? '[set]' : null };
   copy.databaseUrl = stripUrlPassword(cfg.databaseUrl);
   return copy;
 }

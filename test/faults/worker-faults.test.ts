@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { queueKeyPrefix } from '../../workers/redis-keys.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import { DataKeys, deriveMasterKey, loadOrCreateSalt, readSealedAll } from '../../gateway/core/sealed-blob.js';
 import {
@@ -108,7 +109,7 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
     const p = await rig.partner('kz-stalled');
     // ~15 MB of JSON: its decrypt takes a few hundred ms, far longer than a redelivery.
     const file = await rig.seal(p, JSON.stringify(sampleBatch(60_000, new Date())), 'stall.json.pgp');
-    const prefix = rig.h.config.queuePrefix;
+    const prefix = queueKeyPrefix(rig.h.config.queuePrefix);
     const redis = new Redis(rig.redis.url, { maxRetriesPerRequest: 1 });
     const q = (k: string) => `${prefix}:decrypt:${k}`;
     try {
@@ -191,7 +192,7 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
       };
       await waitFor(async () => (await quarantineSize()) > 0, 30_000, 'run 1 writing its quarantine');
       worker.child.kill('SIGSTOP');
-      await waitFor(async () => (await redis.exists(`${rig.h.config.queuePrefix}:decrypt:${id}-decrypt:lock`)) === 0, 30_000, 'the job lock to expire');
+      await waitFor(async () => (await redis.exists(`${queueKeyPrefix(rig.h.config.queuePrefix)}:decrypt:${id}-decrypt:lock`)) === 0, 30_000, 'the job lock to expire');
       const other = await rig.h.start('worker'); // takes the stalled job over and finishes the batch
       await waitAllDone(rig.h, 1, 60_000, [p.id]);
       const mark = worker.lines.length;

@@ -49,8 +49,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** A sentinel instead of a data server (it is up once it monitors its master). */
+export interface SentinelSetup {
+  /** Lines of `sentinel.conf`, e.g. `sentinel monitor pgw 127.0.0.1 6379 1`. */
+  config: string[];
+}
+
 /**
- * `redis-server --port N --save '' --appendonly no --daemonize no` owned by the test.
+ * `redis-server --port N --save '' --appendonly no --daemonize no` owned by the test (or,
+ * with a {@link SentinelSetup}, `redis-server sentinel.conf --sentinel …`).
  * `restart()` brings it back on the same port, empty (nothing is persisted).
  */
 export class PrivateRedis {
@@ -58,12 +65,12 @@ export class PrivateRedis {
   private exited: Promise<void> = Promise.resolve();
   private output = '';
 
-  private constructor(readonly port: number, readonly dir: string, private readonly extraArgs: string[]) {}
+  private constructor(readonly port: number, readonly dir: string, private readonly extraArgs: string[], private readonly sentinel?: SentinelSetup) {}
 
   /** `extraArgs` are passed on, e.g. `['--maxmemory-policy', 'allkeys-lru']`. */
-  static async start(extraArgs: string[] = []): Promise<PrivateRedis> {
+  static async start(extraArgs: string[] = [], sentinel?: SentinelSetup): Promise<PrivateRedis> {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwf-redis-'));
-    const r = new PrivateRedis(await freePort(), dir, extraArgs);
+    const r = new PrivateRedis(await freePort(), dir, extraArgs, sentinel);
     await r.launch();
     return r;
   }
@@ -77,7 +84,13 @@ export class PrivateRedis {
   }
 
   private async launch(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    const head: string[] = [];
+    if (this.sentinel) {
+      const conf = path.join(this.dir, 'sentinel.conf');
+      await fsp.writeFile(conf, `${this.sentinel.config.join('\n')}\n`);
+      head.push(conf, '--sentinel');
+    }
+    const args = [...head, '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--daemonize', 'no', '--dir', this.dir, ...this.extraArgs];
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.output = '';
@@ -93,7 +106,7 @@ export class PrivateRedis {
     child.stderr!.on('data', (d: Buffer) => { this.output += d.toString('utf8'); });
     await waitFor(() => {
       if (this.child !== child) throw new Error(`redis-server on ${this.port} exited:\n${this.output}`);
-      return /Ready to accept connections/.test(this.output);
+      return (this.sentinel ? /\+monitor master/ : /Ready to accept connections/).test(this.output);
     }, 10_000, `redis-server on port ${this.port}`);
   }
 

@@ -18,6 +18,7 @@ import { initialise } from '../../keys/init.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { suiteDatabase, type TestDatabase } from './databases.js';
+import { scanQueueKeys } from '../../workers/redis-keys.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -235,9 +236,9 @@ export class GatewayHarness {
 
   /** All Redis keys and values under this run's prefix, as one string (for canary searches). */
   async redisDump(): Promise<string> {
-    const r = createRedis(this.config.redisUrl, true, silentLogger);
+    const r = createRedis(this.config, true, silentLogger);
     try {
-      const keys = await r.keys(`${this.config.queuePrefix}:*`);
+      const keys = await scanQueueKeys(r, this.config.queuePrefix);
       const parts: string[] = [];
       for (const k of keys) {
         const t = await r.type(k);
@@ -264,7 +265,7 @@ export class GatewayHarness {
 
   async cleanup(): Promise<void> {
     await this.stopAll('SIGKILL');
-    const r = createRedis(this.config.redisUrl, true, silentLogger);
+    const r = createRedis(this.config, true, silentLogger);
     const q = new Queues(r, this.config.queuePrefix, 1);
     await q.obliterate().catch(() => {});
     await q.close();

@@ -12,6 +12,17 @@ import type { AddressInfo } from 'node:net';
 import { OPENAPI_DOCUMENT } from '../../gateway/http/openapi.js';
 import { createDevCertificate } from '../../keys/dev-tls-cert.js';
 
+/** GET from the support console (its dev certificate is not checked): /readyz, /metrics. */
+export function consoleGet(port: number, p: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: p, rejectUnauthorized: false }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
+    }).on('error', reject);
+  });
+}
+
 export interface ApiResponse {
   method: string;
   path: string;

@@ -12,7 +12,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
-import type { Redis } from 'ioredis';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { suiteDatabase } from './databases.js';
 import { Ledger, type Batch, type PgpKeyRow } from '../../gateway/core/ledger/index.js';
@@ -22,7 +21,7 @@ import { silentLogger, type Logger } from '../../gateway/core/logger.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { createGatewayKey, GatewayKeyring } from '../../keys/gateway-keyring.js';
 import { addPartnerKey } from '../../keys/partner-keys.js';
-import { Queues, createRedis } from '../../workers/queues.js';
+import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
 import type { StageContext } from '../../workers/stage-context.js';
 
 export const KEY_PASSPHRASE = 'test-key-passphrase-0123';
@@ -187,7 +186,7 @@ export interface StageFixture {
   dataKeys: DataKeys;
   keyring: GatewayKeyring;
   queues: Queues;
-  redis: Redis;
+  redis: RedisConnection;
   ctx: StageContext;
   /** The current gateway key (created at fixture start). */
   gatewayRow: PgpKeyRow;
@@ -234,7 +233,7 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   // 30 days old, so that tests can back-date messages (openpgp checks the recipient key at `date`)
   const gatewayRow = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(Date.now() - 30 * DAY) });
   const keyring = await GatewayKeyring.load(ledger, KEY_PASSPHRASE);
-  const redis = createRedis(config.redisUrl, false, log);
+  const redis = createRedis(config, false, log);
   const queues = new Queues(redis, prefix, 1);
   const ctx: StageContext = {
     config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, handoff: null, log, fault: () => {},

@@ -12,7 +12,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import type { Redis } from 'ioredis';
 import ssh2 from 'ssh2';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
@@ -24,7 +23,8 @@ import { faultHook } from '../../gateway/core/faults.js';
 import { IngestService } from '../../gateway/ingest/ingest-service.js';
 import { startSftpServer, type SftpServer, type SftpServerDeps } from '../../gateway/sftp/sftp-server.js';
 import { ensureHostKeys, loadHostKeys, parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
-import { Queues, createRedis } from '../../workers/queues.js';
+import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
+import { scanQueueKeys } from '../../workers/redis-keys.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'test-passphrase';
@@ -81,7 +81,7 @@ async function cachedHostKeys(): Promise<string> {
 }
 
 async function ensureRedis(): Promise<void> {
-  const r = createRedis('redis://127.0.0.1:6379', false, silentLogger);
+  const r = createRedis({ redisUrl: 'redis://127.0.0.1:6379' }, false, silentLogger);
   try {
     await r.ping();
   } catch {
@@ -95,7 +95,7 @@ async function ensureRedis(): Promise<void> {
 export class SftpHarness {
   readonly partners = new Map<string, TestPartner>();
   server!: SftpServer;
-  private redis!: Redis;
+  private redis!: RedisConnection;
   private database: TestDatabase | null = null;
   private readonly children = new Set<ChildProcess>();
 
@@ -144,7 +144,7 @@ export class SftpHarness {
     for (const f of await fsp.readdir(keySrc)) await fsp.copyFile(path.join(keySrc, f), path.join(dataDir.keysDir, f));
     const database = await suiteDatabase(dataDir.ledgerFile);
     const ledger = await Ledger.open(database.url, silentLogger);
-    const redis = createRedis(config.redisUrl, false, silentLogger);
+    const redis = createRedis(config, false, silentLogger);
     const queues = new Queues(redis, prefix, 1);
     const dataKeys = new DataKeys(deriveMasterKey(PASSPHRASE, randomBytes(16)));
     const ingest = new IngestService({
@@ -285,13 +285,7 @@ export class SftpHarness {
     for (const c of this.children) c.kill('SIGKILL');
     await this.server?.close();
     await this.queues.close();
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
+    const keys = await scanQueueKeys(this.redis, this.prefix);
     if (keys.length) await this.redis.del(...keys);
     await this.redis.quit().catch(() => this.redis.disconnect());
     await this.ledger.close();

@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { gpg, waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
 import { ApiClient } from '../helpers/https-client.js';
+import { queueKeyPrefix } from '../../workers/redis-keys.js';
 import { issueToken } from '../../gateway/admin/api-tokens.js';
 import { sampleRecord } from '../../schemas/testing/sample-records.js';
 import { CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
@@ -172,9 +173,11 @@ describe('security: personal data appears nowhere (pgw start, canary batches)', 
     const needles = [...canaries, ...hashes];
     const found = (where: string, text: string) => needles.filter((n) => text.includes(n)).map((n) => `${where}: ${n}`);
 
+    const redisDump = await h.redisDump();
+    expect(redisDump, 'the dump holds the queues (hash-tagged keys)').to.include(`${queueKeyPrefix(h.config.queuePrefix)}:ack:`);
     const problems: string[] = [
       ...found('log', logs.join('\n')),
-      ...found('redis', await h.redisDump()),
+      ...found('redis', redisDump),
       ...found('acks', JSON.stringify(acks)),
       ...found('ledger', await h.withLedger(async (l) => {
         const batches = await l.batches.list({});

@@ -8,12 +8,12 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { promises as fsp, existsSync } from 'node:fs';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { FaultRig, waitFor, type TestPartner } from '../../helpers/fault-tools.js';
 import { gpg } from '../../helpers/gateway-harness.js';
+import { consoleGet } from '../../helpers/https-client.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -32,15 +32,7 @@ function pgwCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<
   });
 }
 
-function get(port: number, p: string): Promise<{ status: number; body: string; type: string }> {
-  return new Promise((resolve, reject) => {
-    https.get({ host: '127.0.0.1', port, path: p, rejectUnauthorized: false }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => { body += d.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type'] ?? '') }));
-    }).on('error', reject);
-  });
-}
+const get = consoleGet;
 
 describe('support console in headless Chromium', function () {
   this.timeout(180_000);

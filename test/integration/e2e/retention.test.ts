@@ -14,6 +14,7 @@ import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { createRedis } from '../../../workers/queues.js';
+import { queueKeyPrefix } from '../../../workers/redis-keys.js';
 import { RETENTION_QUEUE } from '../../../workers/retention-scheduler.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 
@@ -47,8 +48,8 @@ describe('retention (pgw retention run)', function () {
     }
     ids.push(...(await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }))).map((b) => b.id));
     // The worker declared the daily run (a job scheduler in Redis), so it happens without traffic.
-    const redis = createRedis(h.config.redisUrl, false, silentLogger);
-    const q = new Queue(RETENTION_QUEUE, { connection: redis as ConnectionOptions, prefix: h.config.queuePrefix });
+    const redis = createRedis(h.config, false, silentLogger);
+    const q = new Queue(RETENTION_QUEUE, { connection: redis as ConnectionOptions, prefix: queueKeyPrefix(h.config.queuePrefix) });
     try {
       const schedulers = await q.getJobSchedulers();
       expect(schedulers.map((x) => [x.key ?? x.id, x.every])).to.deep.include(['retention-daily', 86_400_000]);

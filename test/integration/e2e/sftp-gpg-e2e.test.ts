@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, tryJson, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { queueKeyPrefix } from '../../../workers/redis-keys.js';
 import { sampleBatch, invalidChecksumBsn } from '../../../schemas/testing/sample-records.js';
 
 async function listFilesRecursive(dir: string): Promise<string[]> {
@@ -161,6 +162,7 @@ describe('end to end over SFTP with gpg (pgw start, OpenSSH sftp, gpg)', functio
     expect(logs).to.include('upload received'); // the log is really being captured
     const files = await listFilesRecursive(h.dataDir.root);
     const redis = await h.redisDump();
+    expect(redis, 'the dump holds the queues (hash-tagged keys)').to.include(`${queueKeyPrefix(h.config.queuePrefix)}:decrypt:`);
     for (const c of canaries) {
       expect(logs, `log contains ${c}`).not.to.include(c);
       expect(redis, `redis contains ${c}`).not.to.include(c);

@@ -83,3 +83,43 @@ describe('config: data master key', () => {
     expect(msg).to.include('PGW_DATA_KEY').and.not.include('too-short-secret');
   });
 });
+
+describe('config: Redis Cluster and Sentinel', () => {
+  it('defaults to standalone on PGW_REDIS_URL', () => {
+    expect(loadConfig({ env: {} }).redis).to.deep.equal({ mode: 'standalone', nodes: [], sentinelName: null, sentinelPassword: null });
+  });
+
+  it('reads cluster seed nodes and sentinels (host:port, [v6]:port, host names)', () => {
+    const c = loadConfig({ env: { PGW_REDIS_MODE: 'cluster', PGW_REDIS_NODES: '10.0.0.1:7000, redis-b.internal:7001,[::1]:7002', PGW_REDIS_URL: 'rediss://gw:pw@ignored:6379' } });
+    expect(c.redis).to.deep.include({ mode: 'cluster', nodes: ['10.0.0.1:7000', 'redis-b.internal:7001', '[::1]:7002'] });
+    const s = loadConfig({ env: { PGW_REDIS_MODE: 'sentinel', PGW_REDIS_NODES: 's1:26379,s2:26379', PGW_REDIS_SENTINEL_NAME: 'pgw-master', PGW_REDIS_URL: 'redis://:pw@x/2' } });
+    expect(s.redis).to.deep.equal({ mode: 'sentinel', nodes: ['s1:26379', 's2:26379'], sentinelName: 'pgw-master', sentinelPassword: null });
+  });
+
+  it('refuses settings that do not fit the mode, each with the variable to fix', () => {
+    const only = (env: NodeJS.ProcessEnv) => problems(() => loadConfig({ env }));
+    expect(only({ PGW_REDIS_MODE: 'cluster' })).to.deep.equal(['PGW_REDIS_NODES: required when PGW_REDIS_MODE is cluster (comma-separated host:port of the cluster seed nodes)']);
+    expect(only({ PGW_REDIS_MODE: 'sentinel', PGW_REDIS_NODES: 's1:26379' })).to.deep.equal(['PGW_REDIS_SENTINEL_NAME: required when PGW_REDIS_MODE is sentinel (the master name the sentinels monitor)']);
+    expect(only({ PGW_REDIS_NODES: 'a:7000' })[0]).to.match(/^PGW_REDIS_NODES: set, but PGW_REDIS_MODE is standalone/);
+    expect(only({ PGW_REDIS_SENTINEL_NAME: 'm', PGW_REDIS_SENTINEL_PASSWORD: 'pw' })).to.deep.equal([
+      'PGW_REDIS_SENTINEL_NAME: set, but PGW_REDIS_MODE is not sentinel', 'PGW_REDIS_SENTINEL_PASSWORD: set, but PGW_REDIS_MODE is not sentinel',
+    ]);
+    expect(only({ PGW_REDIS_MODE: 'cluster', PGW_REDIS_NODES: 'a:7000', PGW_REDIS_URL: 'redis://x/3' })).to.deep.equal(['PGW_REDIS_URL: Redis Cluster has only database 0; remove the /<db> path']);
+    expect(only({ PGW_REDIS_MODE: 'cluster', PGW_REDIS_NODES: 'a:0,b:70000' })).to.deep.equal(['PGW_REDIS_NODES: port out of range in a:0', 'PGW_REDIS_NODES: port out of range in b:70000']);
+    expect(only({ PGW_REDIS_URL: 'redis://x/db' })).to.deep.equal(['PGW_REDIS_URL: the path must be a database number (redis://host:6379/0)']);
+    expect(only({ PGW_REDIS_MODE: 'replicated' })[0]).to.match(/^PGW_REDIS_MODE \(redis\.mode\): must be equal to one of the allowed values/);
+    expect(only({ PGW_REDIS_MODE: 'cluster', PGW_REDIS_NODES: 'no-port' })[0]).to.match(/^PGW_REDIS_NODES \(redis\.nodes\.0\): must match pattern/);
+  });
+
+  it('takes a queue prefix with at most one non-empty hash tag', () => {
+    expect(loadConfig({ env: { PGW_QUEUE_PREFIX: 'pgw-{eu}' } }).queuePrefix).to.equal('pgw-{eu}');
+    for (const bad of ['{}', 'a{b', '{a}{b}', 'a:b', 'a*']) expect(problems(() => loadConfig({ env: { PGW_QUEUE_PREFIX: bad } }))[0], bad).to.match(/^PGW_QUEUE_PREFIX/);
+  });
+
+  it('redacts the sentinel password and the URL password in the dump', () => {
+    const c = loadConfig({ env: { PGW_REDIS_MODE: 'sentinel', PGW_REDIS_NODES: 's:26379', PGW_REDIS_SENTINEL_NAME: 'm', PGW_REDIS_SENTINEL_PASSWORD: 'sentinel-secret', PGW_REDIS_URL: 'rediss://gw:data-secret@x' } });
+    const dump = JSON.stringify(redactedConfig(c));
+    expect(dump).not.to.include('sentinel-secret').and.not.include('data-secret');
+    expect((redactedConfig(c).redis as Record<string, unknown>).sentinelPassword).to.equal('[set]');
+  });
+});
