@@ -18,6 +18,7 @@ import { writeFileAtomic } from './core/fs-atomic.js';
 import { PgwError } from './core/errors.js';
 import { IngestService } from './ingest/ingest-service.js';
 import { startSftpServer } from './sftp/sftp-server.js';
+import { SharedBanList } from './sftp/shared-ban-list.js';
 import { startHttpsServer } from './http/https-server.js';
 import { startConsoleServer, queueBoard } from './console/console-server.js';
 import { GatewayMetrics } from './console/metrics.js';
@@ -98,6 +99,12 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       ledger, signature: config.signature, activationDelaySeconds: config.keys.partnerKeyActivationDelaySeconds,
     }, input);
     const metrics = new GatewayMetrics(ledger, queues, config, log.child({ component: 'metrics' }));
+    // Failed-login bans count across every gateway process (see shared-ban-list.ts).
+    const banSubscriber = createRedis(config, true, log.child({ component: 'redis' }));
+    const bans = shutdown.add('sftp bans', await SharedBanList.start({
+      redis, subscriber: banSubscriber, queuePrefix: config.queuePrefix, addressKey: dataKeys.derivedKey('sftp-ban-address'),
+      options: { maxFailures: config.sftp.banMaxFailures, banMs: config.sftp.banSeconds * 1000 }, log: log.child({ component: 'sftp' }),
+    }));
     const sftp = await startSftpServer({
       config, ledger, ingest, dataDir,
       hostKeys: await loadHostKeys(dataDir.keysDir, passphrase),
@@ -105,6 +112,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       submitPartnerKey: submitKey,
       log: log.child({ component: 'sftp' }),
       counters: metrics,
+      bans,
     });
     shutdown.add('sftp server', sftp);
     ports.sftp = sftp.port;

@@ -82,6 +82,14 @@ export class DataKeys {
   }
 
   /**
+   * A key for `purpose` derived from the master key (HMAC-SHA256 of a label), so that one
+   * use of it reveals nothing about data keys or other uses.
+   */
+  derivedKey(purpose: string): Buffer {
+    return createHmac('sha256', this.master).update(`pgw-${purpose}`).digest();
+  }
+
+  /**
    * The keyed hashes under which a person's records are indexed, one per 16-byte block of
    * `blocks` (see {@link writeSubjectBlock}), computed in one cipher call:
    * AES-256(k, block) ⊕ block, with k derived from the master key. A keyed pseudo-random

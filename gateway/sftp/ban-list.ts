@@ -4,8 +4,8 @@
  * to a cap). Banned addresses are dropped at TCP accept, before any SSH work is done.
  * Other addresses are unaffected.
  *
- * In-memory per gateway process: the {@link BanPolicy} interface is the hook for a shared
- * implementation (e.g. on Redis) when several gateway processes sit behind one address.
+ * In-memory per gateway process; `pgw start` wraps it in a SharedBanList (shared-ban-list.ts) (Redis) so
+ * that several gateway processes behind one address count and ban together.
  */
 
 export interface BanPolicy {
