@@ -20,6 +20,7 @@ import { IngestService } from './ingest/ingest-service.js';
 import { startSftpServer } from './sftp/sftp-server.js';
 import { SharedBanList } from './sftp/shared-ban-list.js';
 import { startHttpsServer } from './http/https-server.js';
+import { SharedRateStore } from './http/shared-rate-store.js';
 import { startConsoleServer, queueBoard } from './console/console-server.js';
 import { GatewayMetrics } from './console/metrics.js';
 import { GatewayKeyring } from '../keys/gateway-keyring.js';
@@ -116,8 +117,11 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     });
     shutdown.add('sftp server', sftp);
     ports.sftp = sftp.port;
+    // API rate limits count across every gateway process (see shared-rate-store.ts).
+    const rateDeps = { redis, queuePrefix: config.queuePrefix, clientKey: dataKeys.derivedKey('http-rate-client'), log: log.child({ component: 'https' }) };
     const https = await startHttpsServer({
       config, ledger, ingest, dataDir, gatewayPublicKeys, submitPartnerKey: submitKey, log: log.child({ component: 'https' }), counters: metrics,
+      rateStore: (name) => new SharedRateStore(rateDeps, name),
     });
     shutdown.add('https server', https);
     ports.https = https.port;

@@ -14,7 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { PgwError } from '../core/errors.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import { requestContext } from './request-context.js';
-import { rateLimits } from './rate-limits.js';
+import { rateLimits, type RateStoreMaker } from './rate-limits.js';
 import { bearerAuth } from './bearer-auth.js';
 import { errorHandler } from './error-map.js';
 import { batchRoutes } from './routes/batches.js';
@@ -31,6 +31,8 @@ export interface PartnerAppDeps {
   submitPartnerKey: InfoRouteDeps['submitPartnerKey'];
   log: Logger;
   counters?: Pick<ProtocolCounters, 'httpRequest'>;
+  /** Shared rate-limit counters (several gateway processes); default per process. */
+  rateStore?: RateStoreMaker;
 }
 
 export function createPartnerApp(d: PartnerAppDeps): express.Express {
@@ -41,7 +43,7 @@ export function createPartnerApp(d: PartnerAppDeps): express.Express {
   app.set('trust proxy', false);
   app.set('case sensitive routing', true);
   app.set('strict routing', true);
-  const limits = rateLimits(d.config.http);
+  const limits = rateLimits(d.config.http, d.rateStore);
 
   app.use(requestContext(d.log));
   app.use((req, res, next) => {
@@ -54,7 +56,7 @@ export function createPartnerApp(d: PartnerAppDeps): express.Express {
   app.get('/v1/openapi.json', (_req, res) => {
     res.json(OPENAPI_DOCUMENT);
   });
-  app.use(limits.authFailures, bearerAuth(d.ledger), limits.perToken);
+  app.use(limits.guardAuth(bearerAuth(d.ledger)), limits.perToken);
   app.use(batchRoutes({ ledger: d.ledger, ingest: d.ingest, dataDir: d.dataDir, uploadBytes: d.config.limits.uploadBytes }));
   app.use(infoRoutes({ ledger: d.ledger, gatewayPublicKeys: d.gatewayPublicKeys, submitPartnerKey: d.submitPartnerKey }));
   app.use(() => {
