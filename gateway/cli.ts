@@ -8,7 +8,6 @@ import { createLogger } from './core/logger.js';
 import { isPgwError } from './core/errors.js';
 import { startRuntime, type Runtime } from './main.js';
 import { initialise } from '../keys/init.js';
-import { runDemo } from './demo.js';
 
 import { cliLogger, config, print, program } from './cli/cli-kit.js';
 
@@ -55,6 +54,7 @@ program.command('start').description('run the gateway and/or workers until SIGTE
 program.command('demo').description('end-to-end demo with a throw-away partner over SFTP; prints the decrypted ack')
   .option('--json', 'print only the ack JSON')
   .action(async (o: { json?: boolean }) => {
+    const { runDemo } = await import('./demo.js'); // ssh2's client: only the demo needs it
     await runDemo(config(), { json: Boolean(o.json), out: process.stdout });
   });
 

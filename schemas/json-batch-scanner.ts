@@ -42,10 +42,14 @@ class Capture {
     if (this.active && this.start < chunk.length) this.parts.push(chunk.subarray(this.start));
   }
 
-  /** The captured bytes up to and including `last` of `chunk` (a copy). */
-  finish(chunk: Buffer, last: number): Buffer {
+  /**
+   * The captured bytes up to and including `last` of `chunk`: a copy, or with `view` a view
+   * into `chunk` when the value lies within it (no copy per record; the caller must not keep
+   * it past the chunk's use).
+   */
+  finish(chunk: Buffer, last: number, view = false): Buffer {
     const tail = chunk.subarray(this.start, last + 1);
-    const out = this.parts.length ? Buffer.concat([...this.parts, tail]) : Buffer.from(tail);
+    const out = this.parts.length ? Buffer.concat([...this.parts, tail]) : view ? tail : Buffer.from(tail);
     this.cancel();
     return out;
   }
@@ -68,7 +72,8 @@ type Expect = 'key' | 'colon' | 'value' | 'comma-or-end';
 
 /**
  * Push the plaintext in order, then `end()`. `onRecord` receives each element of the
- * top-level `records` array as a Buffer holding exactly its bytes.
+ * top-level `records` array as a Buffer holding exactly its bytes: a view into the pushed
+ * chunk when the record lies within it, so the chunk must stay unchanged while it is used.
  */
 export class JsonBatchScanner {
   private pos = 0;
@@ -270,7 +275,7 @@ export class JsonBatchScanner {
   private valueEnded(chunk: Buffer, last: number): void {
     const d = this.depth;
     if (d === 2 && this.inRecords && this.recordCap.active) {
-      this.onRecord!(this.recordCap.finish(chunk, last), this.recordCount - 1);
+      this.onRecord!(this.recordCap.finish(chunk, last, true), this.recordCount - 1);
     } else if (d === 1 && this.memberCap.active) {
       this.addEnvelope(this.memberCap.finish(chunk, last));
     }

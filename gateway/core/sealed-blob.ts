@@ -159,7 +159,8 @@ function nonce(prefix: Buffer, counter: number): Buffer {
  * also keeps syscalls few when the producer emits many small pieces (openpgp does).
  */
 export class SealedWriter {
-  private pending: Buffer[] = [];
+  /** Plaintext of the chunk being filled; reused (the cipher has consumed it when a chunk is sealed). */
+  private readonly staging = Buffer.allocUnsafe(CHUNK);
   private pendingBytes = 0;
   private counter = 0;
   private finished = false;
@@ -180,15 +181,13 @@ export class SealedWriter {
     let off = 0;
     while (off < data.length) {
       const take = Math.min(CHUNK - this.pendingBytes, data.length - off);
-      // Copied: the caller may reuse its buffer once this promise resolves.
-      this.pending.push(Buffer.from(data.subarray(off, off + take)));
+      // Copied into the staging chunk: the caller may reuse its buffer once this resolves.
+      this.staging.set(data.subarray(off, off + take), this.pendingBytes);
       this.pendingBytes += take;
       off += take;
       if (this.pendingBytes === CHUNK) {
-        const chunk = Buffer.concat(this.pending, CHUNK);
-        this.pending = [];
         this.pendingBytes = 0;
-        await this.writeChunk(chunk, false);
+        await this.writeChunk(this.staging, false);
       }
     }
   }
@@ -197,8 +196,8 @@ export class SealedWriter {
   async finish(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    await this.writeChunk(Buffer.concat(this.pending), true);
-    this.pending = [];
+    await this.writeChunk(this.staging.subarray(0, this.pendingBytes), true);
+    this.staging.fill(0);
     await this.fh.sync();
     await this.fh.close();
   }
@@ -207,16 +206,29 @@ export class SealedWriter {
   async abort(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.staging.fill(0);
     await this.fh.close().catch(() => {});
   }
 
+  /** Seals `plain` (consumed before the first await, so the staging chunk may be refilled after). */
   private async writeChunk(plain: Buffer, last: boolean): Promise<void> {
     const c = createCipheriv('aes-256-gcm', this.key, nonce(this.prefix, this.counter++));
     c.setAAD(last ? AAD_LAST : AAD_MORE);
-    const ct = Buffer.concat([c.update(plain), c.final()]);
+    const ct = c.update(plain);
+    const tail = c.final(); // empty for GCM
     const len = Buffer.alloc(4);
-    len.writeUInt32BE(ct.length);
-    await this.fh.write(Buffer.concat([len, ct, c.getAuthTag()]));
+    len.writeUInt32BE(ct.length + tail.length);
+    await writeAllv(this.fh, [len, ct, tail, c.getAuthTag()]);
+  }
+}
+
+/** writev until every byte is written (a short write continues where it stopped). */
+async function writeAllv(fh: FileHandle, parts: Buffer[]): Promise<void> {
+  let rest = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    let { bytesWritten } = await fh.writev(rest);
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length;
+    if (rest.length > 0 && bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten);
   }
 }
 
@@ -245,7 +257,9 @@ export async function* readSealed(file: string, key: Buffer): AsyncGenerator<Buf
       d.setAAD(last ? AAD_LAST : AAD_MORE);
       d.setAuthTag(body.subarray(len));
       try {
-        yield Buffer.concat([d.update(body.subarray(0, len)), d.final()]);
+        const plain = d.update(body.subarray(0, len));
+        const tail = d.final(); // empty for GCM: no copy of the chunk
+        yield tail.length ? Buffer.concat([plain, tail]) : plain;
       } catch {
         throw new SealedFormatError('sealed file failed authentication');
       }

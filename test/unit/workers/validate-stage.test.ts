@@ -10,7 +10,7 @@ import { createStageFixture, type StageFixture } from '../../helpers/pgp-fixture
 import { readSealedAll, writeSealed } from '../../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { sampleRecord } from '../../../schemas/testing/sample-records.js';
-import { runValidateStage } from '../../../workers/validate-stage.js';
+import { IndexBits, runValidateStage } from '../../../workers/validate-stage.js';
 
 const STREAM_ALWAYS = 0;
 const STREAM_NEVER = Number.MAX_SAFE_INTEGER;
@@ -113,5 +113,16 @@ describe('workers/validate-stage', function () {
       expect(r.verdict).to.include({ outcome: 'accepted', accepted: 3 });
       expect(r.accepted).to.equal(null);
     }
+  });
+
+  it('IndexBits gives back the added indexes in ascending order, in slices', () => {
+    const bits = new IndexBits();
+    const added = [0, 7, 8, 9, 1023, 8191, 8192, 100_000, 4_053_331];
+    for (const i of [...added].reverse()) bits.add(i);
+    bits.add(9); // twice is once
+    const slices = [...bits.slices(4)];
+    expect(slices.map((s) => s.length)).to.deep.equal([4, 4, 1]);
+    expect(slices.flat()).to.deep.equal(added);
+    expect([...new IndexBits().slices(4)]).to.deep.equal([]);
   });
 });
