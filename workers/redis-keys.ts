@@ -9,6 +9,7 @@
  *   `PGW_QUEUE_PREFIX` wrapped in braces (`pgw` → `{pgw}`), or kept as it is when it
  *   already carries a tag (`pgw-{eu}`).
  */
+import { createHmac } from 'node:crypto';
 import type { RedisConnection } from './redis-connection.js';
 import { redisNodes, waitForReady } from './redis-connection.js';
 
@@ -26,11 +27,11 @@ export function queueKeyPrefix(configured: string): string {
 }
 
 /**
- * SCAN/KEYS pattern matching every key of the installation. Braces are literal in Redis
+ * SCAN/KEYS pattern matching every key of the installation (or those under `under`, e.g. `sftp-bans:ban:`). Braces are literal in Redis
  * glob patterns; the glob characters `*?[]\` are escaped should a prefix ever hold one.
  */
-export function queueKeyPattern(configured: string): string {
-  return `${queueKeyPrefix(configured).replace(/[*?[\]\\]/g, '\\$&')}:*`;
+export function queueKeyPattern(configured: string, under = ''): string {
+  return `${queueKeyPrefix(configured).replace(/[*?[\]\\]/g, '\\$&')}:${under}*`;
 }
 
 /**
@@ -40,14 +41,27 @@ export function queueKeyPattern(configured: string): string {
 export async function scanQueueKeys(conn: RedisConnection, configured: string): Promise<string[]> {
   // A Cluster knows its nodes only once connected.
   if (!(await waitForReady(conn, 10_000))) throw new Error('Redis is not reachable: cannot list the queue keys');
+  return scanKeys(conn, queueKeyPattern(configured));
+}
+
+/** Keys matching a SCAN `pattern` on every master. */
+export async function scanKeys(conn: RedisConnection, pattern: string): Promise<string[]> {
   const keys = new Set<string>();
   for (const node of redisNodes(conn, 'master')) {
     let cursor = '0';
     do {
-      const [next, batch] = await node.scan(cursor, 'MATCH', queueKeyPattern(configured), 'COUNT', 1000);
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
       for (const k of batch) keys.add(k);
     } while (cursor !== '0');
   }
   return [...keys];
+}
+
+/**
+ * A client identifier (an address, a token id) as it may appear in a key name: a keyed hash
+ * (`key` derived from the master key), so Redis holds no addresses.
+ */
+export function keyedName(key: Buffer, value: string): string {
+  return createHmac('sha256', key).update(value).digest('hex').slice(0, 32);
 }

@@ -7,10 +7,9 @@
  * answer, the limit is counted in this process's memory instead: the API stays up and
  * limited.
  */
-import { createHmac } from 'node:crypto';
 import { MemoryStore, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
 import type { Logger } from '../core/logger.js';
-import { queueKeyPrefix } from '../../workers/redis-keys.js';
+import { keyedName, queueKeyPrefix } from '../../workers/redis-keys.js';
 import type { RedisConnection } from '../../workers/redis-connection.js';
 
 const INCREMENT = `
@@ -75,6 +74,6 @@ export class SharedRateStore implements Store {
   }
 
   private key(clientKey: string): string {
-    return this.keyPrefix + createHmac('sha256', this.d.clientKey).update(clientKey).digest('hex').slice(0, 32);
+    return this.keyPrefix + keyedName(this.d.clientKey, clientKey);
   }
 }

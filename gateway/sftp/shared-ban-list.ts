@@ -11,10 +11,9 @@
  * {@link BanList}. Addresses appear in Redis only as keyed hashes (key derived from the
  * master key). When Redis is unreachable the local {@link BanList} still counts and bans.
  */
-import { createHmac } from 'node:crypto';
 import type { Logger } from '../core/logger.js';
-import { queueKeyPrefix } from '../../workers/redis-keys.js';
-import { redisNodes, type RedisConnection } from '../../workers/redis-connection.js';
+import { keyedName, queueKeyPattern, queueKeyPrefix, scanKeys } from '../../workers/redis-keys.js';
+import type { RedisConnection } from '../../workers/redis-connection.js';
 import { BanList, DEFAULT_BAN_OPTIONS, type BanListOptions, type BanPolicy } from './ban-list.js';
 
 /** Remote bans remembered at most (a flood of distinct addresses cannot grow memory). */
@@ -103,16 +102,9 @@ export class SharedBanList implements BanPolicy {
 
   /** Bans announced before this process subscribed. */
   private async loadActive(): Promise<void> {
-    for (const node of redisNodes(this.d.redis, 'master')) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await node.scan(cursor, 'MATCH', `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}:ban:*`, 'COUNT', 1000);
-        cursor = next;
-        for (const k of keys) {
-          const until = await node.get(k);
-          if (until) this.remember(`${k.slice(k.lastIndexOf(':') + 1)} ${until}`);
-        }
-      } while (cursor !== '0');
+    for (const k of await scanKeys(this.d.redis, queueKeyPattern(this.d.queuePrefix, 'sftp-bans:ban:'))) {
+      const until = await this.d.redis.get(k);
+      if (until) this.remember(`${k.slice(k.lastIndexOf(':') + 1)} ${until}`);
     }
   }
 
@@ -129,7 +121,7 @@ export class SharedBanList implements BanPolicy {
   }
 
   private hash(ip: string): string {
-    return createHmac('sha256', this.d.addressKey).update(ip).digest('hex').slice(0, 32);
+    return keyedName(this.d.addressKey, ip);
   }
 
   private key(kind: 'fail' | 'strikes' | 'ban', h: string): string {
