@@ -28,9 +28,9 @@ describe('faults: disk full', function () {
   before(async function () {
     const m = await mountTmpfs(8);
     if ('skip' in m) {
+      console.log(`      skipped: ${m.skip}`);
       // Reason: mounting a tmpfs needs root (CI runs as root, so it runs there); elsewhere a
       // full disk cannot be produced without filling the real one.
-      console.log(`      skipped: ${m.skip}`);
       this.skip();
       return;
     }

@@ -322,7 +322,6 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
     // `c.noGpgCrossCheck` says which); the tool's own decrypt+verify of the ack ran above.
     if (c.noGpgCrossCheck && (!c.blocked || RUN_BLOCKED)) it.skip(`${t} — ack through gpg: ${c.noGpgCrossCheck}`, () => {});
   }
-
   // Reason: combinations the installed tool cannot produce at all (no such option or key
   // type in that version); each SKIPPED entry records the verified limitation in its text.
   for (const s of SKIPPED) it.skip(`${s.title} — ${s.reason}`, () => {});
