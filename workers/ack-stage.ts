@@ -56,15 +56,17 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
 }
 
 /**
- * Temp files of other attempts at this ack (the ack and its meta note, both named
- * `.tmp-<random>-<blob name>…` by tempNameFor): a worker killed while writing one (another
- * host, say) leaves it behind. The ack is published and recorded now, so none is needed;
- * an attempt still writing (its job lock lapsed) fails its link and is retried as a no-op.
+ * Temp files of other attempts at this ack (the ack and its meta note, both written as
+ * `tmp/.tmp-<random>-<blob name>…`): a worker killed while writing one (another host, say)
+ * leaves it behind. The ack is published and recorded now, so none is needed; an attempt
+ * still writing (its job lock lapsed) fails its link and is retried as a no-op. They live
+ * in tmp/ (in-flight files only), not beside the blobs, so this listing stays small however
+ * many acks are kept.
  */
 async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version: number): Promise<void> {
   const mark = `-${path.basename(ctx.dataDir.ackBlob(batchId, version))}`;
-  for (const n of await fsp.readdir(ctx.dataDir.acksDir).catch(() => [] as string[])) {
-    if (n.startsWith('.tmp-') && n.includes(mark)) await removeQuietly(path.join(ctx.dataDir.acksDir, n));
+  for (const n of await fsp.readdir(ctx.dataDir.tmpDir).catch(() => [] as string[])) {
+    if (n.startsWith('.tmp-') && n.includes(mark)) await removeQuietly(path.join(ctx.dataDir.tmpDir, n));
   }
 }
 
@@ -109,7 +111,7 @@ async function produceAck(
   });
   const signedBy = signing.row.fingerprint;
   const encryptedTo = recipient.row.fingerprint;
-  const tmp = tempNameFor(blob);
+  const tmp = tempNameFor(blob, ctx.dataDir.tmpDir);
   const fh = await fsp.open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(encrypted as Uint8Array);
@@ -121,7 +123,7 @@ async function produceAck(
   const published = await publishOnce(tmp, blob);
   await removeQuietly(tmp);
   if (!published) return readAckMeta(blob); // another worker (lost lock) published first: theirs is the ack
-  await writeFileAtomic(`${blob}.meta.json`, JSON.stringify({ signedBy, encryptedTo }));
+  await writeFileAtomic(`${blob}.meta.json`, JSON.stringify({ signedBy, encryptedTo }), 0o600, ctx.dataDir.tmpDir);
   return { signedBy, encryptedTo };
 }
 

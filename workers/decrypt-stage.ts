@@ -80,11 +80,10 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
   if (!batch.data_key) throw new PgwError('internal.processing_failed', 'data key missing');
   const key = ctx.dataKeys.unwrap(batch.data_key);
   const quarantine = ctx.dataDir.quarantineFile(batch.id, randomBytes(6).toString('hex'));
-  try {
-    await decryptRun(ctx, batch, key, quarantine, log, opts);
-  } finally {
-    await removeEarlierRuns(ctx, batch.id);
-  }
+  await decryptRun(ctx, batch, key, quarantine, log, opts);
+  // A normal return means the batch has left the decrypt stage (this run's verdict or
+  // another's); a retryable failure throws and leaves the files to the retry.
+  await removeEarlierRuns(ctx, batch.id);
 }
 
 /**
@@ -94,7 +93,6 @@ export async function runDecryptStage(ctx: StageContext, batchId: string, opts: 
  * stage before promoting and drops its file, or fails its rename and is retried as a no-op.
  */
 async function removeEarlierRuns(ctx: StageContext, batchId: string): Promise<void> {
-  if ((await ctx.ledger.batches.get(batchId))?.stage === 'decrypt') return;
   const names = await fsp.readdir(ctx.dataDir.quarantineDir).catch(() => [] as string[]);
   for (const n of names) if (ctx.dataDir.quarantineBatchId(n) === batchId) await removeQuietly(path.join(ctx.dataDir.quarantineDir, n));
 }

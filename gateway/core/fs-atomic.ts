@@ -21,14 +21,17 @@ export async function ensureDir(dir: string, mode = 0o700): Promise<void> {
   await fsp.mkdir(dir, { recursive: true, mode });
 }
 
-/** A unique temp name next to `target` (same filesystem, so rename is atomic). */
-export function tempNameFor(target: string): string {
-  return path.join(path.dirname(target), `.tmp-${randomBytes(8).toString('hex')}-${path.basename(target)}`);
+/**
+ * A unique temp name for `target`: next to it, or in `dir` (which must be on the same file
+ * system — the data dir's tmp/ — so that the rename or link stays atomic).
+ */
+export function tempNameFor(target: string, dir = path.dirname(target)): string {
+  return path.join(dir, `.tmp-${randomBytes(8).toString('hex')}-${path.basename(target)}`);
 }
 
-/** Write `data` to `target` atomically with the given mode (0600 for anything sensitive). */
-export async function writeFileAtomic(target: string, data: Uint8Array | string, mode = 0o600): Promise<void> {
-  const tmp = tempNameFor(target);
+/** Write `data` to `target` atomically with the given mode (0600 for anything sensitive); `tmpDir` as in {@link tempNameFor}. */
+export async function writeFileAtomic(target: string, data: Uint8Array | string, mode = 0o600, tmpDir?: string): Promise<void> {
+  const tmp = tempNameFor(target, tmpDir);
   const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
   try {
     await fh.writeFile(data);
