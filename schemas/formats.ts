@@ -18,11 +18,6 @@
 /** The BSN used when a client's identity is not established; fails the 11-proef. */
 export const BSN_PLACEHOLDER = '999999999';
 
-const NINE_DIGITS = /^[0-9]{9}$/;
-const POSTCODE = /^[1-9][0-9]{3} ?[A-Z]{2}$/;
-const FOUR_DIGITS = /^[0-9]{4}$/;
-const EIGHT_DIGITS = /^[0-9]{8}$/;
-const DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 const DATE_TIME = /^([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]{1,9})?(?:Z|[+-]([0-9]{2}):([0-9]{2}))$/;
 /**
  * `local@domain`: a dot-atom local part (RFC 5322 characters, no quoted strings), DNS
@@ -35,9 +30,25 @@ const EMAIL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~
 /** Longest accepted e-mail address (RFC 5321 path limit). */
 export const EMAIL_MAX_LENGTH = 254;
 
+// The fixed-shape formats are checked character by character: a validate stage runs them
+// for every record of a batch, and a loop is several times faster than a RegExp call here.
+
+/** `s[from..to)` are all ASCII digits. */
+function digitsOnly(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+function isUpperAscii(c: number): boolean {
+  return c >= 65 && c <= 90;
+}
+
 /** True when `s` is exactly nine ASCII digits (the shape of a BSN, checksum not checked). */
 export function isNineDigits(s: string): boolean {
-  return s.length === 9 && NINE_DIGITS.test(s);
+  return s.length === 9 && digitsOnly(s, 0, 9);
 }
 
 /**
@@ -64,19 +75,24 @@ export function isBsn11Proef(s: string): boolean {
  * `SA`, `SD` or `SS` (never issued).
  */
 export function isDutchPostcode(s: string): boolean {
-  if ((s.length !== 6 && s.length !== 7) || !POSTCODE.test(s)) return false;
-  const letters = s.slice(-2);
-  return letters !== 'SA' && letters !== 'SD' && letters !== 'SS';
+  const n = s.length;
+  if (n !== 6 && (n !== 7 || s.charCodeAt(4) !== 0x20)) return false;
+  const first = s.charCodeAt(0);
+  if (first < 49 || first > 57 || !digitsOnly(s, 1, 4)) return false;
+  const a = s.charCodeAt(n - 2);
+  const b = s.charCodeAt(n - 1);
+  if (!isUpperAscii(a) || !isUpperAscii(b)) return false;
+  return !(a === 0x53 && (b === 0x41 || b === 0x44 || b === 0x53)); // SA, SD, SS
 }
 
 /** A UZOVI insurer code: exactly 4 digits. */
 export function isUzovi(s: string): boolean {
-  return s.length === 4 && FOUR_DIGITS.test(s);
+  return s.length === 4 && digitsOnly(s, 0, 4);
 }
 
 /** An AGB care-provider code: exactly 8 digits. */
 export function isAgb(s: string): boolean {
-  return s.length === 8 && EIGHT_DIGITS.test(s);
+  return s.length === 8 && digitsOnly(s, 0, 8);
 }
 
 function isLeapYear(y: number): boolean {
@@ -104,7 +120,8 @@ function digitsAt(s: string, from: number, count: number): number {
  * `2024-02-29` is valid, `2023-02-29` and `2024-04-31` are not.
  */
 export function isCalendarDate(s: string): boolean {
-  if (s.length !== 10 || !DATE.test(s)) return false;
+  if (s.length !== 10 || s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d) return false;
+  if (!digitsOnly(s, 0, 4) || !digitsOnly(s, 5, 7) || !digitsOnly(s, 8, 10)) return false;
   const y = digitsAt(s, 0, 4);
   const m = digitsAt(s, 5, 2);
   const d = digitsAt(s, 8, 2);

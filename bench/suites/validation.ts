@@ -24,7 +24,8 @@ export async function runValidation(ctx: BenchContext): Promise<SectionResult> {
   const partner = await env.addPartner('bench-val');
   const n = ctx.sizes.validateRecords;
   ctx.log(`validate: ${n} records × ${ctx.runs} runs`);
-  const r = await runChildJson<Out>('lib/validate-bench.ts', [partner.id, String(n), String(ctx.runs)], env.env);
+  const prof = process.env.BENCH_STAGE_PROF; // a CPU profile of the stage calls only
+  const r = await runChildJson<Out>('lib/validate-bench.ts', [partner.id, String(n), String(ctx.runs)], prof ? { ...env.env, BENCH_STAGE_PROF: prof } : env.env);
   await env.close();
   const k = (xs: number[]) => xs.map((x) => x / 1000);
   const stage = summarize(r.stage);

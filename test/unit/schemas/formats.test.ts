@@ -159,6 +159,39 @@ describe('schemas/formats', () => {
     });
   });
 
+  describe('the shapes, against their regular expressions', () => {
+    // The fixed-shape formats are written as character loops (the validate stage runs them
+    // per record); these are the shapes they implement, as the regular expressions they were.
+    const shapes: [string, (s: string) => boolean, (s: string) => boolean][] = [
+      ['nine digits', isNineDigits, (s) => /^[0-9]{9}$/.test(s)],
+      ['UZOVI', isUzovi, (s) => /^[0-9]{4}$/.test(s)],
+      ['AGB', isAgb, (s) => /^[0-9]{8}$/.test(s)],
+      ['postcode', isDutchPostcode, (s) => /^[1-9][0-9]{3} ?[A-Z]{2}$/.test(s) && !['SA', 'SD', 'SS'].includes(s.slice(-2))],
+      ['date', isCalendarDate, (s) => {
+        const t = Date.parse(`${s}T00:00:00Z`); // proleptic Gregorian, as the 400-year leap rule
+        return /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(s) && Number.isFinite(t) && new Date(t).toISOString().slice(0, 10) === s;
+      }],
+    ];
+    const chars = ['0', '1', '5', '9', '/', ':', 'A', 'S', 'D', 'Z', 'a', ' ', '-', '\n', '٣', '０'];
+
+    it('agree on 50,000 strings made of digits, letters and their neighbours', () => {
+      let seed = 7;
+      const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+      const near = ['123456782', '1234', '12345678', '1234 AB', '1234AB', '2024-02-29', '0234 AB', '1234 SA', '2023-12-31', '2100-02-28'];
+      for (let i = 0; i < 50_000; i++) {
+        let s = near[i % near.length]!;
+        // change, insert or drop a character or two
+        for (let k = Math.floor(rnd() * 3); k > 0; k--) {
+          const at = Math.floor(rnd() * (s.length + 1));
+          const c = chars[Math.floor(rnd() * chars.length)]!;
+          const op = Math.floor(rnd() * 3);
+          s = op === 0 ? s.slice(0, at) + c + s.slice(at + 1) : op === 1 ? s.slice(0, at) + c + s.slice(at) : s.slice(0, at) + s.slice(at + 1);
+        }
+        for (const [name, fn, shape] of shapes) expect(fn(s), `${name}: ${JSON.stringify(s)}`).to.equal(shape(s));
+      }
+    });
+  });
+
   describe('linear time on huge inputs', () => {
     const huge = '1'.repeat(1_000_000);
     const hugeAlpha = 'a'.repeat(1_000_000);

@@ -54,7 +54,13 @@ describe('workers/validate-stage', function () {
       stage: b.stage, outcome: b.outcome, code: b.error_code, detail: b.error_detail, schema: b.schema, reference: b.reference,
       total: b.records_total, accepted: b.records_accepted, rejected: b.records_rejected, issues: b.record_issues,
     };
-    return { verdict, accepted };
+    // The subject index: which records each 9-digit string of the text is found under.
+    const subjects: Record<string, number[]> = {};
+    for (const bsn of new Set([...plaintext.toString('utf8').matchAll(/"([0-9]{9})"/g)].map((m) => m[1]!))) {
+      const found = (await fx.ledger.subjects.find(fx.dataKeys.subjectLookupHashes(bsn))).filter((r) => r.batch_id === id);
+      if (found.length) subjects[bsn] = found.map((r) => r.record).sort((x, y) => x - y);
+    }
+    return { verdict, accepted, subjects };
   }
 
   const now = new Date();
@@ -89,13 +95,15 @@ describe('workers/validate-stage', function () {
         const streamed = await run(plaintext, STREAM_ALWAYS, partner);
         expect(streamed.verdict).to.deep.equal(whole.verdict);
         expect(streamed.accepted).to.deep.equal(whole.accepted);
+        expect(streamed.subjects).to.deep.equal(whole.subjects);
         expect(whole.verdict.stage).to.equal('ack');
       });
     }
   }
 
   it('the mixed batch is judged as expected (the comparison above is not vacuous)', async () => {
-    const { verdict, accepted } = await run(Buffer.from(cases['mixed records']!), STREAM_ALWAYS, 'p-ph');
+    const { verdict, accepted, subjects } = await run(Buffer.from(cases['mixed records']!), STREAM_ALWAYS, 'p-ph');
+    expect(Object.values(subjects).flat().sort()).to.deep.equal([0, 1, 2, 4, 5, 6]); // every record with a 9-digit bsn (3 is `7`)
     expect(verdict).to.include({ outcome: 'partially_accepted', total: 7, accepted: 3, rejected: 4, reference: 'ref-7' });
     expect(accepted!.indexes).to.deep.equal([0, 2, 6]); // 2: the placeholder, allowed for p-ph; 6: an escaped key
     const issues = JSON.parse(verdict.issues!) as { errors: { record: number; path: string; code: string }[] };
