@@ -19,7 +19,7 @@ import { getSchemaValidators, type SchemaValidators } from './compiled-schemas.j
 import { isNineDigits } from './formats.js';
 import { parseCsvRecords, readCsvHead } from './csv-payload.js';
 import { parseJsonPayload } from './json-payload.js';
-import { JsonBatchScanner } from './json-batch-scanner.js';
+import { JsonBatchScanner, type ScannedEnvelope } from './json-batch-scanner.js';
 import { classifyAjvError, envelopeIssues, isEchoableReference, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
 
 export type { RecordIssue } from './record-issues.js';
@@ -295,51 +295,55 @@ const EMPTY = Buffer.alloc(0);
 /** The outcome of {@link validateJsonStream}: accepted records went to the sink, not here. */
 export type StreamedValidation = Omit<BatchValidation, 'acceptedRecords' | 'acceptedIndexes'>;
 
-/**
- * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by the
- * largest record (plus the issues found). `read()` is called twice: the first pass reads the
- * envelope and the structure (depth, `limits.records`), the second parses and validates the
- * records one by one and hands the accepted records' exact bytes to `onAccepted`, in order,
- * a chunk's worth at a time (called after every chunk with records, also when none of them
- * was accepted).
- *
- * Same codes as {@link validateBatch}; when a batch has several batch-level problems the
- * one reported may differ (the envelope is judged before records are parsed).
- */
-export async function validateJsonStream(
-  read: () => AsyncIterable<Uint8Array>,
-  ctx: ValidationContext,
-  onAccepted: (accepted: { raw: Buffer; index: number }[]) => Promise<void>,
-): Promise<StreamedValidation> {
-  const first = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords);
-  for await (const chunk of read()) first.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-  const skeleton = first.end();
-  const value = parseJsonPayload(decode(skeleton.envelopeBytes), ctx.maxJsonDepth) as Record<string, unknown>;
+/** The records' sink: gets the accepted records of each chunk, in order. */
+export type AcceptedSink = (accepted: { raw: Buffer; index: number }[]) => Promise<void>;
+
+/** What the envelope says about judging the records. */
+interface EnvelopeFacts {
+  value: Record<string, unknown>;
+  v: SchemaValidators;
+  createdAt: string | undefined;
+  bounds: DateBounds;
+}
+
+/** Reads an envelope (`records` as `[]`); `schema.unknown` when it names no schema we know. */
+function envelopeFacts(bytes: Buffer, ctx: ValidationContext): EnvelopeFacts {
+  const value = parseJsonPayload(decode(bytes), ctx.maxJsonDepth) as Record<string, unknown>;
   const name = ownValue(value, 'schema');
   const v = typeof name === 'string' ? getSchemaValidators(name) : undefined;
   if (v === undefined) throw unknownSchema(name);
-  if (skeleton.recordsIsArray && skeleton.records === 0) throw new PgwError('batch.empty', undefined, {});
-  if (!v.envelope(value)) {
-    throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(v.envelope.errors ?? []) });
-  }
-  const reference = ownValue(value, 'reference');
-  const createdAt = ownValue(value, 'createdAt');
-  const bounds = dateBounds(ctx.now, typeof createdAt === 'string' ? createdAt : undefined);
+  const created = ownValue(value, 'createdAt');
+  const createdAt = typeof created === 'string' ? created : undefined;
+  return { value, v, createdAt, bounds: dateBounds(ctx.now, createdAt) };
+}
 
-  const errors: RecordIssue[] = [];
-  const warnings: RecordIssue[] = [];
-  let accepted = 0;
-  let group: { raw: Buffer; index: number }[] = [];
-  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => group.push({ raw, index }));
-  // The records completed by one chunk are parsed together, as one JSON array: a JSON.parse
-  // per record costs more in calls than in bytes, and bytes between records (a stray
-  // byte-order mark, say) stay inside what JSON.parse judges, as in the in-memory path.
-  const judge = async (): Promise<void> => {
-    if (group.length === 0) return;
-    const pieces = group;
-    group = [];
-    // Plain valid records pass the fast check; the others (any doubt) are parsed and judged
-    // by Ajv as before, which also reports their issues.
+/**
+ * Judges the records of one batch a chunk's worth at a time (`add` each record of the
+ * chunk, then `flush`), keeping the issues and handing accepted records to the sink.
+ */
+class RecordJudge {
+  readonly errors: RecordIssue[] = [];
+  readonly warnings: RecordIssue[] = [];
+  accepted = 0;
+  private group: { raw: Buffer; index: number }[] = [];
+
+  constructor(readonly facts: EnvelopeFacts, private readonly ctx: ValidationContext, private readonly sink: AcceptedSink) {}
+
+  add(raw: Buffer, index: number): void {
+    this.group.push({ raw, index });
+  }
+
+  /**
+   * Judge the records added since the last flush. Plain valid records pass the fast check;
+   * the others (any doubt) are parsed together, as one JSON array — a JSON.parse per record
+   * costs more in calls than in bytes — and judged by Ajv, which also reports their issues.
+   */
+  async flush(): Promise<void> {
+    if (this.group.length === 0) return;
+    const { v, bounds } = this.facts;
+    const ctx = this.ctx;
+    const pieces = this.group;
+    this.group = [];
     const fast = pieces.map((p) => {
       const values = v.fastRecord?.check(p.raw) ?? null; // READ_AFTER_VALIDATION's values
       return values && datesPlausible({ birthDate: values[0], dueDate: values[1] }, bounds) ? values : null;
@@ -360,20 +364,91 @@ export async function validateJsonStream(
       }
       const record = parsed[next++];
       noteSubject(ctx.onSubject, record, index);
-      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, errors, warnings)) ok.push(pieces[k]!);
+      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, this.errors, this.warnings)) ok.push(pieces[k]!);
     }
-    accepted += ok.length;
-    await onAccepted(ok);
-  };
+    this.accepted += ok.length;
+    await this.sink(ok);
+  }
+
+  /** The envelope-level checks, in the order the in-memory path makes them. */
+  static checkEnvelope(facts: EnvelopeFacts, skeleton: ScannedEnvelope): void {
+    if (skeleton.recordsIsArray && skeleton.records === 0) throw new PgwError('batch.empty', undefined, {});
+    if (!facts.v.envelope(facts.value)) {
+      throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(facts.v.envelope.errors ?? []) });
+    }
+  }
+
+  /** The verdict, with `facts` of the whole envelope. */
+  result(skeleton: ScannedEnvelope, facts: EnvelopeFacts): StreamedValidation {
+    const reference = ownValue(facts.value, 'reference');
+    const total = skeleton.records;
+    return {
+      schema: facts.v.name, format: 'json', reference: typeof reference === 'string' && isEchoableReference(reference) ? reference : null,
+      total, accepted: this.accepted, rejected: total - this.accepted, errors: this.errors, warnings: this.warnings,
+    };
+  }
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/**
+ * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by the
+ * largest record (plus the issues found). Accepted records' exact bytes go to `onAccepted`,
+ * in order, a chunk's worth at a time (called after every chunk with records, also when none
+ * of them was accepted).
+ *
+ * One pass when the envelope names its schema before `records` (what partners send): the
+ * records are judged as they stream by, against the envelope read so far, and the whole
+ * envelope is checked at the end. When that early judgement cannot stand — `schema` or
+ * `createdAt` only after the records, or a batch-level problem met inside the records — the
+ * sink is told to start over (`onRestart`) and a second pass judges the records after the
+ * whole envelope, as the in-memory path does; so the verdict is the same either way.
+ *
+ * Same codes as {@link validateBatch}; when a batch has several batch-level problems the
+ * one reported may differ (the envelope is judged before records are parsed).
+ */
+export async function validateJsonStream(
+  read: () => AsyncIterable<Uint8Array>,
+  ctx: ValidationContext,
+  onAccepted: AcceptedSink,
+  onRestart: () => Promise<void> = async () => {},
+): Promise<StreamedValidation> {
+  let early: RecordJudge | null = null;
+  let earlyFailed = false;
+  const first = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => early?.add(raw, index), (soFar) => {
+    try {
+      early = new RecordJudge(envelopeFacts(soFar, ctx), ctx, onAccepted);
+    } catch (err) {
+      if (!(err instanceof PgwError)) throw err; // no schema yet, or an envelope problem: two passes
+    }
+  });
   for await (const chunk of read()) {
-    second.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    await judge();
+    first.push(asBuffer(chunk));
+    if (early === null || earlyFailed) continue;
+    try {
+      await (early as RecordJudge).flush();
+    } catch (err) {
+      // a batch-level problem in the records: the second pass decides which code is reported
+      if (!(err instanceof PgwError) || err.retryable) throw err;
+      earlyFailed = true;
+    }
+  }
+  const skeleton = first.end();
+  const facts = envelopeFacts(skeleton.envelopeBytes, ctx);
+  RecordJudge.checkEnvelope(facts, skeleton);
+  const judged = early as RecordJudge | null;
+  if (judged && !earlyFailed && judged.facts.v === facts.v && judged.facts.createdAt === facts.createdAt) return judged.result(skeleton, facts);
+
+  if (judged) await onRestart();
+  const judge = new RecordJudge(facts, ctx, onAccepted);
+  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => judge.add(raw, index));
+  for await (const chunk of read()) {
+    second.push(asBuffer(chunk));
+    await judge.flush();
   }
   second.end();
-  await judge();
-  const total = skeleton.records;
-  return {
-    schema: v.name, format: 'json', reference: typeof reference === 'string' && isEchoableReference(reference) ? reference : null,
-    total, accepted, rejected: total - accepted, errors, warnings,
-  };
+  await judge.flush();
+  return judge.result(skeleton, facts);
 }

@@ -103,6 +103,8 @@ export class JsonBatchScanner {
     private readonly maxDepth: number,
     private readonly maxRecords: number,
     private readonly onRecord?: (bytes: Buffer, index: number) => void,
+    /** Called once when the `records` array opens, with the envelope members read so far. */
+    private readonly onRecordsStart?: (envelopeSoFar: Buffer) => void,
   ) {}
 
   private get depth(): number {
@@ -214,6 +216,7 @@ export class JsonBatchScanner {
             this.inRecords = true;
             this.open(c);
             this.expect = 'value';
+            this.onRecordsStart?.(this.envelopeBytes());
             return;
           }
           if (c === QUOTE) {
@@ -289,11 +292,16 @@ export class JsonBatchScanner {
     this.envelope.push(bytes);
   }
 
-  end(): ScannedEnvelope {
-    if (this.inScalar || this.inString || !this.done) throw this.malformed();
+  /** The envelope members read so far as one JSON object. */
+  private envelopeBytes(): Buffer {
     const parts: Buffer[] = [Buffer.from('{')];
     this.envelope.forEach((b, k) => parts.push(...(k ? [Buffer.from(','), b] : [b])));
     parts.push(Buffer.from('}'));
-    return { envelopeBytes: Buffer.concat(parts), recordsIsArray: this.recordsIsArray, records: this.recordCount };
+    return Buffer.concat(parts);
+  }
+
+  end(): ScannedEnvelope {
+    if (this.inScalar || this.inString || !this.done) throw this.malformed();
+    return { envelopeBytes: this.envelopeBytes(), recordsIsArray: this.recordsIsArray, records: this.recordCount };
   }
 }

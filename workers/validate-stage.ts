@@ -111,10 +111,10 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
   const target = ctx.dataDir.acceptedFile(batch.id);
   const live = batch.lane === 'live';
   const tmp = tempNameFor(target);
-  const writer = live ? await SealedWriter.create(tmp, key) : null;
+  let writer = live ? await SealedWriter.create(tmp, key) : null;
   // Accepted indexes as one bit per record (a 4-million-record batch: 512 KiB; as 32-bit
   // numbers it was 16 MiB, 24 MiB while growing), written out in slices at the end.
-  const indexes = new IndexBits();
+  let indexes = new IndexBits();
   let count = 0;
   const comma = Buffer.from(',');
   try {
@@ -127,7 +127,16 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
         indexes.add(index);
         count += 1;
       }
-      await writer.write(Buffer.concat(parts));
+      await writer.writeParts(parts);
+    }, async () => {
+      // The records are judged again from the start: drop what the first judgement left.
+      await subjects.discard();
+      indexes = new IndexBits();
+      count = 0;
+      if (writer) {
+        await writer.abort();
+        writer = await SealedWriter.create(tmp, key);
+      }
     });
     if (writer && count > 0) {
       await writer.write(Buffer.from(`],"schema":${JSON.stringify(result.schema)},"indexes":[`));

@@ -136,6 +136,7 @@ export class SubjectIndexWriter {
     this.count = 0;
     this.ready.length = 0;
     this.cleared = false;
+    this.parts = 0;
     await this.flush();
   }
 }

@@ -4,10 +4,11 @@
  * batch-level codes — for well-formed, damaged and hostile batches, whatever the chunking.
  */
 import { expect } from 'chai';
-import { validateBatch, validateJsonStream } from '../../../schemas/batch-validator.js';
+import { shiftMonths, validateBatch, validateJsonStream } from '../../../schemas/batch-validator.js';
 import { sampleRecord } from '../../../schemas/testing/sample-records.js';
 
 const now = new Date();
+const today = now.toISOString().slice(0, 10);
 const ctx = { fileName: 'x.json', now, allowBsnPlaceholder: false, maxRecords: 50, maxJsonDepth: 8 };
 const rec = (i: number) => JSON.stringify(sampleRecord(i, now));
 const env = (records: string, extra = '') => `{"schema":"client-registration/v1","reference":"r-1",${extra}"createdAt":"${now.toISOString()}","records":${records}}`;
@@ -38,12 +39,20 @@ const cases: Record<string, string | Buffer> = {
   truncated: env(`[${rec(0)}]`).slice(0, -3),
   deep: env(`[${rec(0)}]`, '"x":[[[[[[[[1]]]]]]]],'),
   extraEnvelope: env(`[${rec(0)}]`, '"meta":{"a":[1,{"b":"]}"}]},'),
+  // createdAt after the records (yesterday, 23:59:59) moves the due-date window a day back,
+  // which rejects a record due on today's last allowed day: judged again in a second pass
+  lateCreatedAt: `{"schema":"client-registration/v1","records":[${rec(0)},${JSON.stringify({ ...sampleRecord(1, now), dueDate: shiftMonths(today, 10) })}],"createdAt":"${new Date(Date.parse(today) - 1000).toISOString()}"}`,
+  lateReference: `{"schema":"client-registration/v1","records":[${rec(0)}],"reference":"late-ref"}`,
   tooMany: env(`[${Array.from({ length: 51 }, (_, i) => rec(i)).join(',')}]`),
   badUtf8: (() => {
     const [a, b] = env(`[${rec(0)}]`).split('Testvoornaam0');
     return Buffer.concat([Buffer.from(a!), Buffer.from([0x54, 0xc3, 0x28, 0x78]), Buffer.from(b!)]);
   })(),
 };
+
+/** Judged in one pass, and in a second pass after the first judgement was dropped. */
+const ONE_PASS = new Set(['valid', 'mixed', 'spaces', 'bom', 'escapes', 'extraEnvelope', 'lateReference', 'schemaLast']);
+const TWO_PASSES = new Set(['lateCreatedAt']);
 
 function summary(r: { total: number; accepted: number; errors: unknown[]; warnings: unknown[] }): string {
   return JSON.stringify({ total: r.total, accepted: r.accepted, errors: r.errors, warnings: r.warnings });
@@ -72,13 +81,18 @@ describe('schemas/validateJsonStream', () => {
         })();
         const raws: Buffer[] = [];
         const indexes: number[] = [];
+        let restarts = 0;
         let got: string;
         try {
           got = summary(await validateJsonStream(chunks, ctx, async (batch) => {
             for (const a of batch) {
-              raws.push(a.raw);
+              raws.push(Buffer.from(a.raw)); // a view into the chunk, valid only during the call
               indexes.push(a.index);
             }
+          }, async () => {
+            restarts += 1;
+            raws.length = 0;
+            indexes.length = 0;
           }));
         } catch (err) {
           got = code(err);
@@ -88,7 +102,18 @@ describe('schemas/validateJsonStream', () => {
           expect(indexes, `accepted indexes, chunks of ${size}`).to.deep.equal(wantIndexes);
           for (const raw of raws) expect(() => JSON.parse(raw.toString('utf8'))).to.not.throw();
         }
+        // one pass when the envelope comes first and the records are sound; two otherwise
+        if (ONE_PASS.has(name)) expect(restarts, `restarts, chunks of ${size}`).to.equal(0);
+        if (TWO_PASSES.has(name) && !want.startsWith('throws')) expect(restarts, `restarts, chunks of ${size}`).to.equal(1);
       }
     });
   }
+
+  it('lateCreatedAt is a real second-pass case: the late createdAt rejects a record the early window accepts', async () => {
+    const text = Buffer.from(cases.lateCreatedAt as string);
+    const r = validateBatch(text, ctx);
+    expect(r.errors.map((e) => `${e.record} ${e.code}`)).to.deep.equal(['1 dueDate.out_of_window']);
+    const early = validateBatch(Buffer.from((cases.lateCreatedAt as string).replace(/,"createdAt":"[^"]*"/, '')), ctx);
+    expect(early.accepted).to.equal(2);
+  });
 });

@@ -10,6 +10,7 @@ import { createStageFixture, type StageFixture } from '../../helpers/pgp-fixture
 import { readSealedAll, writeSealed } from '../../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { sampleRecord } from '../../../schemas/testing/sample-records.js';
+import { shiftMonths } from '../../../schemas/batch-validator.js';
 import { IndexBits, runValidateStage } from '../../../workers/validate-stage.js';
 
 const STREAM_ALWAYS = 0;
@@ -60,7 +61,7 @@ describe('workers/validate-stage', function () {
       const found = (await fx.ledger.subjects.find(fx.dataKeys.subjectLookupHashes(bsn))).filter((r) => r.batch_id === id);
       if (found.length) subjects[bsn] = found.map((r) => r.record).sort((x, y) => x - y);
     }
-    return { verdict, accepted, subjects };
+    return { verdict, accepted, subjects, batchId: id };
   }
 
   const now = new Date();
@@ -79,6 +80,9 @@ describe('workers/validate-stage', function () {
   const cases: Record<string, string> = {
     'mixed records': envelope(`[${mixed.join(',\n')}]`),
     'all valid, schema last': `{"records":[${[6, 7, 8].map((i) => JSON.stringify(rec(i))).join(',')}],"schema":"client-registration/v1"}`,
+    // judged twice on the streaming path (the late createdAt moves the window): the first
+    // judgement's accepted records and subject index must be dropped
+    'createdAt after the records': `{"schema":"client-registration/v1","records":[${[0, 1].map((i) => JSON.stringify(rec(i))).join(',')},${JSON.stringify({ ...rec(2), dueDate: shiftMonths(now.toISOString().slice(0, 10), 10) })}],"createdAt":"${new Date(Date.parse(now.toISOString().slice(0, 10)) - 1000).toISOString()}"}`,
     'none valid': envelope(`[${JSON.stringify({ ...rec(9), bsn: '1' })}]`),
     'too many records': envelope(`[${Array.from({ length: 41 }, (_, i) => JSON.stringify(rec(i))).join(',')}]`),
     'duplicate key in a record': envelope(`[${JSON.stringify(rec(0)).replace('{', '{"bsn":"x",')}]`),
@@ -113,6 +117,16 @@ describe('workers/validate-stage', function () {
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
     const tooMany = await run(Buffer.from(cases['too many records']!), STREAM_ALWAYS);
     expect(tooMany.verdict).to.include({ outcome: 'rejected', code: 'limits.records' });
+  });
+
+  it('a second judgement drops the first one\'s accepted records and subject index', async () => {
+    const { verdict, accepted, subjects, batchId } = await run(Buffer.from(cases['createdAt after the records']!), STREAM_ALWAYS);
+    expect(verdict).to.include({ outcome: 'partially_accepted', total: 3, accepted: 2 });
+    expect(accepted!.indexes).to.deep.equal([0, 1]);
+    expect((accepted!.records as unknown[]).length).to.equal(2);
+    expect(Object.values(subjects).flat().sort()).to.deep.equal([0, 1, 2]);
+    const parts = await fx.ledger.handle.db.selectFrom('subject_index_parts').select('records').where('batch_id', '=', batchId).execute();
+    expect(parts.reduce((n, p) => n + Number(p.records), 0), 'index entries').to.equal(3); // each record once
   });
 
   it('the test lane writes no accepted records on either path', async () => {
