@@ -93,6 +93,9 @@ async function main(): Promise<number> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-bench-'));
   onCleanup('bench temp dir', () => fsp.rm(root, { recursive: true, force: true }));
   await ensureRedis();
+  // `pgw` processes run what an installation runs: the compiled build (bin/launch.js).
+  log('building dist/ (npm run build)');
+  await mustRun(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, timeoutMs: 300_000 });
   const ctx = makeContext(root, log);
   const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
   const machine = await describeMachine();

@@ -1,6 +1,15 @@
 #!/usr/bin/env node
-// The `pgw` executable: loads the TypeScript sources through tsx (no build step).
-import { register } from 'tsx/esm/api';
+// The `pgw` executable: the compiled build when it matches the sources (bin/launch.js),
+// else the TypeScript sources through tsx (no build step needed).
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { compiledEntry } from './launch.js';
 
-register();
-await import('../gateway/cli.ts');
+const compiled = compiledEntry(path.resolve(import.meta.dirname, '..'));
+if (compiled) {
+  await import(pathToFileURL(compiled).href);
+} else {
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../gateway/cli.ts');
+}

@@ -137,7 +137,8 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     await writeFileAtomic(path.join(dataDir.runDir, 'ports.json'), `${JSON.stringify({ ...ports, pid: process.pid }, null, 2)}\n`, 0o644);
     log.info('listening', { bind: config.bind, ...ports });
   }
-  log.info('started', { role });
+  // compiled (dist/, see bin/launch.js) or the TypeScript sources through tsx
+  log.info('started', { role, code: import.meta.url.endsWith('.js') ? 'compiled' : 'sources' });
   return { ports, close: (reason = 'close') => shutdown.run(reason) };
 }
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { runCmd } from './procs.js';
 import { ROOT } from './gateway-env.js';
 import { SSHD } from './openssh-server.js';
+import { compiledEntry } from '../../bin/launch.js';
 
 function pkgVersion(name: string): string {
   try {
@@ -36,6 +37,7 @@ export async function describeMachine(): Promise<string[][]> {
     ['OS', `${distro}, Linux ${os.release()}`],
     ['Node', process.version],
     ['code', `${commit}${dirty ? ' (working tree has uncommitted changes)' : ''}`],
+    ['`pgw` processes run', compiledEntry(ROOT) ? 'the compiled build (dist/, built at the start of the run); the stage-runner children of §2 and §5 run the sources through tsx' : 'the TypeScript sources through tsx (no matching build)'],
     ['ssh2 / openpgp / ajv / bullmq', `${pkgVersion('ssh2')} / ${pkgVersion('openpgp')} / ${pkgVersion('ajv')} / ${pkgVersion('bullmq')}`],
     ['OpenSSH client', await firstLine('ssh', ['-V'], true)],
     ['OpenSSH server', (await firstLine(SSHD, ['-V'], true)).replace(/^unknown option -- V\s*/, '')],
