@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: type-check, then the whole mocha suite once per ledger back end — SQLite, then
+# `npm test`: type-check and build, then the whole mocha suite once per ledger back end — SQLite, then
 # a throw-away PostgreSQL database per harness (PGW_TEST_DATABASE; see test/helpers/databases.ts).
 # PGW_TEST_DATABASES="sqlite" runs one pass only. Extra arguments go to mocha.
 # Closes with the combined "N passed, N failed" line CI reads.
@@ -8,6 +8,12 @@ cd "$(dirname "$0")/.."
 
 if ! npm run --silent typecheck; then
   echo "0 passed, 1 failed (type-check)"
+  exit 1
+fi
+# The pgw processes the suites start run what an installation runs: the compiled build
+# (bin/launch.js), made from the sources as they are now.
+if ! npm run --silent build; then
+  echo "0 passed, 1 failed (build)"
   exit 1
 fi
 
