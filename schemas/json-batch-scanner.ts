@@ -154,6 +154,13 @@ export class JsonBatchScanner {
         this.inScalar = false;
         this.valueEnded(chunk, i - 1); // then handle the delimiter below
       }
+      // Inside a record (depth ≥ 3) only brackets and quotes matter here (JSON.parse or the
+      // fast record check judges the rest), and byte() would do nothing with anything else.
+      if (this.stack.length >= 3 && c !== QUOTE && c !== OPEN_BRACE && c !== CLOSE_BRACE && c !== OPEN_BRACKET && c !== CLOSE_BRACKET) {
+        i++;
+        this.pos++;
+        continue;
+      }
       this.byte(c, chunk, i);
       i++;
       this.pos++;
