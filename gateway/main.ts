@@ -138,7 +138,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     log.info('listening', { bind: config.bind, ...ports });
   }
   // compiled (dist/, see bin/launch.js) or the TypeScript sources through tsx
-  log.info('started', { role, code: import.meta.url.endsWith('.js') ? 'compiled' : 'sources' });
+  log.info('started', { role, runs: import.meta.url.endsWith('.js') ? 'compiled' : 'sources' });
   return { ports, close: (reason = 'close') => shutdown.run(reason) };
 }
 
