@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../keys/openpgp-lib.js';
 import type { Config } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { DataDir } from './core/data-dir.js';

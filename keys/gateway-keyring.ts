@@ -7,7 +7,7 @@
  * - **active**: the newest key with `not_before` ≤ now: signs acks, decrypts.
  * - **retired**: `not_after` ≤ now: neither signs nor decrypts (kept until retention allows).
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import type { Ledger, PgpKeyRow } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';

@@ -9,7 +9,7 @@
  * decrypt stage writes into a quarantine file and releases nothing until the integrity
  * check and every signature have resolved.
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 
 /** Room for the packets around the payload inside a compressed packet (headers, signatures). */
 const PACKET_OVERHEAD_ALLOWANCE = 64 * 1024;

@@ -10,7 +10,7 @@
  *   so that a stolen-but-valid signing key cannot silently swap in an attacker's key and
  *   use it at once: the partner sees the notice in the next ack and the audit log has it.
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import type { Ledger } from '../gateway/core/ledger/index.js';
 import type { Channel } from '../gateway/core/ledger/schema.js';
 import { PgwError, isPgwError } from '../gateway/core/errors.js';

@@ -9,7 +9,7 @@
  * key that may be compromised); the key itself was created before the signature; the
  * signature time lies within [now − maxAge, now + skew].
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import type { Ledger, PgpKeyRow } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';

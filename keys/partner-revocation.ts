@@ -9,7 +9,7 @@
  * so that time says nothing about when a compromise happened. The key is revoked from now
  * (see the revocation rule in gateway/admin/key-admin.ts).
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import type { Ledger } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';

@@ -2,7 +2,7 @@
  * Reading and judging OpenPGP public keys before they are trusted for anything:
  * no private material, no weak algorithms, a valid self-signature now.
  */
-import * as openpgp from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import { PgwError } from '../gateway/core/errors.js';
 
 export interface InspectedKey {

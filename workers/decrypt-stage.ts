@@ -10,7 +10,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../keys/openpgp-lib.js';
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';

@@ -51,7 +51,7 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
     for (const kind of ['JSON', 'random', 'JSON, zlib'] as const) {
       const plain = path.join(dir, `${kind.replace(/\W+/g, '-')}-${size.bytes}.plain`);
       ctx.log(`decrypt: making ${size.label} ${kind} with gpg`);
-      if (kind === 'JSON') await writeJsonBatch(plain, { minBytes: size.bytes });
+      if (kind.startsWith('JSON')) await writeJsonBatch(plain, { minBytes: size.bytes });
       else await writeRandomFile(plain, size.bytes);
       const plainBytes = await fileSize(plain);
       const sealed = `${plain}.gpg`;

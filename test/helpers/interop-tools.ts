@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../../keys/openpgp-lib.js';
 
 export type ToolName = 'gpg' | 'sqop' | 'rnp' | 'pgpy' | 'openpgpjs';
 /**

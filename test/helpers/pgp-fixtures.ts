@@ -11,7 +11,7 @@ import { promises as fsp, mkdtempSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../../keys/openpgp-lib.js';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { suiteDatabase } from './databases.js';
 import { Ledger, type Batch, type PgpKeyRow } from '../../gateway/core/ledger/index.js';

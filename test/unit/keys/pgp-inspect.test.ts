@@ -3,7 +3,7 @@
  * time with openpgp.js and GnuPG (weak algorithms only GnuPG still makes).
  */
 import { expect } from 'chai';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../../../keys/openpgp-lib.js';
 import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../keys/pgp-inspect.js';
 import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
 import { genEccKey, rsaKey, GpgHome, DAY } from '../../helpers/pgp-fixtures.js';

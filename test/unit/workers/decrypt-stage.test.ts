@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../../../keys/openpgp-lib.js';
 import {
   createStageFixture, genEccKey, rsaKey, GpgHome, openpgpSignEncrypt, openpgpSignOnly, DAY,
   type StageFixture, type TestKeyPair,

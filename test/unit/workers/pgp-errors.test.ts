@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import * as openpgp from 'openpgp';
+import { openpgp } from '../../../keys/openpgp-lib.js';
 import { mapOpenpgpError } from '../../../workers/pgp-errors.js';
 import { PgwError, isPgwError } from '../../../gateway/core/errors.js';
 import { openpgpConfig } from '../../../keys/openpgp-policy.js';
