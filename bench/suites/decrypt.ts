@@ -4,7 +4,7 @@
  * sealed quarantine → fsync → promote → ledger) vs `gpg --decrypt` of the same file into a
  * file. Files are made the way a partner's gpg makes them by default (sign + encrypt to
  * the gateway key with gpg's defaults), for compressible JSON, incompressible random bytes,
- * and JSON that gpg is told to compress with zlib.
+ * and both again with gpg told to compress with zlib.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -23,10 +23,12 @@ interface StageRun {
   hwmKiB: number;
 }
 
-type Kind = 'JSON' | 'random' | 'JSON, zlib';
+type Kind = 'JSON' | 'random' | 'JSON, zlib' | 'random, zlib';
 
 /** gpg options per kind: partners' defaults, and one JSON variant forced to compress. */
-const SEAL_ARGS: Record<Kind, string[]> = { JSON: [], random: [], 'JSON, zlib': ['--compress-algo', 'zlib'] };
+const SEAL_ARGS: Record<Kind, string[]> = {
+  JSON: [], random: [], 'JSON, zlib': ['--compress-algo', 'zlib'], 'random, zlib': ['--compress-algo', 'zlib'],
+};
 
 interface Case {
   label: string;
@@ -48,7 +50,8 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
 
   const cases: Case[] = [];
   for (const [i, size] of ctx.sizes.decrypt.entries()) {
-    for (const kind of ['JSON', 'random', 'JSON, zlib'] as const) {
+    // random, zlib: incompressible bytes in a zlib packet, the worst case for the inflater's memory
+    for (const kind of ['JSON', 'random', 'JSON, zlib', 'random, zlib'] as const) {
       const plain = path.join(dir, `${kind.replace(/\W+/g, '-')}-${size.bytes}.plain`);
       ctx.log(`decrypt: making ${size.label} ${kind} with gpg`);
       if (kind.startsWith('JSON')) await writeJsonBatch(plain, { minBytes: size.bytes });
@@ -115,7 +118,8 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
     + 'promote, ledger update; the enqueue of the next stage is recorded, not sent to Redis). **gpg**: `gpg --decrypt -o <file>` with the same gateway key '
     + '(imported unprotected, so neither side runs a KDF inside the timing) and the partner key for verification; process start included. '
     + 'Files made by `gpg --sign --encrypt` with its defaults — uncompressed, because the gateway key (made by openpgp.js) lists Uncompressed first in its '
-    + 'compression preferences, so gpg sends JSON as is — plus one JSON variant forced to zlib (`--compress-algo zlib`, as a partner with another default would send). '
+    + 'compression preferences, so gpg sends JSON as is — plus both forced to zlib (`--compress-algo zlib`, as a partner with another default would send; '
+    + 'random bytes in a zlib packet are the worst case for the inflater\'s memory). '
     + 'gpg writes the encrypted packet in 8 KiB partial-length parts. Peak RSS = VmHWM of our child process.',
     '',
     ...table(['file', 'plaintext', 'upload (.gpg)', 'runs', 'ours MB/s', 'gpg MB/s', 'ours ÷ gpg', 'ours peak RSS MiB'], cases.map((c) => [
