@@ -7,6 +7,16 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+/**
+ * Node flags `pgw` starts with (the shebang of bin/pgw.js and `npm start` carry them; V8 reads
+ * them only at start-up). A larger first old-space size: ssh2 allocates a buffer per socket
+ * read, and with V8's small default the gateway ran a full collection every ~16 MiB
+ * uploaded (~30% of its CPU); 64 MB roughly doubles a 512 MiB upload's speed while both
+ * roles stay under 256 MiB RSS with a 1 GiB batch (bench/RESULTS.md §1, §4; 128 was faster
+ * still but took the worker past that).
+ */
+export const NODE_FLAGS = ['--initial-old-space-size=64'];
+
 /** The directories whose files make up the runtime (everything `dist/` is built from). */
 export const SOURCE_DIRS = ['gateway', 'workers', 'keys', 'schemas'];
 /** Files beside the sources that change what the build makes. */

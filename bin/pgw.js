@@ -1,6 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=64
 // The `pgw` executable: the compiled build when it matches the sources (bin/launch.js),
-// else the TypeScript sources through tsx (no build step needed).
+// else the TypeScript sources through tsx (no build step needed). The shebang's flags are
+// NODE_FLAGS of bin/launch.js (a test keeps them equal).
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { compiledEntry } from './launch.js';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { compiledEntry, sourceHash, SOURCE_DIRS, STAMP } from '../../../bin/launch.js';
+import { compiledEntry, NODE_FLAGS, sourceHash, SOURCE_DIRS, STAMP } from '../../../bin/launch.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -68,5 +68,16 @@ describe('bin/launch.js (compiled build or sources)', () => {
     await fsp.writeFile(cli, `console.log("ran dist/");\n${await fsp.readFile(cli, 'utf8')}`);
     const out = execFileSync(process.execPath, [path.join(dir, 'bin', 'pgw.js'), '--help'], { encoding: 'utf8' });
     expect(out).to.include('ran dist/').and.to.include('start');
+  });
+
+  it('pgw starts with NODE_FLAGS however it is started: its shebang, npm start, and run as an executable', async () => {
+    const shebang = (await fsp.readFile(path.join(ROOT, 'bin', 'pgw.js'), 'utf8')).split('\n')[0];
+    expect(shebang).to.equal(`#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+    const pkg = JSON.parse(await fsp.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.start).to.equal(`node ${NODE_FLAGS.join(' ')} bin/pgw.js start`);
+    // executed through its shebang, as an installed `pgw` is
+    const out = execFileSync(path.join(ROOT, 'bin', 'pgw.js'), ['--help'], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(out).to.include('start');
+    expect(NODE_FLAGS.length).to.be.above(0);
   });
 });
