@@ -152,6 +152,14 @@ function hasIssueAt(issues: readonly RecordIssue[], from: number, path: string):
   return false;
 }
 
+function birthPlausible(birth: string, bounds: DateBounds): boolean {
+  return birth >= bounds.birthMin && birth <= bounds.birthMax;
+}
+
+function dueInWindow(due: string, bounds: DateBounds): boolean {
+  return due >= bounds.dueMin && due <= bounds.dueMax;
+}
+
 /**
  * Checks one record: schema errors and warnings go to `errors`/`warnings`; returns true
  * when the record is accepted. The shared core of the JSON, CSV and streaming paths.
@@ -184,27 +192,18 @@ function checkRecord(
   if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) return false;
   const r = rec as Record<string, unknown>;
   const birth = r.birthDate;
-  if (typeof birth === 'string' && (ok || !hasIssueAt(errors, before, '/birthDate'))
-    && (birth < bounds.birthMin || birth > bounds.birthMax)) {
+  if (typeof birth === 'string' && (ok || !hasIssueAt(errors, before, '/birthDate')) && !birthPlausible(birth, bounds)) {
     reference ??= recordReference(rec);
     errors.push(makeIssue(i, reference, '/birthDate', 'birthDate.implausible'));
   }
   const due = r.dueDate;
-  if (typeof due === 'string' && (ok || !hasIssueAt(errors, before, '/dueDate'))
-    && (due < bounds.dueMin || due > bounds.dueMax)) {
+  if (typeof due === 'string' && (ok || !hasIssueAt(errors, before, '/dueDate')) && !dueInWindow(due, bounds)) {
     reference ??= recordReference(rec);
     errors.push(makeIssue(i, reference, '/dueDate', 'dueDate.out_of_window'));
   }
   return errors.length === before;
 }
 
-/** The record's dates, where it has them as strings, lie within the plausibility bounds. */
-function datesPlausible(r: Readonly<Record<string, unknown>>, bounds: DateBounds): boolean {
-  const birth = r.birthDate;
-  const due = r.dueDate;
-  return !(typeof birth === 'string' && (birth < bounds.birthMin || birth > bounds.birthMax))
-    && !(typeof due === 'string' && (due < bounds.dueMin || due > bounds.dueMax));
-}
 
 /** Validates every record; the shared tail of the JSON and CSV paths. */
 function validateRecords(
@@ -295,7 +294,7 @@ const EMPTY = Buffer.alloc(0);
 /** The outcome of {@link validateJsonStream}: accepted records went to the sink, not here. */
 export type StreamedValidation = Omit<BatchValidation, 'acceptedRecords' | 'acceptedIndexes'>;
 
-/** The records' sink: gets the accepted records of each chunk, in order. */
+/** The records' sink: gets the accepted records of each slice of plaintext, in order. */
 export type AcceptedSink = (accepted: { raw: Buffer; index: number }[]) => Promise<void>;
 
 /** What the envelope says about judging the records. */
@@ -317,9 +316,17 @@ function envelopeFacts(bytes: Buffer, ctx: ValidationContext): EnvelopeFacts {
   return { value, v, createdAt, bounds: dateBounds(ctx.now, createdAt) };
 }
 
+/** The envelope-level checks of a streamed batch, in the order the in-memory path makes them. */
+function checkEnvelope(facts: EnvelopeFacts, skeleton: ScannedEnvelope): void {
+  if (skeleton.recordsIsArray && skeleton.records === 0) throw new PgwError('batch.empty', undefined, {});
+  if (!facts.v.envelope(facts.value)) {
+    throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(facts.v.envelope.errors ?? []) });
+  }
+}
+
 /**
- * Judges the records of one batch a chunk's worth at a time (`add` each record of the
- * chunk, then `flush`), keeping the issues and handing accepted records to the sink.
+ * Judges the records of one batch a slice of plaintext at a time (`add` each record of the
+ * slice, then `flush`), keeping the issues and handing accepted records to the sink.
  */
 class RecordJudge {
   readonly errors: RecordIssue[] = [];
@@ -345,8 +352,12 @@ class RecordJudge {
     const pieces = this.group;
     this.group = [];
     const fast = pieces.map((p) => {
-      const values = v.fastRecord?.check(p.raw) ?? null; // READ_AFTER_VALIDATION's values
-      return values && datesPlausible({ birthDate: values[0], dueDate: values[1] }, bounds) ? values : null;
+      const values = v.fastRecord?.check(p.raw) ?? null;
+      if (values === null) return null;
+      const [birthDate, dueDate] = values; // in READ_AFTER_VALIDATION's order
+      if (birthDate !== undefined && !birthPlausible(birthDate, bounds)) return null;
+      if (dueDate !== undefined && !dueInWindow(dueDate, bounds)) return null;
+      return values;
     });
     const parts: Buffer[] = [OPEN_ARRAY];
     for (let k = 0; k < pieces.length; k++) if (!fast[k]) parts.push(parts.length > 1 ? ARRAY_COMMA : EMPTY, pieces[k]!.raw);
@@ -358,7 +369,8 @@ class RecordJudge {
       const { index } = pieces[k]!;
       const values = fast[k];
       if (values) {
-        if (ctx.onSubject && values[2] !== undefined && isNineDigits(values[2])) ctx.onSubject(index, values[2]);
+        const bsn = values[2]; // in READ_AFTER_VALIDATION's order
+        if (ctx.onSubject && bsn !== undefined && isNineDigits(bsn)) ctx.onSubject(index, bsn);
         ok.push(pieces[k]!);
         continue;
       }
@@ -368,14 +380,6 @@ class RecordJudge {
     }
     this.accepted += ok.length;
     await this.sink(ok);
-  }
-
-  /** The envelope-level checks, in the order the in-memory path makes them. */
-  static checkEnvelope(facts: EnvelopeFacts, skeleton: ScannedEnvelope): void {
-    if (skeleton.recordsIsArray && skeleton.records === 0) throw new PgwError('batch.empty', undefined, {});
-    if (!facts.v.envelope(facts.value)) {
-      throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: envelopeIssues(facts.v.envelope.errors ?? []) });
-    }
   }
 
   /** The verdict, with `facts` of the whole envelope. */
@@ -406,7 +410,7 @@ function* slices(chunk: Uint8Array): Generator<Buffer> {
 /**
  * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by the
  * largest record (plus the issues found). Accepted records' exact bytes go to `onAccepted`,
- * in order, a chunk's worth at a time (called after every chunk with records, also when none
+ * in order, a slice's worth at a time (called after every slice with records, also when none
  * of them was accepted).
  *
  * One pass when the envelope names its schema before `records` (what partners send): the
@@ -449,7 +453,7 @@ export async function validateJsonStream(
   }
   const skeleton = first.end();
   const facts = envelopeFacts(skeleton.envelopeBytes, ctx);
-  RecordJudge.checkEnvelope(facts, skeleton);
+  checkEnvelope(facts, skeleton);
   const judged = early as RecordJudge | null;
   if (judged && !earlyFailed && judged.facts.v === facts.v && judged.facts.createdAt === facts.createdAt) return judged.result(skeleton, facts);
 
