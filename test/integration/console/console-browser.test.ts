@@ -44,7 +44,7 @@ describe('support console in headless Chromium', function () {
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      // .ci/run installs Debian's chromium; a machine without it cannot run this file.
+      // Reason: no Chromium on this machine (.ci/run installs Debian's chromium); without a browser this file cannot run.
       this.skip();
     }
     await fsp.mkdir(ARTIFACTS, { recursive: true });

@@ -352,7 +352,7 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
       await fsp.mkdir(dir, { recursive: true });
       const r = await pgpyLoadsCert(dir, gw.certFile);
       if (!r.ok && /14 is not a valid HashAlgorithm/.test(r.output)) {
-        // Verified tool limitation: PGPy 0.6.0 rejects preference ids it has no enum for
+        // Reason (verified tool limitation): PGPy 0.6.0 rejects preference ids it has no enum for
         // (SecurityInnovation/PGPy#476, #322); the gateway key (openpgp.js 6) prefers hashes
         // 10 8 14 12 — ids 12/14 (SHA3) are registered by RFC 9580. The PGPy cells above run
         // with PGPY_PREFERENCE_SHIM, the smallest partner-side workaround.

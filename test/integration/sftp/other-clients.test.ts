@@ -52,7 +52,7 @@ describe('other partner clients', function () {
 
   it('lftp 4.x: list, upload, download the gateway key', async function () {
     if (!(await has('lftp', ['--version']))) {
-      // Not installed on this machine (Debian package `lftp`).
+      // Reason: lftp is not installed on this machine (Debian package `lftp`; .ci/run installs it).
       this.skip();
     }
     const content = Buffer.from('uploaded with lftp');
@@ -72,7 +72,7 @@ describe('other partner clients', function () {
 
   it('paramiko 2.12: put (with its stat check), temp-name upload + rename, read the key, no read-back', async function () {
     if (!(await has('/usr/bin/python3', ['-c', 'import paramiko']))) {
-      // Not installed on this machine (Debian package `python3-paramiko`).
+      // Reason: paramiko is not installed on this machine (Debian package `python3-paramiko`; .ci/run installs it).
       this.skip();
     }
     const content = Buffer.from('uploaded with paramiko');
