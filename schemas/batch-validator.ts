@@ -67,7 +67,7 @@ export interface ValidationContext {
 function noteSubject(onSubject: ValidationContext['onSubject'], rec: unknown, i: number): void {
   if (!onSubject || typeof rec !== 'object' || rec === null) return;
   const bsn = Object.hasOwn(rec, 'bsn') ? (rec as { bsn?: unknown }).bsn : undefined;
-  if (typeof bsn === 'string' && /^\d{9}$/.test(bsn)) onSubject(i, bsn);
+  if (typeof bsn === 'string' && isNineDigits(bsn)) onSubject(i, bsn);
 }
 
 const DAY_MS = 86_400_000;
@@ -430,10 +430,11 @@ export async function validateJsonStream(
   onRestart: () => Promise<void> = async () => {},
 ): Promise<StreamedValidation> {
   let early: RecordJudge | null = null;
-  let earlyFailed = false;
+  let sinkUsed = false; // the early judgement may have handed records to the sink
   const first = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => early?.add(raw, index), (soFar) => {
     try {
       early = new RecordJudge(envelopeFacts(soFar, ctx), ctx, onAccepted);
+      sinkUsed = true;
     } catch (err) {
       if (!(err instanceof PgwError)) throw err; // no schema yet, or an envelope problem: two passes
     }
@@ -441,13 +442,14 @@ export async function validateJsonStream(
   for await (const chunk of read()) {
     for (const slice of slices(chunk)) {
       first.push(slice);
-      if (early === null || earlyFailed) continue;
+      if (early === null) continue;
       try {
         await (early as RecordJudge).flush();
       } catch (err) {
-        // a batch-level problem in the records: the second pass decides which code is reported
+        // A batch-level problem in the records: the second pass decides which code is
+        // reported. Dropping the judge also stops it collecting the rest of the records.
         if (!(err instanceof PgwError) || err.retryable) throw err;
-        earlyFailed = true;
+        early = null;
       }
     }
   }
@@ -455,9 +457,9 @@ export async function validateJsonStream(
   const facts = envelopeFacts(skeleton.envelopeBytes, ctx);
   checkEnvelope(facts, skeleton);
   const judged = early as RecordJudge | null;
-  if (judged && !earlyFailed && judged.facts.v === facts.v && judged.facts.createdAt === facts.createdAt) return judged.result(skeleton, facts);
+  if (judged && judged.facts.v === facts.v && judged.facts.createdAt === facts.createdAt) return judged.result(skeleton, facts);
 
-  if (judged) await onRestart();
+  if (sinkUsed) await onRestart();
   const judge = new RecordJudge(facts, ctx, onAccepted);
   const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => judge.add(raw, index));
   for await (const chunk of read()) {

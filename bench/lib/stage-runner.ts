@@ -26,6 +26,36 @@ export function vmHwmKiB(pid: number | 'self' = 'self'): number {
   return m ? Number(m[1]) : NaN;
 }
 
+/**
+ * `BENCH_STAGE_PROF=<file>`: a V8 CPU profile of the calls made through `timed` (the last
+ * one's is saved), so a profile shows the stage and not process start or set-up.
+ */
+export async function stageProfiler(file: string | undefined): Promise<{ timed(fn: () => Promise<unknown>): Promise<number>; save(): void }> {
+  const session = file ? new Session() : null;
+  let last: unknown = null;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  }
+  return {
+    /** Runs `fn` and returns its wall time in ms (profiled when a file was given). */
+    async timed(fn) {
+      if (session) await session.post('Profiler.start');
+      const t0 = performance.now();
+      await fn();
+      const ms = performance.now() - t0;
+      if (session) last = (await session.post('Profiler.stop')).profile;
+      return ms;
+    },
+    save() {
+      if (!session) return;
+      if (last) writeFileSync(file!, JSON.stringify(last));
+      session.disconnect();
+    },
+  };
+}
+
 export async function buildStageContext(env: NodeJS.ProcessEnv): Promise<{ ctx: StageContext; enqueued: string[]; close(): Promise<void> }> {
   const config = loadConfig({ env });
   const ledger = await Ledger.open(config.databaseUrl, silentLogger);
@@ -47,23 +77,9 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
     process.exit(2);
   }
   const { ctx, close } = await buildStageContext(process.env);
-  const profFile = process.env.BENCH_STAGE_PROF;
-  const inspector = profFile ? new Session() : null;
-  if (inspector) {
-    inspector.connect();
-    await inspector.post('Profiler.enable');
-    await inspector.post('Profiler.setSamplingInterval', { interval: 200 });
-    await inspector.post('Profiler.start');
-  }
-  const t0 = performance.now();
-  if (stage === 'decrypt') await runDecryptStage(ctx, batchId);
-  else await runValidateStage(ctx, batchId);
-  const ms = performance.now() - t0;
-  if (inspector) {
-    const { profile } = await inspector.post('Profiler.stop');
-    writeFileSync(profFile!, JSON.stringify(profile));
-    inspector.disconnect();
-  }
+  const prof = await stageProfiler(process.env.BENCH_STAGE_PROF);
+  const ms = await prof.timed(() => (stage === 'decrypt' ? runDecryptStage(ctx, batchId) : runValidateStage(ctx, batchId)));
+  prof.save();
   const b = await ctx.ledger.batches.get(batchId);
   console.log(JSON.stringify({ ms, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null, records: b?.records_total ?? null, hwmKiB: vmHwmKiB() }));
   await close();

@@ -13,15 +13,13 @@
  * - `ajv`: the compiled record validator alone over already-parsed records (the ceiling).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
 import { writeSealed } from '../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { getSchemaValidators, CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
 import { validateBatch } from '../../schemas/batch-validator.js';
 import { sampleRecord } from '../../schemas/testing/sample-records.js';
 import { runValidateStage } from '../../workers/validate-stage.js';
-import { buildStageContext, vmHwmKiB } from './stage-runner.js';
+import { buildStageContext, stageProfiler, vmHwmKiB } from './stage-runner.js';
 
 const [partnerId, nStr, runsStr] = process.argv.slice(2);
 const n = Number(nStr);
@@ -46,14 +44,7 @@ async function promoted(): Promise<string> {
 }
 
 // BENCH_STAGE_PROF=<file>: a V8 CPU profile of the stage calls only (the last run's).
-const profFile = process.env.BENCH_STAGE_PROF;
-const inspector = profFile ? new Session() : null;
-const profiles: unknown[] = [];
-if (inspector) {
-  inspector.connect();
-  await inspector.post('Profiler.enable');
-  await inspector.post('Profiler.setSamplingInterval', { interval: 200 });
-}
+const prof = await stageProfiler(process.env.BENCH_STAGE_PROF);
 
 const kinds = {
   async ajv() {
@@ -77,11 +68,7 @@ const kinds = {
   },
   async stage() {
     const id = await promoted();
-    if (inspector) await inspector.post('Profiler.start');
-    const t0 = performance.now();
-    await runValidateStage(ctx, id);
-    const ms = performance.now() - t0;
-    if (inspector) profiles.push((await inspector.post('Profiler.stop')).profile);
+    const ms = await prof.timed(() => runValidateStage(ctx, id));
     const b = await ctx.ledger.batches.get(id);
     if (b?.records_accepted !== n) throw new Error(`stage: ${b?.stage} ${b?.error_code} accepted ${b?.records_accepted}`);
     for (const f of [ctx.dataDir.payloadFile(id), ctx.dataDir.acceptedFile(id)]) await import('node:fs/promises').then((m) => m.rm(f, { force: true }));
@@ -98,6 +85,6 @@ for (let run = 0; run < runs; run++) {
     out[k].push(n / ((await kinds[k]()) / 1000));
   }
 }
-if (inspector) writeFileSync(profFile!, JSON.stringify(profiles.at(-1)));
+prof.save();
 console.log(JSON.stringify({ ...out, bytes: plaintext.length, hwmKiB: vmHwmKiB() }));
 await close();

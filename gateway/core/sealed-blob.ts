@@ -268,13 +268,12 @@ export async function* readSealed(file: string, key: Buffer): AsyncGenerator<Buf
       await fh.read(lenBuf, 0, 4, pos);
       const len = lenBuf.readUInt32BE();
       if (len > CHUNK || pos + 4 + len + TAG > size) throw new SealedFormatError('sealed file truncated');
-      const lastChunk = pos + 4 + len + TAG === size;
-      if (cipherBuf === null || cipherBuf.length < len + TAG) cipherBuf = Buffer.allocUnsafe((lastChunk ? len : CHUNK) + TAG);
+      const last = pos + 4 + len + TAG === size;
+      if (cipherBuf === null || cipherBuf.length < len + TAG) cipherBuf = Buffer.allocUnsafe((last ? len : CHUNK) + TAG);
       const body = cipherBuf.subarray(0, len + TAG);
       const { bytesRead: got } = await fh.read(body, 0, body.length, pos + 4);
       if (got !== body.length) throw new SealedFormatError('sealed file truncated');
       pos += 4 + len + TAG;
-      const last = pos === size;
       const d = createDecipheriv('aes-256-gcm', key, nonce(prefix, counter++));
       d.setAAD(last ? AAD_LAST : AAD_MORE);
       d.setAuthTag(body.subarray(len));
