@@ -20,7 +20,7 @@
  */
 import { createReadStream, type ReadStream } from 'node:fs';
 import { PgwError } from '../gateway/core/errors.js';
-import { parseHeaderOctets } from './packet-header.js';
+import { PacketWalker } from './packet-header.js';
 import { PartialReframer } from './partial-reframe.js';
 
 const IGNORED_PACKET_TAGS = new Set([10, 12, 21]); // Marker, Trust, Padding
@@ -33,6 +33,8 @@ const EMPTY_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;
 
 export class MessageWatch {
   violation: string | null = null;
+  /** The SEIPD v1 layer we decrypt ourselves (seipd-v1.ts): its verdict, which openpgp may rewrap. */
+  inner: { failure: PgwError | null; settle(): Promise<void> } | null = null;
   /** The binary input was read to its end. */
   ended = false;
   /** openpgp asked for input and we are waiting for the disk (or the armor decoder). */
@@ -40,12 +42,8 @@ export class MessageWatch {
   private lastProgress = Date.now();
   private input: ReadStream | null = null;
   // top-level packet framing: session-key packets, then one encrypted data packet, then the end
-  private header: number[] = [];
-  private skip = 0;
-  private continuation = false;
-  private toEof = false;
+  private readonly packets = new PacketWalker((tag) => this.packet(tag));
   private afterData = false;
-  private gaveUp = false;
 
   constructor(private readonly stallMs: number) {}
 
@@ -96,39 +94,7 @@ export class MessageWatch {
   }
 
   feed(chunk: Uint8Array): void {
-    let i = 0;
-    while (i < chunk.length && !this.violation && !this.gaveUp && !this.toEof) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length - i);
-        this.skip -= n;
-        i += n;
-        continue;
-      }
-      this.header.push(chunk[i++]!);
-      this.parseHeader();
-    }
-  }
-
-  /** Act on `header` once complete: a packet header, or the length of a partial body's next part. */
-  private parseHeader(): void {
-    const r = parseHeaderOctets(this.header, this.continuation);
-    switch (r.kind) {
-      case 'incomplete':
-        return;
-      case 'not-openpgp':
-        this.gaveUp = true; // openpgp rejects it
-        return;
-      case 'to-eof':
-        this.packet(r.tag);
-        this.toEof = true;
-        break;
-      case 'length':
-        if (r.tag >= 0) this.packet(r.tag);
-        this.continuation = r.partial;
-        this.skip = r.len;
-        break;
-    }
-    this.header = [];
+    if (!this.violation) this.packets.feed(chunk);
   }
 
   private packet(tag: number): void {

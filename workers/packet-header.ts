@@ -63,3 +63,43 @@ export function parseHeaderOctets(h: readonly number[], continuation: boolean): 
   }
   return { kind: 'length', tag, len: 2 ** (l & 0x1f), partial: true };
 }
+
+/**
+ * Follows the top-level packets of a byte stream fed in order and names each packet's tag
+ * as its header completes (body parts and their continuation headers are skipped).
+ */
+export class PacketWalker {
+  /** Nothing more can be told: an old-format packet runs to the end, or the bytes are not OpenPGP. */
+  stopped = false;
+  private header: number[] = [];
+  private skip = 0;
+  private continuation = false;
+
+  constructor(private readonly onPacket: (tag: number) => void) {}
+
+  feed(chunk: Uint8Array): void {
+    let i = 0;
+    while (i < chunk.length && !this.stopped) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      this.header.push(chunk[i++]!);
+      const r = parseHeaderOctets(this.header, this.continuation);
+      if (r.kind === 'incomplete') continue;
+      this.header = [];
+      if (r.kind === 'not-openpgp') {
+        this.stopped = true; // openpgp rejects it
+      } else if (r.kind === 'to-eof') {
+        this.onPacket(r.tag);
+        this.stopped = true;
+      } else {
+        if (r.tag >= 0) this.onPacket(r.tag);
+        this.continuation = r.partial;
+        this.skip = r.len;
+      }
+    }
+  }
+}

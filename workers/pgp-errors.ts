@@ -9,6 +9,9 @@ import { PgwError, type ErrorCode } from '../gateway/core/errors.js';
 const RULES: [RegExp, ErrorCode][] = [
   [/decompress/i, 'limits.decompressed_size'],
   [/not authenticated/i, 'pgp.no_integrity_protection'],
+  // A wrapped session key that fails its key-wrap check was addressed to our key and then
+  // damaged (RFC 3394 integrity): corrupted in transit, not a wrong recipient.
+  [/Key Data Integrity failed/i, 'pgp.integrity'],
   [/Session key decryption failed|No decryption key packets|No public key encrypted session key|Could not find valid encryption key|Error decrypting session keys/i, 'decrypt.no_key'],
   [/Insecure (message )?hash algorithm/i, 'signature.weak_hash'],
   [/Modification detected|Authentication tag mismatch|Decryption failed|Decryption error|Unexpected end of packet|checksum|Misformed armored|Ascii armor integrity/i, 'pgp.integrity'],

@@ -81,6 +81,20 @@ describe('workers/pgp-errors (real openpgp errors)', function () {
     expect(codeOf(mapOpenpgpError(e))).to.equal('decrypt.no_key');
   });
 
+  it('a damaged wrapped session key (ECDH key wrap) → pgp.integrity, from decrypt and from decryptSessionKeys', async () => {
+    const bytes = Uint8Array.from(await encryptTo(enc('x')));
+    // The PKESK comes first; its last octet is the last octet of the AES-wrapped session key.
+    const pkeskEnd = 2 + bytes[1]!;
+    expect(bytes[0]! & 0x3f).to.equal(openpgp.enums.packet.publicKeyEncryptedSessionKey);
+    bytes[pkeskEnd - 1] ^= 0x01;
+    const e = await errorOf(() => decryptAll(bytes, gw));
+    expect(String((e as Error).message)).to.match(/Key Data Integrity failed/);
+    expect(codeOf(mapOpenpgpError(e))).to.equal('pgp.integrity');
+    const message = await openpgp.readMessage({ binaryMessage: bytes, config: CONFIG });
+    const e2 = await errorOf(() => openpgp.decryptSessionKeys({ message, decryptionKeys: gw.privateKey, config: CONFIG }));
+    expect(codeOf(mapOpenpgpError(e2))).to.equal('pgp.integrity');
+  });
+
   it('a modified SEIPD body → pgp.integrity', async () => {
     const bytes = Uint8Array.from(await encryptTo(new Uint8Array(4096)));
     bytes[bytes.length - 10] ^= 0x01;
