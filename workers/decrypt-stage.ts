@@ -230,7 +230,7 @@ async function decryptAndVerify(
   if (!only || !fastPathTakes(only) || !seipd.encrypted) {
     return await watch.guard(openpgp.decrypt({ message, sessionKeys: sessionKeys as openpgp.SessionKey[], ...opts })) as Decrypted;
   }
-  const inner = new Seipd1Stream(seipd.encrypted, only);
+  const inner = new Seipd1Stream(seipd.encrypted, only, opts.config.maxDecompressedMessageSize ?? Infinity);
   seipd.encrypted = null;
   watch.inner = inner;
   const innerMessage = await watch.guard(openpgp.readMessage({ binaryMessage: inner.plaintext, config: opts.config }));

@@ -20,6 +20,7 @@
 import { createCipheriv, createHash, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
 import { PgwError } from '../gateway/core/errors.js';
 import { PacketWalker } from './packet-header.js';
+import { InnerInflate } from './inner-inflate.js';
 
 const BLOCK = 16;
 /** The MDC packet: tag 19 (new format, 0xD3), length 20 (0x14), SHA-1. */
@@ -176,9 +177,14 @@ export class Seipd1Stream {
   /** The pull or settle in progress: they must not read the ciphertext at once. */
   private busy: Promise<void> = Promise.resolve();
 
-  constructor(encrypted: ReadableStream<Uint8Array>, sessionKey: { algorithm: string | null; data: Uint8Array }) {
+  /**
+   * `maxInflated`: openpgp's maxDecompressedMessageSize, for a compressed packet inflated
+   * here (inner-inflate.ts).
+   */
+  constructor(encrypted: ReadableStream<Uint8Array>, sessionKey: { algorithm: string | null; data: Uint8Array }, maxInflated: number) {
     this.decoder = new Seipd1Decoder(sessionKey.algorithm ?? '', sessionKey.data);
     this.reader = encrypted.getReader();
+    const inflate = new InnerInflate(maxInflated);
     let misplaced: number | null = null;
     const inner = new PacketWalker((tag) => {
       if (!INNER_TAGS.has(tag) && !IGNORED_TAGS.has(tag) && tag <= LAST_CRITICAL_TAG) misplaced ??= tag;
@@ -186,22 +192,41 @@ export class Seipd1Stream {
     this.plaintext = new ReadableStream<Uint8Array>({
       pull: (c) => this.exclusive(async () => {
         // A pull must enqueue something or close: a chunk may hold only prefix octets.
-        while (!this.done) {
-          const out = await this.step();
-          if (this.failure) {
-            c.error(this.failure);
-            return;
+        for (;;) {
+          const out: Buffer[] = [];
+          let verdict: PgwError | null = null;
+          let ended = false;
+          try {
+            if (inflate.hungry && !this.done) {
+              const plain = await this.step();
+              if (this.failure) {
+                c.error(this.failure);
+                return;
+              }
+              if (misplaced === null) for (const b of plain) inner.feed(b);
+              if (misplaced !== null) throw new PgwError('pgp.malformed', `the encrypted data holds a packet not allowed there (tag ${misplaced})`);
+              for (const b of plain) inflate.push(b, out);
+            }
+            if (this.done) inflate.endInput(out);
+            // While openpgp reads this output, zlib inflates on the thread pool.
+            await inflate.pump(out);
+            ended = this.done && inflate.done;
+          } catch (err) {
+            if (!(err instanceof PgwError)) throw err;
+            verdict = err;
           }
-          if (misplaced === null) for (const b of out) inner.feed(b);
-          if (misplaced !== null) {
-            await this.drain();
-            this.failure ??= new PgwError('pgp.malformed', `the encrypted data holds a packet not allowed there (tag ${misplaced})`);
+          if (verdict) {
+            await this.drain(); // the MDC's verdict first
+            this.failure ??= verdict;
             c.error(this.failure);
             return;
           }
           for (const b of out) c.enqueue(b);
-          if (this.done) c.close();
-          else if (out.length) return;
+          if (ended) {
+            c.close();
+            return;
+          }
+          if (out.length) return;
         }
       }),
       cancel: () => this.settle(),

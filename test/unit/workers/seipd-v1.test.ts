@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
+import { deflateRawSync, deflateSync } from 'node:zlib';
 import { openpgp } from '../../../keys/openpgp-lib.js';
 import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../workers/seipd-v1.js';
 import { isPgwError } from '../../../gateway/core/errors.js';
@@ -129,12 +130,12 @@ describe('workers/seipd-v1', function () {
     });
 
     /** A signed message encrypted with a known session key; its SEIPD body as bytes. */
-    async function make(algorithm: keyof typeof KEY_SIZES, plain: Uint8Array, compress = false) {
+    async function make(algorithm: keyof typeof KEY_SIZES, plain: Uint8Array, compress: 'zip' | 'zlib' | false = false) {
       const sessionKey = { data: randomBytes(KEY_SIZES[algorithm]), algorithm };
       const bytes = await openpgp.encrypt({
         message: await openpgp.createMessage({ binary: plain }), encryptionKeys: gw.publicKey, signingKeys: signer.privateKey,
         sessionKey, format: 'binary',
-        config: { aeadProtect: false, ...(compress ? { preferredCompressionAlgorithm: openpgp.enums.compression.zlib } : {}) },
+        config: { aeadProtect: false, ...(compress ? { preferredCompressionAlgorithm: openpgp.enums.compression[compress] } : {}) },
       });
       const m = await openpgp.readMessage({ binaryMessage: bytes });
       const seipd = m.packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as unknown as
@@ -146,8 +147,8 @@ describe('workers/seipd-v1', function () {
     }
 
     /** What our layer + openpgp.verify make of a body: the literal data, or the error code. */
-    async function ours(sessionKey: { data: Uint8Array; algorithm: string }, body: Uint8Array): Promise<Buffer | string> {
-      const s = new Seipd1Stream(streamOf(randomPieces(body)), sessionKey);
+    async function ours(sessionKey: { data: Uint8Array; algorithm: string }, body: Uint8Array, maxInflated = CONFIG.maxDecompressedMessageSize!): Promise<Buffer | string> {
+      const s = new Seipd1Stream(streamOf(randomPieces(body)), sessionKey, maxInflated);
       try {
         const message = await openpgp.readMessage({ binaryMessage: s.plaintext, config: CONFIG });
         const v = await openpgp.verify({ message, verificationKeys: signer.publicKey, format: 'binary', config: CONFIG });
@@ -172,13 +173,13 @@ describe('workers/seipd-v1', function () {
       }
     }
 
-    it('same plaintext as openpgp for every AES size, compressed or not', async () => {
+    it('same plaintext as openpgp for every AES size, uncompressed, zip or zlib', async () => {
       for (const algorithm of Object.keys(KEY_SIZES) as (keyof typeof KEY_SIZES)[]) {
-        for (const compress of [false, true]) {
+        for (const compress of [false, 'zip', 'zlib'] as const) {
           const plain = randomBytes(randomInt(1, 300_000));
           const { bytes, sessionKey, body } = await make(algorithm, plain, compress);
           const a = await ours(sessionKey, body);
-          expect(Buffer.isBuffer(a) && a.equals(plain), `${algorithm}${compress ? ' zlib' : ''}: ${String(a).slice(0, 40)}`).to.equal(true);
+          expect(Buffer.isBuffer(a) && a.equals(plain), `${algorithm} ${compress || ''}: ${String(a).slice(0, 40)}`).to.equal(true);
           expect((await theirs(bytes, sessionKey) as Buffer).equals(plain)).to.equal(true);
         }
       }
@@ -198,6 +199,42 @@ describe('workers/seipd-v1', function () {
         expect(await theirs(whole, sessionKey), `openpgp, offset ${off}`).to.equal('rejected');
         expect(await ours(sessionKey, b), `ours, offset ${off}`).to.equal('pgp.integrity');
       }
+    });
+
+    /** A compressed data packet (old format, to the end, as GnuPG writes it) around `inner`. */
+    const compressed = (inner: Buffer, algo: 1 | 2 = 2, deflated = algo === 2 ? deflateSync(inner) : deflateRawSync(inner)) =>
+      Buffer.concat([Buffer.from([0x80 | (8 << 2) | 3, algo]), deflated]);
+    /** Signed `plain` as openpgp packets (one-pass signature, literal, signature), uncompressed. */
+    const signedPackets = async (plain: Uint8Array): Promise<Buffer> => Buffer.from(await openpgp.sign({
+      message: await openpgp.createMessage({ binary: plain }), signingKeys: signer.privateKey, format: 'binary',
+      config: { preferredCompressionAlgorithm: openpgp.enums.compression.uncompressed },
+    }) as Uint8Array);
+
+    it('a compressed packet inflated by zlib: GnuPG framing, zip and zlib, same plaintext; its limits and its grammar', async () => {
+      const key = randomBytes(32);
+      const sk = { data: key, algorithm: 'aes256' };
+      const plain = Buffer.from(JSON.stringify(Array.from({ length: 20_000 }, (_, i) => ({ i, bsn: '000000000' }))));
+      const signed = await signedPackets(plain);
+      for (const algo of [1, 2] as const) {
+        const got = await ours(sk, sealByHand('aes256', key, compressed(signed, algo)));
+        expect(Buffer.isBuffer(got) && got.equals(plain), `algorithm ${algo}: ${String(got).slice(0, 60)}`).to.equal(true);
+      }
+      // more than maxDecompressedMessageSize inflates: the limit's code, as openpgp's own bound gives
+      expect(await ours(sk, sealByHand('aes256', key, compressed(signed)), plain.length / 2)).to.equal('limits.decompressed_size');
+      // a second compression layer inside: openpgp allows only literal and signature packets there
+      expect(await ours(sk, sealByHand('aes256', key, compressed(compressed(signed))))).to.equal('pgp.malformed');
+      // a cut deflate stream (the MDC intact): malformed
+      const whole = compressed(signed);
+      expect(await ours(sk, sealByHand('aes256', key, whole.subarray(0, whole.length - 100)))).to.equal('pgp.malformed');
+      // a packet after a definite-length compressed packet
+      const body = Buffer.concat([Buffer.from([2]), deflateSync(signed)]);
+      const definite = Buffer.concat([Buffer.from([0xc0 | 8, 0xff]), Buffer.from(Uint32Array.of(body.length).buffer).reverse(), body]);
+      expect(Buffer.isBuffer(await ours(sk, sealByHand('aes256', key, definite)))).to.equal(true);
+      expect(await ours(sk, sealByHand('aes256', key, Buffer.concat([definite, literal(Buffer.from('x'))])))).to.equal('pgp.malformed');
+      // damage inside the deflate stream: the MDC's verdict comes first
+      const damaged = sealByHand('aes256', key, whole);
+      damaged[damaged.length - 500] ^= 1;
+      expect(await ours(sk, damaged)).to.equal('pgp.integrity');
     });
 
     it('a packet not allowed inside (intact MDC): both reject, ours as pgp.malformed', async () => {
