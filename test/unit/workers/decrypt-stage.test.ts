@@ -161,6 +161,10 @@ describe('workers/decrypt-stage', function () {
       ['gpg Ed25519, --compress-algo zip', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'zip']), signer: gpgEd })],
       ['gpg Ed25519, --compress-algo zlib --armor', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'zlib', '--armor']), signer: gpgEd })],
       ['gpg Ed25519, --compress-algo bzip2', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'bzip2']), signer: gpgEd })],
+      // SEIPD v1 with AES-128 and AES-256: the decrypt stage's own CFB layer (workers/seipd-v1.ts)
+      ['gpg Ed25519, --cipher-algo AES128', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--cipher-algo', 'AES128']), signer: gpgEd })],
+      ['gpg RSA-3072, --cipher-algo AES256 --compress-algo zlib -z 9', async () => ({
+        bytes: await gpgSE(PLAIN, gpgRsa, ['--cipher-algo', 'AES256', '--compress-algo', 'zlib', '-z', '9']), signer: gpgRsa })],
     ];
     for (const [name, make] of cases) {
       it(name, async () => {
@@ -169,6 +173,12 @@ describe('workers/decrypt-stage', function () {
         await expectAdvanced(fx, id, PLAIN, signer);
       });
     }
+
+    it('a 3 MiB gpg message compressed with zip (inflated by zlib in several slices) round-trips byte for byte', async () => {
+      const text = Buffer.from(Array.from({ length: 60_000 }, (_, i) => `{"i":${i},"r":"${randomBytes(12).toString('hex')}"}`).join(',\n'));
+      const id = await process(fx, await gpgSE(text, gpgEd, ['--compress-algo', 'zip']));
+      await expectAdvanced(fx, id, text, gpgEd);
+    });
 
     it('a 3 MiB gpg message (several sealed chunks) round-trips byte for byte', async () => {
       const big = randomBytes(3 * 1024 * 1024 + 17);
