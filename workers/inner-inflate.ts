@@ -15,7 +15,7 @@
  */
 import { createInflate, createInflateRaw, type Inflate, type InflateRaw, type ZlibOptions } from 'node:zlib';
 import { PgwError } from '../gateway/core/errors.js';
-import { PacketWalker, parseHeaderOctets, type FramedHeader } from './packet-header.js';
+import { PacketAllowList, parseHeaderOctets, type FramedHeader } from './packet-header.js';
 
 const COMPRESSED_TAG = 8;
 /** Input is written in slices this big, and more is read once less than HUNGRY_BELOW waits. */
@@ -31,10 +31,7 @@ const INFLATERS: Record<number, () => Inflate | InflateRaw> = {
   2: () => createInflate(ZLIB_OPTIONS),
 };
 /** Literal, one-pass signature, signature: openpgp's allowed set inside a compressed packet. */
-const ALLOWED_INSIDE = new Set([11, 4, 2]);
-/** Marker, trust, padding: ignored wherever they appear (openpgp too). */
-const IGNORED_TAGS = new Set([10, 12, 21]);
-const LAST_CRITICAL_TAG = 39;
+const ALLOWED_INSIDE: ReadonlySet<number> = new Set([11, 4, 2]);
 
 export class InnerInflate {
   /** 'head': reading the first packet's header and algorithm; 'pass': not ours, bytes go on as they are. */
@@ -55,10 +52,7 @@ export class InnerInflate {
   private error: PgwError | null = null;
   private wake: (() => void) | null = null;
   private inflated = 0;
-  private misplaced: number | null = null;
-  private readonly walker = new PacketWalker((tag) => {
-    if (!ALLOWED_INSIDE.has(tag) && !IGNORED_TAGS.has(tag) && tag <= LAST_CRITICAL_TAG) this.misplaced ??= tag;
-  });
+  private readonly inside = new PacketAllowList(ALLOWED_INSIDE);
 
   constructor(private readonly maxInflated: number) {}
 
@@ -116,6 +110,12 @@ export class InnerInflate {
       throw new PgwError('pgp.malformed', 'the compressed packet is cut short');
     }
     this.zlib.end();
+  }
+
+  /** Stop inflating (the message failed or its reader gave up): release zlib's memory now. */
+  dispose(): void {
+    if (this.zlib && !this.ended) this.zlib.destroy();
+    this.ended = true;
   }
 
   /** All output is out. */
@@ -200,9 +200,9 @@ export class InnerInflate {
   private deliver(d: Buffer, out: Buffer[]): void {
     this.inflated += d.length;
     if (this.inflated > this.maxInflated) throw new PgwError('limits.decompressed_size', undefined, { limit: this.maxInflated });
-    if (this.misplaced === null) this.walker.feed(d);
-    if (this.misplaced !== null) {
-      throw new PgwError('pgp.malformed', `the compressed packet holds a packet not allowed there (tag ${this.misplaced})`);
+    this.inside.feed(d);
+    if (this.inside.misplaced !== null) {
+      throw new PgwError('pgp.malformed', `the compressed packet holds a packet not allowed there (tag ${this.inside.misplaced})`);
     }
     out.push(d);
   }

@@ -20,10 +20,9 @@
  */
 import { createReadStream, type ReadStream } from 'node:fs';
 import { PgwError } from '../gateway/core/errors.js';
-import { PacketWalker } from './packet-header.js';
+import { IGNORED_PACKET_TAGS, PacketWalker } from './packet-header.js';
 import { PartialReframer } from './partial-reframe.js';
 
-const IGNORED_PACKET_TAGS = new Set([10, 12, 21]); // Marker, Trust, Padding
 const ENCRYPTED_DATA_TAGS = new Set([9, 18, 20]); // SE, SEIPD, AEAD
 /** Text allowed from the first '=' or '-' of the armored data to the end of the file. */
 const MAX_ARMOR_TAIL = 64 * 1024;

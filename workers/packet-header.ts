@@ -103,3 +103,27 @@ export class PacketWalker {
     }
   }
 }
+
+/** Marker, trust, padding: skipped wherever they appear (RFC 9580 §5.8, §5.10, §5.14; openpgp too). */
+export const IGNORED_PACKET_TAGS: ReadonlySet<number> = new Set([10, 12, 21]);
+/** Tags above this are non-critical: an unknown one is skipped, not refused (RFC 9580 §4.3). */
+const LAST_CRITICAL_TAG = 39;
+
+/**
+ * Watches a packet sequence for a packet openpgp refuses there: one not in `allowed`, not
+ * ignorable and critical. `misplaced` is the first such tag.
+ */
+export class PacketAllowList {
+  misplaced: number | null = null;
+  private readonly walker: PacketWalker;
+
+  constructor(allowed: ReadonlySet<number>) {
+    this.walker = new PacketWalker((tag) => {
+      if (!allowed.has(tag) && !IGNORED_PACKET_TAGS.has(tag) && tag <= LAST_CRITICAL_TAG) this.misplaced ??= tag;
+    });
+  }
+
+  feed(chunk: Uint8Array): void {
+    if (this.misplaced === null) this.walker.feed(chunk);
+  }
+}

@@ -19,7 +19,7 @@
  */
 import { createCipheriv, createHash, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
 import { PgwError } from '../gateway/core/errors.js';
-import { PacketWalker } from './packet-header.js';
+import { PacketAllowList } from './packet-header.js';
 import { InnerInflate } from './inner-inflate.js';
 
 const BLOCK = 16;
@@ -31,11 +31,7 @@ const AES_ECB: Record<string, { name: string; keySize: number }> = {
   aes256: { name: 'aes-256-ecb', keySize: 32 },
 };
 /** Literal, compressed, one-pass signature, signature: openpgp's allowed set inside SEIPD. */
-const INNER_TAGS = new Set([11, 8, 4, 2]);
-/** Marker, trust, padding: ignored wherever they appear (openpgp too). */
-const IGNORED_TAGS = new Set([10, 12, 21]);
-/** Tags above this are non-critical: openpgp ignores unknown ones (RFC 9580 §4.3). */
-const LAST_CRITICAL_TAG = 39;
+const INNER_TAGS: ReadonlySet<number> = new Set([11, 8, 4, 2]);
 
 /** Whether this session key is one the fast path takes (AES of the right size). */
 export function fastPathTakes(sessionKey: { algorithm: string | null; data: Uint8Array }): boolean {
@@ -172,6 +168,7 @@ export class Seipd1Stream {
   readonly plaintext: ReadableStream<Uint8Array>;
   private readonly decoder: Seipd1Decoder;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
+  private readonly inflate: InnerInflate;
   /** The ciphertext has been read to its end (or failed): nothing is left to settle. */
   private done = false;
   /** The pull or settle in progress: they must not read the ciphertext at once. */
@@ -185,10 +182,8 @@ export class Seipd1Stream {
     this.decoder = new Seipd1Decoder(sessionKey.algorithm ?? '', sessionKey.data);
     this.reader = encrypted.getReader();
     const inflate = new InnerInflate(maxInflated);
-    let misplaced: number | null = null;
-    const inner = new PacketWalker((tag) => {
-      if (!INNER_TAGS.has(tag) && !IGNORED_TAGS.has(tag) && tag <= LAST_CRITICAL_TAG) misplaced ??= tag;
-    });
+    this.inflate = inflate;
+    const inner = new PacketAllowList(INNER_TAGS);
     this.plaintext = new ReadableStream<Uint8Array>({
       pull: (c) => this.exclusive(async () => {
         // A pull must enqueue something or close: a chunk may hold only prefix octets.
@@ -203,8 +198,10 @@ export class Seipd1Stream {
                 c.error(this.failure);
                 return;
               }
-              if (misplaced === null) for (const b of plain) inner.feed(b);
-              if (misplaced !== null) throw new PgwError('pgp.malformed', `the encrypted data holds a packet not allowed there (tag ${misplaced})`);
+              for (const b of plain) inner.feed(b);
+              if (inner.misplaced !== null) {
+                throw new PgwError('pgp.malformed', `the encrypted data holds a packet not allowed there (tag ${inner.misplaced})`);
+              }
               for (const b of plain) inflate.push(b, out);
             }
             if (this.done) inflate.endInput(out);
@@ -216,6 +213,7 @@ export class Seipd1Stream {
             verdict = err;
           }
           if (verdict) {
+            inflate.dispose();
             await this.drain(); // the MDC's verdict first
             this.failure ??= verdict;
             c.error(this.failure);
@@ -235,7 +233,10 @@ export class Seipd1Stream {
 
   /** Decrypt the rest (dropping it) to learn the MDC's verdict, unless already known. */
   settle(): Promise<void> {
-    return this.exclusive(() => this.drain());
+    return this.exclusive(() => {
+      this.inflate.dispose();
+      return this.drain();
+    });
   }
 
   private async drain(): Promise<void> {
