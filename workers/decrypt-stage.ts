@@ -24,7 +24,7 @@ import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
 import { mapOpenpgpError } from './pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 import { MessageWatch, watchArmor, watchBinary } from './message-watch.js';
-import { fastPathTakes, Seipd1Stream, SEIPD_THREAD_MIN_BYTES } from './seipd-v1.js';
+import { fastPathTakes, Seipd1Stream } from './seipd-v1.js';
 
 const SIGNATURE_TYPES_ACCEPTED = new Set([openpgp.enums.signature.binary, openpgp.enums.signature.text]);
 
@@ -109,7 +109,6 @@ async function decryptRun(
   } catch (err) {
     // A failed MDC comes before whatever openpgp made of the garbage it decrypted to.
     if (watch.inner && !watch.violation) await watch.guard(watch.inner.settle()).catch(() => {});
-    watch.inner?.close();
     watch.closeInput();
     await removeQuietly(quarantine);
     // A framing violation may reach us as whatever error openpgp made of our stream error.
@@ -171,7 +170,7 @@ async function decryptToQuarantine(
     // judge (judgeSignature, against `now`), so openpgp gets the edge of the skew window.
     date: new Date(now.getTime() + ctx.config.signature.futureSkewSeconds * 1000),
     config,
-  }, watch, batch.size);
+  }, watch);
 
   const writer = await SealedWriter.create(quarantine, dataKey);
   try {
@@ -219,7 +218,7 @@ interface Decrypted {
  * ciphers, several session keys — goes to openpgp.decrypt unchanged.
  */
 async function decryptAndVerify(
-  message: openpgp.Message<ReadableStream<Uint8Array>>, decryptionKey: openpgp.PrivateKey, opts: VerifyOptions, watch: MessageWatch, spoolBytes: number,
+  message: openpgp.Message<ReadableStream<Uint8Array>>, decryptionKey: openpgp.PrivateKey, opts: VerifyOptions, watch: MessageWatch,
 ): Promise<Decrypted> {
   const seipd = message.packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as
     (openpgp.SymEncryptedIntegrityProtectedDataPacket & { version: number; encrypted: ReadableStream<Uint8Array> | null }) | undefined;
@@ -231,7 +230,7 @@ async function decryptAndVerify(
   if (!only || !fastPathTakes(only) || !seipd.encrypted) {
     return await watch.guard(openpgp.decrypt({ message, sessionKeys: sessionKeys as openpgp.SessionKey[], ...opts })) as Decrypted;
   }
-  const inner = new Seipd1Stream(seipd.encrypted, only, opts.config.maxDecompressedMessageSize ?? Infinity, spoolBytes >= SEIPD_THREAD_MIN_BYTES);
+  const inner = new Seipd1Stream(seipd.encrypted, only, opts.config.maxDecompressedMessageSize ?? Infinity);
   seipd.encrypted = null;
   watch.inner = inner;
   const innerMessage = await watch.guard(openpgp.readMessage({ binaryMessage: inner.plaintext, config: opts.config }));

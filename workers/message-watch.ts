@@ -33,7 +33,7 @@ const EMPTY_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;
 export class MessageWatch {
   violation: string | null = null;
   /** The SEIPD v1 layer we decrypt ourselves (seipd-v1.ts): its verdict, which openpgp may rewrap. */
-  inner: { failure: PgwError | null; settle(): Promise<void>; close(): void } | null = null;
+  inner: { failure: PgwError | null; settle(): Promise<void> } | null = null;
   /** The binary input was read to its end. */
   ended = false;
   /** openpgp asked for input and we are waiting for the disk (or the armor decoder). */

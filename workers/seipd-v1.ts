@@ -18,13 +18,7 @@
  * would allow encryption packets too).
  */
 import { createCipheriv, createHash, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { PgwError, type ErrorCode } from '../gateway/core/errors.js';
-import type { ThreadReply, ThreadRequest } from './seipd-thread.js';
+import { PgwError } from '../gateway/core/errors.js';
 import { PacketAllowList } from './packet-header.js';
 import { InnerInflate } from './inner-inflate.js';
 
@@ -38,12 +32,6 @@ const AES_ECB: Record<string, { name: string; keySize: number }> = {
 };
 /** Literal, compressed, one-pass signature, signature: openpgp's allowed set inside SEIPD. */
 const INNER_TAGS: ReadonlySet<number> = new Set([11, 8, 4, 2]);
-
-/**
- * Messages from this size on are decrypted on a worker thread: starting one costs a few
- * milliseconds (more when run from the sources), which a 100-record batch should not pay.
- */
-export const SEIPD_THREAD_MIN_BYTES = 4 * 1024 * 1024;
 
 /** Whether this session key is one the fast path takes (AES of the right size). */
 export function fastPathTakes(sessionKey: { algorithm: string | null; data: Uint8Array }): boolean {
@@ -165,153 +153,6 @@ export class Seipd1Decoder {
   }
 }
 
-/** Where a message's Seipd1Decoder runs: here, or on a worker thread. Results come back in order. */
-interface DecoderEngine {
-  update(chunk: Uint8Array): Promise<Buffer[]>;
-  final(): Promise<Buffer[]>;
-  close(): void;
-}
-
-/** The decoder on this thread (small messages: a thread costs more than it saves). */
-class LocalEngine implements DecoderEngine {
-  private readonly decoder: Seipd1Decoder;
-  constructor(algorithm: string, key: Uint8Array) {
-    this.decoder = new Seipd1Decoder(algorithm, key);
-  }
-  async update(chunk: Uint8Array): Promise<Buffer[]> {
-    const out: Buffer[] = [];
-    this.decoder.update(chunk, out);
-    return out;
-  }
-  async final(): Promise<Buffer[]> {
-    const out: Buffer[] = [];
-    this.decoder.final(out);
-    return out;
-  }
-  close(): void {}
-}
-
-const THREAD_URL = new URL(`./seipd-thread${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-
-/** tsx's ESM API module, as its package exports it (module code may run as CommonJS under a test runner). */
-function tsxEsmApi(): string {
-  const pkgFile = createRequire(import.meta.url).resolve('tsx/package.json');
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { exports: Record<string, { import: { default: string } }> };
-  return pathToFileURL(path.join(path.dirname(pkgFile), pkg.exports['./esm/api']!.import.default)).href;
-}
-
-/**
- * Run from the sources, the thread registers tsx before loading its module, as bin/pgw.js
- * does (Node 20 does not apply loader hooks from a worker's execArgv to its entry module).
- */
-function startThread(): Worker {
-  const w = THREAD_URL.pathname.endsWith('.ts')
-    ? new Worker(`import(${JSON.stringify(tsxEsmApi())}).then((m) => { m.register(); return import(${JSON.stringify(THREAD_URL.href)}); })`, { eval: true })
-    : new Worker(THREAD_URL);
-  w.unref(); // never what keeps a process alive
-  return w;
-}
-
-/**
- * Decoder threads kept between messages: starting one costs ~30 ms (more from the
- * sources), so a worker process starts one with its pool (WorkerPool) and a message takes
- * an idle one. A thread goes back only after a clean end (no reply outstanding).
- */
-class SeipdThreads {
-  private idle: Worker[] = [];
-
-  /** Have an idle thread; resolves once it has loaded its module. */
-  warm(): Promise<void> {
-    if (this.idle.length > 0) return Promise.resolve();
-    const w = startThread();
-    this.idle.push(w);
-    return new Promise<void>((resolve) => {
-      const onReady = (m: ThreadReply) => {
-        if (!('ready' in m)) return;
-        w.off('message', onReady);
-        resolve();
-      };
-      w.on('message', onReady);
-      w.once('exit', () => resolve());
-    });
-  }
-
-  take(): Worker {
-    return this.idle.pop() ?? startThread();
-  }
-
-  give(w: Worker): void {
-    if (this.idle.length < MAX_IDLE_THREADS) this.idle.push(w);
-    else void w.terminate();
-  }
-
-  async close(): Promise<void> {
-    await Promise.all(this.idle.splice(0).map((w) => w.terminate()));
-  }
-}
-const MAX_IDLE_THREADS = 2;
-export const seipdThreads = new SeipdThreads();
-
-/** The decoder on a worker thread (seipd-thread.ts). */
-class ThreadEngine implements DecoderEngine {
-  private readonly worker = seipdThreads.take();
-  private readonly waiting: { resolve(out: Buffer[]): void; reject(err: unknown): void }[] = [];
-  private dead: unknown = null;
-  /** The end's reply came, nothing is outstanding: the thread may serve another message. */
-  private clean = false;
-  private closed = false;
-  private readonly onMessage = (m: ThreadReply) => {
-    if ('ready' in m) return;
-    const w = this.waiting.shift();
-    if (!w) return;
-    if ('out' in m) w.resolve(m.out.map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength)));
-    else if ('failure' in m) w.reject(new PgwError(m.failure.code as ErrorCode, m.failure.message));
-    else w.reject(new Error(`SEIPD thread: ${m.crash}`));
-  };
-  private readonly onFail = (err: unknown) => {
-    this.dead ??= err;
-    for (const w of this.waiting.splice(0)) w.reject(err);
-  };
-  private readonly onExit = (code: number) => this.onFail(new Error(`SEIPD thread exited (${code})`));
-
-  constructor(algorithm: string, key: Uint8Array) {
-    this.worker.on('message', this.onMessage);
-    this.worker.on('error', this.onFail);
-    this.worker.on('exit', this.onExit);
-    this.worker.postMessage({ start: { algorithm, key } } satisfies ThreadRequest);
-  }
-
-  update(chunk: Uint8Array): Promise<Buffer[]> {
-    // The caller's view may share its buffer (Buffer#slice would be a view too, and a pooled
-    // Buffer.from copy would take Node's shared pool along): move a fresh copy.
-    const copy = new Uint8Array(chunk);
-    return this.call({ chunk: copy }, [copy.buffer]);
-  }
-
-  async final(): Promise<Buffer[]> {
-    const out = await this.call({ end: true }, []);
-    this.clean = this.waiting.length === 0;
-    return out;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.worker.off('message', this.onMessage);
-    this.worker.off('error', this.onFail);
-    this.worker.off('exit', this.onExit);
-    if (this.clean && !this.dead) seipdThreads.give(this.worker);
-    else void this.worker.terminate();
-  }
-
-  private call(m: ThreadRequest, transfer: ArrayBuffer[]): Promise<Buffer[]> {
-    if (this.dead) return Promise.reject(this.dead);
-    const p = new Promise<Buffer[]>((resolve, reject) => this.waiting.push({ resolve, reject }));
-    this.worker.postMessage(m, transfer);
-    return p;
-  }
-}
-
 /**
  * The inner packet stream of a SEIPD v1 body, for openpgp.readMessage. It closes only after
  * the MDC has checked out (so openpgp sees the end of its input only then), and errors
@@ -325,11 +166,8 @@ class ThreadEngine implements DecoderEngine {
 export class Seipd1Stream {
   failure: PgwError | null = null;
   readonly plaintext: ReadableStream<Uint8Array>;
-  private readonly engine: DecoderEngine;
+  private readonly decoder: Seipd1Decoder;
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  /** Ciphertext chunks handed to the engine, their plaintext not yet taken (oldest first). */
-  private readonly ahead: Promise<Buffer[]>[] = [];
-  private inputDone = false;
   private readonly inflate: InnerInflate;
   /** The ciphertext has been read to its end (or failed): nothing is left to settle. */
   private done = false;
@@ -338,13 +176,10 @@ export class Seipd1Stream {
 
   /**
    * `maxInflated`: openpgp's maxDecompressedMessageSize, for a compressed packet inflated
-   * here (inner-inflate.ts). `threaded`: decrypt on a worker thread (worth it for large
-   * messages: see SEIPD_THREAD_MIN_BYTES).
+   * here (inner-inflate.ts).
    */
-  constructor(
-    encrypted: ReadableStream<Uint8Array>, sessionKey: { algorithm: string | null; data: Uint8Array }, maxInflated: number, threaded = false,
-  ) {
-    this.engine = threaded ? new ThreadEngine(sessionKey.algorithm ?? '', sessionKey.data) : new LocalEngine(sessionKey.algorithm ?? '', sessionKey.data);
+  constructor(encrypted: ReadableStream<Uint8Array>, sessionKey: { algorithm: string | null; data: Uint8Array }, maxInflated: number) {
+    this.decoder = new Seipd1Decoder(sessionKey.algorithm ?? '', sessionKey.data);
     this.reader = encrypted.getReader();
     const inflate = new InnerInflate(maxInflated);
     this.inflate = inflate;
@@ -408,40 +243,23 @@ export class Seipd1Stream {
     while (!this.done) await this.step();
   }
 
-  /**
-   * The plaintext of the next ciphertext chunk; the end runs the MDC check. Keeps one more
-   * chunk with the engine than it has taken, so that a thread decrypts while this one reads.
-   */
+  /** One ciphertext chunk through the decoder; the end runs the MDC check. */
   private async step(): Promise<Buffer[]> {
+    const out: Buffer[] = [];
     try {
-      while (this.ahead.length < 2 && !this.inputDone) {
-        const r = await this.reader.read();
-        const p = r.done ? this.engine.final() : this.engine.update(r.value);
-        p.catch(() => {}); // taken in order below
-        this.ahead.push(p);
-        if (r.done) this.inputDone = true;
+      const r = await this.reader.read();
+      if (r.done) {
+        this.done = true;
+        this.decoder.final(out);
+      } else {
+        this.decoder.update(r.value, out);
       }
-      const out = await this.ahead.shift()!;
-      if (this.inputDone && this.ahead.length === 0) this.finish();
-      return out;
     } catch (err) {
-      this.finish();
+      this.done = true;
       if (err instanceof PgwError) this.failure ??= err;
       else throw err;
-      return [];
     }
-  }
-
-  /** Stop: the engine's thread ends (also done by itself once the input has ended). */
-  close(): void {
-    this.inflate.dispose();
-    this.finish();
-  }
-
-  private finish(): void {
-    this.done = true;
-    this.ahead.length = 0;
-    this.engine.close();
+    return out;
   }
 
   private exclusive(fn: () => Promise<void>): Promise<void> {

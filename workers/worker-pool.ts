@@ -18,7 +18,6 @@ import { runDecryptStage } from './decrypt-stage.js';
 import { runValidateStage } from './validate-stage.js';
 import { runAckStage } from './ack-stage.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
-import { seipdThreads } from './seipd-v1.js';
 
 const PROCESSORS: Record<PipelineStage, (ctx: StageContext, batchId: string) => Promise<void>> = {
   decrypt: runDecryptStage,
@@ -41,7 +40,6 @@ export class WorkerPool {
   constructor(private readonly ctx: StageContext, connection: RedisConnection, configuredPrefix: string) {
     const w = ctx.config.workers;
     const prefix = queueKeyPrefix(configuredPrefix);
-    void seipdThreads.warm(); // the decrypt stage's thread for large messages, started before the first one
     for (const stage of Object.keys(PROCESSORS) as PipelineStage[]) {
       const worker = new Worker<JobPayload>(stage, (job) => this.process(stage, job), {
         connection: connection as ConnectionOptions,
@@ -136,6 +134,5 @@ export class WorkerPool {
     this.closed = true;
     // Waits for running jobs to finish (SIGTERM: nothing half-done is abandoned).
     await Promise.all(this.workers.map((w) => w.close()));
-    await seipdThreads.close();
   }
 }

@@ -37,7 +37,7 @@ export async function describeMachine(): Promise<string[][]> {
     ['OS', `${distro}, Linux ${os.release()}`],
     ['Node', process.version],
     ['code', `${commit}${dirty ? ' (working tree has uncommitted changes)' : ''}`],
-    ['`pgw` processes run', compiledEntry(ROOT) ? 'the compiled build (dist/, built at the start of the run), also the stages run by the child processes of §2 and §5 (the benchmark\'s own code in them runs through tsx)' : 'the TypeScript sources through tsx (no matching build)'],
+    ['`pgw` processes run', compiledEntry(ROOT) ? 'the compiled build (dist/, built at the start of the run); the stage-runner children of §2 and §5 run the sources through tsx' : 'the TypeScript sources through tsx (no matching build)'],
     ['ssh2 / openpgp / ajv / bullmq', `${pkgVersion('ssh2')} / ${pkgVersion('openpgp')} / ${pkgVersion('ajv')} / ${pkgVersion('bullmq')}`],
     ['OpenSSH client', await firstLine('ssh', ['-V'], true)],
     ['OpenSSH server', (await firstLine(SSHD, ['-V'], true)).replace(/^unknown option -- V\s*/, '')],

@@ -4,43 +4,21 @@
  *
  *   PGW_* env of the installation  node --import tsx bench/lib/stage-runner.ts <decrypt|validate> <batchId>
  *
- * The stage and its StageContext come from the runtime a worker runs — dist/ when it was
- * built from these sources, else the sources (tsx) — and the context is built exactly as
- * gateway/main.ts builds it, except that `enqueue`
+ * The StageContext is built exactly as gateway/main.ts builds it, except that `enqueue`
  * only records the call (no Redis round trip inside the timing) and logs are discarded.
  * Only the stage call is timed; process start, key unlock and ledger open are not.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { compiledEntry } from '../../bin/launch.js';
+import { loadConfig } from '../../gateway/core/config.js';
+import { silentLogger } from '../../gateway/core/logger.js';
+import { DataDir } from '../../gateway/core/data-dir.js';
+import { Ledger } from '../../gateway/core/ledger/index.js';
+import { DataKeys, loadMasterKey } from '../../gateway/core/sealed-blob.js';
+import { GatewayKeyring } from '../../keys/gateway-keyring.js';
 import type { StageContext } from '../../workers/stage-context.js';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-/** The runtime a worker runs: dist/ when it was built from these sources (bin/launch.js), else the sources. */
-const COMPILED = compiledEntry(ROOT) !== null;
-
-async function runtime<T>(module: string): Promise<T> {
-  return import(pathToFileURL(path.join(ROOT, COMPILED ? 'dist' : '', `${module}${COMPILED ? '.js' : '.ts'}`)).href) as Promise<T>;
-}
-
-/** The stage functions and what a StageContext is built from, loaded from that runtime. */
-export async function loadRuntime() {
-  const [config, logger, dataDir, ledger, sealed, keyring, decrypt, validate, seipd] = await Promise.all([
-    runtime<typeof import('../../gateway/core/config.js')>('gateway/core/config'),
-    runtime<typeof import('../../gateway/core/logger.js')>('gateway/core/logger'),
-    runtime<typeof import('../../gateway/core/data-dir.js')>('gateway/core/data-dir'),
-    runtime<typeof import('../../gateway/core/ledger/index.js')>('gateway/core/ledger/index'),
-    runtime<typeof import('../../gateway/core/sealed-blob.js')>('gateway/core/sealed-blob'),
-    runtime<typeof import('../../keys/gateway-keyring.js')>('keys/gateway-keyring'),
-    runtime<typeof import('../../workers/decrypt-stage.js')>('workers/decrypt-stage'),
-    runtime<typeof import('../../workers/validate-stage.js')>('workers/validate-stage'),
-    runtime<typeof import('../../workers/seipd-v1.js')>('workers/seipd-v1'),
-  ]);
-  return { ...config, ...logger, ...dataDir, ...ledger, ...sealed, ...keyring, ...decrypt, ...validate, ...seipd, compiled: COMPILED };
-}
-const rt = await loadRuntime();
+import { runDecryptStage } from '../../workers/decrypt-stage.js';
+import { runValidateStage } from '../../workers/validate-stage.js';
 
 /** Peak resident set size of this process so far (KiB), from /proc. */
 export function vmHwmKiB(pid: number | 'self' = 'self'): number {
@@ -79,18 +57,17 @@ export async function stageProfiler(file: string | undefined): Promise<{ timed(f
 }
 
 export async function buildStageContext(env: NodeJS.ProcessEnv): Promise<{ ctx: StageContext; enqueued: string[]; close(): Promise<void> }> {
-  const config = rt.loadConfig({ env });
-  const ledger = await rt.Ledger.open(config.databaseUrl, rt.silentLogger);
-  const dataDir = new rt.DataDir(config.dataDir);
-  const keyring = await rt.GatewayKeyring.load(ledger, config.keyPassphrase!);
-  const dataKeys = new rt.DataKeys(await rt.loadMasterKey(config.dataKey, config.keyPassphrase!, dataDir.keysDir));
+  const config = loadConfig({ env });
+  const ledger = await Ledger.open(config.databaseUrl, silentLogger);
+  const dataDir = new DataDir(config.dataDir);
+  const keyring = await GatewayKeyring.load(ledger, config.keyPassphrase!);
+  const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, config.keyPassphrase!, dataDir.keysDir));
   const enqueued: string[] = [];
   const ctx: StageContext = {
-    config, ledger, dataDir, dataKeys, keyring, handoff: null, log: rt.silentLogger, fault: () => {},
+    config, ledger, dataDir, dataKeys, keyring, handoff: null, log: silentLogger, fault: () => {},
     enqueuer: { enqueue: async (stage, batchId) => { enqueued.push(`${stage}:${batchId}`); } },
   };
-  await rt.seipdThreads.warm(); // as a worker process does when its WorkerPool starts
-  return { ctx, enqueued, close: async () => { await rt.seipdThreads.close(); await ledger.close(); } };
+  return { ctx, enqueued, close: () => ledger.close() };
 }
 
 if (process.argv[1] && import.meta.filename === process.argv[1]) {
@@ -101,7 +78,7 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
   }
   const { ctx, close } = await buildStageContext(process.env);
   const prof = await stageProfiler(process.env.BENCH_STAGE_PROF);
-  const ms = await prof.timed(() => (stage === 'decrypt' ? rt.runDecryptStage(ctx, batchId) : rt.runValidateStage(ctx, batchId)));
+  const ms = await prof.timed(() => (stage === 'decrypt' ? runDecryptStage(ctx, batchId) : runValidateStage(ctx, batchId)));
   prof.save();
   const b = await ctx.ledger.batches.get(batchId);
   console.log(JSON.stringify({ ms, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null, records: b?.records_total ?? null, hwmKiB: vmHwmKiB() }));

@@ -18,12 +18,12 @@ import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { getSchemaValidators, CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
 import { validateBatch } from '../../schemas/batch-validator.js';
 import { sampleRecord } from '../../schemas/testing/sample-records.js';
-import { buildStageContext, loadRuntime, stageProfiler, vmHwmKiB } from './stage-runner.js';
+import { runValidateStage } from '../../workers/validate-stage.js';
+import { buildStageContext, stageProfiler, vmHwmKiB } from './stage-runner.js';
 
 const [partnerId, nStr, runsStr] = process.argv.slice(2);
 const n = Number(nStr);
 const runs = Number(runsStr);
-const { runValidateStage } = await loadRuntime();
 const { ctx, close } = await buildStageContext(process.env);
 const now = new Date();
 const records = Array.from({ length: n }, (_, i) => sampleRecord(i, now));

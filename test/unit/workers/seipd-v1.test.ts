@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
 import { deflateRawSync, deflateSync } from 'node:zlib';
 import { openpgp } from '../../../keys/openpgp-lib.js';
-import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes, seipdThreads } from '../../../workers/seipd-v1.js';
+import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../workers/seipd-v1.js';
 import { isPgwError } from '../../../gateway/core/errors.js';
 import { openpgpConfig } from '../../../keys/openpgp-policy.js';
 import { genEccKey, type TestKeyPair } from '../../helpers/pgp-fixtures.js';
@@ -128,27 +128,6 @@ describe('workers/seipd-v1', function () {
     before(async () => {
       [gw, signer] = await Promise.all([genEccKey(), genEccKey()]);
     });
-    after(() => seipdThreads.close());
-
-    it('a worker thread serves message after message, and a failed message does not hand its thread on', async () => {
-      const key = randomBytes(32);
-      const sk = { data: key, algorithm: 'aes256' };
-      const good = sealByHand('aes256', key, literal(Buffer.from('one')));
-      const bad = Buffer.from(good);
-      bad[20] ^= 1;
-      const results: (Buffer | string)[] = [];
-      for (const body of [good, bad, good, good]) {
-        const s = new Seipd1Stream(streamOf([body]), sk, 1e9, true);
-        try {
-          results.push(await readAll(s.plaintext));
-        } catch {
-          results.push(s.failure?.code ?? 'no verdict');
-        } finally {
-          s.close();
-        }
-      }
-      expect(results.map((r) => (typeof r === 'string' ? r : r.equals(literal(Buffer.from('one')))))).to.deep.equal([true, 'pgp.integrity', true, true]);
-    });
 
     /** A signed message encrypted with a known session key; its SEIPD body as bytes. */
     async function make(algorithm: keyof typeof KEY_SIZES, plain: Uint8Array, compress: 'zip' | 'zlib' | false = false) {
@@ -168,16 +147,8 @@ describe('workers/seipd-v1', function () {
     }
 
     /** What our layer + openpgp.verify make of a body: the literal data, or the error code. */
-    /** Every message goes through both engines (this thread, a worker thread); they must agree. */
     async function ours(sessionKey: { data: Uint8Array; algorithm: string }, body: Uint8Array, maxInflated = CONFIG.maxDecompressedMessageSize!): Promise<Buffer | string> {
-      const [here, thread] = [await oursWith(sessionKey, body, maxInflated, false), await oursWith(sessionKey, body, maxInflated, true)];
-      expect(typeof here === 'string' ? here : here.toString('hex'), 'worker thread vs this thread')
-        .to.equal(typeof thread === 'string' ? thread : thread.toString('hex'));
-      return here;
-    }
-
-    async function oursWith(sessionKey: { data: Uint8Array; algorithm: string }, body: Uint8Array, maxInflated: number, threaded: boolean): Promise<Buffer | string> {
-      const s = new Seipd1Stream(streamOf(randomPieces(body)), sessionKey, maxInflated, threaded);
+      const s = new Seipd1Stream(streamOf(randomPieces(body)), sessionKey, maxInflated);
       try {
         const message = await openpgp.readMessage({ binaryMessage: s.plaintext, config: CONFIG });
         const v = await openpgp.verify({ message, verificationKeys: signer.publicKey, format: 'binary', config: CONFIG });
@@ -187,8 +158,6 @@ describe('workers/seipd-v1', function () {
       } catch {
         await s.settle(); // as the decrypt stage does: the MDC's verdict comes first
         return s.failure?.code ?? 'openpgp error';
-      } finally {
-        s.close();
       }
     }
 
