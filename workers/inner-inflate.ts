@@ -9,9 +9,10 @@
  *
  * What openpgp enforces inside a compressed packet, we enforce: only literal, one-pass
  * signature and signature packets (no second compression layer), at most
- * `maxDecompressedMessageSize` octets, nothing after the compressed packet. Memory: the
- * compressed input goes to zlib in slices sized so that a slice inflates to about 1 MiB at
- * the ratio seen so far (4–64 KiB), so a bomb is met in 4 KiB steps.
+ * `maxDecompressedMessageSize` octets, nothing after the compressed packet. Memory: zlib
+ * inflates on the thread pool and pauses while 1 MiB of output waits to be read (Node's
+ * zlib checks its readable buffer between output chunks), and at most ~2 MiB of compressed
+ * input waits for it, so a bomb costs no more memory than any other input.
  */
 import { createInflate, createInflateRaw, type Inflate, type InflateRaw, type ZlibOptions } from 'node:zlib';
 import { PgwError } from '../gateway/core/errors.js';
