@@ -29,8 +29,8 @@ describe('faults: disk full', function () {
     const m = await mountTmpfs(8);
     if ('skip' in m) {
       console.log(`      skipped: ${m.skip}`);
-      // Reason: mounting a tmpfs needs root (CI runs as root, so it runs there); elsewhere a
-      // full disk cannot be produced without filling the real one.
+      // CI runs as root, so it runs there; elsewhere a full disk cannot be produced without filling the real one.
+      // Reason: mounting a tmpfs needs root.
       this.skip();
       return;
     }

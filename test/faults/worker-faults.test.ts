@@ -158,9 +158,8 @@ describe('faults: transient vs permanent failures, stalled jobs', function () {
       expect(verdicts.length, 'decrypt runs that finished').to.be.at.least(1);
       if (!(actives[1]! < new Date(String(verdicts[0]!.timestamp)).getTime())) {
         console.log('      (skipped: the redelivery came after run 1 finished; the overlap was not produced)');
-        // Reason: the race this test sets up did not happen this time (run 1 finished before
-        // the redelivery): nothing about overlapping runs can be concluded, so say so instead
-        // of passing or failing on it.
+        // Nothing about overlapping runs can be concluded, so say so instead of passing or failing on it.
+        // Reason: the race this test sets up did not happen this time (run 1 finished before the redelivery).
         this.skip();
       }
       // Two runs at once would both decrypt into the one quarantine file: the loser logs a

@@ -283,8 +283,8 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
   for (const c of matrix) {
     const t = title(c);
     if (c.blocked && !RUN_BLOCKED) {
+      // PGW_INTEROP_RUN_BLOCKED runs such a cell anyway, to check whether the defect is gone.
       // Reason: a product defect blocks this cell; `c.blocked` names it (shown in the title).
-      // PGW_INTEROP_RUN_BLOCKED runs it anyway, to check whether the defect is gone.
       it.skip(`${t} — ${c.blocked}`, () => {});
       continue;
     }
@@ -318,12 +318,12 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
         expect(lf(r.byGpg.plaintext), 'gpg and the tool read the same ack').to.equal(lf(r.byTool.plaintext));
       }
     });
-    // Reason: GnuPG 2.2 itself cannot use this tool's key (RFC 9580/v6 keys, or PGPy RSA keys —
-    // `c.noGpgCrossCheck` says which); the tool's own decrypt+verify of the ack ran above.
+    // The tool's own decrypt+verify of the ack ran above; `c.noGpgCrossCheck` says which keys.
+    // Reason: GnuPG 2.2 itself cannot use this tool's key (RFC 9580/v6 keys, or PGPy RSA keys).
     if (c.noGpgCrossCheck && (!c.blocked || RUN_BLOCKED)) it.skip(`${t} — ack through gpg: ${c.noGpgCrossCheck}`, () => {});
   }
-  // Reason: combinations the installed tool cannot produce at all (no such option or key
-  // type in that version); each SKIPPED entry records the verified limitation in its text.
+  // Each SKIPPED entry records the verified limitation in its text.
+  // Reason: combinations the installed tool cannot produce at all (no such option or key type in that version).
   for (const s of SKIPPED) it.skip(`${s.title} — ${s.reason}`, () => {});
 
   describe('controls: the ack check can fail', () => {
@@ -352,10 +352,10 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
       await fsp.mkdir(dir, { recursive: true });
       const r = await pgpyLoadsCert(dir, gw.certFile);
       if (!r.ok && /14 is not a valid HashAlgorithm/.test(r.output)) {
-        // Reason (verified tool limitation): PGPy 0.6.0 rejects preference ids it has no enum for
-        // (SecurityInnovation/PGPy#476, #322); the gateway key (openpgp.js 6) prefers hashes
+        // SecurityInnovation/PGPy#476, #322: the gateway key (openpgp.js 6) prefers hashes
         // 10 8 14 12 — ids 12/14 (SHA3) are registered by RFC 9580. The PGPy cells above run
         // with PGPY_PREFERENCE_SHIM, the smallest partner-side workaround.
+        // Reason (verified tool limitation): PGPy 0.6.0 rejects preference ids it has no enum for.
         this.skip();
       }
       expect(r, r.output).to.deep.equal({ ok: true, output: gw.fingerprint });
