@@ -81,8 +81,10 @@ export class InnerInflate {
             const n = this.toEof ? b.length - i : Math.min(this.left, b.length - i);
             for (let at = i; at < i + n; at += WRITE_SLICE) this.write(b.subarray(at, Math.min(i + n, at + WRITE_SLICE)));
             i += n;
-            if (!this.toEof) this.left -= n;
-            if (!this.toEof && this.left === 0 && !this.partial) this.phase = 'after';
+            if (!this.toEof) {
+              this.left -= n;
+              this.checkBodyEnd();
+            }
             continue;
           }
           this.header.push(b[i++]!);
@@ -91,7 +93,7 @@ export class InnerInflate {
           this.header = [];
           this.left = r.len;
           this.partial = r.partial;
-          if (this.left === 0 && !this.partial) this.phase = 'after';
+          this.checkBodyEnd();
           break;
         }
       }
@@ -188,8 +190,13 @@ export class InnerInflate {
     } else if (first.kind === 'length') {
       this.left = first.len - 1; // the algorithm octet was part of it
       this.partial = first.partial;
-      if (this.left === 0 && !this.partial) this.phase = 'after';
+      this.checkBodyEnd();
     }
+  }
+
+  /** The compressed packet's last (definite-length) part is all in: anything after it is refused. */
+  private checkBodyEnd(): void {
+    if (this.left === 0 && !this.partial) this.phase = 'after';
   }
 
   private passHead(out: Buffer[]): void {

@@ -21,6 +21,7 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { PgwError } from '../gateway/core/errors.js';
 import { IGNORED_PACKET_TAGS, PacketWalker } from './packet-header.js';
+import type { Seipd1Stream } from './seipd-v1.js';
 import { PartialReframer } from './partial-reframe.js';
 
 const ENCRYPTED_DATA_TAGS = new Set([9, 18, 20]); // SE, SEIPD, AEAD
@@ -33,7 +34,7 @@ const EMPTY_LINE = /^[ \f\r\t\u00a0\u2000-\u200a\u202f\u205f\u3000]*$/;
 export class MessageWatch {
   violation: string | null = null;
   /** The SEIPD v1 layer we decrypt ourselves (seipd-v1.ts): its verdict, which openpgp may rewrap. */
-  inner: { failure: PgwError | null; settle(): Promise<void> } | null = null;
+  inner: Pick<Seipd1Stream, 'failure' | 'settle'> | null = null;
   /** The binary input was read to its end. */
   ended = false;
   /** openpgp asked for input and we are waiting for the disk (or the armor decoder). */

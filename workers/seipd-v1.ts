@@ -80,7 +80,7 @@ export class CfbDecipher {
     if (this.carry.length === 0) return Buffer.alloc(0);
     const ks = this.ecb.update(this.prev);
     const out = Buffer.from(this.carry);
-    for (let i = 0; i < out.length; i++) out[i]! ^= ks[i]!;
+    xorInto(out, ks, 0, out.length);
     this.carry = Buffer.alloc(0);
     return out;
   }
