@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Upload } from '../../../gateway/ingest/upload.js';
+import { BACKGROUND_SYNC_BYTES, Upload } from '../../../gateway/ingest/upload.js';
 import { classifyUploadName, ackFileName, isAckFileName } from '../../../gateway/ingest/file-names.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
@@ -27,6 +27,48 @@ describe('upload', () => {
     await u.write(0, data.subarray(0, 60_000));
     const r = await u.seal();
     expect(r.sha256).to.equal(createHash('sha256').update(data).digest('hex'));
+  });
+
+  it('flushes a big upload to disk behind its writes, and still hashes it right', async () => {
+    const piece = randomBytes(255 * 1024);
+    const pieces = Math.ceil((2.5 * BACKGROUND_SYNC_BYTES) / piece.length);
+    const u = await Upload.open(path.join(dir, 'big'), 1e9);
+    const h = createHash('sha256');
+    for (let i = 0; i < pieces; i++) {
+      await u.write(i * piece.length, piece);
+      h.update(piece);
+    }
+    expect(u.backgroundSyncs, 'a flush per 16 MiB written, one at a time').to.be.within(1, 2);
+    expect(await u.seal()).to.deep.equal({ sha256: h.digest('hex'), size: pieces * piece.length });
+  });
+
+  it('fails the commit when a background flush failed, and closes the file', async () => {
+    // An I/O error cannot be had from a real disk on demand: the handle's fdatasync is made to
+    // fail the way the kernel reports a lost writeback (EIO, once).
+    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const original = proto.datasync;
+    proto.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const file = path.join(dir, 'eio');
+    const openOnFile = async () => {
+      let n = 0;
+      for (const fd of await fsp.readdir('/proc/self/fd')) if ((await fsp.readlink(`/proc/self/fd/${fd}`).catch(() => '')) === file) n++;
+      return n;
+    };
+    try {
+      const u = await Upload.open(file, 1e9);
+      const piece = Buffer.alloc(1024 * 1024, 1);
+      for (let i = 0; i * piece.length <= BACKGROUND_SYNC_BYTES; i++) await u.write(i * piece.length, piece);
+      expect(u.backgroundSyncs).to.equal(1);
+      const err = await u.seal().catch((e: unknown) => e);
+      expect((err as NodeJS.ErrnoException).code).to.equal('EIO');
+      expect(await openOnFile(), 'the handle is closed although the commit failed').to.equal(0);
+      await u.abort();
+      expect(await fsp.stat(file).catch(() => null)).to.equal(null);
+    } finally {
+      proto.datasync = original;
+    }
   });
 
   it('enforces the size limit on every write and refuses sparse offsets', async () => {
