@@ -15,6 +15,7 @@ import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync }
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { SyncBehind } from './sync-behind.js';
 
 const MAGIC = Buffer.from('PGWS1');
 const CHUNK = 1024 * 1024;
@@ -166,7 +167,11 @@ export class SealedWriter {
   private finished = false;
   bytesIn = 0;
 
-  private constructor(private readonly fh: FileHandle, private readonly key: Buffer, private readonly prefix: Buffer) {}
+  readonly syncBehind: SyncBehind;
+
+  private constructor(private readonly fh: FileHandle, private readonly key: Buffer, private readonly prefix: Buffer) {
+    this.syncBehind = new SyncBehind(fh);
+  }
 
   static async create(file: string, key: Buffer): Promise<SealedWriter> {
     const fh = await fsp.open(file, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC, 0o600);
@@ -208,13 +213,19 @@ export class SealedWriter {
     }
   }
 
-  /** Seal the last chunk, fsync and close. */
+  /** Seal the last chunk, fsync and close (closed also when this fails). */
   async finish(): Promise<void> {
     if (this.finished) return;
     this.finished = true;
-    await this.writeChunk(this.staging.subarray(0, this.pendingBytes), true);
-    this.staging.fill(0);
-    await this.fh.sync();
+    try {
+      await this.writeChunk(this.staging.subarray(0, this.pendingBytes), true);
+      this.staging.fill(0);
+      await this.syncBehind.settle();
+      await this.fh.sync();
+    } catch (err) {
+      await this.fh.close().catch(() => {});
+      throw err;
+    }
     await this.fh.close();
   }
 
@@ -223,6 +234,7 @@ export class SealedWriter {
     if (this.finished) return;
     this.finished = true;
     this.staging.fill(0);
+    await this.syncBehind.settle().catch(() => {});
     await this.fh.close().catch(() => {});
   }
 
@@ -235,6 +247,7 @@ export class SealedWriter {
     const len = Buffer.alloc(4);
     len.writeUInt32BE(ct.length + tail.length);
     await writeAllv(this.fh, [len, ct, tail, c.getAuthTag()]);
+    this.syncBehind.written(ct.length + tail.length);
   }
 }
 

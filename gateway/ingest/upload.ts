@@ -3,27 +3,15 @@
  * while writes arrive in order (OpenSSH pipelines them in order), size limits enforced on
  * every write. Out-of-order writes are allowed; the hash is then recomputed from the file
  * once, at commit.
- *
- * A big upload is flushed to disk behind the writes (fdatasync every
- * {@link BACKGROUND_SYNC_BYTES}), so CLOSE's fsync waits for the last stretch only: with one
- * fsync at the end, a 512 MiB upload arriving at ~400 MB/s then waited ~0.65 s for the disk,
- * a third of its transfer time (bench/RESULTS.md §1).
+ * A big upload is flushed to disk behind its writes ({@link SyncBehind}), so CLOSE's fsync
+ * waits for the last stretch only.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { PgwError } from '../core/errors.js';
 import { removeQuietly } from '../core/fs-atomic.js';
-
-/** Written bytes after which a background flush starts (when none is running for the file). */
-export const BACKGROUND_SYNC_BYTES = 16 * 1024 * 1024;
-/**
- * Background flushes running in the process at once: each holds one of libuv's thread-pool
- * threads (4 by default), which every file write and async crypto call also needs. Skipping
- * one only leaves more for CLOSE's fsync.
- */
-const MAX_BACKGROUND_SYNCS = 2;
-let backgroundSyncs = 0;
+import { SyncBehind } from '../core/sync-behind.js';
 
 export class Upload {
   private hash: Hash | null = createHash('sha256');
@@ -32,12 +20,7 @@ export class Upload {
   private closed = false;
   private readonly inFlight = new Set<Promise<void>>();
   private failed: PgwError | null = null;
-  private unsynced = 0;
-  private syncing = false;
-  /** A background flush failed: the bytes may not be on disk, and a later fsync may not say so. */
-  private syncError: unknown = null;
-  /** Background flushes started (tests and diagnostics). */
-  backgroundSyncs = 0;
+  readonly syncBehind: SyncBehind;
 
   private constructor(
     readonly path: string,
@@ -47,6 +30,7 @@ export class Upload {
   ) {
     this.end = initialSize;
     if (initialSize > 0) this.hash = null; // resumed: hash from the file at commit
+    this.syncBehind = new SyncBehind(fh);
   }
 
   /** Open (create, or continue an existing staged file when `resume`). */
@@ -93,26 +77,7 @@ export class Upload {
     } finally {
       this.inFlight.delete(p);
     }
-    this.syncBehind(data.length);
-  }
-
-  /** Start a background flush once enough has been written since the last one. */
-  private syncBehind(written: number): void {
-    this.unsynced += written;
-    if (this.unsynced < BACKGROUND_SYNC_BYTES || this.syncing || this.closed || backgroundSyncs >= MAX_BACKGROUND_SYNCS) return;
-    this.unsynced = 0;
-    this.syncing = true;
-    this.backgroundSyncs += 1;
-    backgroundSyncs += 1;
-    const p: Promise<void> = this.fh.datasync().catch((err: unknown) => {
-      // Linux reports a writeback error to one fsync only: keep it for seal() to throw.
-      this.syncError ??= err;
-    }).finally(() => {
-      backgroundSyncs -= 1;
-      this.syncing = false;
-      this.inFlight.delete(p);
-    });
-    this.inFlight.add(p);
+    this.syncBehind.written(data.length);
   }
 
   private async writeAll(offset: number, data: Uint8Array): Promise<void> {
@@ -141,6 +106,7 @@ export class Upload {
     if (!this.closed) {
       this.closed = true;
       await this.drain();
+      await this.syncBehind.settle().catch(() => {});
       await this.fh.close().catch(() => {});
     }
     await removeQuietly(this.path);
@@ -161,7 +127,7 @@ export class Upload {
     let size: number;
     try {
       await this.drain();
-      if (this.syncError !== null) throw this.syncError;
+      await this.syncBehind.settle();
       await this.fh.sync();
       ({ size } = await this.fh.stat());
     } catch (err) {

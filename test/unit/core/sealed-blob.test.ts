@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createHmac, randomBytes } from 'node:crypto';
+import { SYNC_BEHIND_BYTES } from '../../../gateway/core/sync-behind.js';
 import { DataKeys, SUBJECT_BLOCK_BYTES, SealedWriter, writeSubjectBlock, deriveMasterKey, readSealedAll, writeSealed, loadOrCreateSalt } from '../../../gateway/core/sealed-blob.js';
 
 describe('sealed blobs (encryption at rest)', () => {
@@ -20,6 +21,17 @@ describe('sealed blobs (encryption at rest)', () => {
       await w.finish();
       expect((await readSealedAll(path.join(dir, `s${size}`), key)).equals(data)).to.equal(true);
     }
+  });
+
+  it('flushes a big sealed file to disk behind its writes, and reads back the same', async () => {
+    const { key } = keys.create();
+    const data = randomBytes(2.5 * SYNC_BEHIND_BYTES);
+    const f = path.join(dir, 'big');
+    const w = await SealedWriter.create(f, key);
+    for (let i = 0; i < data.length; i += 300_007) await w.write(data.subarray(i, i + 300_007));
+    await w.finish();
+    expect(w.syncBehind.started, 'a flush per 16 MiB written, one at a time').to.be.within(1, 2);
+    expect((await readSealedAll(f, key)).equals(data)).to.equal(true);
   });
 
   it('stores no plaintext and is mode 0600', async () => {

@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BACKGROUND_SYNC_BYTES, Upload } from '../../../gateway/ingest/upload.js';
+import { Upload } from '../../../gateway/ingest/upload.js';
+import { SYNC_BEHIND_BYTES } from '../../../gateway/core/sync-behind.js';
 import { classifyUploadName, ackFileName, isAckFileName } from '../../../gateway/ingest/file-names.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
@@ -31,14 +32,14 @@ describe('upload', () => {
 
   it('flushes a big upload to disk behind its writes, and still hashes it right', async () => {
     const piece = randomBytes(255 * 1024);
-    const pieces = Math.ceil((2.5 * BACKGROUND_SYNC_BYTES) / piece.length);
+    const pieces = Math.ceil((2.5 * SYNC_BEHIND_BYTES) / piece.length);
     const u = await Upload.open(path.join(dir, 'big'), 1e9);
     const h = createHash('sha256');
     for (let i = 0; i < pieces; i++) {
       await u.write(i * piece.length, piece);
       h.update(piece);
     }
-    expect(u.backgroundSyncs, 'a flush per 16 MiB written, one at a time').to.be.within(1, 2);
+    expect(u.syncBehind.started, 'a flush per 16 MiB written, one at a time').to.be.within(1, 2);
     expect(await u.seal()).to.deep.equal({ sha256: h.digest('hex'), size: pieces * piece.length });
   });
 
@@ -59,8 +60,8 @@ describe('upload', () => {
     try {
       const u = await Upload.open(file, 1e9);
       const piece = Buffer.alloc(1024 * 1024, 1);
-      for (let i = 0; i * piece.length <= BACKGROUND_SYNC_BYTES; i++) await u.write(i * piece.length, piece);
-      expect(u.backgroundSyncs).to.equal(1);
+      for (let i = 0; i * piece.length <= SYNC_BEHIND_BYTES; i++) await u.write(i * piece.length, piece);
+      expect(u.syncBehind.started).to.equal(1);
       const err = await u.seal().catch((e: unknown) => e);
       expect((err as NodeJS.ErrnoException).code).to.equal('EIO');
       expect(await openOnFile(), 'the handle is closed although the commit failed').to.equal(0);
