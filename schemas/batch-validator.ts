@@ -19,7 +19,7 @@ import { getSchemaValidators, type SchemaValidators } from './compiled-schemas.j
 import { isNineDigits } from './formats.js';
 import { parseCsvRecords, readCsvHead } from './csv-payload.js';
 import { parseJsonPayload } from './json-payload.js';
-import { JsonBatchScanner, type ScannedEnvelope } from './json-batch-scanner.js';
+import { JsonBatchScanner, type FastRecordCheck, type ScannedEnvelope } from './json-batch-scanner.js';
 import { classifyAjvError, envelopeIssues, isEchoableReference, makeIssue, recordReference, type RecordIssue } from './record-issues.js';
 
 export type { RecordIssue } from './record-issues.js';
@@ -332,12 +332,19 @@ class RecordJudge {
   readonly errors: RecordIssue[] = [];
   readonly warnings: RecordIssue[] = [];
   accepted = 0;
-  private group: { raw: Buffer; index: number }[] = [];
+  private group: { raw: Buffer; index: number; values: (string | undefined)[] | null | undefined }[] = [];
 
   constructor(readonly facts: EnvelopeFacts, private readonly ctx: ValidationContext, private readonly sink: AcceptedSink) {}
 
-  add(raw: Buffer, index: number): void {
-    this.group.push({ raw, index });
+  /** The fast check for this schema, for the scanner to try on records as they pass. */
+  get fastCheck(): FastRecordCheck | null {
+    const f = this.facts.v.fastRecord;
+    return f ? (raw) => f.check(raw) : null;
+  }
+
+  /** A record; `values` when the scanner already ran the fast check on it (see OnRecord). */
+  add(raw: Buffer, index: number, values?: (string | undefined)[] | null): void {
+    this.group.push({ raw, index, values });
   }
 
   /**
@@ -352,7 +359,7 @@ class RecordJudge {
     const pieces = this.group;
     this.group = [];
     const fast = pieces.map((p) => {
-      const values = v.fastRecord?.check(p.raw) ?? null;
+      const values = p.values !== undefined ? p.values : v.fastRecord?.check(p.raw) ?? null;
       if (values === null) return null;
       const [birthDate, dueDate] = values; // in READ_AFTER_VALIDATION's order
       if (birthDate !== undefined && !birthPlausible(birthDate, bounds)) return null;
@@ -431,9 +438,10 @@ export async function validateJsonStream(
 ): Promise<StreamedValidation> {
   let early: RecordJudge | null = null;
   let sinkUsed = false; // the early judgement may have handed records to the sink
-  const first = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => early?.add(raw, index), (soFar) => {
+  const first: JsonBatchScanner = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index, values) => early?.add(raw, index, values), (soFar) => {
     try {
       early = new RecordJudge(envelopeFacts(soFar, ctx), ctx, onAccepted);
+      first.fastCheck = early.fastCheck;
       sinkUsed = true;
     } catch (err) {
       if (!(err instanceof PgwError)) throw err; // no schema yet, or an envelope problem: two passes
@@ -450,6 +458,7 @@ export async function validateJsonStream(
         // reported. Dropping the judge also stops it collecting the rest of the records.
         if (!(err instanceof PgwError) || err.retryable) throw err;
         early = null;
+        first.fastCheck = null;
       }
     }
   }
@@ -461,7 +470,8 @@ export async function validateJsonStream(
 
   if (sinkUsed) await onRestart();
   const judge = new RecordJudge(facts, ctx, onAccepted);
-  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index) => judge.add(raw, index));
+  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index, values) => judge.add(raw, index, values));
+  second.fastCheck = judge.fastCheck;
   for await (const chunk of read()) {
     for (const slice of slices(chunk)) {
       second.push(slice);

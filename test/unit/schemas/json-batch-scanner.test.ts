@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import { shiftMonths, validateBatch, validateJsonStream } from '../../../schemas/batch-validator.js';
+import { CLIENT_REGISTRATION_V1, getSchemaValidators } from '../../../schemas/compiled-schemas.js';
+import { JsonBatchScanner } from '../../../schemas/json-batch-scanner.js';
 import { sampleRecord } from '../../../schemas/testing/sample-records.js';
 
 const now = new Date();
@@ -39,6 +41,13 @@ const cases: Record<string, string | Buffer> = {
   truncated: env(`[${rec(0)}]`).slice(0, -3),
   deep: env(`[${rec(0)}]`, '"x":[[[[[[[[1]]]]]]]],'),
   extraEnvelope: env(`[${rec(0)}]`, '"meta":{"a":[1,{"b":"]}"}]},'),
+  // records the whole-record fast check must leave to the byte-by-byte walk
+  braceInString: env(`[${rec(0).replace('"Testvoornaam0"', '"Test}voornaam"')},${rec(1)}]`),
+  braceInLastString: env(`[${rec(0).replace(/"}$/, '}"}')},${rec(1)}]`),
+  nestedRecord: env(`[${rec(0).replace('{', '{"x":{"y":"z"},')},${rec(1)}]`),
+  flatRecordInEnvelope: env(`[${rec(0)}]`, `"meta":[${rec(1)}],`),
+  recordThenGarbage: env(`[${rec(0)}x,${rec(1)}]`),
+  recordThenBrace: env(`[${rec(0)}},${rec(1)}]`),
   // createdAt after the records (yesterday, 23:59:59) moves the due-date window a day back,
   // which rejects a record due on today's last allowed day: judged again in a second pass
   lateCreatedAt: `{"schema":"client-registration/v1","records":[${rec(0)},${JSON.stringify({ ...sampleRecord(1, now), dueDate: shiftMonths(today, 10) })}],"createdAt":"${new Date(Date.parse(today) - 1000).toISOString()}"}`,
@@ -51,7 +60,7 @@ const cases: Record<string, string | Buffer> = {
 };
 
 /** Judged in one pass, and in a second pass after the first judgement was dropped. */
-const ONE_PASS = new Set(['valid', 'mixed', 'spaces', 'bom', 'escapes', 'extraEnvelope', 'lateReference', 'schemaLast']);
+const ONE_PASS = new Set(['valid', 'mixed', 'spaces', 'bom', 'escapes', 'extraEnvelope', 'lateReference', 'schemaLast', 'braceInString', 'braceInLastString', 'nestedRecord', 'flatRecordInEnvelope']);
 const TWO_PASSES = new Set(['lateCreatedAt']);
 
 function summary(r: { total: number; accepted: number; errors: unknown[]; warnings: unknown[] }): string {
@@ -115,5 +124,35 @@ describe('schemas/validateJsonStream', () => {
     expect(r.errors.map((e) => `${e.record} ${e.code}`)).to.deep.equal(['1 dueDate.out_of_window']);
     const early = validateBatch(Buffer.from((cases.lateCreatedAt as string).replace(/,"createdAt":"[^"]*"/, '')), ctx);
     expect(early.accepted).to.equal(2);
+  });
+
+  it('takes a record that lies within one chunk in one step when the fast check passes it, and walks the rest', () => {
+    const fast = getSchemaValidators(CLIENT_REGISTRATION_V1)!.fastRecord!;
+    const text = Buffer.from(env(`[${rec(0)},${bad},${rec(2)}, ${rec(3).replace('"Testvoornaam3"', '"Test}3"')} ,${rec(4)}]`));
+    const seen: string[] = [];
+    const tried: number[] = [];
+    const scan = (size: number, maxDepth = 8) => {
+      seen.length = 0;
+      tried.length = 0;
+      const s = new JsonBatchScanner(maxDepth, 50, (raw, index, values) => {
+        expect(JSON.parse(raw.toString('utf8')), `record ${index}'s bytes`).to.be.an('object');
+        seen.push(`${index}:${values === undefined ? 'untried' : values === null ? 'walked' : 'fast'}`);
+      });
+      s.fastCheck = (raw) => {
+        tried.push(raw.length);
+        return fast.check(raw);
+      };
+      for (let i = 0; i < text.length; i += size) s.push(text.subarray(i, i + size));
+      return s.end();
+    };
+    expect(scan(1 << 20).records).to.equal(5);
+    expect(seen).to.deep.equal(['0:fast', '1:walked', '2:fast', '3:walked', '4:fast']);
+    // Chunks smaller than a record: the check is not tried; the judge runs it later.
+    scan(64);
+    expect(seen.every((x) => x.endsWith('untried'))).to.equal(true);
+    expect(tried).to.deep.equal([]);
+    // A depth limit that a record would break is reported by the walk, as without the check.
+    expect(() => scan(1 << 20, 2)).to.throw().with.property('code', 'limits.json_depth');
+    expect(tried).to.deep.equal([]);
   });
 });
