@@ -33,27 +33,31 @@ export interface SubjectEntries {
 /**
  * The packed row: entries sorted by (hash, record) as bytes. Sorted natively as 64-bit
  * integers (first 4 hash bytes, then the entry's position); the rare runs that share those
- * 4 bytes are ordered by the whole hash afterwards.
+ * 4 bytes are ordered by the whole hash afterwards. The sorted keys are read back as their
+ * two 32-bit halves: a BigInt operation per entry allocates, and cost most of this function.
  */
 function pack(e: SubjectEntries): Buffer {
   const { hashes, stride, records, count } = e;
   const keys = new BigUint64Array(count);
   const halves = new Uint32Array(keys.buffer);
   const le = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+  const HI = le ? 1 : 0;
+  const LO = 1 - HI;
   for (let j = 0; j < count; j++) {
-    halves[le ? 2 * j + 1 : 2 * j] = hashes.readUInt32BE(j * stride);
-    halves[le ? 2 * j : 2 * j + 1] = j;
+    halves[2 * j + HI] = hashes.readUInt32BE(j * stride);
+    halves[2 * j + LO] = j;
   }
   keys.sort();
-  const order = Array.from(keys, (k) => Number(k & 0xffffffffn));
+  const order = new Uint32Array(count);
+  for (let k = 0; k < count; k++) order[k] = halves[2 * k + LO]!;
   const hashOf = (j: number) => hashes.subarray(j * stride, j * stride + SUBJECT_HASH_BYTES);
   for (let a = 0; a < count;) {
-    const hi = keys[a]! >> 32n;
+    const hi = halves[2 * a + HI]!;
     let b = a + 1;
-    while (b < count && keys[b]! >> 32n === hi) b++;
+    while (b < count && halves[2 * b + HI] === hi) b++;
     if (b - a > 1) {
-      const run = order.slice(a, b).sort((x, y) => Buffer.compare(hashOf(x), hashOf(y)) || records[x]! - records[y]!);
-      for (let k = a; k < b; k++) order[k] = run[k - a]!;
+      const run = Array.from(order.subarray(a, b)).sort((x, y) => Buffer.compare(hashOf(x), hashOf(y)) || records[x]! - records[y]!);
+      order.set(run, a);
     }
     a = b;
   }
