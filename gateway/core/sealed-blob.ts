@@ -220,8 +220,7 @@ export class SealedWriter {
     try {
       await this.writeChunk(this.staging.subarray(0, this.pendingBytes), true);
       this.staging.fill(0);
-      await this.syncBehind.settle();
-      await this.fh.sync();
+      await this.syncBehind.sync();
     } catch (err) {
       await this.fh.close().catch(() => {});
       throw err;
@@ -234,7 +233,7 @@ export class SealedWriter {
     if (this.finished) return;
     this.finished = true;
     this.staging.fill(0);
-    await this.syncBehind.settle().catch(() => {});
+    await this.syncBehind.stop();
     await this.fh.close().catch(() => {});
   }
 

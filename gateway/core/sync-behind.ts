@@ -22,7 +22,7 @@ let running = 0;
 export class SyncBehind {
   private unsynced = 0;
   private flush: Promise<void> | null = null;
-  /** A background flush failed: the bytes may not be on disk, and a later fsync may not say so. */
+  /** A background flush failed: the bytes may not be on disk, and a later fsync may not say so (Linux reports a writeback error once). */
   private error: unknown = null;
   private stopped = false;
   /** Background flushes started (tests, diagnostics). */
@@ -38,7 +38,6 @@ export class SyncBehind {
     this.started += 1;
     running += 1;
     this.flush = this.fh.datasync().catch((err: unknown) => {
-      // Linux reports a writeback error to one fsync only: keep it for settle() to throw.
       this.error ??= err;
     }).finally(() => {
       running -= 1;
@@ -46,13 +45,16 @@ export class SyncBehind {
     });
   }
 
-  /**
-   * No more flushes; wait for the running one. Throws what a flush met: call before the
-   * final fsync, which alone may not report it.
-   */
-  async settle(): Promise<void> {
+  /** The final fsync: after the running flush, and failing with what any flush met (the fsync alone may not report it). */
+  async sync(): Promise<void> {
+    await this.stop();
+    if (this.error !== null) throw this.error;
+    await this.fh.sync();
+  }
+
+  /** No more flushes; wait for the running one (before the handle is closed). */
+  async stop(): Promise<void> {
     this.stopped = true;
     await this.flush;
-    if (this.error !== null) throw this.error;
   }
 }

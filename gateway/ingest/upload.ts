@@ -3,6 +3,7 @@
  * while writes arrive in order (OpenSSH pipelines them in order), size limits enforced on
  * every write. Out-of-order writes are allowed; the hash is then recomputed from the file
  * once, at commit.
+ *
  * A big upload is flushed to disk behind its writes ({@link SyncBehind}), so CLOSE's fsync
  * waits for the last stretch only.
  */
@@ -106,7 +107,7 @@ export class Upload {
     if (!this.closed) {
       this.closed = true;
       await this.drain();
-      await this.syncBehind.settle().catch(() => {});
+      await this.syncBehind.stop();
       await this.fh.close().catch(() => {});
     }
     await removeQuietly(this.path);
@@ -127,8 +128,7 @@ export class Upload {
     let size: number;
     try {
       await this.drain();
-      await this.syncBehind.settle();
-      await this.fh.sync();
+      await this.syncBehind.sync();
       ({ size } = await this.fh.stat());
     } catch (err) {
       await this.fh.close().catch(() => {});
