@@ -318,13 +318,17 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
         expect(lf(r.byGpg.plaintext), 'gpg and the tool read the same ack').to.equal(lf(r.byTool.plaintext));
       }
     });
-    // The tool's own decrypt+verify of the ack ran above; `c.noGpgCrossCheck` says which keys.
-    // Reason: GnuPG 2.2 itself cannot use this tool's key (RFC 9580/v6 keys, or PGPy RSA keys).
-    if (c.noGpgCrossCheck && (!c.blocked || RUN_BLOCKED)) it.skip(`${t} — ack through gpg: ${c.noGpgCrossCheck}`, () => {});
+    if (c.noGpgCrossCheck && (!c.blocked || RUN_BLOCKED)) {
+      // The tool's own decrypt+verify of the ack ran above; `c.noGpgCrossCheck` says which keys.
+      // Reason: GnuPG 2.2 itself cannot use this tool's key (RFC 9580/v6 keys, or PGPy RSA keys).
+      it.skip(`${t} — ack through gpg: ${c.noGpgCrossCheck}`, () => {});
+    }
   }
-  // Each SKIPPED entry records the verified limitation in its text.
-  // Reason: combinations the installed tool cannot produce at all (no such option or key type in that version).
-  for (const s of SKIPPED) it.skip(`${s.title} — ${s.reason}`, () => {});
+  for (const s of SKIPPED) {
+    // Each SKIPPED entry records the verified limitation in its text.
+    // Reason: combinations the installed tool cannot produce at all (no such option or key type in that version).
+    it.skip(`${s.title} — ${s.reason}`, () => {});
+  }
 
   describe('controls: the ack check can fail', () => {
     for (const tool of ['gpg', 'sqop', 'rnp', 'pgpy', 'openpgpjs'] as const) {
@@ -355,7 +359,7 @@ describe('partner interoperability matrix (pgw start, OpenSSH sftp, gpg/sqop/rnp
         // SecurityInnovation/PGPy#476, #322: the gateway key (openpgp.js 6) prefers hashes
         // 10 8 14 12 — ids 12/14 (SHA3) are registered by RFC 9580. The PGPy cells above run
         // with PGPY_PREFERENCE_SHIM, the smallest partner-side workaround.
-        // Reason (verified tool limitation): PGPy 0.6.0 rejects preference ids it has no enum for.
+        // Reason: PGPy 0.6.0 rejects preference ids it has no enum for (a verified tool limitation).
         this.skip();
       }
       expect(r, r.output).to.deep.equal({ ok: true, output: gw.fingerprint });
