@@ -9,13 +9,19 @@ import path from 'node:path';
 
 /**
  * Node flags `pgw` starts with (the shebang of bin/pgw.js and `npm start` carry them; V8 reads
- * them only at start-up). A larger first old-space size: ssh2 allocates a buffer per socket
- * read, and with V8's small default the gateway ran a full collection every ~16 MiB
- * uploaded (~30% of its CPU); 64 MB roughly doubles a 512 MiB upload's speed while both
- * roles stay under 256 MiB RSS with a 1 GiB batch (bench/RESULTS.md §1, §4; 128 was faster
- * still but took the worker past that).
+ * them only at start-up): a first old-space limit of 80 MB and semi-spaces of 8 MB (V8's
+ * default grows them to 16). ssh2 allocates a buffer per SSH packet and one per SFTP request,
+ * ~2 bytes per byte uploaded, freed by scavenges; V8 counts the external memory allocated
+ * since the last full collection against the old-space limit and starts marking once less
+ * than a new space's capacity is left. With V8's small default limit the gateway ran a full
+ * collection every ~16 MiB uploaded; at 64 MB with 16 MB semi-spaces it still did, every
+ * ~50 ms of a big upload, in a process whose last full collection fell at a low point of
+ * that churn or that had sat idle for a while (512 MiB at ~350 instead of ~500 MB/s).
+ * Measured (bench/RESULTS.md §1, §4): none of 8 such processes collected during a 512 MiB
+ * upload with these flags, and the worker's peak with a 1 GiB batch was 234 MiB (232 before; an
+ * old space of 96 MB took it to 254, too near the 256 MiB bound).
  */
-export const NODE_FLAGS = ['--initial-old-space-size=64'];
+export const NODE_FLAGS = ['--initial-old-space-size=80', '--max-semi-space-size=8'];
 
 /** The directories whose files make up the runtime (everything `dist/` is built from). */
 export const SOURCE_DIRS = ['gateway', 'workers', 'keys', 'schemas'];

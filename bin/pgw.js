@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S node --initial-old-space-size=80 --max-semi-space-size=8
 // The `pgw` executable: the compiled build when it matches the sources (bin/launch.js),
 // else the TypeScript sources through tsx (no build step needed). The shebang's flags are
 // NODE_FLAGS of bin/launch.js (a test keeps them equal).

@@ -12,11 +12,13 @@ import path from 'node:path';
 /**
  * Node flags for every Node child the benchmark starts (`pgw` processes, stage runners):
  * `BENCH_CPU_PROF=<dir>` adds `--cpu-prof`, so each leaves a V8 CPU profile there when it
- * exits (summarise with bench/profile-summary.ts, or open in Chrome DevTools).
+ * exits (summarise with bench/profile-summary.ts, or open in Chrome DevTools);
+ * `BENCH_NODE_FLAGS="…"` adds its space-separated flags (e.g. `--trace-gc`, `--import x.mjs`).
  */
 export function nodeFlags(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : [];
+  const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  return [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : []), ...extra];
 }
 
 export interface Tracked {
