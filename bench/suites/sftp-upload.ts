@@ -7,6 +7,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import { NODE_FLAGS } from '../../bin/launch.js';
 import { CIPHER, type BenchContext } from '../lib/context.js';
 import { GatewayEnv, ROOT } from '../lib/gateway-env.js';
 import { startOpenssh } from '../lib/openssh-server.js';
@@ -42,7 +43,8 @@ async function startBareServer(dir: string, clientPub: string): Promise<{ port: 
   await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   const uploadDir = path.join(dir, 'upload');
   await fsp.mkdir(uploadDir);
-  const proc = spawnTracked(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/lib/bare-sftp-server.ts'), hostKey, clientPub, uploadDir], {
+  // With pgw's heap flags: the library's ceiling, not a figure V8's defaults pull down.
+  const proc = spawnTracked(process.execPath, [...NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench/lib/bare-sftp-server.ts'), hostKey, clientPub, uploadDir], {
     stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
   });
   let err = '';
