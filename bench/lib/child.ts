@@ -4,13 +4,12 @@
  * tsx, no build step.
  */
 import path from 'node:path';
-import { NODE_FLAGS } from '../../bin/launch.js';
 import { ROOT } from './gateway-env.js';
 import { mustRun, nodeFlags } from './procs.js';
 
 /** Run `bench/<script>` with `args` and parse the last stdout line as JSON. */
 export async function runChildJson<T>(script: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 900_000): Promise<T> {
-  const r = await mustRun(process.execPath, [...NODE_FLAGS, ...nodeFlags(), '--import', 'tsx', path.join(ROOT, 'bench', script), ...args], { env, cwd: ROOT, timeoutMs });
+  const r = await mustRun(process.execPath, [...nodeFlags(), '--import', 'tsx', path.join(ROOT, 'bench', script), ...args], { env, cwd: ROOT, timeoutMs });
   const last = r.stdout.toString('utf8').trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(last) as T;

@@ -10,7 +10,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { NODE_FLAGS } from '../../bin/launch.js';
 import { openpgp } from '../../keys/openpgp-lib.js';
 import { loadConfig, type Config } from '../../gateway/core/config.js';
 import { silentLogger } from '../../gateway/core/logger.js';
@@ -210,7 +209,7 @@ export class GatewayEnv {
   }
 
   /** `pgw start --role <role>`; resolves once it logged "started". */
-  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}, nodeArgs: string[] = [...NODE_FLAGS, ...nodeFlags()]): Promise<PgwRole> {
+  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}, nodeArgs: string[] = nodeFlags()): Promise<PgwRole> {
     const proc = spawnTracked(process.execPath, [...nodeArgs, PGW, 'start', '--role', role], {
       env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
     });

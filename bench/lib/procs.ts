@@ -8,17 +8,20 @@
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import path from 'node:path';
+import { NODE_FLAGS } from '../../bin/launch.js';
 
 /**
- * Node flags for every Node child the benchmark starts (`pgw` processes, stage runners):
+ * Node flags for every Node child the benchmark starts (`pgw` processes, stage runners, the
+ * bare ssh2 server): pgw's own NODE_FLAGS (the heap sizes the product runs with), then
  * `BENCH_CPU_PROF=<dir>` adds `--cpu-prof`, so each leaves a V8 CPU profile there when it
- * exits (summarise with bench/profile-summary.ts, or open in Chrome DevTools);
- * `BENCH_NODE_FLAGS="…"` adds its space-separated flags (e.g. `--trace-gc`, `--import x.mjs`).
+ * exits (summarise with bench/profile-summary.ts, or open in Chrome DevTools), and
+ * `BENCH_NODE_FLAGS="…"` its space-separated flags (e.g. `--trace-gc`, `--import x.mjs`;
+ * a V8 flag given again overrides NODE_FLAGS).
  */
 export function nodeFlags(): string[] {
   const dir = process.env.BENCH_CPU_PROF;
   const extra = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  return [...(dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : []), ...extra];
+  return [...NODE_FLAGS, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(dir)}`] : []), ...extra];
 }
 
 export interface Tracked {

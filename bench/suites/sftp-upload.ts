@@ -7,11 +7,10 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { NODE_FLAGS } from '../../bin/launch.js';
 import { CIPHER, type BenchContext } from '../lib/context.js';
 import { GatewayEnv, ROOT } from '../lib/gateway-env.js';
 import { startOpenssh } from '../lib/openssh-server.js';
-import { mustRun, spawnTracked, type Tracked } from '../lib/procs.js';
+import { mustRun, nodeFlags, spawnTracked, type Tracked } from '../lib/procs.js';
 import { SftpCli, type SftpTarget } from '../lib/sftp-cli.js';
 import { writeRandomFile } from '../lib/files.js';
 import { cell, metMark, ratioCell, table, type SectionResult } from '../lib/report.js';
@@ -44,7 +43,7 @@ async function startBareServer(dir: string, clientPub: string): Promise<{ port: 
   const uploadDir = path.join(dir, 'upload');
   await fsp.mkdir(uploadDir);
   // With pgw's heap flags: the library's ceiling, not a figure V8's defaults pull down.
-  const proc = spawnTracked(process.execPath, [...NODE_FLAGS, '--import', 'tsx', path.join(ROOT, 'bench/lib/bare-sftp-server.ts'), hostKey, clientPub, uploadDir], {
+  const proc = spawnTracked(process.execPath, [...nodeFlags(), '--import', 'tsx', path.join(ROOT, 'bench/lib/bare-sftp-server.ts'), hostKey, clientPub, uploadDir], {
     stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
   });
   let err = '';
