@@ -1,7 +1,7 @@
 /**
  * Start the benchmark's own TypeScript child scripts (stage runner, validation bench) the
- * way bin/pgw.js runs the product: Node with its NODE_FLAGS (the heap sizes a worker has) +
- * tsx, no build step.
+ * way bin/pgw.js runs the product: Node with pgw's flags (nodeFlags(): the heap sizes a
+ * worker has) + tsx, no build step.
  */
 import path from 'node:path';
 import { ROOT } from './gateway-env.js';

@@ -208,9 +208,9 @@ export class GatewayEnv {
     }
   }
 
-  /** `pgw start --role <role>`; resolves once it logged "started". */
-  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}, nodeArgs: string[] = nodeFlags()): Promise<PgwRole> {
-    const proc = spawnTracked(process.execPath, [...nodeArgs, PGW, 'start', '--role', role], {
+  /** `pgw start --role <role>` with the bench's Node flags; resolves once it logged "started". */
+  async start(role: PgwRole['role'], extraEnv: Record<string, string> = {}): Promise<PgwRole> {
+    const proc = spawnTracked(process.execPath, [...nodeFlags(), PGW, 'start', '--role', role], {
       env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
     });
     const r: PgwRole = { role, proc, pid: proc.child.pid!, port: null, tail: [] };
