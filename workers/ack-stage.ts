@@ -56,12 +56,12 @@ export async function runAckStage(ctx: StageContext, batchId: string): Promise<v
 }
 
 /**
- * Temp files of other attempts at this ack (the ack and its meta note, both written as
- * `tmp/.tmp-<random>-<blob name>…`): a worker killed while writing one (another host, say)
- * leaves it behind. The ack is published and recorded now, so none is needed; an attempt
- * still writing (its job lock lapsed) fails its link and is retried as a no-op. They live
- * in tmp/ (in-flight files only), not beside the blobs, so this listing stays small however
- * many acks are kept.
+ * Temp files of other attempts at this ack (the ack, its meta note and its outbox link, all
+ * made as `tmp/.tmp-<random>-<blob name>…`): a worker killed while making one (another
+ * host, say) leaves it behind. The ack is published and recorded now, so none is needed; an
+ * attempt still at work (its job lock lapsed) fails its link or rename and is retried as a
+ * no-op. They live in tmp/ (in-flight files only), not beside the blobs, so this listing
+ * stays small however many acks are kept.
  */
 async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version: number): Promise<void> {
   const mark = `-${path.basename(ctx.dataDir.ackBlob(batchId, version))}`;
@@ -70,8 +70,11 @@ async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version
   }
 }
 
+/** The temp link is made in tmp/ under the blob's name, so {@link removeUnpublishedAcks} clears one a crash left. */
 async function linkIntoOutbox(ctx: StageContext, batch: Batch, blob: string, outboxName: string): Promise<void> {
-  await linkAtomically(blob, path.join(ctx.dataDir.outboxFor(batch.partner_id, batch.lane), outboxName));
+  await linkAtomically(blob, path.join(ctx.dataDir.outboxFor(batch.partner_id, batch.lane), outboxName), {
+    tmpDir: ctx.dataDir.tmpDir, beforeRename: () => ctx.fault('before-outbox-rename'),
+  });
 }
 
 /**

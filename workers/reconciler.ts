@@ -111,8 +111,9 @@ export class Reconciler {
         n++;
       }
     }
-    // Ack links left under a temp name in an outbox: a crash between the ack stage's link
-    // and rename (the partner never sees dot-names, but nothing else would remove them).
+    // Ack links left under a temp name in an outbox by versions that made the temp link
+    // there (now it is made in tmp/); the partner never sees dot-names, but nothing else
+    // would remove them.
     for (const partner of await fsp.readdir(path.join(this.dataDir.root, 'partners')).catch(() => [] as string[])) {
       for (const lane of ['live', 'test'] as const) {
         const dir = this.dataDir.outboxFor(partner, lane);

@@ -5,11 +5,12 @@
  *
  * Points: after-temp-write, after-fsync, after-rename, after-ledger, before-enqueue,
  * before-promote (decrypt output complete in quarantine), after-decrypt,
- * before-ack-publish (ack written under its temp name), after-ack-written.
+ * before-ack-publish (ack written under its temp name), after-ack-written,
+ * before-outbox-rename (the ack linked under its temp name, not yet in the outbox).
  */
 export type FaultPoint =
   | 'after-temp-write' | 'after-fsync' | 'after-rename' | 'after-ledger' | 'before-enqueue'
-  | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written';
+  | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written' | 'before-outbox-rename';
 
 export type FaultHook = (point: FaultPoint) => void;
 

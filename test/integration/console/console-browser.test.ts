@@ -181,6 +181,29 @@ describe('support console in headless Chromium', function () {
     await eve.context().close();
   });
 
+  it('an engineer resends an ack the partner deleted: the same ack is back in the outbox, nothing else', async () => {
+    const h = rig.h;
+    const ackName = 'unsigned.json.pgp.ack.pgp';
+    const rm = await h.sftp(alpha, [`rm /outbox/${ackName}`]);
+    expect(rm.code, rm.stderr).to.equal(0);
+    const eve = await loggedIn('eve');
+    await eve.goto(`https://127.0.0.1:${port}/batches/${ids.bad}`);
+    await eve.getByRole('button', { name: 'Resend ack' }).click();
+    expect(await eve.getByRole('status').textContent()).to.include('The ack is offered again');
+    await eve.context().close();
+    // Back under its name, byte-identical to the published ack; the link went through tmp/,
+    // so neither the outbox nor tmp/ holds a temp name.
+    const outbox = h.dataDir.outboxDir('kz-alpha');
+    expect((await fsp.readdir(outbox)).filter((n) => n.startsWith('.tmp-'))).to.deep.equal([]);
+    expect((await fsp.readdir(h.dataDir.tmpDir)).filter((n) => n.startsWith('.tmp-'))).to.deep.equal([]);
+    const blob = await fsp.readFile(h.dataDir.ackBlob(ids.bad!, 1));
+    expect((await fsp.readFile(path.join(outbox, ackName))).equals(blob), 'the outbox holds the published ack').to.equal(true);
+    const got = await h.fetchAck(alpha, `/outbox/${ackName}`);
+    expect(got.ack).to.include({ batchId: ids.bad, status: 'rejected' });
+    const audit = await h.withLedger((l) => l.audit.list(20));
+    expect(audit.some((e) => e.action === 'ack.resent' && e.actor === 'console:eve' && e.target === ids.bad)).to.equal(true);
+  });
+
   it('logs out: the session is gone and pages lead back to the login', async () => {
     const p = await loggedIn('sam');
     const cookie = (await p.context().cookies()).find((c) => c.name === 'pgw_console')!.value;

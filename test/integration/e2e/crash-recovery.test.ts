@@ -37,10 +37,10 @@ async function exactlyOneAck(h: GatewayHarness, partner: TestPartner, fileName: 
 describe('crash recovery (PGW_FAULT kills the process mid-batch)', function () {
   this.timeout(120_000);
 
-  // before-promote and before-ack-publish leave a complete file under a run's temp name
-  // (quarantine/, acks/.tmp-*): the retry in the other process must clear it, not the
-  // hour-later sweep.
-  for (const fault of ['before-promote', 'after-decrypt', 'before-ack-publish', 'after-ack-written'] as const) {
+  // before-promote, before-ack-publish and before-outbox-rename leave a complete file under
+  // a run's temp name (quarantine/, tmp/.tmp-*): the retry in the other process must clear
+  // it, not the hour-later sweep, and the partner's outbox must hold only the ack.
+  for (const fault of ['before-promote', 'after-decrypt', 'before-ack-publish', 'after-ack-written', 'before-outbox-rename'] as const) {
     it(`a worker SIGKILLed ${fault} is replaced and the batch gets exactly one ack`, async () => {
       const h = await GatewayHarness.create();
       try {
