@@ -7,6 +7,7 @@
  * SIGHUP. Only processes started here are ever signalled, by their own pid/pgid.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NODE_FLAGS } from '../../bin/launch.js';
 
@@ -96,6 +97,19 @@ export async function runCmd(cmd: string, args: readonly string[], opts: SpawnOp
   if (timer) clearTimeout(timer);
   return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString('utf8'), ms: performance.now() - t0 };
 }
+
+/**
+ * CPU time (user + system, ms) of this process's waited-for children so far, from
+ * /proc/self/stat (clock ticks, 10 ms). The difference around a {@link runCmd} is that
+ * command's CPU time when nothing else of ours exits meanwhile (the bench runs one at a time).
+ */
+export function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return (Number(f[16 - 3]) + Number(f[17 - 3])) * (1000 / CLOCK_TICKS);
+}
+/** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK) is not reachable from Node). */
+const CLOCK_TICKS = 100;
 
 /** Like {@link runCmd}, but throws on a non-zero exit. */
 export async function mustRun(cmd: string, args: readonly string[], opts: SpawnOptions & { input?: Buffer | string; timeoutMs?: number } = {}): Promise<RunResult> {

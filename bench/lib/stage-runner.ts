@@ -1,6 +1,7 @@
 /**
  * Child process: run one pipeline stage on one batch with the product's own code, the
- * way a worker does, and print `{"ms":…,"stage":…,"errorCode":…,"hwmKiB":…}`.
+ * way a worker does, and print `{"ms":…,"cpuMs":…,"stage":…,"errorCode":…,"hwmKiB":…}` (cpuMs: user +
+ * system time of the stage call, all threads).
  *
  *   PGW_* env of the installation  node --import tsx bench/lib/stage-runner.ts <decrypt|validate> <batchId>
  *
@@ -78,9 +79,14 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
   }
   const { ctx, close } = await buildStageContext(process.env);
   const prof = await stageProfiler(process.env.BENCH_STAGE_PROF);
+  const cpu0 = process.cpuUsage();
   const ms = await prof.timed(() => (stage === 'decrypt' ? runDecryptStage(ctx, batchId) : runValidateStage(ctx, batchId)));
+  const cpu = process.cpuUsage(cpu0); // the whole process: every thread, libuv's pool too
   prof.save();
   const b = await ctx.ledger.batches.get(batchId);
-  console.log(JSON.stringify({ ms, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null, records: b?.records_total ?? null, hwmKiB: vmHwmKiB() }));
+  console.log(JSON.stringify({
+    ms, cpuMs: (cpu.user + cpu.system) / 1000, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null,
+    records: b?.records_total ?? null, hwmKiB: vmHwmKiB(),
+  }));
   await close();
 }

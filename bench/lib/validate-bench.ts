@@ -10,7 +10,8 @@
  * - `validateBatch`: the pure function on the plaintext buffer (decode, depth/duplicate-key
  *   scan, JSON.parse, key count, per-record Ajv + date rules);
  * - `parse`: `JSON.parse` of the same text alone;
- * - `ajv`: the compiled record validator alone over already-parsed records (the ceiling).
+ * - `ajv`: the compiled record validator alone over already-parsed records (the ceiling);
+ * - `stageCpu`: records per CPU-second of each stage call (user + system, all threads).
  */
 import { randomBytes } from 'node:crypto';
 import { writeSealed } from '../../gateway/core/sealed-blob.js';
@@ -68,7 +69,10 @@ const kinds = {
   },
   async stage() {
     const id = await promoted();
+    const cpu0 = process.cpuUsage();
     const ms = await prof.timed(() => runValidateStage(ctx, id));
+    const cpu = process.cpuUsage(cpu0);
+    stageCpu.push(n / ((cpu.user + cpu.system) / 1e6));
     const b = await ctx.ledger.batches.get(id);
     if (b?.records_accepted !== n) throw new Error(`stage: ${b?.stage} ${b?.error_code} accepted ${b?.records_accepted}`);
     for (const f of [ctx.dataDir.payloadFile(id), ctx.dataDir.acceptedFile(id)]) await import('node:fs/promises').then((m) => m.rm(f, { force: true }));
@@ -76,9 +80,12 @@ const kinds = {
   },
 };
 type Kind = keyof typeof kinds;
+/** Records per CPU-second of each stage call (user + system, every thread of the process). */
+const stageCpu: number[] = [];
 const order = Object.keys(kinds) as Kind[];
 const out: Record<Kind, number[]> = { ajv: [], parse: [], validateBatch: [], stage: [] };
 for (const k of order) await kinds[k](); // warm-up
+stageCpu.length = 0;
 for (let run = 0; run < runs; run++) {
   for (let j = 0; j < order.length; j++) {
     const k = order[(run + j) % order.length]!;
@@ -86,5 +93,5 @@ for (let run = 0; run < runs; run++) {
   }
 }
 prof.save();
-console.log(JSON.stringify({ ...out, bytes: plaintext.length, hwmKiB: vmHwmKiB() }));
+console.log(JSON.stringify({ ...out, stageCpu, bytes: plaintext.length, hwmKiB: vmHwmKiB() }));
 await close();
