@@ -72,9 +72,8 @@ async function removeUnpublishedAcks(ctx: StageContext, batchId: string, version
 
 /** The temp link is made in tmp/ under the blob's name, so {@link removeUnpublishedAcks} clears one a crash left. */
 async function linkIntoOutbox(ctx: StageContext, batch: Batch, blob: string, outboxName: string): Promise<void> {
-  await linkAtomically(blob, path.join(ctx.dataDir.outboxFor(batch.partner_id, batch.lane), outboxName), {
-    tmpDir: ctx.dataDir.tmpDir, beforeRename: () => ctx.fault('before-outbox-rename'),
-  });
+  const target = path.join(ctx.dataDir.outboxFor(batch.partner_id, batch.lane), outboxName);
+  await linkAtomically(blob, target, ctx.dataDir.tmpDir, () => ctx.fault('before-outbox-rename'));
 }
 
 /**

@@ -55,7 +55,7 @@ export async function resendAck(ledger: Ledger, dataDir: DataDir, enqueuer: Enqu
   if (!b || !ack) throw new PgwError('batch.not_found', 'no ack to resend', { batch: batchId });
   if (b.channel === 'sftp') {
     const target = path.join(dataDir.outboxFor(b.partner_id, b.lane), ack.outbox_name);
-    if (!(await exists(target))) await linkAtomically(dataDir.ackBlob(b.id, ack.version), target, { tmpDir: dataDir.tmpDir });
+    if (!(await exists(target))) await linkAtomically(dataDir.ackBlob(b.id, ack.version), target, dataDir.tmpDir);
   }
   const partner = await ledger.partners.get(b.partner_id);
   if (partner?.webhook_url) {

@@ -80,21 +80,17 @@ export async function removeQuietly(p: string): Promise<void> {
 
 /**
  * Give `existing` a second name, `target` (a hard link), atomically and durably: the link is
- * made under a temp name and renamed into place, then the directory is fsynced.
- *
- * With `tmpDir` (same filesystem) the temp link is made there, named after `existing`, so a
- * crash before the rename leaves nothing in the target's directory (an outbox the partner
- * lists) and whoever owns `existing` can find the leftover by its name. `beforeRename` is
- * for fault injection.
+ * made under a temp name in `tmpDir` (same filesystem), renamed into place, and the target's
+ * directory fsynced. The temp name is made from `existing`'s, so a crash before the rename
+ * leaves nothing in the target's directory (an outbox the partner lists) and whoever owns
+ * `existing` can find the leftover by its name. `beforeRename` is for fault injection.
  */
-export async function linkAtomically(
-  existing: string, target: string, opts: { tmpDir?: string; beforeRename?: () => void } = {},
-): Promise<void> {
+export async function linkAtomically(existing: string, target: string, tmpDir: string, beforeRename?: () => void): Promise<void> {
   const dir = path.dirname(target);
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = opts.tmpDir ? `${tempNameFor(existing, opts.tmpDir)}.link` : tempNameFor(target);
+  const tmp = `${tempNameFor(existing, tmpDir)}.link`;
   await fsp.link(existing, tmp);
-  opts.beforeRename?.();
+  beforeRename?.();
   await fsp.rename(tmp, target);
   // rename() is a no-op when both names already link the same file (an overlapping run
   // published it first); the temp name must not stay behind.
