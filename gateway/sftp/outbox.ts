@@ -114,6 +114,15 @@ function maybeReceipt(ctx: SessionContext, h: OutboxFileHandle): void {
 }
 
 /**
+ * How long a receipt waits for the ack's ledger row. The ack stage links the ack into the
+ * outbox just before it records the row (a crash in between must leave a file the retry
+ * records, never a row without its file), so a partner polling by name can finish a
+ * download in those few milliseconds; CLOSE waits for the receipt, so this also bounds how
+ * long such a CLOSE may take.
+ */
+const RECEIPT_ROW_WAIT_MS = 3000;
+
+/**
  * The delivery receipt: find the ack row for this file (by the sha-256 of exactly the
  * bytes we served, which also tells live from test lane and one ack version from the
  * next; else the newest row of that name) and mark it downloaded. Never fails the download.
@@ -121,7 +130,11 @@ function maybeReceipt(ctx: SessionContext, h: OutboxFileHandle): void {
 async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
   try {
     const sha256 = await hashHandle(h);
-    const rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
+    let rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
+    for (let waited = 0, step = 20; !rows.some((r) => r.sha256 === sha256) && waited < RECEIPT_ROW_WAIT_MS; waited += step, step = Math.min(2 * step, 500)) {
+      await new Promise((r) => setTimeout(r, step));
+      rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
+    }
     const row = pickAck(rows, sha256);
     if (!row) {
       ctx.log.warn('outbox file has no ack row', { file: h.name, lane: h.lane });

@@ -12,6 +12,7 @@ import { ApiClient, OpenApiChecker, WebhookReceiver, curl, type ApiResponse } fr
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { issueToken, revokeToken } from '../../../gateway/admin/api-tokens.js';
 import { updatePartner } from '../../../gateway/admin/partner-admin.js';
+import type { Batch } from '../../../gateway/core/ledger/index.js';
 
 const MAX_UPLOAD = 256 * 1024;
 
@@ -165,7 +166,12 @@ describe('HTTPS partner API (pgw start, curl, gpg, webhook receiver)', function 
     const r = await h.sftp(alpha, [`put ${s.file} /inbox/via-sftp.json.pgp`]);
     expect(r.code, r.stderr).to.equal(0);
     await h.waitForAck('kz-alpha', 'via-sftp.json.pgp.ack.pgp');
-    const row = await h.withLedger(async (l) => (await l.batches.list({ partnerId: 'kz-alpha' })).find((b) => b.file_name === 'via-sftp.json.pgp'));
+    // The ack file is in the outbox a moment before the ledger records it (the ack stage's crash order).
+    let row: Batch | undefined;
+    await waitFor(async () => {
+      row = await h.withLedger(async (l) => (await l.batches.list({ partnerId: 'kz-alpha' })).find((b) => b.file_name === 'via-sftp.json.pgp'));
+      return row?.stage === 'done';
+    }, 30_000, 'batch done');
     const listed = await api.request('GET', '/v1/acks?pending=true', { token: tokens['kz-alpha'] });
     expect(listed.json.acks.map((a: { batchId: string }) => a.batchId)).to.include(row!.id);
     const { ack, signer } = await fetchAckWithCurl(alpha, row!.id);

@@ -170,6 +170,28 @@ describe('sftp virtual tree', function () {
       expect(events.map((e) => e.stage)).to.include('ack-downloaded');
     });
 
+    it('a download that ends before the ack stage records the ack still counts as its receipt', async () => {
+      // The ack stage links the file into the outbox first and records the row right after.
+      const name = 'early.json.pgp.ack.pgp';
+      const bytes = Buffer.from('-----BEGIN PGP MESSAGE-----\nearly\n-----END PGP MESSAGE-----\n');
+      await fsp.writeFile(path.join(h.dataDir.outboxFor('acme', 'live'), name), bytes);
+      await h.ledger.batches.insertReceived({
+        id: 'b-20260101-outboxearly1', partnerId: 'acme', channel: 'sftp', lane: 'live', fileName: 'early.json.pgp',
+        sha256: 'e'.repeat(64), size: 10, receivedAt: new Date(), dataKey: 'v1.x',
+      });
+      const download = h.sftp(p, [`get /outbox/${name} early.ack.pgp`]);
+      await new Promise((r) => setTimeout(r, 300));
+      await h.ledger.batches.recordAck({
+        batch_id: 'b-20260101-outboxearly1', version: 1, sha256: createHash('sha256').update(bytes).digest('hex'),
+        outbox_name: name, signed_by: 'gw', encrypted_to: 'acme', created_at: new Date().toISOString(),
+      });
+      const r = await download;
+      expect(r.code, r.stderr).to.equal(0);
+      const row = await h.ledger.batches.getAck('b-20260101-outboxearly1', 1);
+      expect(row?.download_count).to.equal(1);
+      await fsp.rm(path.join(h.dataDir.outboxFor('acme', 'live'), name));
+    });
+
     it('a partial read is not a receipt', async () => {
       const open = await call<Buffer>((cb) => sftp.open(`/outbox/${ack}`, 'r', cb));
       await call((cb) => sftp.read(open.value!, Buffer.alloc(5), 0, 5, 0, cb));
