@@ -31,7 +31,7 @@ export function vmHwmKiB(pid: number | 'self' = 'self'): number {
  * `BENCH_STAGE_PROF=<file>`: a V8 CPU profile of the calls made through `timed` (the last
  * one's is saved), so a profile shows the stage and not process start or set-up.
  */
-export async function stageProfiler(file: string | undefined): Promise<{ timed(fn: () => Promise<unknown>): Promise<number>; save(): void }> {
+export async function stageProfiler(file: string | undefined): Promise<{ timed(fn: () => Promise<unknown>): Promise<{ ms: number; cpuMs: number }>; save(): void }> {
   const session = file ? new Session() : null;
   let last: unknown = null;
   if (session) {
@@ -40,14 +40,19 @@ export async function stageProfiler(file: string | undefined): Promise<{ timed(f
     await session.post('Profiler.setSamplingInterval', { interval: 200 });
   }
   return {
-    /** Runs `fn` and returns its wall time in ms (profiled when a file was given). */
+    /**
+     * Runs `fn` (profiled when a file was given) and returns its wall time and CPU time in ms
+     * (user + system of the whole process: every thread, libuv's pool too).
+     */
     async timed(fn) {
       if (session) await session.post('Profiler.start');
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       await fn();
       const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
       if (session) last = (await session.post('Profiler.stop')).profile;
-      return ms;
+      return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
     },
     save() {
       if (!session) return;
@@ -79,13 +84,11 @@ if (process.argv[1] && import.meta.filename === process.argv[1]) {
   }
   const { ctx, close } = await buildStageContext(process.env);
   const prof = await stageProfiler(process.env.BENCH_STAGE_PROF);
-  const cpu0 = process.cpuUsage();
-  const ms = await prof.timed(() => (stage === 'decrypt' ? runDecryptStage(ctx, batchId) : runValidateStage(ctx, batchId)));
-  const cpu = process.cpuUsage(cpu0); // the whole process: every thread, libuv's pool too
+  const { ms, cpuMs } = await prof.timed(() => (stage === 'decrypt' ? runDecryptStage(ctx, batchId) : runValidateStage(ctx, batchId)));
   prof.save();
   const b = await ctx.ledger.batches.get(batchId);
   console.log(JSON.stringify({
-    ms, cpuMs: (cpu.user + cpu.system) / 1000, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null,
+    ms, cpuMs, stage: b?.stage, errorCode: b?.error_code ?? null, outcome: b?.outcome ?? null,
     records: b?.records_total ?? null, hwmKiB: vmHwmKiB(),
   }));
   await close();

@@ -69,10 +69,8 @@ const kinds = {
   },
   async stage() {
     const id = await promoted();
-    const cpu0 = process.cpuUsage();
-    const ms = await prof.timed(() => runValidateStage(ctx, id));
-    const cpu = process.cpuUsage(cpu0);
-    stageCpu.push(n / ((cpu.user + cpu.system) / 1e6));
+    const { ms, cpuMs } = await prof.timed(() => runValidateStage(ctx, id));
+    stageCpu.push(n / (cpuMs / 1000));
     const b = await ctx.ledger.batches.get(id);
     if (b?.records_accepted !== n) throw new Error(`stage: ${b?.stage} ${b?.error_code} accepted ${b?.records_accepted}`);
     for (const f of [ctx.dataDir.payloadFile(id), ctx.dataDir.acceptedFile(id)]) await import('node:fs/promises').then((m) => m.rm(f, { force: true }));

@@ -6,6 +6,7 @@
  * the gateway key with gpg's defaults), for compressible JSON, incompressible random bytes,
  * and both again with gpg told to compress with zlib.
  */
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { BenchContext } from '../lib/context.js';
@@ -14,7 +15,6 @@ import { runChildJson } from '../lib/child.js';
 import { childrenCpuMs, runCmd } from '../lib/procs.js';
 import { fileSize, writeJsonBatch, writeRandomFile } from '../lib/files.js';
 import { cell, metMark, ratioCell, table, type SectionResult, type TargetCheck } from '../lib/report.js';
-import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { MiB, fmt, mbps, pairedRatios, summarize } from '../lib/stats.js';
 
 interface StageRun {
@@ -45,7 +45,6 @@ interface Case {
   /** CPU time (ms, user + system) of our stage call and of the whole gpg process, per run. */
   oursCpu: number[];
   gpgCpu: number[];
-  gpgMs: number[];
 }
 
 export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
@@ -68,7 +67,7 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
       await fsp.rm(plain);
       const last = i === ctx.sizes.decrypt.length - 1;
       cases.push({
-        label: size.label, kind, plainBytes, sealed, sealedBytes: await fileSize(sealed), runs: last ? ctx.bigRuns : ctx.runs, ours: [], gpg: [], hwm: [], oursCpu: [], gpgCpu: [], gpgMs: [],
+        label: size.label, kind, plainBytes, sealed, sealedBytes: await fileSize(sealed), runs: last ? ctx.bigRuns : ctx.runs, ours: [], gpg: [], hwm: [], oursCpu: [], gpgCpu: [],
       });
     }
   }
@@ -93,7 +92,6 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
     await fsp.rm(out, { force: true });
     if (r.code !== 0 || !r.stderr.includes('[GNUPG:] GOODSIG')) throw new Error(`gpg --decrypt failed: ${r.stderr.slice(-500)}`);
     c.gpg.push(mbps(c.plainBytes, r.ms));
-    c.gpgMs.push(r.ms);
     c.gpgCpu.push(cpu);
     algorithms ??= algorithmsOf(r.stderr);
   };
@@ -102,12 +100,7 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
   // Warm-up: tsx's compile cache, page cache of the inputs.
   await ours(cases[0]!);
   await gpgRef(cases[0]!);
-  cases[0]!.ours.length = 0;
-  cases[0]!.gpg.length = 0;
-  cases[0]!.hwm.length = 0;
-  cases[0]!.oursCpu.length = 0;
-  cases[0]!.gpgCpu.length = 0;
-  cases[0]!.gpgMs.length = 0;
+  for (const k of ['ours', 'gpg', 'hwm', 'oursCpu', 'gpgCpu'] as const) cases[0]![k].length = 0;
 
   for (const c of cases) {
     for (let run = 0; run < c.runs; run++) {
@@ -163,9 +156,8 @@ function algorithmsOf(status: string): { cipher: string; digest: string } | null
   return cipher && digest ? { cipher, digest } : null;
 }
 
-/** MB/s of one OpenSSL primitive through Node over 64 MiB in 1 MiB updates, best of 3. */
-function primitiveMBps(make: () => { update(b: Buffer): unknown }): number {
-  const data = randomBytes(64 * MiB);
+/** MB/s of one OpenSSL primitive through Node over `data` in 1 MiB updates, best of 3. */
+function primitiveMBps(data: Buffer, make: () => { update(b: Buffer): unknown }): number {
   let best = Infinity;
   for (let r = 0; r < 3; r++) {
     const p = make();
@@ -188,16 +180,18 @@ function cpuBudget(cases: Case[], algorithms: { cipher: string; digest: string }
     '',
     ...table(['file', 'ours CPU ms', 'gpg CPU ms', 'ours CPU ÷ gpg CPU', 'ours ÷ gpg on both cores (bound)'], cases.map((c) => [
       `${c.label} ${c.kind}`, cell(c.oursCpu, 0), cell(c.gpgCpu, 0), ratioCell(pairedRatios(c.oursCpu, c.gpgCpu)),
-      ratioCell(c.gpgMs.map((g, i) => g / (c.oursCpu[i]! / 2)).slice(0, c.oursCpu.length)),
+      // gpg's wall ms ÷ half our CPU ms = (our CPU ms ÷ 2) as MB/s over gpg's MB/s.
+      ratioCell(pairedRatios(c.oursCpu.map((ms) => mbps(c.plainBytes, ms / 2)), c.gpg)),
     ])),
   ];
   if (!algorithms) return lines;
   const ecb = `${algorithms.cipher}-ecb`;
   const key = randomBytes(Number(algorithms.cipher.slice(4)) / 8);
-  const cipher = primitiveMBps(() => createCipheriv(ecb, key, null).setAutoPadding(false));
-  const mdc = primitiveMBps(() => createHash('sha1'));
-  const digest = primitiveMBps(() => createHash(algorithms.digest));
-  const seal = primitiveMBps(() => createCipheriv('aes-256-gcm', randomBytes(32), randomBytes(12)));
+  const data = randomBytes(64 * MiB);
+  const cipher = primitiveMBps(data, () => createCipheriv(ecb, key, null).setAutoPadding(false));
+  const mdc = primitiveMBps(data, () => createHash('sha1'));
+  const digest = primitiveMBps(data, () => createHash(algorithms.digest));
+  const seal = primitiveMBps(data, () => createCipheriv('aes-256-gcm', randomBytes(32), randomBytes(12)));
   const floor = (...xs: number[]) => 1 / xs.reduce((a, x) => a + 1 / x, 0);
   const gpg64 = summarize(cases.filter((c) => c.label === cases[0]!.label && !c.kind.includes('zlib')).flatMap((c) => c.gpg)).median;
   return [
