@@ -42,4 +42,23 @@ describe('webhook targets (SSRF guard)', () => {
       expect(isInternalAddress(a), a).to.equal(false);
     }
   });
+
+  it('judges IPv6 on its bytes: NAT64, 6to4, Teredo, IPv4-compatible, site-local and mapped forms in every notation are internal', () => {
+    for (const a of [
+      '64:ff9b::127.0.0.1', '64:ff9b::7f00:1', '64:ff9b::a00:1', '64:ff9b::808:808', // well-known NAT64: refused whole
+      '64:ff9b:1::1', '64:ff9b:1:ffff::a00:1', // local-use NAT64 (RFC 8215)
+      '2002:7f00:1::1', '2002:a00:1::1', '2002:808:808::1', // 6to4: a relay would deliver to the embedded IPv4
+      '2001::1', '2001:0:4136:e378:8000:63bf:3fff:fdd2', '2001:1ff::1', // Teredo and the rest of the IETF block
+      '::127.0.0.1', '::7f00:1', '::8.8.8.8', '::10.0.0.1', // IPv4-compatible (deprecated)
+      'fec0::1', 'feff::1', 'fec0:0:0:1::1', // site-local
+      '::ffff:7f00:1', '0:0:0:0:0:ffff:7f00:1', '0000:0000:0000:0000:0000:FFFF:7F00:0001', '::FFFF:127.0.0.1', '::ffff:a9fe:a9fe',
+      '::ffff:0:127.0.0.1', '::ffff:0:7f00:1', // IPv4-translated
+      'fe80::1%eth0', '::ffff:127.0.0.1%1', '3fff::1', '5f00::1', '100::1', '2001:db8:1::1', '192.88.99.1',
+    ]) {
+      expect(isInternalAddress(a), a).to.equal(true);
+    }
+    for (const a of ['2001:4860:4860::8888', '2001:200::1', '2a00:1450:4001::1', '::ffff:808:808', '::FFFF:8.8.8.8', '2003::1', '3fff:1000::1']) {
+      expect(isInternalAddress(a), a).to.equal(false);
+    }
+  });
 });
