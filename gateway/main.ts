@@ -47,7 +47,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   assertOpenpgpPolicy(openpgpConfig(config.limits));
 
   const dataDir = new DataDir(config.dataDir);
-  await dataDir.ensure();
+  await dataDir.ensure(log.child({ component: 'data-dir' }));
   const ledger = shutdown.add('ledger', await Ledger.open(config.databaseUrl, log.child({ component: 'ledger' })));
   await pairDataDirWithLedger(dataDir.root, ledger);
   const keyring = await GatewayKeyring.load(ledger, passphrase);

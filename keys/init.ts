@@ -52,7 +52,7 @@ export async function initialise(config: Config, log: Logger): Promise<InitRepor
   const passphrase = requirePassphrase(config);
   const dataDir = new DataDir(config.dataDir);
   const created: string[] = [];
-  await dataDir.ensure();
+  await dataDir.ensure(log);
 
   const hostBefore = await fsp.readdir(dataDir.keysDir);
   await ensureHostKeys(dataDir.keysDir, passphrase);

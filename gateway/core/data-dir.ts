@@ -18,8 +18,13 @@
  * partners/<id>/staging/<lane>/ temp-named uploads (`*.filepart`) awaiting their rename
  * ```
  */
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ensureDir } from './fs-atomic.js';
+import type { Logger } from './logger.js';
+
+/** Sub-directories deeper than this are not walked when narrowing (the layout above is 4 deep). */
+const NARROW_DEPTH = 6;
 
 export class DataDir {
   constructor(readonly root: string) {}
@@ -53,17 +58,56 @@ export class DataDir {
     return lane === 'test' ? path.join(this.outboxDir(partnerId), 'test') : this.outboxDir(partnerId);
   }
 
-  /** Create the shared folders (0700: nothing here is for other users). */
-  async ensure(): Promise<void> {
+  /**
+   * Create the shared folders (0700: nothing here is for other users), and narrow to 0700
+   * every folder of an existing data dir that is open to group or others (made by an older
+   * version, by hand, or under a permissive umask): mkdir's mode applies only to folders it
+   * creates. One log line names what was narrowed (paths relative to the data dir: ids only).
+   */
+  async ensure(log?: Logger): Promise<string[]> {
     for (const d of [this.root, this.keysDir, this.runDir, this.tmpDir, this.spoolDir, this.quarantineDir,
       this.payloadDir, this.acceptedDir, this.acksDir, path.join(this.root, 'partners')]) {
       await ensureDir(d);
     }
+    const narrowed: string[] = [];
+    const failed: string[] = [];
+    await narrowTree(this.root, 0, async (dir, mode) => {
+      const rel = path.relative(this.root, dir) || '.';
+      try {
+        await fsp.chmod(dir, mode & 0o700);
+        narrowed.push(`${rel} (was ${(mode & 0o777).toString(8)})`);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') failed.push(`${rel} (${code ?? 'error'})`);
+      }
+    });
+    if (narrowed.length > 0) log?.warn('data dir folders were open to other users; narrowed to 0700', { count: narrowed.length, dirs: narrowed.slice(0, 50) });
+    if (failed.length > 0) log?.warn('data dir folders are open to other users and could not be narrowed (not their owner?)', { count: failed.length, dirs: failed.slice(0, 50) });
+    return narrowed;
   }
 
   async ensurePartner(partnerId: string): Promise<void> {
     await ensureDir(this.outboxFor(partnerId, 'test'));
     await ensureDir(this.stagingDir(partnerId, 'live'));
     await ensureDir(this.stagingDir(partnerId, 'test'));
+  }
+}
+
+/**
+ * Calls `narrow` for `dir` and each folder below it whose mode lets group or others in.
+ * The data dir itself may be a symlink (to another disk); links below it are not followed.
+ * A folder another process removes meanwhile (a finished upload's) is skipped.
+ */
+async function narrowTree(dir: string, depth: number, narrow: (dir: string, mode: number) => Promise<void>): Promise<void> {
+  try {
+    const st = depth === 0 ? await fsp.stat(dir) : await fsp.lstat(dir);
+    if (!st.isDirectory()) return;
+    if ((st.mode & 0o077) !== 0) await narrow(dir, st.mode);
+    if (depth >= NARROW_DEPTH) return;
+    for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) await narrowTree(path.join(dir, e.name), depth + 1, narrow);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
 }

@@ -8,7 +8,7 @@ import {
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, mkdirSync, openSync, statSync } from 'node:fs';
 import type { DB } from './schema.js';
 import { InlineMigrations } from './migrations.js';
 import { assertSqliteLocal } from './installation.js';
@@ -34,6 +34,7 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
     const file = databaseUrl.slice('sqlite:'.length);
     mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     assertSqliteLocal(file);
+    makeSqliteFilesPrivate(file, log);
     const sqlite = new Database(file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
@@ -93,6 +94,31 @@ export async function openLedgerHandle(databaseUrl: string, log: Logger): Promis
       await db.destroy();
     },
   };
+}
+
+/**
+ * The ledger file and its -wal/-shm hold keys, file names and references: 0600 whatever the
+ * process umask. SQLite creates a database 0644 & ~umask and gives -wal and -shm the mode of
+ * the database file, so the file is created 0600 here before SQLite opens it (the umask can
+ * only narrow that), and files an older version left wider are narrowed (logged once).
+ */
+function makeSqliteFilesPrivate(file: string, log: Logger): void {
+  closeSync(openSync(file, fsc.O_RDWR | fsc.O_CREAT, 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    let mode: number;
+    try {
+      mode = statSync(f).mode;
+    } catch {
+      continue; // no -wal/-shm now: SQLite will create them with the database file's mode
+    }
+    if ((mode & 0o077) === 0) continue;
+    try {
+      chmodSync(f, mode & 0o600);
+      log.warn('ledger file was open to other users; narrowed to 0600', { file: path.basename(f), was: (mode & 0o777).toString(8) });
+    } catch (err) {
+      log.warn('ledger file is open to other users and could not be narrowed (not its owner?)', { file: path.basename(f), err });
+    }
+  }
 }
 
 /**

@@ -69,6 +69,55 @@ describe('config', () => {
   });
 });
 
+describe('config: secrets never echoed (file syntax errors, URLs)', () => {
+  const secret = 'hunter2-Very-Secret-Passphrase';
+  // The shapes V8 quotes the input for (an unexpected token), and those it names a position for.
+  const broken: [string, number, number][] = [
+    [`{\n  "sftpPort": 2222,\n  "keyPassphrase": ${secret}\n}`, 3, 20],
+    [`{\n  "keyPassphrase": "${secret}" "x"\n}`, 2, 53],
+    [`{"keyPassphrase": "${secret}",}`, 1, 52],
+    [`{"keyPassphrase": '${secret}'}`, 1, 19],
+    [`{"keyPassphrase": "${secret}`, 1, 50],
+    [`{"keyPassphrase": "${secret}"} ${secret}`, 1, 53],
+  ];
+
+  it('a config file with a syntax error next to the passphrase: the file name and a position, never its text', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwc-'));
+    for (const [i, [text, line, column]] of broken.entries()) {
+      const file = path.join(dir, `c${i}.json`);
+      await fsp.writeFile(file, text);
+      let err: unknown;
+      try { loadConfig({ file, env: {} }); } catch (e) { err = e; }
+      expect(err, text).to.be.instanceOf(PgwError);
+      const all = `${(err as PgwError).message}\n${JSON.stringify((err as PgwError).details)}`;
+      expect(all, text).not.to.include('hunter2');
+      expect((err as PgwError).details.problems, text).to.deep.equal([`${file}: not valid JSON (syntax error at line ${line}, column ${column})`]);
+    }
+    expect(problems(() => loadConfig({ file: path.join(dir, 'missing.json'), env: {} }))).to.deep.equal([`${path.join(dir, 'missing.json')}: cannot read the file (ENOENT)`]);
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('redacts every credential in the ledger and Redis URLs: user:pass@, password= and sslpassword= parameters, bare secrets, unencoded @', () => {
+    const dump = (env: NodeJS.ProcessEnv) => JSON.stringify(redactedConfig(loadConfig({ env })));
+    const pg = dump({ PGW_DATABASE_URL: 'postgres://gw:pw1-secret@db.internal:5432/pgw?sslmode=verify-full&password=pw2-secret&sslpassword=pw3-secret&PassWord=pw4-secret' });
+    expect(pg).to.include('postgres://gw:***@db.internal:5432/pgw?sslmode=verify-full&password=***&sslpassword=***&PassWord=***');
+    for (const [url, kept] of [
+      ['postgresql://db1:5432,db2:5432/pgw?user=gw&password=pw5-secret&target_session_attrs=read-write', 'postgresql://db1:5432,db2:5432/pgw?user=gw&password=***&target_session_attrs=read-write'],
+      ['postgres://gw:pw6@@secret@db/pgw', 'postgres://gw:***@db/pgw'],
+      ['postgres://gw:pw7%40secret@db/pgw?pass%77ord=pw8-secret', 'postgres://gw:***@db/pgw?pass%77ord=***'],
+      ['postgres://db/pgw?application_name=gw#pw9-secret', 'postgres://db/pgw?application_name=gw#***'],
+    ]) {
+      const d = dump({ PGW_DATABASE_URL: url });
+      expect(d, url).to.include(kept!);
+      expect(d, url).not.to.match(/pw[0-9]/);
+    }
+    const redis = dump({ PGW_REDIS_URL: 'rediss://pw10-secret@cache.internal:6380/0?password=pw11-secret&family=6' });
+    expect(redis).to.include('rediss://***@cache.internal:6380/0?password=***&family=6');
+    expect(dump({ PGW_REDIS_URL: 'redis://default:pw12-secret@cache:6379' })).to.include('redis://default:***@cache:6379').and.not.include('pw12');
+    expect(dump({ PGW_DATABASE_URL: 'sqlite:/var/lib/pgw/ledger.db' })).to.include('"databaseUrl":"sqlite:/var/lib/pgw/ledger.db"');
+  });
+});
+
 describe('config: data master key', () => {
   it('takes PGW_DATA_KEY (hex or base64 of 32 bytes), never echoes a bad one, and redacts it', async () => {
     const hex = 'ab'.repeat(32);
