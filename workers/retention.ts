@@ -10,6 +10,15 @@
  *   details and event details go; counts, codes, hashes and times stay, so statistics and
  *   the audit trail keep working.
  * Finished and failed queue jobs older than `jobDays` are removed from Redis as well.
+ *
+ * Two kinds of leftovers would otherwise stay forever:
+ * - a batch that never reaches `done` (its worker never ran, it fails at every retry, its
+ *   ack can never be made): once past the shorter of the received/payload periods and
+ *   unchanged for as long, it is **expired** — moved to `done` with `batch.expired` (its
+ *   verdict kept if it had one), after which the steps above treat it as any finished batch;
+ * - a temp-named upload (`*.filepart`) abandoned in a partner's staging area: removed once
+ *   untouched for the received period (it is a received file that was never completed).
+ * Neither ever touches what is younger than {@link IN_FLIGHT_MS}, whatever the periods say.
  * Every step is idempotent (a `*_purged_at` column says it is done), so a crashed run is
  * simply run again. `dryRun` reports what would go and changes nothing.
  */
@@ -33,6 +42,10 @@ export interface RetentionDeps {
 
 export interface RetentionReport {
   dryRun: boolean;
+  /** Unfinished batches moved to `done` (`batch.expired`) so the steps below reach them. */
+  expired: string[];
+  /** Abandoned temp-named uploads removed from staging areas (a count: the names are partners'). */
+  staged: number;
   received: string[];
   payload: string[];
   acks: string[];
@@ -42,12 +55,21 @@ export interface RetentionReport {
 
 const ANON = 'anonymised';
 const days = (n: number) => n * 86_400_000;
+/**
+ * Nothing younger than this is expired or swept, even with a period of 0: a running stage
+ * or an upload in progress changes its batch row or file well within a day (the reconciler
+ * re-enqueues a lost job within minutes), so what has not changed for a day has no one
+ * working on it.
+ */
+export const IN_FLIGHT_MS = 86_400_000;
 
 export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; now?: Date } = {}): Promise<RetentionReport> {
   const now = opts.now ?? new Date();
   const dry = opts.dryRun === true;
-  const report: RetentionReport = { dryRun: dry, received: [], payload: [], acks: [], ledger: [], jobsRemoved: 0 };
+  const report: RetentionReport = { dryRun: dry, expired: [], staged: 0, received: [], payload: [], acks: [], ledger: [], jobsRemoved: 0 };
   const db = d.ledger.handle.db;
+  report.expired = await expireUnfinished(d, now, dry);
+  report.staged = await sweepStaged(d, now, dry);
   const due = (col: 'received_purged_at' | 'payload_purged_at' | 'acks_purged_at' | 'anonymised_at', keepDays: number) =>
     db.selectFrom('batches').selectAll().where('stage', '=', 'done').where(col, 'is', null)
       .where('received_at', '<=', nowIso(new Date(now.getTime() - days(keepDays)))).orderBy('received_at').limit(10_000).execute();
@@ -59,10 +81,15 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
     await removeQuietly(d.dataDir.spoolFile(b.id));
     await mark(b.id, { received_purged_at: nowIso(now) });
   }
+  let quarantine: string[] | undefined;
   for (const b of await due('payload_purged_at', d.policy.payloadDays)) {
     report.payload.push(b.id);
     if (dry) continue;
     for (const f of [d.dataDir.payloadFile(b.id), d.dataDir.acceptedFile(b.id), d.dataDir.spoolSealedFile(b.id)]) await removeQuietly(f);
+    // Decrypt output of runs that never finished (a batch that expired while in decrypt).
+    for (const name of (quarantine ??= await fsp.readdir(d.dataDir.quarantineDir).catch(() => [] as string[]))) {
+      if (d.dataDir.quarantineBatchId(name) === b.id) await removeQuietly(path.join(d.dataDir.quarantineDir, name));
+    }
     // The records are gone, so is the index of who was in them (AVG: kept no longer than them).
     await d.ledger.subjects.forget(b.id);
     // Crypto-shredding: without the data key no sealed copy of this batch can be opened.
@@ -87,10 +114,57 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
   }
   if (d.cleanJobs && !dry) report.jobsRemoved = await d.cleanJobs(days(d.policy.jobDays));
   d.log.info('retention run', {
-    dryRun: dry, received: report.received.length, payload: report.payload.length, acks: report.acks.length,
+    dryRun: dry, expired: report.expired.length, staged: report.staged, received: report.received.length, payload: report.payload.length, acks: report.acks.length,
     ledger: report.ledger.length, jobsRemoved: report.jobsRemoved,
   });
   return report;
+}
+
+/**
+ * Move batches stuck before `done` past retention to `done`, so the class steps reach their
+ * files and row. Only a batch received before the cutoff AND unchanged since is taken, and
+ * the move is conditional on the stage it was read in: a stage that moves it meanwhile wins.
+ */
+async function expireUnfinished(d: RetentionDeps, now: Date, dry: boolean): Promise<string[]> {
+  const cutoff = nowIso(new Date(now.getTime() - Math.max(days(Math.min(d.policy.receivedDays, d.policy.payloadDays)), IN_FLIGHT_MS)));
+  const stuck = await d.ledger.handle.db.selectFrom('batches').select(['id', 'stage', 'outcome', 'error_code', 'processed_at'])
+    .where('stage', '!=', 'done').where('received_at', '<=', cutoff).where('updated_at', '<=', cutoff)
+    .orderBy('received_at').limit(10_000).execute();
+  if (dry) return stuck.map((b) => b.id);
+  const out: string[] = [];
+  for (const b of stuck) {
+    const moved = await d.ledger.batches.advance(b.id, b.stage, 'done', {
+      outcome: b.outcome ?? 'rejected', error_code: b.error_code ?? 'batch.expired', processed_at: b.processed_at ?? nowIso(now),
+    }, { stage: 'retention', outcome: 'error', code: 'batch.expired', detail: { from: b.stage } });
+    if (!moved) continue;
+    out.push(b.id);
+    d.log.warn('unfinished batch expired by retention', { batch: b.id, stage: b.stage });
+  }
+  return out;
+}
+
+/** Remove temp-named uploads untouched for the received period (and at least {@link IN_FLIGHT_MS}). */
+async function sweepStaged(d: RetentionDeps, now: Date, dry: boolean): Promise<number> {
+  const cutoff = now.getTime() - Math.max(days(d.policy.receivedDays), IN_FLIGHT_MS);
+  let n = 0;
+  for (const partner of await fsp.readdir(path.join(d.dataDir.root, 'partners')).catch(() => [] as string[])) {
+    for (const lane of ['live', 'test'] as const) {
+      const dir = d.dataDir.stagingDir(partner, lane);
+      let removed = 0;
+      for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+        const st = await fsp.lstat(path.join(dir, name)).catch(() => null);
+        if (!st?.isFile() || st.mtimeMs > cutoff) continue;
+        if (!dry) await removeQuietly(path.join(dir, name));
+        removed++;
+      }
+      if (removed && !dry) {
+        await fsyncDir(dir).catch(() => {});
+        d.log.info('abandoned staged uploads removed', { partner, lane, count: removed });
+      }
+      n += removed;
+    }
+  }
+  return n;
 }
 
 /** Remove every ack version's blob (and its note) and the outbox entries that are those blobs. */

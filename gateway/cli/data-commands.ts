@@ -19,11 +19,12 @@ program.command('retention').description('data past its retention period')
           ledger, dataDir: new DataDir(cfg.dataDir), policy: cfg.retention, log,
           cleanJobs: (ms) => queues.cleanOld(ms).catch(() => 0), // without Redis the daily job cleans up later
         }, { dryRun: Boolean(o.dryRun) });
-        if (!o.dryRun) await ledger.audit.record(actor, 'retention.run', 'all', { received: r.received.length, payload: r.payload.length, acks: r.acks.length, ledger: r.ledger.length });
+        if (!o.dryRun) await ledger.audit.record(actor, 'retention.run', 'all', { expired: r.expired.length, staged: r.staged, received: r.received.length, payload: r.payload.length, acks: r.acks.length, ledger: r.ledger.length });
         print(r, o.json, () => [
+          `${r.dryRun ? 'would expire' : 'expired'}: ${r.expired.length} unfinished batch(es); abandoned staged uploads ${r.dryRun ? 'to remove' : 'removed'}: ${r.staged}`,
           `${r.dryRun ? 'would remove' : 'removed'}: received files of ${r.received.length} batch(es), payloads of ${r.payload.length} (keys shredded), acks of ${r.acks.length}`,
           `${r.dryRun ? 'would anonymise' : 'anonymised'}: ${r.ledger.length} ledger row(s); queue jobs removed: ${r.jobsRemoved}`,
-          ...(r.dryRun ? [...new Set([...r.received, ...r.payload, ...r.acks, ...r.ledger])].map((id) => `  ${id}`) : []),
+          ...(r.dryRun ? [...new Set([...r.expired, ...r.received, ...r.payload, ...r.acks, ...r.ledger])].map((id) => `  ${id}`) : []),
         ].join('\n'));
       } finally {
         await queues.close().catch(() => {});

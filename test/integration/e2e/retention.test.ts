@@ -2,7 +2,7 @@
  * Retention with shortened periods, through `pgw retention run` as an operator runs it:
  * a dry run changes nothing; the real run removes received files, payloads (their data keys
  * shredded, so a surviving copy cannot be opened), acks and outbox entries, and anonymises
- * the ledger rows while counts, codes, hashes and times stay. Unfinished batches are untouched.
+ * the ledger rows while counts, codes, hashes and times stay. A batch still in the pipeline is untouched.
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
@@ -58,11 +58,13 @@ describe('retention (pgw retention run)', function () {
       redis.disconnect();
     }
     await h.stopAll();
-    // A batch still in the pipeline (its worker is gone): retention must leave it alone.
-    unfinished = newBatchId(new Date(Date.now() - 400 * 86_400_000));
+    // A batch still in the pipeline (received an hour ago, its worker is gone for now):
+    // retention must leave it alone even with periods of 0. (One stuck for longer is
+    // expired: test/unit/workers/retention.test.ts.)
+    unfinished = newBatchId(new Date(Date.now() - 3_600_000));
     await h.withLedger((l) => l.batches.insertReceived({
       id: unfinished, partnerId: 'kz-alpha', channel: 'sftp', lane: 'live', fileName: 'in-flight.json.pgp', sha256: 'f'.repeat(64),
-      size: 1, receivedAt: new Date(Date.now() - 400 * 86_400_000), dataKey: 'v1.unused',
+      size: 1, receivedAt: new Date(Date.now() - 3_600_000), dataKey: 'v1.unused',
     }));
     await fsp.writeFile(h.dataDir.spoolFile(unfinished), 'still needed');
   });
@@ -73,7 +75,7 @@ describe('retention (pgw retention run)', function () {
 
   it('a dry run lists what is due and changes nothing; default periods keep fresh data', async () => {
     const kept = JSON.parse((await pgw(['retention', 'run', '--dry-run', '--json'])).stdout);
-    expect([kept.received, kept.payload, kept.acks, kept.ledger]).to.deep.equal([[], [], [], []]);
+    expect([kept.expired, kept.received, kept.payload, kept.acks, kept.ledger]).to.deep.equal([[], [], [], [], []]);
     const dry = JSON.parse((await pgw(['retention', 'run', '--dry-run', '--json'], ZERO)).stdout);
     expect(dry.dryRun).to.equal(true);
     expect(dry.payload).to.have.members(ids).and.not.include(unfinished);
@@ -118,6 +120,6 @@ describe('retention (pgw retention run)', function () {
     expect(audit.some((e) => e.action === 'retention.run')).to.equal(true);
     // Idempotent: a second run finds nothing more to do.
     const again = JSON.parse((await pgw(['retention', 'run', '--json'], ZERO)).stdout);
-    expect([again.received, again.payload, again.acks, again.ledger]).to.deep.equal([[], [], [], []]);
+    expect([again.expired, again.received, again.payload, again.acks, again.ledger]).to.deep.equal([[], [], [], [], []]);
   });
 });
