@@ -131,6 +131,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     const consoleServer = await startConsoleServer({
       config, ledger, dataDir, redis, keyring, enqueuer: queues, queues, metrics,
       queueBoard: queueBoard(queues.all()), log: log.child({ component: 'console' }),
+      loginRateStore: new SharedRateStore({ ...rateDeps, log: log.child({ component: 'console' }) }, 'console-login'),
     });
     shutdown.add('console server', consoleServer);
     ports.console = consoleServer.port;

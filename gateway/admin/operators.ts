@@ -38,12 +38,14 @@ export async function verifyPassword(password: string, stored: string): Promise<
 // Checked against when the name is unknown, so both answers take the same time.
 const DUMMY = hashPassword(randomBytes(16).toString('hex'));
 
-export async function addOperator(ledger: Ledger, name: string, role: string, password: string, actor: string): Promise<void> {
+/** Create an operator, or set a new password / role: a new password ends their open sessions at once. */
+export async function addOperator(ledger: Ledger, name: string, role: string, password: string, actor: string): Promise<{ sessionsEnded: number }> {
   if (!NAME.test(name) || (role !== 'support' && role !== 'engineer') || password.length < 12 || password.length > 1024) {
     throw new PgwError('operator.invalid');
   }
-  await ledger.operators.upsert(name, role, await hashPassword(password));
-  await ledger.audit.record(actor, 'operator.set', name, { role });
+  const sessionsEnded = await ledger.operators.upsert(name, role, await hashPassword(password));
+  await ledger.audit.record(actor, 'operator.set', name, { role, sessionsEnded });
+  return { sessionsEnded };
 }
 
 export interface LoginResult {
@@ -57,23 +59,34 @@ export interface LoginResult {
 
 export const sessionHash = (id: string): string => createHash('sha256').update(id).digest('hex');
 
-/** Check a login; throws `console.login_failed` (same for unknown names) or `console.locked`. */
+/**
+ * Check a login; throws `console.login_failed` or `console.locked`. A name nobody has (or a
+ * disabled operator's) is answered exactly like a real one: the same scrypt work, failures
+ * counted and locked under the same rule, the same codes — the answer never tells whether
+ * a name exists.
+ */
 export async function login(ledger: Ledger, cfg: Config['console'], name: string, password: string, now = new Date()): Promise<LoginResult> {
-  const op = NAME.test(name) ? await ledger.operators.get(name) : undefined;
-  const ok = await verifyPassword(password.slice(0, 1024), op?.password_hash ?? (await DUMMY));
-  if (!op || op.disabled_at) throw new PgwError('console.login_failed');
-  if (op.locked_until && op.locked_until > nowIso(now)) throw new PgwError('console.locked');
-  if (!ok) {
-    await ledger.operators.recordFailure(op.name, cfg.lockoutFailures, nowIso(new Date(now.getTime() + cfg.lockoutSeconds * 1000)));
-    await ledger.audit.record(`console:${op.name}`, 'operator.login_failed', op.name);
+  const found = NAME.test(name) ? await ledger.operators.get(name) : undefined;
+  const op = found && !found.disabled_at ? found : undefined;
+  const ok = await verifyPassword(password.slice(0, 1024), found?.password_hash ?? (await DUMMY));
+  if (await ledger.operators.lockedUntil(name, now)) throw new PgwError('console.locked');
+  if (!op || !ok) {
+    await ledger.operators.recordFailure(name, cfg.lockoutFailures, nowIso(new Date(now.getTime() + cfg.lockoutSeconds * 1000)), now);
+    await ledger.operators.purgeLoginFailures(now);
+    // An unknown name is not written down: it may be a typo of a person's name, or a password.
+    await ledger.audit.record(found ? `console:${found.name}` : 'console', 'operator.login_failed', found ? found.name : '(unknown)');
     throw new PgwError('console.login_failed');
   }
   await ledger.operators.recordSuccess(op.name);
   const sessionId = randomBytes(32).toString('base64url');
   const csrf = randomBytes(24).toString('base64url');
   const expiresAt = new Date(now.getTime() + cfg.sessionHours * 3600_000);
-  await ledger.operators.createSession({ id_hash: sessionHash(sessionId), operator: op.name, csrf, created_at: nowIso(now), expires_at: nowIso(expiresAt) });
+  // Made under the generation read before the password was checked: a reset in between leaves it dead.
+  await ledger.operators.createSession({
+    id_hash: sessionHash(sessionId), operator: op.name, csrf, generation: op.session_generation, created_at: nowIso(now), expires_at: nowIso(expiresAt),
+  });
   await ledger.operators.purgeExpiredSessions(now);
+  await ledger.operators.purgeLoginFailures(now);
   return { sessionId, csrf, operator: op.name, role: op.role, expiresAt };
 }
 

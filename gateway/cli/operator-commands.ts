@@ -8,13 +8,13 @@ import { addOperator } from '../admin/operators.js';
 import { actor, isoOption, print, program, table, withLedger } from './cli-kit.js';
 
 const operator = program.command('operator').description('support console accounts');
-operator.command('add <name>').description('create an operator (or set a new password / role); the password is read from stdin')
+operator.command('add <name>').description('create an operator (or set a new password / role: their open sessions end at once); the password is read from stdin')
   .addOption(new Option('--role <role>', 'support reads; engineer can also act').choices(['support', 'engineer']).makeOptionMandatory())
   .action(async (name: string, o: { role: string }) => {
     const password = await readPassword();
     await withLedger(async (ledger) => {
-      await addOperator(ledger, name, o.role, password, actor);
-      process.stdout.write(`operator ${name} (${o.role}) set\n`);
+      const { sessionsEnded } = await addOperator(ledger, name, o.role, password, actor);
+      process.stdout.write(`operator ${name} (${o.role}) set${sessionsEnded ? `; ${sessionsEnded} open session(s) ended` : ''}\n`);
     });
   });
 operator.command('list').description('list operators').option('--json', 'print JSON')

@@ -3,10 +3,13 @@
  * Order: request context → security headers → /healthz, /readyz, /metrics (no login:
  * they hold no personal data and are meant for probes and scrapers) → login/logout →
  * session check for everything else (deny by default) → CSRF check on every POST →
- * pages; engineer-only actions and bull-board behind a role check.
+ * pages; engineer-only actions and bull-board behind a role check. `POST /login` is
+ * throttled per client address before any password is checked (each check is a scrypt
+ * run on the thread pool uploads share).
  */
 import express, { type Request, type Response, type NextFunction } from 'express';
 import helmet from 'helmet';
+import { rateLimit, type Store } from 'express-rate-limit';
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Ledger } from '../core/ledger/index.js';
@@ -37,6 +40,8 @@ export interface ConsoleDeps extends ReadinessDeps {
   /** bull-board router (engineers only); null where Redis queues are not wired (tests). */
   queueBoard: express.Router | null;
   log: Logger;
+  /** Where login attempts per address are counted (`pgw start`: Redis, shared by every gateway); none = this process. */
+  loginRateStore?: Store;
 }
 
 const COOKIE = 'pgw_console';
@@ -93,7 +98,16 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     res.cookie(LOGIN_COOKIE, csrf, { ...cookieOpts, maxAge: 15 * 60_000 });
     page(res, 200, loginPage(csrf, null));
   });
-  app.post('/login', form, async (req, res) => {
+  // Before the CSRF check and scrypt: a refused attempt costs the gateway almost nothing.
+  const loginLimit = rateLimit({
+    windowMs: 60_000,
+    limit: d.config.console.loginAttemptsPerMinute,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    handler: (_req, _res, next) => next(new PgwError('http.rate_limited')),
+    ...(d.loginRateStore ? { store: d.loginRateStore } : {}),
+  });
+  app.post('/login', loginLimit, form, async (req, res) => {
     const expected = cookie(req, LOGIN_COOKIE);
     const body = req.body as Record<string, unknown>;
     if (!expected || !csrfMatches(expected, body._csrf)) throw new PgwError('console.csrf');
@@ -124,8 +138,17 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
   });
   app.use(form);
   app.use((req, res, next) => {
-    if (req.method !== 'GET' && req.method !== 'HEAD' && !req.path.startsWith('/queues/api')) {
-      if (!csrfMatches(who(res).csrf, (req.body as Record<string, unknown> | undefined)?._csrf)) throw new PgwError('console.csrf');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      const origin = requestOrigin(req);
+      if (origin === 'cross') throw new PgwError('console.csrf');
+      if (req.path.startsWith('/queues/api')) {
+        // bull-board's own UI cannot send our token, and SameSite alone would let any page
+        // of the same site (another port or service of this host) act: its calls must prove
+        // they come from a console page.
+        if (origin !== 'same') throw new PgwError('console.csrf');
+      } else if (!csrfMatches(who(res).csrf, (req.body as Record<string, unknown> | undefined)?._csrf)) {
+        throw new PgwError('console.csrf');
+      }
     }
     next();
   });
@@ -230,12 +253,25 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     if (!pgw) locals(res).log.error('console request failed', { err: serializeError(err) });
     const code: ErrorCode = pgw?.code ?? 'internal.error';
     const status = code === 'console.forbidden' || code === 'console.csrf' ? 403 : code === 'console.login_required' ? 401
-      : code.endsWith('not_found') ? 404 : code === 'batch.not_reprocessable' ? 409 : pgw ? 400 : 500;
+      : code === 'http.rate_limited' ? 429 : code.endsWith('not_found') ? 404 : code === 'batch.not_reprocessable' ? 409 : pgw ? 400 : 500;
     if (res.headersSent) return void res.destroy();
     const identity = res.locals.identity as ConsoleIdentity | undefined;
     page(res, status, errorPage(identity ?? null, status, code, pgw?.message ?? ERROR_CODES['internal.error'].message));
   });
   return app;
+}
+
+/**
+ * Where a request says it comes from, as the browser states it: `Sec-Fetch-Site` (which a
+ * page cannot set), else `Origin` against the host asked for. 'unknown' when neither is
+ * sent (not a browser, or a very old one).
+ */
+function requestOrigin(req: Request): 'same' | 'cross' | 'unknown' {
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string') return site === 'same-origin' ? 'same' : 'cross';
+  const origin = req.headers.origin;
+  if (typeof origin === 'string') return origin === `https://${req.headers.host ?? ''}` ? 'same' : 'cross';
+  return 'unknown';
 }
 
 function lateNow(schedule: string | null, last: string | null, tz: string, now: Date): boolean {

@@ -246,6 +246,24 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('subject_index').execute();
       },
     },
+    '0009_console_accounts': {
+      async up(db: Kysely<unknown>) {
+        // A password reset or a disable ends the operator's sessions in every process at once:
+        // a session is valid only under the generation it was made in.
+        await db.schema.alterTable('operators').addColumn('session_generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('console_sessions').addColumn('generation', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        // Failed logins counted per typed name, known or not (an unknown name locks like a
+        // real one); the operators' own counters move there (a lockout in progress restarts).
+        await db.schema.createTable('console_login_failures')
+          .addColumn('name_key', 'text', (c) => c.primaryKey())
+          .addColumn('failed_logins', 'integer', (c) => c.notNull())
+          .addColumn('locked_until', 'text')
+          .addColumn('last_failed_at', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.alterTable('operators').dropColumn('failed_logins').execute();
+        await db.schema.alterTable('operators').dropColumn('locked_until').execute();
+      },
+    },
   };
 }
 

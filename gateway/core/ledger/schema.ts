@@ -157,9 +157,13 @@ export interface OperatorsTable {
   role: 'support' | 'engineer';
   /** `scrypt$N$r$p$salt$hash` (base64url). */
   password_hash: string;
-  failed_logins: number;
-  locked_until: string | null;
+  /**
+   * Raised by every password reset and by a disable; a session made under an older value
+   * is refused on its next request, in every process (sessions carry the value they were made under).
+   */
+  session_generation: Generated<number>;
   created_at: string;
+
   disabled_at: string | null;
 }
 
@@ -168,9 +172,24 @@ export interface ConsoleSessionsTable {
   id_hash: string;
   operator: string;
   csrf: string;
+  /** The operator's session_generation when the session was made. */
+  generation: number;
   created_at: string;
   expires_at: string;
 }
+
+/**
+ * Failed console logins per typed name, whether or not an operator has it, so that an
+ * unknown name is answered exactly like a real one (locked after the same number of
+ * failures). Keyed by an HMAC of the name: a password typed into the name field is not kept.
+ */
+export interface ConsoleLoginFailuresTable {
+  name_key: string;
+  failed_logins: number;
+  locked_until: string | null;
+  last_failed_at: string;
+}
+
 
 /** Subject requests (AVG): per batch, keyed hashes of its records' BSNs (see subjects.ts). */
 export interface SubjectIndexTable {
@@ -216,6 +235,7 @@ export interface DB {
   ack_pushes: AckPushesTable;
   operators: OperatorsTable;
   console_sessions: ConsoleSessionsTable;
+  console_login_failures: ConsoleLoginFailuresTable;
   subject_index_parts: SubjectIndexTable;
   audit_events: AuditEventsTable;
   leases: LeasesTable;
