@@ -39,6 +39,7 @@ describe('support console in headless Chromium', function () {
   let rig: FaultRig;
   let browser: Browser;
   let port = 0;
+  let partnerPort = 0;
   let alpha: TestPartner;
   const ids: { good?: string; bad?: string } = {};
 
@@ -56,6 +57,7 @@ describe('support console in headless Chromium', function () {
     }
     const proc = await h.start('all');
     port = proc.consolePort!;
+    partnerPort = proc.httpsPort!;
     alpha = await rig.partner('kz-alpha');
     const good = await rig.seal(alpha, JSON.stringify(sampleBatch(4, new Date())), 'good.json.pgp');
     const unsigned = await h.seal(alpha, JSON.stringify(sampleBatch(2, new Date())), 'unsigned.json.pgp', { sign: false });
@@ -178,6 +180,53 @@ describe('support console in headless Chromium', function () {
     expect(audit.some((e) => e.action === 'batch.reprocessed' && e.actor === 'console:eve' && e.target === ids.good)).to.equal(true);
     await eve.reload();
     expect(await eve.locator('main').innerText()).to.include('reprocess');
+    await eve.context().close();
+  });
+
+  it('bull-board\'s API answers the board\'s own calls; a form on another port of this host (same site) cannot add a job', async () => {
+    const eve = await loggedIn('eve');
+    await eve.goto(`https://127.0.0.1:${port}/queues`);
+    // What the board's UI does: GETs, and PUTs from its own origin (Chromium's own headers).
+    const own = await eve.evaluate(async () => {
+      const list = await fetch('/queues/api/queues');
+      const { queues } = await list.json() as { queues: { name: string }[] };
+      const name = queues[0]!.name;
+      const retry = await fetch(`/queues/api/queues/${encodeURIComponent(name)}/retry/failed`, { method: 'PUT' });
+      return { list: list.status, retry: retry.status, name };
+    });
+    expect([own.list, own.retry]).to.deep.equal([200, 200]);
+    // The partner listener is another origin of the same site: SameSite=Strict sends the
+    // session cookie with a form posted from there. (CSP bypassed: helmet's form-action
+    // 'self' on that page would otherwise stop the form before it is sent.)
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true, bypassCSP: true });
+    await ctx.addCookies(await eve.context().cookies());
+    const attacker = await ctx.newPage();
+    await attacker.goto(`https://127.0.0.1:${partnerPort}/`);
+    const answer = attacker.waitForResponse((r) => r.url().includes('/add'));
+    await attacker.evaluate(({ consolePort, queue }) => {
+      const f = document.createElement('form');
+      f.method = 'POST';
+      f.action = `https://127.0.0.1:${consolePort}/queues/api/queues/${encodeURIComponent(queue)}/add`;
+      for (const [k, v] of [['name', 'forged'], ['data', 'x']]) {
+        const i = document.createElement('input');
+        i.name = k!;
+        i.value = v!;
+        f.append(i);
+      }
+      document.body.append(f);
+      f.submit();
+    }, { consolePort: port, queue: own.name });
+    const refused = await answer;
+    // 403 console.csrf, not 401: the cookie was sent, the origin check refused.
+    expect(refused.status()).to.equal(403);
+    expect(await refused.text()).to.include('console.csrf');
+    const waiting = await eve.evaluate(async (name) => {
+      const r = await fetch(`/queues/api/queues?activeQueue=${encodeURIComponent(name)}&status=waiting`);
+      const { queues } = await r.json() as { queues: { name: string; jobs: { name: string }[] }[] };
+      return queues.find((q) => q.name === name)!.jobs.map((j) => j.name);
+    }, own.name);
+    expect(waiting).to.not.include('forged');
+    await ctx.close();
     await eve.context().close();
   });
 
