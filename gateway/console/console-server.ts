@@ -1,6 +1,8 @@
 /**
  * The console's own TLS listener (`PGW_CONSOLE_PORT` on `PGW_CONSOLE_BIND`, loopback by
- * default) — never the partner listener — with bull-board mounted for engineers.
+ * default) — never the partner listener — with bull-board mounted for engineers. The same
+ * per-address cap on connections without a request head as the partner API
+ * (pre-request-gate.ts): one address cannot keep the operators out.
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +13,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import type express from 'express';
 import { loadTlsCredentials } from '../../keys/init.js';
 import { serializeError } from '../core/logger.js';
+import { gatePreRequest, preRequestServerOptions } from '../http/pre-request-gate.js';
 import { createConsoleApp, type ConsoleDeps } from './console-app.js';
 
 export interface ConsoleServer {
@@ -32,7 +35,9 @@ export async function startConsoleServer(d: ConsoleDeps): Promise<ConsoleServer>
     ...(await loadTlsCredentials(config, d.dataDir)),
     minVersion: 'TLSv1.2',
     connectionsCheckingInterval: 1000,
+    ...preRequestServerOptions(config.http.headersTimeoutMs),
   }, createConsoleApp(d));
+  const gate = gatePreRequest(server, { perAddress: config.limits.unauthenticatedPerAddress, headersTimeoutMs: config.http.headersTimeoutMs, log: d.log });
   server.headersTimeout = config.http.headersTimeoutMs;
   server.requestTimeout = 60_000;
   server.keepAliveTimeout = 5000;
@@ -51,6 +56,7 @@ export async function startConsoleServer(d: ConsoleDeps): Promise<ConsoleServer>
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
+        gate.dropPending();
       });
       return closing;
     },

@@ -2,8 +2,9 @@
  * The TLS listener of the partner API: TLS 1.2 or newer, HTTP/1.1 keep-alive, timeouts
  * against slow clients (the head within `headersTimeoutMs`, no silence longer than
  * `idleTimeoutMs`), and a client certificate requested (never required: partners that
- * registered one are checked in bearer-auth.ts). Close stops accepting, lets requests in
- * flight (uploads) finish for a while, then cuts what is left.
+ * registered one are checked in bearer-auth.ts), and per-address caps on connections that
+ * have not sent a request head yet (pre-request-gate.ts). Close stops accepting, lets
+ * requests in flight (uploads) finish for a while, then cuts what is left.
  */
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import type { Logger } from '../core/logger.js';
 import { serializeError } from '../core/logger.js';
 import { loadTlsCredentials } from '../../keys/init.js';
 import { createPartnerApp, type PartnerAppDeps } from './partner-app.js';
+import { gatePreRequest, preRequestServerOptions } from './pre-request-gate.js';
 
 export interface HttpsServer {
   port: number;
@@ -32,14 +34,19 @@ export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; l
     // How often Node checks headersTimeout/requestTimeout; its default (30 s) would let a
     // slow-loris client hold a connection far longer than the configured head timeout.
     connectionsCheckingInterval: Math.min(1000, config.http.headersTimeoutMs),
+    ...preRequestServerOptions(config.http.headersTimeoutMs),
   }, app);
+  const gate = gatePreRequest(server, { perAddress: config.limits.unauthenticatedPerAddress, headersTimeoutMs: config.http.headersTimeoutMs, log });
   server.headersTimeout = config.http.headersTimeoutMs;
   server.requestTimeout = config.http.requestTimeoutMs;
   server.keepAliveTimeout = 5000;
   server.maxHeadersCount = 100;
   server.setTimeout(config.http.idleTimeoutMs, (socket) => socket.destroy());
   // `Expect: 100-continue`: the route checks token, name and size first, then asks for the body.
-  server.on('checkContinue', (req, res) => app(req, res));
+  server.on('checkContinue', (req, res) => {
+    gate.headComplete(req);
+    app(req, res);
+  });
   server.on('tlsClientError', (err) => log.debug('tls handshake failed', { err: serializeError(err) }));
   server.on('error', (err) => log.error('https server error', { err: serializeError(err) }));
 
@@ -63,6 +70,7 @@ export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; l
           resolve();
         });
         server.closeIdleConnections();
+        gate.dropPending();
       });
       return closing;
     },

@@ -4,8 +4,9 @@
  * below the request level lives in sftp-session.ts; nothing from ssh2 leaks out.
  *
  * We own the TCP listener and hand each socket to ssh2 with `injectSocket`, so that
- * banned addresses and the unauthenticated-connection cap are enforced before ssh2 does
- * any work, and so that back-pressure can pause the socket (see connection.ts).
+ * banned addresses and the unauthenticated-connection caps (per address first, then the
+ * global pool as the last resort) are enforced before ssh2 does any work, and so that
+ * back-pressure can pause the socket (see connection.ts).
  *
  * Default-deny: exec, shell, pty, env, x11, agent forwarding, other subsystems, TCP/IP and
  * stream-local forwarding, and global requests are all refused.
@@ -17,6 +18,7 @@ import type { DataDir } from '../core/data-dir.js';
 import type { Ledger } from '../core/ledger/index.js';
 import { serializeError, type Logger } from '../core/logger.js';
 import { PgwError } from '../core/errors.js';
+import { AddressSlots } from '../core/address-slots.js';
 import type { IngestService } from '../ingest/ingest-service.js';
 import { checkNegotiated, SERVER_HOST_KEY, serverAlgorithms, type Negotiated } from './algorithms.js';
 import { BanList, type BanPolicy } from './ban-list.js';
@@ -89,6 +91,8 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
   /** Resolves when a connection's socket closed and its cleanup (upload aborts) finished. */
   const finished = new Map<SftpConnection, Promise<void>>();
   let unauthenticated = 0;
+  /** Unauthenticated connections per address: one address must not fill the global pool. */
+  const perAddress = new AddressSlots(config.limits.unauthenticatedPerAddress);
   let closing: Promise<void> | null = null;
   let warnedGuards = false;
   let warnedLimits = false;
@@ -125,7 +129,19 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       socket.destroy();
       return;
     }
+    // Safe-listed addresses (a monitoring probe, a partner's fixed egress) only meet the global cap.
+    const slot = safeList.has(ip) ? null : perAddress.admit(ip);
+    if (slot?.state === 'refused') {
+      // Refused before any SSH work and without a slot of the global pool. Not a ban failure:
+      // a client opening many connections at once would otherwise ban itself.
+      if (slot.firstRefusal) {
+        log.warn('connection refused: too many unauthenticated connections from this address', { remote: ip, limit: config.limits.unauthenticatedPerAddress });
+      }
+      socket.destroy();
+      return;
+    }
     if (unauthenticated >= config.limits.unauthenticatedConnections) {
+      slot?.release();
       log.warn('connection refused: too many unauthenticated connections', { remote: ip, limit: config.limits.unauthenticatedConnections });
       socket.destroy();
       return;
@@ -137,6 +153,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       if (countedUnauth) {
         countedUnauth = false;
         unauthenticated -= 1;
+        slot?.release();
       }
     };
     conns.add(conn);
@@ -153,9 +170,13 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       conn.isClosed = true;
       byPeer.delete(peerKey(ip, port));
       releaseUnauth();
-      // Bans count connections that tried credentials and never got in, not single
-      // attempts: a client with several keys in its agent fails a few probes every time.
-      if (!conn.authenticated && conn.badCredentials > 0 && !safeList.has(ip)) {
+      // Bans count connections that never got in, not single attempts: a client with several
+      // keys in its agent fails a few probes every time. A connection that tried nothing
+      // (ran out the grace time, or left before authenticating) counts too, or an address
+      // could hold pre-auth slots forever; one refused only by the server (session cap,
+      // ledger outage) or ended by our shutdown does not.
+      const triedNothing = conn.authFailures === 0;
+      if (!conn.authenticated && (conn.badCredentials > 0 || triedNothing) && !closing && !safeList.has(ip)) {
         const wasBanned = bans.isBanned(ip);
         bans.recordFailure(ip);
         if (!wasBanned && bans.isBanned(ip)) deps.counters?.sftpBan();
