@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `npm test`: type-check and build, then the whole mocha suite once per ledger back end — SQLite, then
 # a throw-away PostgreSQL database per harness (PGW_TEST_DATABASE; see test/helpers/databases.ts).
-# PGW_TEST_DATABASES="sqlite" runs one pass only. Extra arguments go to mocha.
+# PGW_TEST_DATABASES="sqlite" runs one pass only. Extra arguments go to mocha; test files among
+# them replace the default set (the spec list lives here, not in .mocharc.json, so that
+# `npx mocha test/x.test.ts` runs that file alone instead of the file plus the whole suite).
 # Closes with the combined "N passed, N failed" line CI reads.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,12 +19,14 @@ if ! npm run --silent build; then
   exit 1
 fi
 
+specs=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/security/**/*.test.ts' 'test/faults/**/*.test.ts')
+for arg in "$@"; do [[ $arg == *.ts ]] && specs=(); done
 passed=0 failed=0 skipped=0 rc=0
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for db in ${PGW_TEST_DATABASES:-sqlite postgres}; do
   printf '\n=== test suite, ledger on %s ===\n' "$db"
-  PGW_TEST_DATABASE=$db npx mocha "$@" | tee "$out"
+  PGW_TEST_DATABASE=$db npx mocha "${specs[@]}" "$@" | tee "$out"
   status=${PIPESTATUS[0]}
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
   if [[ -z "$line" ]]; then
