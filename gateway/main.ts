@@ -70,9 +70,13 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     const workerRedis = createRedis(config, true, log.child({ component: 'redis' }));
     shutdown.add('worker redis', { close: () => quitRedis(workerRedis) });
     const ctx = {
-      config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, handoff: queues.handoff,
+      config, ledger, dataDir, dataKeys, keyring, enqueuer: queues,
       log: log.child({ component: 'worker' }), fault,
     };
+    // Jobs of the retired `handoff` queue (nothing ever read them) go; the ledger has the handoffs.
+    queues.dropLegacyHandoffQueue()
+      .then((n) => { if (n > 0) log.info('dropped the jobs of the retired handoff queue', { jobs: n }); })
+      .catch((err: unknown) => log.warn('could not drop the retired handoff queue (Redis away?); the next start tries again', { err }));
     shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
     const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' }), instance));
     reconciler.start(config.workers.reconcileIntervalMs);

@@ -16,16 +16,30 @@ import { queueKeyPrefix } from './redis-keys.js';
 export { createRedis, waitForReady, type RedisConnection } from './redis-connection.js';
 
 export const STAGES: PipelineStage[] = ['decrypt', 'validate', 'ack'];
-/** Accepted records are announced here (batch id only) for the downstream account service. */
-export const HANDOFF_QUEUE = 'handoff';
-/** Webhook pushes of acks (batch id and ack version only). */
+/** Webhook pushes of acks and results (batch id, version, kind only). */
 export const DELIVER_QUEUE = 'deliver';
+/** Result documents, made once the account service reported its outcome (batch id and handoff version only). */
+export const RESULT_QUEUE = 'result';
+/**
+ * Earlier versions announced accepted records on a `handoff` queue nothing read; the
+ * account service now pulls them over the internal API. Its leftover jobs are dropped.
+ */
+const LEGACY_HANDOFF_QUEUE = 'handoff';
 
 export interface JobPayload {
   batchId: string;
 }
 
+export type DeliveryKind = 'ack' | 'result';
+
 export interface DeliverPayload {
+  batchId: string;
+  version: number;
+  /** Absent on jobs queued before results existed: an ack. */
+  kind?: DeliveryKind;
+}
+
+export interface ResultPayload {
   batchId: string;
   version: number;
 }
@@ -35,9 +49,14 @@ export interface DeliveryRetry {
   backoffMs: number;
 }
 
-/** One push job per ack version: `<batchId>-deliver-v<N>`. */
-export function deliverJobId(batchId: string, version: number): string {
-  return `${batchId}-deliver-v${version}`;
+/** One push job per ack version, `<batchId>-deliver-v<N>`, and per result version, `<batchId>-deliver-result-v<N>`. */
+export function deliverJobId(batchId: string, version: number, kind: DeliveryKind = 'ack'): string {
+  return kind === 'ack' ? `${batchId}-deliver-v${version}` : `${batchId}-deliver-result-v${version}`;
+}
+
+/** One result job per handoff version: `<batchId>-result-v<N>`. */
+export function resultJobId(batchId: string, version: number): string {
+  return `${batchId}-result-v${version}`;
 }
 
 export function jobOptions(stage: PipelineStage, batchId: string, attempts: number): JobsOptions {
@@ -54,8 +73,9 @@ export function jobOptions(stage: PipelineStage, batchId: string, attempts: numb
 /** The producer side: one BullMQ Queue per stage on one shared connection. */
 export class Queues implements Enqueuer {
   readonly queues: Record<PipelineStage, Queue<JobPayload>>;
-  readonly handoff: Queue<JobPayload>;
   readonly deliver: Queue<DeliverPayload>;
+  readonly result: Queue<ResultPayload>;
+  private readonly connection: RedisConnection;
   private closed = false;
 
   /** `prefix`: as configured (`PGW_QUEUE_PREFIX`); the keys carry it as a hash tag. */
@@ -65,20 +85,21 @@ export class Queues implements Enqueuer {
     private readonly attempts: number,
     private readonly delivery: DeliveryRetry = { attempts: 8, backoffMs: 10_000 },
   ) {
+    this.connection = connection;
     const mk = <T>(name: string) => {
       const q = new Queue<T>(name, { connection: connection as ConnectionOptions, prefix: queueKeyPrefix(prefix) });
       q.on('error', () => {}); // connection errors are logged once, on the shared connection
       return q;
     };
     this.queues = { decrypt: mk<JobPayload>('decrypt'), validate: mk<JobPayload>('validate'), ack: mk<JobPayload>('ack') };
-    this.handoff = mk<JobPayload>(HANDOFF_QUEUE);
     this.deliver = mk<DeliverPayload>(DELIVER_QUEUE);
+    this.result = mk<ResultPayload>(RESULT_QUEUE);
   }
 
-  /** Queue a webhook push of one ack version (idempotent per version while the job lives). */
-  async enqueueDelivery(batchId: string, version: number): Promise<void> {
-    await withTimeout(this.deliver.add('deliver', { batchId, version }, {
-      jobId: deliverJobId(batchId, version),
+  /** Queue a webhook push of one ack or result version (idempotent per version while the job lives). */
+  async enqueueDelivery(batchId: string, version: number, kind: DeliveryKind = 'ack'): Promise<void> {
+    await withTimeout(this.deliver.add('deliver', { batchId, version, kind }, {
+      jobId: deliverJobId(batchId, version, kind),
       attempts: this.delivery.attempts,
       backoff: { type: 'exponential', delay: this.delivery.backoffMs, jitter: 0.5 },
       removeOnComplete: true,
@@ -86,14 +107,39 @@ export class Queues implements Enqueuer {
     }), 5000);
   }
 
-  /** True when a push job of this ack version is waiting, delayed or running. */
-  async hasLiveDelivery(batchId: string, version: number): Promise<boolean> {
-    const job = await this.deliver.getJob(deliverJobId(batchId, version));
-    if (!job) return false;
-    const state = await job.getState();
-    if (state === 'waiting' || state === 'active' || state === 'delayed' || state === 'prioritized') return true;
-    await job.remove().catch(() => {}); // finished or failed: its id must not block a new job
-    return false;
+  /** True when a push job of this ack or result version is waiting, delayed or running. */
+  async hasLiveDelivery(batchId: string, version: number, kind: DeliveryKind = 'ack'): Promise<boolean> {
+    return liveOrCleared(this.deliver, deliverJobId(batchId, version, kind));
+  }
+
+  /** Queue the making of a result (idempotent per handoff version while the job lives). */
+  async enqueueResult(batchId: string, version: number): Promise<void> {
+    await withTimeout(this.result.add('result', { batchId, version }, {
+      jobId: resultJobId(batchId, version),
+      attempts: this.attempts,
+      backoff: { type: 'exponential', delay: 1000, jitter: 0.5 },
+      removeOnComplete: true,
+      removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    }), 5000);
+  }
+
+  /** True when a result job of this handoff version is waiting, delayed or running. */
+  async hasLiveResult(batchId: string, version: number): Promise<boolean> {
+    return liveOrCleared(this.result, resultJobId(batchId, version));
+  }
+
+  /** Drop the jobs of the retired `handoff` queue (left by earlier versions; nothing reads them). */
+  async dropLegacyHandoffQueue(): Promise<number> {
+    const legacy = new Queue(LEGACY_HANDOFF_QUEUE, { connection: this.connection as ConnectionOptions, prefix: queueKeyPrefix(this.prefix) });
+    legacy.on('error', () => {});
+    try {
+      const counts = await withTimeout(legacy.getJobCounts(), 5000);
+      const n = Object.values(counts).reduce((a, b) => a + b, 0);
+      if (n > 0) await withTimeout(legacy.obliterate({ force: true }), 30_000);
+      return n;
+    } finally {
+      await legacy.close();
+    }
   }
 
   async enqueue(stage: PipelineStage, batchId: string): Promise<void> {
@@ -116,7 +162,7 @@ export class Queues implements Enqueuer {
 
   /** Every queue of this installation (bull-board, metrics). */
   all(): Queue[] {
-    return [...Object.values(this.queues), this.deliver, this.handoff] as Queue[];
+    return [...Object.values(this.queues), this.deliver, this.result] as Queue[];
   }
 
   /** Job counts by queue and state (metrics, console). */
@@ -147,14 +193,24 @@ export class Queues implements Enqueuer {
 
   /** Delete every job of every queue under this prefix (demo and test clean-up only). */
   async obliterate(): Promise<void> {
-    await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.obliterate({ force: true })));
+    await Promise.all(this.all().map((q) => q.obliterate({ force: true })));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all([...Object.values(this.queues), this.handoff, this.deliver].map((q) => q.close()));
+    await Promise.all(this.all().map((q) => q.close()));
   }
+}
+
+/** Whether the job is live; a finished or failed one is removed, so its id does not block a new job. */
+async function liveOrCleared(queue: Queue, id: string): Promise<boolean> {
+  const job = await queue.getJob(id);
+  if (!job) return false;
+  const state = await job.getState();
+  if (state === 'waiting' || state === 'active' || state === 'delayed' || state === 'prioritized') return true;
+  await job.remove().catch(() => {});
+  return false;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -10,7 +10,6 @@ import type { Logger } from '../gateway/core/logger.js';
 import type { FaultHook } from '../gateway/core/faults.js';
 import type { Config } from '../gateway/core/config.js';
 import type { GatewayKeyring } from '../keys/gateway-keyring.js';
-import type { Queue } from 'bullmq';
 import { PgwError } from '../gateway/core/errors.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 
@@ -21,8 +20,6 @@ export interface StageContext {
   dataKeys: DataKeys;
   keyring: GatewayKeyring;
   enqueuer: Enqueuer;
-  /** Downstream announcement of accepted records (batch id only); null in tests that do not look. */
-  handoff: Queue | null;
   log: Logger;
   fault: FaultHook;
 }

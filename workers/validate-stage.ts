@@ -1,7 +1,7 @@
 /**
  * Stage 2: parse and validate the promoted plaintext against schemas/, record per-record
- * issues (codes and positions only), seal the accepted records and announce them on the
- * `handoff` queue (live lane only; the message carries the batch id, never records).
+ * issues (codes and positions only) and seal the accepted records (live lane only) for the
+ * handoff; the ack stage makes them ready for the account service when it finishes the batch.
  */
 import { promises as fsp } from 'node:fs';
 import { nowIso } from '../gateway/core/ledger/index.js';
@@ -66,10 +66,6 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
 
   await subjects.finish();
   const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
-  if (result.accepted > 0 && batch.lane === 'live') {
-    // Before the ledger moves on: a crash here repeats the stage, and the job id dedupes.
-    await ctx.handoff?.add('batch', { batchId: batch.id }, { jobId: `${batch.id}-handoff`, removeOnComplete: { age: 86_400 }, removeOnFail: false });
-  }
   await ctx.ledger.batches.advance(batch.id, 'validate', 'ack', {
     outcome,
     error_code: outcome === 'rejected' ? 'records.none_accepted' : null,
@@ -83,7 +79,8 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
   }, {
     stage: 'validate', outcome: outcome === 'rejected' ? 'error' : 'ok',
     code: outcome === 'rejected' ? 'records.none_accepted' : null,
-    detail: { total: result.total, accepted: result.accepted, rejected: result.rejected, handedOff: batch.lane === 'live' && result.accepted > 0 },
+    // `handoff`: what becomes of the accepted records — queued for the account service once the ack is out (live lane), or none.
+    detail: { total: result.total, accepted: result.accepted, rejected: result.rejected, handoff: batch.lane === 'live' && result.accepted > 0 ? 'queued' : 'none' },
   });
   log.info('batch validated', { outcome, total: result.total, accepted: result.accepted, rejected: result.rejected });
   await ctx.enqueuer.enqueue('ack', batch.id);

@@ -70,7 +70,7 @@ export async function buildStageContext(env: NodeJS.ProcessEnv): Promise<{ ctx: 
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, config.keyPassphrase!, dataDir.keysDir));
   const enqueued: string[] = [];
   const ctx: StageContext = {
-    config, ledger, dataDir, dataKeys, keyring, handoff: null, log: silentLogger, fault: () => {},
+    config, ledger, dataDir, dataKeys, keyring, log: silentLogger, fault: () => {},
     enqueuer: { enqueue: async (stage, batchId) => { enqueued.push(`${stage}:${batchId}`); } },
   };
   return { ctx, enqueued, close: () => ledger.close() };

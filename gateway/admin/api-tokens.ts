@@ -20,7 +20,8 @@ export interface IssuedToken {
   createdAt: string;
 }
 
-function newTokenId(): string {
+/** A public token id: 12 characters of an alphabet without look-alikes. */
+export function newTokenId(): string {
   let s = '';
   for (const b of randomBytes(12)) s += ID_ALPHABET[b % 32];
   return s;
@@ -39,7 +40,7 @@ export function parseToken(presented: string): { id: string; secret: string } | 
 export async function issueToken(ledger: Ledger, partnerId: string, actor: string, label: string | null = null): Promise<IssuedToken> {
   await ledger.partners.require(partnerId);
   const id = newTokenId();
-  const secret = randomBytes(32).toString('base64url');
+  const secret = newTokenSecret();
   const createdAt = nowIso();
   await ledger.apiTokens.insert({ id, partner_id: partnerId, secret_hash: hashSecret(secret), label, created_at: createdAt, created_by: actor });
   await ledger.audit.record(actor, 'token.issued', partnerId, { tokenId: id });
@@ -57,8 +58,23 @@ export async function listTokens(ledger: Ledger, partnerId: string): Promise<Omi
   return (await ledger.apiTokens.list(partnerId)).map(({ secret_hash: _h, ...rest }) => rest);
 }
 
+/** A new random secret (32 bytes, base64url: 43 characters). */
+export function newTokenSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
 // Compared against when the token id is unknown, so that both paths do the same work.
 const DUMMY_HASH = hashSecret(randomBytes(32).toString('base64url'));
+
+/**
+ * Whether `secret` hashes to `storedHash`, compared in constant time; with no stored hash
+ * (unknown token id) the same work is done against a dummy and false returned.
+ */
+export function secretMatches(storedHash: string | undefined, secret: string | undefined): boolean {
+  const expected = Buffer.from(storedHash ?? DUMMY_HASH, 'hex');
+  const actual = Buffer.from(hashSecret(secret ?? ''), 'hex');
+  return timingSafeEqual(expected, actual) && storedHash !== undefined;
+}
 
 /**
  * The partner a presented bearer token belongs to, or null (unknown, malformed, revoked,
@@ -67,9 +83,7 @@ const DUMMY_HASH = hashSecret(randomBytes(32).toString('base64url'));
 export async function verifyToken(ledger: Ledger, presented: string): Promise<ApiTokenRow | null> {
   const parsed = parseToken(presented);
   const row = parsed ? await ledger.apiTokens.get(parsed.id) : undefined;
-  const expected = Buffer.from(row?.secret_hash ?? DUMMY_HASH, 'hex');
-  const actual = Buffer.from(hashSecret(parsed?.secret ?? ''), 'hex');
-  const match = timingSafeEqual(expected, actual);
+  const match = secretMatches(row?.secret_hash, parsed?.secret);
   if (!row || !match || row.revoked_at) return null;
   return row;
 }

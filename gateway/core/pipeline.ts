@@ -7,8 +7,10 @@ export type PipelineStage = 'decrypt' | 'validate' | 'ack';
 export interface Enqueuer {
   /** Idempotent per (stage, batch): job id `<batchId>-<stage>`. */
   enqueue(stage: PipelineStage, batchId: string): Promise<void>;
-  /** Queue a webhook push of an ack version; absent where nothing is pushed (tests, benches). */
-  enqueueDelivery?(batchId: string, version: number): Promise<void>;
+  /** Queue a webhook push of an ack (or result) version; absent where nothing is pushed (tests, benches). */
+  enqueueDelivery?(batchId: string, version: number, kind?: 'ack' | 'result'): Promise<void>;
+  /** Queue the making of a handoff version's result document; absent where none is made (tests, benches). */
+  enqueueResult?(batchId: string, version: number): Promise<void>;
 }
 
 /** BullMQ job ids may not contain ':' nor be integers; ours are `<batchId>-<stage>`. */

@@ -236,7 +236,7 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   const redis = createRedis(config, false, log);
   const queues = new Queues(redis, prefix, 1);
   const ctx: StageContext = {
-    config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, handoff: null, log, fault: () => {},
+    config, ledger, dataDir, dataKeys, keyring, enqueuer: queues, log, fault: () => {},
   };
 
   const addPartner = async (id: string) => {

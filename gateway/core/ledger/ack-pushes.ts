@@ -15,37 +15,51 @@ export type AckPushRow = Selectable<AckPushesTable>;
 export type PartnerAck = Pick<AcksTable, 'batch_id' | 'version' | 'sha256' | 'outbox_name' | 'created_at' | 'first_downloaded_at' | 'download_count'>
   & Pick<BatchesTable, 'file_name' | 'lane' | 'channel' | 'outcome'> & { pushed_at: string | null };
 
+/** What is pushed: an ack, or a result document (`result_pushes`, the same columns). */
+export type PushKind = 'ack' | 'result';
+
 export class AckPushRepo {
-  constructor(private readonly h: LedgerHandle) {}
+  /**
+   * The push table of this kind. Both tables have the same columns, so the ack table's
+   * type stands for either (the methods below that join `acks` are for acks only).
+   */
+  private readonly table: 'ack_pushes';
+  /** The timeline step of an attempt: `ack-pushed` or `result-pushed`. */
+  private readonly step: string;
+
+  constructor(private readonly h: LedgerHandle, kind: PushKind = 'ack') {
+    this.table = (kind === 'ack' ? 'ack_pushes' : 'result_pushes') as 'ack_pushes';
+    this.step = `${kind}-pushed`;
+  }
 
   private get db(): Kysely<DB> {
     return this.h.db;
   }
 
   async get(batchId: string, version: number): Promise<AckPushRow | undefined> {
-    return this.db.selectFrom('ack_pushes').selectAll().where('batch_id', '=', batchId).where('version', '=', version).executeTakeFirst();
+    return this.db.selectFrom(this.table).selectAll().where('batch_id', '=', batchId).where('version', '=', version).executeTakeFirst();
   }
 
   async forBatch(batchId: string): Promise<AckPushRow[]> {
-    return this.db.selectFrom('ack_pushes').selectAll().where('batch_id', '=', batchId).orderBy('version').execute();
+    return this.db.selectFrom(this.table).selectAll().where('batch_id', '=', batchId).orderBy('version').execute();
   }
 
   /** Record one attempt (creating the row on the first); never touches a finished row. */
   async recordAttempt(batchId: string, version: number, host: string, result: { status: number | null; code: string | null; delivered: boolean }): Promise<void> {
     const at = nowIso();
     await this.h.writeTx(async (tx) => {
-      await tx.insertInto('ack_pushes').values({
+      await tx.insertInto(this.table).values({
         batch_id: batchId, version, host, attempts: 0, last_attempt_at: null, last_status: null, last_code: null, delivered_at: null, failed_at: null,
       }).onConflict((oc) => oc.doNothing()).execute();
-      const row = await tx.selectFrom('ack_pushes').select(['attempts', 'delivered_at', 'failed_at'])
+      const row = await tx.selectFrom(this.table).select(['attempts', 'delivered_at', 'failed_at'])
         .where('batch_id', '=', batchId).where('version', '=', version).executeTakeFirstOrThrow();
       if (row.delivered_at || row.failed_at) return;
-      await tx.updateTable('ack_pushes').set({
+      await tx.updateTable(this.table).set({
         attempts: row.attempts + 1, last_attempt_at: at, last_status: result.status, last_code: result.code,
         delivered_at: result.delivered ? at : null,
       }).where('batch_id', '=', batchId).where('version', '=', version).execute();
       await tx.insertInto('batch_events').values({
-        batch_id: batchId, at, stage: 'ack-pushed', outcome: result.delivered ? 'ok' : 'error', code: result.code,
+        batch_id: batchId, at, stage: this.step, outcome: result.delivered ? 'ok' : 'error', code: result.code,
         detail: JSON.stringify({ version, attempt: row.attempts + 1, status: result.status, host }),
       }).execute();
     });
@@ -60,22 +74,22 @@ export class AckPushRepo {
 
   /** Forget the pushes of an ack version: an operator asked for it to be pushed again. */
   async reset(batchId: string, version: number): Promise<void> {
-    await this.db.deleteFrom('ack_pushes').where('batch_id', '=', batchId).where('version', '=', version).execute();
+    await this.db.deleteFrom(this.table).where('batch_id', '=', batchId).where('version', '=', version).execute();
   }
 
   /** The last attempt failed and no more will be made. */
   async markFailed(batchId: string, version: number, host: string, code: string): Promise<void> {
     const at = nowIso();
     await this.h.writeTx(async (tx) => {
-      await tx.insertInto('ack_pushes').values({
+      await tx.insertInto(this.table).values({
         batch_id: batchId, version, host, attempts: 0, last_attempt_at: null, last_status: null, last_code: code, delivered_at: null, failed_at: null,
       }).onConflict((oc) => oc.doNothing()).execute();
-      const res = await tx.updateTable('ack_pushes').set({ failed_at: at })
+      const res = await tx.updateTable(this.table).set({ failed_at: at })
         .where('batch_id', '=', batchId).where('version', '=', version)
         .where('delivered_at', 'is', null).where('failed_at', 'is', null).executeTakeFirst();
       if (Number(res.numUpdatedRows) !== 1) return;
       await tx.insertInto('batch_events').values({
-        batch_id: batchId, at, stage: 'ack-pushed', outcome: 'error', code: 'webhook.gave_up', detail: JSON.stringify({ version, lastCode: code, host }),
+        batch_id: batchId, at, stage: this.step, outcome: 'error', code: 'webhook.gave_up', detail: JSON.stringify({ version, lastCode: code, host }),
       }).execute();
     });
   }

@@ -125,6 +125,8 @@ export class BatchRepo {
     to: Stage,
     patch: Partial<Omit<BatchesTable, 'id' | 'stage'>>,
     event: { stage: string; outcome: 'ok' | 'error' | 'info'; code?: string | null; detail?: Record<string, unknown> },
+    /** More writes that must happen with the move or not at all (e.g. withdrawing a handoff). */
+    also?: (tx: Kysely<DB>) => Promise<void>,
   ): Promise<boolean> {
     return this.h.writeTx(async (tx) => {
       const res = await tx.updateTable('batches')
@@ -133,6 +135,7 @@ export class BatchRepo {
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) !== 1) return false;
       await insertEvent(tx, id, event.stage, event.outcome, event.code ?? null, event.detail ?? null);
+      await also?.(tx);
       return true;
     });
   }
@@ -160,7 +163,11 @@ export class BatchRepo {
    * Record the ack and finish the batch in one transaction. Idempotent: a second call for
    * the same version changes nothing and returns false.
    */
-  async recordAck(ack: Omit<AckRow, 'first_downloaded_at' | 'download_count'>): Promise<boolean> {
+  async recordAck(
+    ack: Omit<AckRow, 'first_downloaded_at' | 'download_count'>,
+    /** More writes that belong to finishing the batch (making its accepted records ready for the handoff). */
+    also?: (tx: Kysely<DB>) => Promise<void>,
+  ): Promise<boolean> {
     return this.h.writeTx(async (tx) => {
       const res = await tx.insertInto('acks').values({ ...ack, first_downloaded_at: null, download_count: 0 })
         .onConflict((oc) => oc.doNothing()).executeTakeFirst();
@@ -170,6 +177,7 @@ export class BatchRepo {
         .set({ stage: 'done', acked_at: ack.created_at, ack_version: ack.version, updated_at: nowIso() })
         .where('id', '=', ack.batch_id).execute();
       await insertEvent(tx, ack.batch_id, 'ack', 'ok', null, { version: ack.version, sha256: ack.sha256, outbox: ack.outbox_name });
+      await also?.(tx);
       return true;
     });
   }
@@ -196,7 +204,8 @@ export class BatchRepo {
   }
 }
 
-async function insertEvent(
+/** Append one event to a batch's timeline (inside the caller's transaction when `db` is one). */
+export async function insertEvent(
   db: Kysely<DB>, batchId: string, stage: string, outcome: 'ok' | 'error' | 'info', code: string | null, detail: Record<string, unknown> | null,
 ): Promise<void> {
   await db.insertInto('batch_events').values({

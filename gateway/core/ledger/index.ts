@@ -10,6 +10,8 @@ import { OperatorRepo } from './operators.js';
 import { StatsRepo } from './stats.js';
 import { SubjectRepo } from './subjects.js';
 import { LeaseRepo } from './leases.js';
+import { HandoffRepo } from './handoffs.js';
+import { ServiceTokenRepo } from './service-tokens.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -23,6 +25,10 @@ export class Ledger {
   readonly stats: StatsRepo;
   readonly subjects: SubjectRepo;
   readonly leases: LeaseRepo;
+  readonly handoffs: HandoffRepo;
+  readonly serviceTokens: ServiceTokenRepo;
+  /** Webhook pushes of result documents (the same bookkeeping as acks'). */
+  readonly resultPushes: AckPushRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -35,6 +41,9 @@ export class Ledger {
     this.stats = new StatsRepo(handle);
     this.subjects = new SubjectRepo(handle);
     this.leases = new LeaseRepo(handle);
+    this.handoffs = new HandoffRepo(handle);
+    this.serviceTokens = new ServiceTokenRepo(handle);
+    this.resultPushes = new AckPushRepo(handle, 'result');
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
@@ -53,4 +62,6 @@ export type { PgpKeyRow } from './pgp-keys.js';
 export type { ApiTokenRow } from './api-tokens.js';
 export type { AckPushRow, PartnerAck } from './ack-pushes.js';
 export type { Operator, ConsoleSession } from './operators.js';
+export type { Handoff, HandoffListRow, HandoffOutcomeRow, ResultRow, ConfirmResult, OutcomeInput } from './handoffs.js';
+export type { ServiceTokenRow } from './service-tokens.js';
 export type * from './schema.js';

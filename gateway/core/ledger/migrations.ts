@@ -4,6 +4,7 @@
  * dialect difference — how an auto-numbered key is spelled — is in {@link serialKey}.
  */
 import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder, sql } from 'kysely';
+import { handoffMigration } from './handoff-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
 
@@ -264,6 +265,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('operators').dropColumn('locked_until').execute();
       },
     },
+    // Handoff to Babybalance's systems, results, service tokens (see handoff-schema.ts).
+    '0010_handoff': handoffMigration,
   };
 }
 

@@ -9,6 +9,9 @@
  * - **lane**: `live`, or `test` (uploaded into /inbox/test: same pipeline, never handed on).
  */
 import type { Generated } from 'kysely';
+import type { HandoffsTable, HandoffOutcomesTable, ResultsTable, ServiceTokensTable } from './handoff-schema.js';
+
+export type * from './handoff-schema.js';
 
 export type Stage = 'decrypt' | 'validate' | 'ack' | 'done';
 export type Outcome = 'accepted' | 'partially_accepted' | 'rejected';
@@ -240,4 +243,10 @@ export interface DB {
   audit_events: AuditEventsTable;
   leases: LeasesTable;
   ledger_meta: LedgerMetaTable;
+  handoffs: HandoffsTable;
+  handoff_outcomes: HandoffOutcomesTable;
+  results: ResultsTable;
+  /** Webhook pushes of result versions: the same shape as `ack_pushes`. */
+  result_pushes: AckPushesTable;
+  service_tokens: ServiceTokensTable;
 }
