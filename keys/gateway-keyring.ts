@@ -46,6 +46,7 @@ export async function createGatewayKey(ledger: Ledger, passphrase: string, opts:
     not_after: null,
     revoked_at: null,
     revocation_reason: null,
+    signed_by: null,
   };
   await ledger.pgpKeys.insert(row);
   return { ...row, created_at: nowIso(now) };

@@ -22,7 +22,7 @@ export interface PartnerKey {
 }
 
 export async function addPartnerKey(
-  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; expiresAt?: Date; now?: Date } = {},
+  ledger: Ledger, partnerId: string, armored: string, opts: { activateAt?: Date; expiresAt?: Date; now?: Date; signedBy?: string } = {},
 ): Promise<PgpKeyRow> {
   await ledger.partners.require(partnerId);
   const k = await inspectPublicKey(armored, opts.now);
@@ -44,6 +44,8 @@ export async function addPartnerKey(
     not_after: earliest(k.expiresAt, opts.expiresAt ?? null),
     revoked_at: null,
     revocation_reason: null,
+    // Self-service: the partner key whose signature authorised this one (its revocation cancels this while pending).
+    signed_by: opts.signedBy ?? null,
   };
   await ledger.pgpKeys.insert(row);
   return { ...row, created_at: nowIso() };

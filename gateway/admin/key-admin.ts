@@ -9,7 +9,9 @@
  * key counts, whatever creation time the signature claims (a compromised key can claim any
  * time), in every worker (each verification re-reads the ledger). Batches accepted earlier
  * whose signature time is at or after the compromise time are listed for review; they are
- * not silently changed.
+ * not silently changed. Keys this key authorised (self-service submissions) that are still
+ * pending are cancelled; those that already count and were submitted since the compromise
+ * time are listed for review (keys/signer-revocation.ts).
  */
 import { promises as fsp } from 'node:fs';
 import type { Ledger, PgpKeyRow } from '../core/ledger/index.js';
@@ -19,6 +21,7 @@ import { parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
 import { gatewayKeyState } from '../../keys/gateway-keyring.js';
 import { partnerKeyState } from '../../keys/partner-keys.js';
 import { expiryWarnings, type ExpiryWarning } from '../../keys/key-expiry.js';
+import { cancelKeysSignedBy } from '../../keys/signer-revocation.js';
 
 async function readFileOr(file: string, what: string): Promise<string> {
   try {
@@ -51,6 +54,10 @@ export interface RevokeResult {
   revokedAt: string;
   /** Batches accepted with a signature by this key made at or after `revokedAt`. */
   batchesToReview: string[];
+  /** Pending keys whose submission this key signed: cancelled. */
+  keysCancelled: string[];
+  /** Keys whose submission this key signed at or after `revokedAt` and that already count. */
+  keysToReview: string[];
 }
 
 export async function revokePartnerPgpKey(ledger: Ledger, input: RevokeInput): Promise<RevokeResult> {
@@ -63,10 +70,14 @@ export async function revokePartnerPgpKey(ledger: Ledger, input: RevokeInput): P
     throw new PgwError('key.invalid', `key ${row.fingerprint} is already revoked (since ${row.revoked_at})`);
   }
   const review = (await ledger.pgpKeys.batchesSignedSince(row.fingerprint, at)).filter((b) => b.outcome !== 'rejected').map((b) => b.id);
+  const keysToReview = (await ledger.pgpKeys.activeSignedBySince(row.fingerprint, at, now)).map((k) => k.fingerprint);
   await ledger.audit.record(input.actor, 'partner_key.revoked', input.partnerId, {
     fingerprint: row.fingerprint, revokedAt: nowIso(at), reason: input.reason, batchesToReview: review.slice(0, 100), batchesToReviewCount: review.length,
+    keysToReview,
   });
-  return { fingerprint: row.fingerprint, revokedAt: nowIso(at), batchesToReview: review };
+  // After the revocation is stored (a submission racing it checks its signer after storing its key).
+  const keysCancelled = await cancelKeysSignedBy(ledger, { partnerId: input.partnerId, signer: row.fingerprint, actor: input.actor, now });
+  return { fingerprint: row.fingerprint, revokedAt: nowIso(at), batchesToReview: review, keysCancelled, keysToReview };
 }
 
 /** Authorise the SSH key(s) in an OpenSSH public key file for a partner. */

@@ -82,13 +82,16 @@ partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner P
     await withLedger(async (ledger) => {
       if (o.certificate) {
         const c = await applyRevocationCertificate(ledger, { partnerId: id, certificate: await readFile(o.certificate, 'utf8'), actor, channel: 'cli', expectFingerprint: fp });
-        print(c, o.json, () => `key ${c.fingerprint} revoked as of ${c.revokedAt} (${c.reason})`);
+        print(c, o.json, () => [`key ${c.fingerprint} revoked as of ${c.revokedAt} (${c.reason})`,
+          ...(c.keysCancelled.length ? [`pending keys it had signed for, cancelled: ${c.keysCancelled.join(' ')}`] : [])].join('\n'));
         return;
       }
       const since = isoOption(o.compromisedSince, '--compromised-since');
       const r = await revokePartnerPgpKey(ledger, { partnerId: id, fingerprint: fp, reason: o.reason ?? null, actor, ...(since ? { compromisedSince: since } : {}) });
       print(r, o.json, () => [`key ${r.fingerprint} revoked as of ${r.revokedAt}`,
-        ...(r.batchesToReview.length ? [`batches to review (accepted, signed since then): ${r.batchesToReview.join(' ')}`] : [])].join('\n'));
+        ...(r.batchesToReview.length ? [`batches to review (accepted, signed since then): ${r.batchesToReview.join(' ')}`] : []),
+        ...(r.keysCancelled.length ? [`pending keys it had signed for, cancelled: ${r.keysCancelled.join(' ')}`] : []),
+        ...(r.keysToReview.length ? [`keys to review (submitted with its signature since then, already active): ${r.keysToReview.join(' ')}`] : [])].join('\n'));
     });
   });
 partnerKeys.command('list [id]').description('partner PGP keys with state (pending, active, expired, revoked)').option('--json', 'print JSON')

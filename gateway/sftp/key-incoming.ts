@@ -77,6 +77,11 @@ export function writeKeyUpload(h: KeyUploadHandle, offset: number, data: Buffer)
   data.copy(h.data, offset);
 }
 
+/** The keys a revocation cancelled with it (pending submissions it had signed), for the verdict. */
+function cancelledNote(keys: string[]): string {
+  return keys.length ? `; pending keys it had signed for, cancelled with it: ${keys.join(', ')}` : '';
+}
+
 /** CLOSE: keep this half; when the pair is complete, submit it and answer with the verdict. */
 export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): Promise<void> {
   if (h.failed) throw h.failed;
@@ -84,8 +89,8 @@ export async function closeKeyUpload(ctx: SessionContext, h: KeyUploadHandle): P
     // Self-authenticating and urgent (a compromise): applied at once, nothing kept.
     await recordResult(ctx, async () => {
       const r = await applyRevocationCertificate(ctx.ledger, { partnerId: ctx.partnerId, certificate: new Uint8Array(h.data), actor: `partner:${ctx.partnerId}`, channel: 'sftp' });
-      ctx.log.info('partner key revoked by certificate', { partner: ctx.partnerId, fingerprint: r.fingerprint, changed: r.changed });
-      return `key ${r.fingerprint} revoked as of ${r.revokedAt}`;
+      ctx.log.info('partner key revoked by certificate', { partner: ctx.partnerId, fingerprint: r.fingerprint, changed: r.changed, keysCancelled: r.keysCancelled.length });
+      return `key ${r.fingerprint} revoked as of ${r.revokedAt}${cancelledNote(r.keysCancelled)}`;
     });
     return;
   }

@@ -5,6 +5,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder, sql } from 'kysely';
 import { handoffMigration } from './handoff-migration.js';
+import { partnerKeySignerMigration } from './key-signer-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
 
@@ -267,6 +268,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     },
     // Handoff to Babybalance's systems, results, service tokens (see handoff-schema.ts).
     '0010_handoff': handoffMigration,
+    '0011_partner_key_signer': partnerKeySignerMigration,
   };
 }
 

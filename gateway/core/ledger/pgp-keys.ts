@@ -16,7 +16,7 @@ export class PgpKeyRepo {
     return this.h.db;
   }
 
-  async insert(row: Omit<PgpKeysTable, 'created_at'>): Promise<void> {
+  async insert(row: Omit<PgpKeysTable, 'created_at' | 'signed_by'> & { signed_by?: string | null }): Promise<void> {
     const res = await this.db.insertInto('pgp_keys').values({ ...row, created_at: nowIso() })
       .onConflict((oc) => oc.doNothing()).executeTakeFirst();
     if (Number(res.numInsertedOrUpdatedRows ?? 0n) !== 1) throw new PgwError('key.exists', undefined, { fingerprint: row.fingerprint });
@@ -40,6 +40,25 @@ export class PgpKeyRepo {
     const res = await this.db.updateTable('pgp_keys').set({ revoked_at: nowIso(at), revocation_reason: reason })
       .where('fingerprint', '=', fingerprint).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Partner keys whose submission `signer` authorised and that do not count yet at `now`
+   * (pending, not revoked): what a revocation of `signer` cancels.
+   */
+  async pendingSignedBy(signer: string, now: Date): Promise<PgpKeyRow[]> {
+    return this.db.selectFrom('pgp_keys').selectAll().where('signed_by', '=', signer).where('owner', '=', 'partner')
+      .where('revoked_at', 'is', null).where('not_before', '>', nowIso(now)).orderBy('not_before').execute();
+  }
+
+  /**
+   * Partner keys `signer` authorised that were submitted at or after `since` and already
+   * count (a revocation for compromise lists them for the operator to review).
+   */
+  async activeSignedBySince(signer: string, since: Date, now: Date): Promise<PgpKeyRow[]> {
+    return this.db.selectFrom('pgp_keys').selectAll().where('signed_by', '=', signer).where('owner', '=', 'partner')
+      .where('revoked_at', 'is', null).where('created_at', '>=', nowIso(since)).where('not_before', '<=', nowIso(now))
+      .orderBy('not_before').execute();
   }
 
   /** End a key's window (gateway rotation: the old key stops decrypting then). */

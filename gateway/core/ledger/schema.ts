@@ -59,6 +59,12 @@ export interface PgpKeysTable {
   not_after: string | null;
   revoked_at: string | null;
   revocation_reason: string | null;
+  /**
+   * Partner keys submitted by the partner (self-service): the fingerprint of the partner key
+   * whose signature authorised the submission. Revoking that key cancels this one while it
+   * is still pending (keys/signer-revocation.ts). Null for keys an operator added.
+   */
+  signed_by: string | null;
   created_at: string;
 }
 

@@ -7,6 +7,9 @@ import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { InlineMigrations } from '../../../gateway/core/ledger/migrations.js';
 
 describe('ledger (SQLite): embedded settings', () => {
   it('runs in WAL mode with synchronous=FULL and is idempotent to reopen', async () => {
@@ -125,6 +128,50 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     await ledger.batches.advance(batch.id, 'decrypt', 'validate', { signer_fingerprint: 'sig1', signed_at: '2026-01-02T00:00:00.000Z' }, { stage: 'decrypt', outcome: 'ok' });
     expect((await ledger.pgpKeys.batchesSignedSince('sig1', new Date('2026-01-01T00:00:00Z'))).map((x) => x.id)).to.deep.equal([batch.id]);
     expect(await ledger.pgpKeys.batchesSignedSince('sig1', new Date('2026-01-03T00:00:00Z'))).to.deep.equal([]);
+  });
+
+  it('0011 puts the signer of earlier self-service submissions on the key row, where a revocation finds the pending ones', async () => {
+    const own = await make();
+    // The ledger as an earlier version left it: migrated up to 0008, the signer only in the audit event.
+    const old = new Kysely<any>({ // the schema of 0008, not today's DB type
+      dialect: own.name === 'sqlite'
+        ? new SqliteDialect({ database: new (await import('better-sqlite3')).default(own.url.slice('sqlite:'.length)) })
+        : new PostgresDialect({ pool: new pg.Pool({ connectionString: own.url }) }),
+    });
+    const iso = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const key = (fingerprint: string, notBefore: string) => ({
+      fingerprint, owner: 'partner', partner_id: 'p1', key_fingerprints: '[]', algorithm: 'x', public_armored: '', private_armored: null,
+      key_created_at: iso(-1e9), not_before: notBefore, not_after: null, revoked_at: null, revocation_reason: null, created_at: iso(-1e6),
+    });
+    const event = (seq: number, action: string, detail: string | null) => ({
+      at: iso(0), actor: 'partner:p1', action, target: 'p1', detail, prev_hash: String(seq), hash: `h${seq}`,
+    });
+    try {
+      const r = await new Migrator({ db: old, provider: new InlineMigrations(own.name === 'sqlite' ? 'sqlite' : 'postgres') }).migrateTo('0008_subject_index_parts');
+      expect(r.error).to.equal(undefined);
+      await old.insertInto('partners').values({ id: 'p1', name: 'P1', status: 'active', created_at: iso(0), updated_at: iso(0) }).execute();
+      await old.insertInto('pgp_keys').values([key('old', iso(-1e9)), key('next', iso(3.6e6)), key('byhand', iso(3.6e6)), key('done', iso(-1e3))]).execute();
+      await old.insertInto('audit_events').values([
+        event(1, 'partner_key.submitted', JSON.stringify({ fingerprint: 'next', signedBy: 'old', channel: 'sftp' })),
+        event(2, 'partner_key.submitted', JSON.stringify({ fingerprint: 'done', signedBy: 'old', channel: 'https' })),
+        event(3, 'partner_key.submitted', '{not json'),
+        event(4, 'partner_key.added', JSON.stringify({ fingerprint: 'byhand', signedBy: 'old' })),
+        event(5, 'partner_key.submitted', JSON.stringify({ fingerprint: 'gone', signedBy: 'old' })),
+      ]).execute();
+    } finally {
+      await old.destroy();
+    }
+    const l2 = await Ledger.open(own.url, silentLogger);
+    try {
+      expect((await l2.pgpKeys.get('next'))!.signed_by).to.equal('old');
+      expect((await l2.pgpKeys.get('done'))!.signed_by).to.equal('old');
+      expect((await l2.pgpKeys.get('byhand'))!.signed_by).to.equal(null);
+      expect((await l2.pgpKeys.pendingSignedBy('old', new Date())).map((k) => k.fingerprint)).to.deep.equal(['next']);
+      expect((await l2.pgpKeys.activeSignedBySince('old', new Date(Date.now() - 3.6e6), new Date())).map((k) => k.fingerprint)).to.deep.equal(['done']);
+    } finally {
+      await l2.close();
+      await own.drop();
+    }
   });
 
   it('detects the newest audit event deleted once a later one is appended', async () => {

@@ -80,7 +80,7 @@ describe('keys/key-expiry and key-notices', () => {
   const iso = (days: number) => new Date(NOW.getTime() + days * DAY).toISOString();
   const row = (fp: string, r: Partial<PgpKeyRow>): PgpKeyRow => ({
     fingerprint: fp.padStart(40, '0'), owner: 'partner', partner_id: 'p1', key_fingerprints: '[]', algorithm: 'x', public_armored: '',
-    private_armored: null, key_created_at: iso(-100), not_before: iso(-100), not_after: null, revoked_at: null, revocation_reason: null,
+    private_armored: null, key_created_at: iso(-100), not_before: iso(-100), not_after: null, revoked_at: null, revocation_reason: null, signed_by: null,
     created_at: iso(-100), ...r,
   });
 

@@ -25,7 +25,7 @@ function keyWith(row: Partial<PgpKeyRow>): PartnerKey {
     fingerprint: 'a'.repeat(24) + '0123456789abcdef', owner: 'partner', partner_id: 'p1',
     key_fingerprints: '[]', algorithm: 'eddsaLegacy/ed25519Legacy', public_armored: '', private_armored: null,
     key_created_at: iso(-30 * DAY), not_before: iso(-30 * DAY), not_after: null, revoked_at: null,
-    revocation_reason: null, created_at: iso(-30 * DAY), ...row,
+    revocation_reason: null, signed_by: null, created_at: iso(-30 * DAY), ...row,
   };
   return { row: full, key: null as never, fingerprints: [full.fingerprint] };
 }
