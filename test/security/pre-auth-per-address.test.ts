@@ -190,7 +190,7 @@ describe('security: pre-auth slots are capped per address (SSH, HTTPS, console)'
     });
   }
 
-  it('HTTPS and console: a handshake that never completes is closed after the head timeout (not Node\'s 120 s)', async function () {
+  it("HTTPS and console: a handshake that never completes is closed after the head timeout (not Node's 120 s)", async function () {
     this.timeout(30_000);
     const quick = await h.start('gateway', { PGW_HTTP_HEADERS_TIMEOUT_MS: '1000' });
     const silent = await Promise.all([quick.httpsPort!, quick.consolePort!].map((port) => probe(port, ATTACKER)));
