@@ -16,7 +16,7 @@ import type { Channel } from '../gateway/core/ledger/schema.js';
 import { PgwError, isPgwError } from '../gateway/core/errors.js';
 import { addPartnerKey, findPartnerKeyByKeyId, judgeSignature, loadPartnerKeys, partnerKeyState, type SignaturePolicy } from './partner-keys.js';
 import { inspectPublicKey, shortFingerprint } from './pgp-inspect.js';
-import { cancelIfSignerRevoked } from './signer-revocation.js';
+import { judgeSignaturePackets, readSignatureFile } from './signature-count.js';
 
 /** A public key with a few subkeys and user ids is a few KiB; anything far beyond is not a key. */
 export const MAX_SUBMITTED_KEY_BYTES = 64 * 1024;
@@ -99,7 +99,7 @@ async function submit(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput):
   const activateAt = new Date(Math.max(now.getTime() + deps.activationDelaySeconds * 1000, inspected.createdAt.getTime()));
   let row;
   try {
-    row = await addPartnerKey(deps.ledger, input.partnerId, inspected.armoredPublic, { activateAt, now, signedBy });
+    row = await addPartnerKey(deps.ledger, input.partnerId, inspected.armoredPublic, { activateAt, now });
   } catch (err) {
     // Two submissions of the same key racing: the loser sees the duplicate code, not an operator code.
     if (isPgwError(err, 'key.exists')) throw new PgwError('key.submission_duplicate', undefined, { fingerprint: inspected.fingerprint });
@@ -112,60 +112,64 @@ async function submit(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput):
   await deps.ledger.audit.record(`partner:${input.partnerId}`, 'partner_key.submitted', input.partnerId, {
     fingerprint: row.fingerprint, signedBy, channel: input.channel, activatesAt: row.not_before, expiresAt: row.not_after,
   });
-  // The signer revoked while this was verified: that revocation's cancel did not see this row.
-  if (await cancelIfSignerRevoked(deps.ledger, input.partnerId, row.fingerprint, signedBy)) {
-    throw new PgwError('key.submission_bad_signature', 'the key that signed the submission has been revoked; the new key was cancelled', { fingerprint: row.fingerprint, signedBy });
-  }
   return result;
 }
 
-/** Verify the detached signature with the partner's keys active now; returns the signer's fingerprint. */
+const SUBMISSION_CODES = { missing: 'key.submission_unsigned', invalid: 'key.submission_bad_signature' } as const;
+
+/**
+ * Verify the detached signature with the partner's keys active now; returns the signer's
+ * fingerprint. Every packet of the signature file must be a document signature by an
+ * active key of this partner over exactly these key bytes (keys/signature-count.ts): a
+ * packet openpgp would not judge (another type, an unparseable one) refuses the submission.
+ */
 async function verifySubmission(deps: SubmitPartnerKeyDeps, partnerId: string, keyBytes: Uint8Array, sigBytes: Uint8Array, now: Date): Promise<string> {
   const bad = (message: string, details: Record<string, unknown> = {}) => new PgwError('key.submission_bad_signature', message, details);
-  let signature: openpgp.Signature;
+  const text = new TextDecoder('latin1').decode(sigBytes.subarray(0, 64)).trimStart();
+  let present;
   try {
-    const text = new TextDecoder('latin1').decode(sigBytes.subarray(0, 64)).trimStart();
-    signature = text.startsWith('-----BEGIN PGP SIGNATURE')
-      ? await openpgp.readSignature({ armoredSignature: new TextDecoder().decode(sigBytes) })
-      : await openpgp.readSignature({ binarySignature: sigBytes });
-  } catch {
-    throw bad('the signature file is not an OpenPGP detached signature (make it with gpg --detach-sign)');
+    present = await readSignatureFile(text.startsWith('-----BEGIN PGP SIGNATURE') ? { armored: new TextDecoder().decode(sigBytes) } : { binary: sigBytes }, SUBMISSION_CODES);
+  } catch (err) {
+    if (isPgwError(err)) throw bad(`${err.message} (make the signature with gpg --detach-sign)`);
+    throw err;
   }
   const keys = await loadPartnerKeys(deps.ledger, partnerId);
   const active = keys.filter((k) => partnerKeyState(k.row, now) === 'active');
-  const packets = signature.packets.filter((p): p is openpgp.SignaturePacket => p instanceof openpgp.SignaturePacket);
-  if (packets.length === 0) throw new PgwError('key.submission_unsigned');
-  let signer: string | null = null;
-  for (const packet of packets) {
-    const keyId = packet.issuerKeyID.toHex();
-    const pk = findPartnerKeyByKeyId(keys, keyId);
-    if (!pk) throw bad(`signed by key 0x${keyId.toUpperCase()}, which is not one of your registered keys; sign with your current key`, { keyId });
-    if (!active.includes(pk)) {
-      throw bad(`signed by key ${shortFingerprint(pk.row.fingerprint)}, which is ${partnerKeyState(pk.row, now)}, not active; sign with your current key`,
-        { fingerprint: pk.row.fingerprint, notBefore: pk.row.not_before, notAfter: pk.row.not_after, revokedAt: pk.row.revoked_at });
-    }
-    if (!packet.created) throw bad('the signature has no creation time');
-    try {
-      judgeSignature(pk, packet.created, now, deps.signature);
-    } catch (err) {
-      if (isPgwError(err)) throw bad(`${err.code}: ${err.message}`, err.details);
-      throw err;
-    }
-    signer ??= pk.row.fingerprint;
-  }
-  const verified = await openpgp.verify({
-    message: await openpgp.createMessage({ binary: keyBytes }),
-    signature,
-    verificationKeys: active.map((k) => k.key),
-    expectSigned: false,
-    date: new Date(now.getTime() + deps.signature.futureSkewSeconds * 1000),
+  const message = await openpgp.createMessage({ binary: keyBytes });
+  const signers = await judgeSignaturePackets(present, {
+    purpose: 'document',
+    codes: SUBMISSION_CODES,
+    verify: async (packet) => {
+      const keyId = packet.issuerKeyID.toHex();
+      const pk = findPartnerKeyByKeyId(keys, keyId);
+      if (!pk) throw bad(`signed by key 0x${keyId.toUpperCase()}, which is not one of your registered keys; sign with your current key`, { keyId });
+      if (!active.includes(pk)) {
+        throw bad(`signed by key ${shortFingerprint(pk.row.fingerprint)}, which is ${partnerKeyState(pk.row, now)}, not active; sign with your current key`,
+          { fingerprint: pk.row.fingerprint, notBefore: pk.row.not_before, notAfter: pk.row.not_after, revokedAt: pk.row.revoked_at });
+      }
+      if (!packet.created) throw bad('the signature has no creation time');
+      try {
+        judgeSignature(pk, packet.created, now, deps.signature);
+      } catch (err) {
+        if (isPgwError(err)) throw bad(`${err.code}: ${err.message}`, err.details);
+        throw err;
+      }
+      // This one packet, against the one key it names: openpgp judges what it returns only.
+      const one = new openpgp.PacketList<openpgp.SignaturePacket>();
+      one.push(packet);
+      const verified = await openpgp.verify({
+        message, signature: new openpgp.Signature(one), verificationKeys: [pk.key], expectSigned: false,
+        date: new Date(now.getTime() + deps.signature.futureSkewSeconds * 1000),
+      });
+      const result = verified.signatures.length === 1 ? verified.signatures[0]! : null;
+      try {
+        if (!result) throw new Error('not judged');
+        await result.verified;
+      } catch {
+        throw bad('the signature does not match the key file (sign exactly the file you upload, e.g. gpg --detach-sign newkey.asc)');
+      }
+      return pk.row.fingerprint;
+    },
   });
-  for (const s of verified.signatures) {
-    try {
-      await s.verified;
-    } catch {
-      throw bad('the signature does not match the key file (sign exactly the file you upload, e.g. gpg --detach-sign newkey.asc)');
-    }
-  }
-  return signer!;
+  return signers[0]!;
 }

@@ -20,13 +20,12 @@ import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
 import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
 import { keyIdOf, shortFingerprint } from '../keys/pgp-inspect.js';
+import { judgeSignaturePackets, MessageSignatureCount } from '../keys/signature-count.js';
 import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
 import { mapOpenpgpError } from './pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 import { MessageWatch, watchArmor, watchBinary } from './message-watch.js';
 import { fastPathTakes, Seipd1Stream } from './seipd-v1.js';
-
-const SIGNATURE_TYPES_ACCEPTED = new Set([openpgp.enums.signature.binary, openpgp.enums.signature.text]);
 
 export interface DecryptVerdict {
   signerFingerprint: string;
@@ -184,8 +183,9 @@ async function decryptToQuarantine(
       if (writer.bytesIn > ctx.config.limits.decompressedBytes) throw new PgwError('limits.decompressed_size', undefined, { limit: ctx.config.limits.decompressedBytes });
       if (writer.bytesIn > floor && writer.bytesIn > batch.size * ratio) throw new PgwError('limits.decompression_ratio', undefined, { limit: ratio });
     }
-    // openpgp reads its input to the end before the plaintext stream closes: the watch has seen all.
-    if (decrypted.finish) await watch.guard(decrypted.finish());
+    // The data ends after openpgp has read the packets inside; the outer message's end is ours
+    // to read. Then the watch has seen all.
+    await watch.guard(decrypted.finish());
     if (watch.violation) throw watch.error();
     if (!watch.ended) throw new PgwError('internal.processing_failed', 'the message was not read to its end');
     await writer.finish();
@@ -194,7 +194,7 @@ async function decryptToQuarantine(
     throw err;
   }
 
-  const signer = await judgeAllSignatures(decrypted.signatures, partnerKeys, now, ctx, watch);
+  const signer = await judgeAllSignatures(decrypted, partnerKeys, now, ctx, watch);
   return {
     signerFingerprint: signer.key.row.fingerprint,
     signedAt: signer.signedAt,
@@ -206,46 +206,64 @@ async function decryptToQuarantine(
 type VerifyOptions = Omit<Parameters<typeof openpgp.verify>[0], 'message'> & { format: 'binary'; date: Date; config: openpgp.PartialConfig };
 interface Decrypted {
   data: ReadableStream<Uint8Array>;
-  signatures: Awaited<ReturnType<typeof openpgp.decrypt>>['signatures'];
-  /** Read the outer message to its end once `data` is done (openpgp.decrypt does it itself). */
-  finish?: () => Promise<void>;
+  signatures: Awaited<ReturnType<typeof openpgp.verify>>['signatures'];
+  /** Every signature packet of the decrypted message, once `data` and `finish` are done. */
+  present: MessageSignatureCount;
+  /** Read the outer message to its end once `data` is done. */
+  finish: () => Promise<void>;
 }
 
 /**
- * openpgp.decrypt, but a SEIPD v1 packet with an AES session key (GnuPG's default) is
- * decrypted by seipd-v1.ts and its inner packets verified by openpgp.verify: the same
- * checks, with CFB more than twice as fast (and a zip/zlib packet inflated natively).
- * Anything else — SEIPD v2, other ciphers, several candidate session keys (RSA's
- * constant-time mode) — goes to openpgp.decrypt unchanged.
+ * Decrypt, then openpgp.verify the packets inside — counting every signature packet as
+ * openpgp reads it (keys/signature-count.ts), since verify() returns only those it chose
+ * to judge. A SEIPD v1 packet with an AES session key (GnuPG's default) is decrypted by
+ * seipd-v1.ts (the same checks, with CFB more than twice as fast, and a zip/zlib packet
+ * inflated natively); anything else — SEIPD v2, other ciphers, several candidate session
+ * keys (RSA's constant-time mode) — by openpgp's Message.decrypt, which is what
+ * openpgp.decrypt runs before the same verify().
  */
 async function decryptAndVerify(
   message: openpgp.Message<ReadableStream<Uint8Array>>, decryptionKey: openpgp.PrivateKey, opts: VerifyOptions, watch: MessageWatch,
 ): Promise<Decrypted> {
-  const seipd = message.packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as
-    (openpgp.SymEncryptedIntegrityProtectedDataPacket & { version: number; encrypted: ReadableStream<Uint8Array> | null }) | undefined;
-  if (!seipd || seipd.version !== 1) {
-    return await watch.guard(openpgp.decrypt({ message, decryptionKeys: decryptionKey, ...opts })) as Decrypted;
-  }
-  const sessionKeys = await watch.guard(openpgp.decryptSessionKeys({ message, decryptionKeys: decryptionKey, date: opts.date, config: opts.config }));
-  const only = sessionKeys.length === 1 ? sessionKeys[0]! : null;
-  if (!only || !fastPathTakes(only) || !seipd.encrypted) {
-    return await watch.guard(openpgp.decrypt({ message, sessionKeys: sessionKeys as openpgp.SessionKey[], ...opts })) as Decrypted;
-  }
-  const inner = new Seipd1Stream(seipd.encrypted, only, opts.config.maxDecompressedMessageSize ?? Infinity);
-  seipd.encrypted = null;
-  watch.inner = inner;
-  const innerMessage = await watch.guard(openpgp.readMessage({ binaryMessage: inner.plaintext, config: opts.config }));
-  const verified = await watch.guard(openpgp.verify({ message: innerMessage, ...opts }));
+  const inner = await watch.guard(decryptInner(message, decryptionKey, opts, watch));
+  const present = new MessageSignatureCount(inner);
+  const verified = await watch.guard(openpgp.verify({ message: inner, ...opts }));
   const rest = (message.packets as unknown as { stream?: ReadableStream<unknown> | null }).stream;
   return {
     data: verified.data as ReadableStream<Uint8Array>,
     signatures: verified.signatures,
+    present,
     finish: async () => {
       if (!rest) return;
       const r = rest.getReader();
       while (!(await r.read()).done);
     },
   };
+}
+
+/** The decrypted message (its packets still streaming). */
+async function decryptInner(
+  message: openpgp.Message<ReadableStream<Uint8Array>>, decryptionKey: openpgp.PrivateKey, opts: VerifyOptions, watch: MessageWatch,
+): Promise<openpgp.Message<ReadableStream<Uint8Array>>> {
+  // Message.decrypt takes a full configuration (openpgp.decrypt merges the defaults in first).
+  const config = { ...openpgp.config, ...opts.config } as openpgp.Config;
+  const viaOpenpgp = async (keys: { decryptionKeys?: openpgp.PrivateKey[]; sessionKeys?: openpgp.SessionKey[] }) => {
+    const inner = await message.decrypt(keys.decryptionKeys, undefined, keys.sessionKeys, opts.date, config) as openpgp.Message<ReadableStream<Uint8Array>>;
+    // As a message read from a stream: verify() then reads its packet streams to the end and
+    // passes their errors (a failed integrity check, a grammar error) into the data.
+    (inner as unknown as { fromStream: unknown }).fromStream = (message as unknown as { fromStream: unknown }).fromStream;
+    return inner;
+  };
+  const seipd = message.packets.findPacket(openpgp.enums.packet.symEncryptedIntegrityProtectedData) as
+    (openpgp.SymEncryptedIntegrityProtectedDataPacket & { version: number; encrypted: ReadableStream<Uint8Array> | null }) | undefined;
+  if (!seipd || seipd.version !== 1) return viaOpenpgp({ decryptionKeys: [decryptionKey] });
+  const sessionKeys = await watch.guard(openpgp.decryptSessionKeys({ message, decryptionKeys: decryptionKey, date: opts.date, config: opts.config }));
+  const only = sessionKeys.length === 1 ? sessionKeys[0]! : null;
+  if (!only || !fastPathTakes(only) || !seipd.encrypted) return viaOpenpgp({ sessionKeys: sessionKeys as openpgp.SessionKey[] });
+  const inner = new Seipd1Stream(seipd.encrypted, only, opts.config.maxDecompressedMessageSize ?? Infinity);
+  seipd.encrypted = null;
+  watch.inner = inner;
+  return await watch.guard(openpgp.readMessage({ binaryMessage: inner.plaintext, config: opts.config }));
 }
 
 async function readSpooledMessage(
@@ -278,42 +296,70 @@ async function readSpooledMessage(
   }
 }
 
-/** Every signature must verify and meet the policy; a half-valid batch is rejected. */
+const BATCH_CODES = { missing: 'signature.missing', invalid: 'signature.invalid' } as const;
+
+/**
+ * Every signature packet present must be a document signature that verifies and meets the
+ * policy (keys/signature-count.ts); a half-valid batch is rejected. openpgp's results are
+ * matched to the packets counted: one it did not return (another type, unparseable, a
+ * signature not paired with a one-pass packet) is not verified, so the batch is refused.
+ */
 async function judgeAllSignatures(
-  signatures: Awaited<ReturnType<typeof openpgp.decrypt>>['signatures'], partnerKeys: PartnerKey[], now: Date, ctx: StageContext,
-  watch: MessageWatch,
+  decrypted: Decrypted, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,
 ): Promise<{ key: PartnerKey; signedAt: Date }> {
-  if (signatures.length === 0) throw new PgwError('signature.missing');
-  let first: { key: PartnerKey; signedAt: Date } | null = null;
-  for (const s of signatures) {
-    const keyId = s.keyID.toHex();
-    const pk = findPartnerKeyByKeyId(partnerKeys, keyId);
-    if (!pk) {
-      throw new PgwError('signature.unknown_key',
-        `signed by key 0x${keyId.toUpperCase()}, which is not registered for this partner; register it or sign with a registered key`,
-        { keyId });
-    }
-    let packet: openpgp.SignaturePacket;
+  type Result = Decrypted['signatures'][number];
+  const results = new Map<openpgp.SignaturePacket, Result>();
+  for (const s of decrypted.signatures) {
+    let packet: openpgp.SignaturePacket | undefined;
     try {
-      packet = (await watch.guard(s.signature)).packets[0] as openpgp.SignaturePacket;
-      await watch.guard(s.verified);
+      packet = (await watch.guard(s.signature)).packets[0];
     } catch (err) {
-      const mapped = mapOpenpgpError(err, 'signature.invalid');
-      if (mapped instanceof PgwError && mapped.code !== 'signature.invalid') {
-        // openpgp judged the key at the signature time (expired / newer than signature): say
-        // which key and the dates we know for it, so the partner's IT can act on it.
-        const dates = [`created ${pk.row.key_created_at.slice(0, 10)}`, ...(pk.row.not_after ? [`valid until ${pk.row.not_after.slice(0, 10)}`] : [])];
-        throw new PgwError(mapped.code, `${mapped.message} (key ${shortFingerprint(pk.row.fingerprint)}, ${dates.join(', ')})`,
-          { fingerprint: pk.row.fingerprint, keyCreatedAt: pk.row.key_created_at, notAfter: pk.row.not_after });
-      }
-      throw mapped;
+      throw mapOpenpgpError(err, 'signature.invalid');
     }
-    if (!SIGNATURE_TYPES_ACCEPTED.has(packet.signatureType as number)) throw new PgwError('signature.invalid', 'only document signatures are accepted');
-    if (!packet.created) throw new PgwError('signature.invalid', 'the signature has no creation time');
-    judgeSignature(pk, packet.created, now, ctx.config.signature);
-    first ??= { key: pk, signedAt: packet.created };
+    if (!packet || results.has(packet)) throw new PgwError('signature.invalid', 'a signature could not be read');
+    results.set(packet, s);
   }
-  return first!;
+  const present = decrypted.present.present();
+  const judged = await judgeSignaturePackets(present, {
+    purpose: 'document',
+    codes: BATCH_CODES,
+    verify: async (packet) => {
+      const s = results.get(packet);
+      if (!s) throw new PgwError('signature.invalid', 'a signature packet was not verified (not a document signature, or not paired with its one-pass packet)');
+      return judgeOne(s, packet, partnerKeys, now, ctx, watch);
+    },
+  });
+  // Each result belongs to a packet counted above; more results than packets is not possible, but not assumed.
+  if (results.size !== present.length) throw new PgwError('signature.invalid', 'not every signature packet was counted');
+  return judged[0]!;
+}
+
+async function judgeOne(
+  s: Decrypted['signatures'][number], packet: openpgp.SignaturePacket, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,
+): Promise<{ key: PartnerKey; signedAt: Date }> {
+  const keyId = s.keyID.toHex();
+  const pk = findPartnerKeyByKeyId(partnerKeys, keyId);
+  if (!pk) {
+    throw new PgwError('signature.unknown_key',
+      `signed by key 0x${keyId.toUpperCase()}, which is not registered for this partner; register it or sign with a registered key`,
+      { keyId });
+  }
+  try {
+    await watch.guard(s.verified);
+  } catch (err) {
+    const mapped = mapOpenpgpError(err, 'signature.invalid');
+    if (mapped instanceof PgwError && mapped.code !== 'signature.invalid') {
+      // openpgp judged the key at the signature time (expired / newer than signature): say
+      // which key and the dates we know for it, so the partner's IT can act on it.
+      const dates = [`created ${pk.row.key_created_at.slice(0, 10)}`, ...(pk.row.not_after ? [`valid until ${pk.row.not_after.slice(0, 10)}`] : [])];
+      throw new PgwError(mapped.code, `${mapped.message} (key ${shortFingerprint(pk.row.fingerprint)}, ${dates.join(', ')})`,
+        { fingerprint: pk.row.fingerprint, keyCreatedAt: pk.row.key_created_at, notAfter: pk.row.not_after });
+    }
+    throw mapped;
+  }
+  if (!packet.created) throw new PgwError('signature.invalid', 'the signature has no creation time');
+  judgeSignature(pk, packet.created, now, ctx.config.signature);
+  return { key: pk, signedAt: packet.created };
 }
 
 function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwError {
