@@ -64,6 +64,8 @@ await import('./cli/key-commands.js');
 await import('./cli/batch-commands.js');
 await import('./cli/data-commands.js');
 await import('./cli/operator-commands.js');
+await import('./cli/service-commands.js');
+await import('./cli/handoff-commands.js');
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPgwError(err)) process.stderr.write(`pgw: ${err.code}: ${err.message}\n`);

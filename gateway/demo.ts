@@ -35,6 +35,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     sftpPort: 0,
     httpsPort: 0,
     consolePort: 0,
+    internal: { ...base.internal, port: 0 },
     keyPassphrase: randomBytes(18).toString('base64'),
     fault: null,
   };

@@ -24,7 +24,7 @@ import { Queues } from '../workers/queues.js';
 import { createRedis, nodeAddress, quitRedis, redisNodes, waitForReady, type RedisConnection } from '../workers/redis-connection.js';
 
 export interface Runtime {
-  ports: { sftp?: number; https?: number; console?: number };
+  ports: { sftp?: number; https?: number; console?: number; internal?: number };
   /** Idempotent ordered stop. */
   close(reason?: string): Promise<void>;
 }
@@ -139,6 +139,15 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     });
     shutdown.add('console server', consoleServer);
     ports.console = consoleServer.port;
+    // The internal API for Babybalance's own systems: its own port, address and auth (service tokens).
+    const { startInternalServer } = await import('./internal/internal-server.js');
+    const internal = await startInternalServer({
+      config, ledger, dataDir, dataKeys, log: log.child({ component: 'internal' }), counters: metrics, fault,
+      enqueueResult: (batchId, version) => queues.enqueueResult(batchId, version),
+      rateStore: (name) => new SharedRateStore({ ...rateDeps, log: log.child({ component: 'internal' }) }, `internal-${name}`),
+    });
+    shutdown.add('internal server', internal);
+    ports.internal = internal.port;
     await writeFileAtomic(path.join(dataDir.runDir, 'ports.json'), `${JSON.stringify({ ...ports, pid: process.pid }, null, 2)}\n`, 0o644);
     log.info('listening', { bind: config.bind, ...ports });
   }

@@ -75,6 +75,7 @@ export class GatewayEnv {
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',
       PGW_CONSOLE_PORT: '0',
+      PGW_INTERNAL_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       ...extraEnv,
     };

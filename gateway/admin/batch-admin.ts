@@ -11,6 +11,7 @@ import type { DataDir } from '../core/data-dir.js';
 import type { Enqueuer, PipelineStage } from '../core/pipeline.js';
 import { PgwError } from '../core/errors.js';
 import { linkAtomically } from '../core/fs-atomic.js';
+import { withdrawHandoffInTx } from '../core/ledger/handoffs.js';
 
 const exists = (f: string) => fsp.stat(f).then(() => true, () => false);
 
@@ -21,23 +22,35 @@ async function restartStage(dataDir: DataDir, b: Batch): Promise<PipelineStage> 
   throw new PgwError('batch.not_reprocessable', undefined, { batch: b.id });
 }
 
-/** Returns the stage it restarts from and whether the job was queued now (else the reconciler does). */
+/**
+ * Returns the stage it restarts from and whether the job was queued now (else the reconciler
+ * does). A batch whose data key was shredded (its records handed off and released, or its
+ * payload past retention) runs again from its received file under a fresh data key, when
+ * `freshDataKey` is given (it needs the master key). Records already handed off are
+ * withdrawn in the same write; the batch's next finish hands them off as the next version.
+ */
 export async function reprocessBatch(
-  ledger: Ledger, dataDir: DataDir, enqueuer: Enqueuer, batchId: string, actor: string,
+  ledger: Ledger, dataDir: DataDir, enqueuer: Enqueuer, batchId: string, actor: string, freshDataKey?: () => string,
 ): Promise<{ from: PipelineStage; queued: boolean }> {
   const b = await ledger.batches.get(batchId);
   if (!b) throw new PgwError('batch.not_found', undefined, { batch: batchId });
   if (b.stage !== 'done') throw new PgwError('batch.not_reprocessable', 'the batch is still being processed; wait for its ack', { batch: batchId });
   const from = await restartStage(dataDir, b);
+  let dataKey: { data_key: string; payload_purged_at: null } | Record<string, never> = {};
+  if (!b.data_key && from !== 'ack') {
+    if (from !== 'decrypt' || !freshDataKey) throw new PgwError('batch.not_reprocessable', 'the batch\'s data key was shredded; it can run again only from its received file, with the key passphrase', { batch: batchId });
+    // What this run stores is new: retention counts it as not purged.
+    dataKey = { data_key: freshDataKey(), payload_purged_at: null };
+  }
   const verdict = from === 'decrypt'
-    ? { signer_fingerprint: null, signed_at: null, decrypt_key_fingerprint: null }
+    ? { signer_fingerprint: null, signed_at: null, decrypt_key_fingerprint: null, ...dataKey }
     : {};
   const moved = await ledger.batches.advance(b.id, 'done', from, {
     ...(from === 'ack' ? {} : {
       outcome: null, error_code: null, error_detail: null, schema: null, reference: null, records_total: null,
       records_accepted: null, records_rejected: null, record_issues: null, processed_at: null, ...verdict,
     }),
-  }, { stage: 'reprocess', outcome: 'info', detail: { from, actor, previousAckVersion: b.ack_version } });
+  }, { stage: 'reprocess', outcome: 'info', detail: { from, actor, previousAckVersion: b.ack_version } }, (tx) => withdrawHandoffInTx(tx, b.id));
   if (!moved) throw new PgwError('batch.not_reprocessable', 'the batch changed meanwhile; look again', { batch: batchId });
   await ledger.audit.record(actor, 'batch.reprocessed', b.id, { from, previousAckVersion: b.ack_version });
   // The ledger row is the record: with Redis away now, the reconciler queues it later.

@@ -1,6 +1,7 @@
 /** `pgw batches …`: list, show, reprocess and export batches. */
 import { PgwError } from '../core/errors.js';
 import { DataDir } from '../core/data-dir.js';
+import { DataKeys, loadMasterKey } from '../core/sealed-blob.js';
 import { reprocessBatch } from '../admin/batch-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { exportAcceptedRecords } from '../admin/subjects.js';
@@ -48,7 +49,10 @@ batches.command('reprocess <id>').description('run a batch again (after a fix); 
       const redis = createRedis(cfg, false, cliLogger(cfg));
       const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
       try {
-        const r = await reprocessBatch(ledger, new DataDir(cfg.dataDir), queues, id, actor);
+        const dataDir = new DataDir(cfg.dataDir);
+        // A batch whose data key was shredded runs again under a new one: that needs the master key.
+        const keys = cfg.keyPassphrase ? new DataKeys(await loadMasterKey(cfg.dataKey, cfg.keyPassphrase, dataDir.keysDir)) : null;
+        const r = await reprocessBatch(ledger, dataDir, queues, id, actor, keys ? () => keys.create().wrapped : undefined);
         process.stdout.write(`batch ${id} runs again from ${r.from}${r.queued ? '' : ' (queue unreachable: the reconciler will start it)'}\n`);
       } finally {
         await queues.close().catch(() => {});

@@ -6,11 +6,14 @@
  * Points: after-temp-write, after-fsync, after-rename, after-ledger, before-enqueue,
  * before-promote (decrypt output complete in quarantine), after-decrypt,
  * before-ack-publish (ack written under its temp name), after-ack-written,
- * before-outbox-rename (the ack linked under its temp name, not yet in the outbox).
+ * before-outbox-rename (the ack linked under its temp name, not yet in the outbox),
+ * after-outcome (an outcome of the account service recorded in the ledger, no result queued
+ * yet), before-result-publish (a result written under its temp name).
  */
 export type FaultPoint =
   | 'after-temp-write' | 'after-fsync' | 'after-rename' | 'after-ledger' | 'before-enqueue'
-  | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written' | 'before-outbox-rename';
+  | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written' | 'before-outbox-rename'
+  | 'after-outcome' | 'before-result-publish';
 
 export type FaultHook = (point: FaultPoint) => void;
 

@@ -7,7 +7,9 @@
  * requests in flight (uploads) finish for a while, then cuts what is left.
  */
 import https from 'node:https';
+import type { RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Config } from '../core/config.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { Logger } from '../core/logger.js';
 import { serializeError } from '../core/logger.js';
@@ -23,10 +25,19 @@ export interface HttpsServer {
 const CLOSE_GRACE_MS = 30_000;
 
 export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; log: Logger }): Promise<HttpsServer> {
-  const { config, log } = d;
-  const app = createPartnerApp(d);
+  return startTlsListener(createPartnerApp(d), { config: d.config, dataDir: d.dataDir, log: d.log, port: d.config.httpsPort, bind: d.config.bind });
+}
+
+/**
+ * An app on a TLS listener set up as above (the same certificate, TLS floor, timeouts and
+ * per-address caps): the partner API, and the internal API on its own port and address.
+ */
+export async function startTlsListener(
+  app: RequestListener, o: { config: Config; dataDir: DataDir; log: Logger; port: number; bind: string },
+): Promise<HttpsServer> {
+  const { config, log } = o;
   const server = https.createServer({
-    ...(await loadTlsCredentials(config, d.dataDir)),
+    ...(await loadTlsCredentials(config, o.dataDir)),
     minVersion: 'TLSv1.2',
     requestCert: true,
     rejectUnauthorized: false,
@@ -52,7 +63,7 @@ export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; l
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.httpsPort, config.bind, () => {
+    server.listen(o.port, o.bind, () => {
       server.off('error', reject);
       resolve();
     });

@@ -8,12 +8,15 @@ import { randomBytes } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../core/logger.js';
 import type { Partner } from '../core/ledger/index.js';
+import type { ServiceIdentity } from '../admin/service-tokens.js';
 
 export interface RequestLocals {
   requestId: string;
   log: Logger;
   /** Set by bearer-auth once the token is verified. */
   partner?: Partner;
+  /** Set by the internal API's service-auth instead: which of Babybalance's systems calls. */
+  service?: ServiceIdentity;
   tokenId?: string;
   /** A validated upload name, for the access log. */
   fileName?: string;
@@ -52,6 +55,7 @@ export function requestContext(log: Logger): RequestHandler {
         completed: res.writableFinished,
         ms: Number((process.hrtime.bigint() - started) / 1_000_000n),
         partner: l.partner?.id ?? null,
+        ...(l.service ? { service: l.service.name } : {}),
         tokenId: l.tokenId ?? null,
         fileName: l.fileName ?? null,
         bytesIn: Number(req.headers['content-length'] ?? 0) || null,

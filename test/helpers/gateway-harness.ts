@@ -31,6 +31,8 @@ export interface PgwProcess {
   port?: number;
   httpsPort?: number;
   consolePort?: number;
+  /** The internal API (Babybalance's systems). */
+  internalPort?: number;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -65,6 +67,7 @@ export class GatewayHarness {
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',
       PGW_CONSOLE_PORT: '0',
+      PGW_INTERNAL_PORT: '0',
       PGW_LOG_LEVEL: 'info',
       PGW_JOB_LOCK_MS: '2000',
       PGW_STALLED_INTERVAL_MS: '1000',
@@ -128,6 +131,7 @@ export class GatewayHarness {
         p.port = Number(listening.sftp);
         p.httpsPort = Number(listening.https);
         p.consolePort = Number(listening.console);
+        p.internalPort = Number(listening.internal);
       }
       return p.lines.some((l) => tryJson(l)?.message === 'started');
     }, 120_000, 'pgw start');
@@ -144,6 +148,12 @@ export class GatewayHarness {
     const p = this.processes.find((x) => x.httpsPort && x.child.exitCode === null && x.child.signalCode === null);
     if (!p?.httpsPort) throw new Error('no gateway running');
     return p.httpsPort;
+  }
+
+  get internalPort(): number {
+    const p = this.processes.find((x) => x.internalPort && x.child.exitCode === null && x.child.signalCode === null);
+    if (!p?.internalPort) throw new Error('no gateway running');
+    return p.internalPort;
   }
 
   /** The dev TLS certificate `pgw init` made (what partners' clients trust in tests). */

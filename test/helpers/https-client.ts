@@ -100,14 +100,14 @@ export function curl(ca: string, args: string[]): Promise<CurlResult> {
   });
 }
 
-/** Compiles the response schemas of the OpenAPI document once. */
+/** Compiles the response schemas of an OpenAPI document (the partner API's unless given) once. */
 export class OpenApiChecker {
   private readonly ajv = new Ajv2020({ strict: false, allErrors: true });
   private readonly cache = new Map<string, ValidateFunction>();
 
-  constructor() {
+  constructor(private readonly doc: { components: object; paths: object } = OPENAPI_DOCUMENT) {
     this.ajv.addFormat('date-time', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
-    this.ajv.addSchema({ $id: 'pgw-openapi', components: OPENAPI_DOCUMENT.components } as object);
+    this.ajv.addSchema({ $id: 'pgw-openapi', components: doc.components } as object);
   }
 
   private validator(ref: string): ValidateFunction {
@@ -123,7 +123,7 @@ export class OpenApiChecker {
   /** Problems of one response against the document; [] when it conforms. */
   check(r: ApiResponse): string[] {
     const pathname = r.path.split('?')[0]!;
-    const paths = OPENAPI_DOCUMENT.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
+    const paths = this.doc.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>;
     const method = r.method.toLowerCase();
     const template = Object.keys(paths).find((t) => paths[t]![method] && new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(pathname));
     const op = template ? paths[template]![method] : undefined;

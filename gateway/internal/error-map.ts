@@ -1,0 +1,73 @@
+/**
+ * The one place where failures become HTTP answers on the internal API (the partner API has
+ * its own, gateway/http/error-map.ts). The body shape is the same,
+ * `{ "error": { "code", "message", "requestId", "details"? } }`; `details` carries the safe
+ * facts an outcome was refused for (record indexes, schema paths) — never record content.
+ * Anything else (a library error, a bug) is a 500 `internal.error` that says nothing about it.
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import { ERROR_CODES, isPgwError, PgwError, type ErrorCode } from '../core/errors.js';
+import { serializeError } from '../core/logger.js';
+import { requestLog, requestIdOf } from '../http/request-context.js';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  'auth.unauthorized': 401,
+  'auth.client_certificate': 401,
+  'auth.scope': 403,
+  'http.not_found': 404,
+  'handoff.not_found': 404,
+  'http.method_not_allowed': 405,
+  'http.timeout': 408,
+  'handoff.withdrawn': 409,
+  'handoff.superseded': 409,
+  'handoff.not_taken': 409,
+  'handoff.conflict': 409,
+  'handoff.released': 410,
+  'limits.upload_size': 413,
+  'http.unsupported_media_type': 415,
+  'http.rate_limited': 429,
+  'internal.error': 500,
+};
+
+/** Details of these codes are shown to the service (they name records and schema paths, nothing else). */
+const SHOWN_DETAILS = new Set<ErrorCode>([
+  'outcome.invalid', 'outcome.unknown_value', 'outcome.unknown_record', 'outcome.duplicate_record', 'outcome.missing_records',
+  'handoff.superseded', 'auth.scope',
+]);
+
+export function internalStatusFor(code: ErrorCode): number {
+  const s = STATUS[code];
+  if (s) return s;
+  const scope = ERROR_CODES[code].scope;
+  return scope === 'upload' || scope === 'api' || scope === 'batch' || scope === 'record' ? 400 : 500;
+}
+
+export function sendInternalError(res: Response, err: PgwError): void {
+  const status = internalStatusFor(err.code);
+  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="pgw-internal"');
+  const details = SHOWN_DETAILS.has(err.code) && Object.keys(err.details).length > 0 ? { details: err.details } : {};
+  res.status(status).json({ error: { code: err.code, message: err.message, requestId: requestIdOf(res), ...details } });
+}
+
+function fromFramework(err: unknown): PgwError | null {
+  const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return null;
+  if (status === 413) return new PgwError('limits.upload_size', 'the request body is larger than PGW_INTERNAL_MAX_BODY_BYTES');
+  if (status === 415) return new PgwError('http.unsupported_media_type', 'send application/json');
+  if (status === 408) return new PgwError('http.timeout');
+  // A body that is not JSON: body-parser's message quotes it, so only the code goes out.
+  return new PgwError('outcome.invalid', 'the body is not valid JSON');
+}
+
+export const internalErrorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
+  const pgw = isPgwError(err) ? err : fromFramework(err);
+  const log = requestLog(res);
+  if (!pgw) log.error('request failed', { err: serializeError(err) });
+  else if (internalStatusFor(pgw.code) >= 500) log.warn('request failed', { code: pgw.code, err: serializeError(pgw.cause ?? pgw) });
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (!req.complete) res.setHeader('Connection', 'close');
+  sendInternalError(res, pgw ?? new PgwError('internal.error'));
+};

@@ -1,0 +1,158 @@
+/**
+ * The OpenAPI 3.1 document of the internal API, served at `/internal/v1/openapi.json` (the
+ * partner API has its own). Schemas are JSON Schema 2020-12; the integration tests validate
+ * every response they receive against it. The outcome body is the schema file the route
+ * validates with (schemas/handoff-outcome.v1.json), so the two cannot differ.
+ */
+import { loadSchemaFile } from '../../schemas/compiled-schemas.js';
+
+const str = { type: 'string' } as const;
+const strOrNull = { type: ['string', 'null'] } as const;
+const time = { type: 'string', format: 'date-time' } as const;
+const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
+const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+
+const handoffProps = {
+  batchId, partner: str, version: { type: 'integer', minimum: 1 }, state: { enum: ['ready', 'taken', 'confirmed', 'withdrawn'] },
+  overdue: { type: 'boolean' }, records: count, fileName: str, schema: strOrNull, reference: strOrNull,
+  receivedAt: time, readyAt: time, takenAt: timeOrNull, confirmedAt: timeOrNull,
+  outcome: {
+    oneOf: [{ type: 'null' }, {
+      type: 'object', additionalProperties: false, required: ['created', 'exists', 'failed'], properties: { created: count, exists: count, failed: count },
+    }],
+  },
+  links: {
+    type: 'object', additionalProperties: false, required: ['self', 'records', 'outcome'], properties: { self: str, records: str, outcome: str },
+  },
+} as const;
+
+const schemas = {
+  Error: {
+    type: 'object', additionalProperties: false, required: ['error'],
+    properties: {
+      error: {
+        type: 'object', additionalProperties: false, required: ['code', 'message', 'requestId'],
+        properties: {
+          code: { type: 'string', pattern: '^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)+$', description: 'stable error code (see the README)' },
+          message: str,
+          requestId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+          details: { type: 'object', description: 'for outcome refusals: the record indexes or the schema path at fault' },
+        },
+      },
+    },
+  },
+  Handoff: { type: 'object', additionalProperties: false, required: Object.keys(handoffProps), properties: handoffProps },
+  HandoffList: {
+    type: 'object', additionalProperties: false, required: ['handoffs', 'next'],
+    properties: {
+      handoffs: { type: 'array', items: { $ref: '#/components/schemas/Handoff' } },
+      next: { oneOf: [batchId, { type: 'null' }], description: 'pass as `after` for the next page; null on the last page' },
+    },
+  },
+  Records: {
+    type: 'object', additionalProperties: false, required: ['batchId', 'partner', 'version', 'schema', 'reference', 'count', 'records'],
+    properties: {
+      batchId, partner: str, version: { type: 'integer', minimum: 1 }, schema: strOrNull, reference: strOrNull, count,
+      records: {
+        type: 'array',
+        items: {
+          type: 'object', required: ['record'],
+          properties: { record: { type: 'integer', minimum: 0, description: 'the index in the upload, as in the ack' } },
+          description: 'the record as the partner sent it (its fields per `schema`), with its index first',
+        },
+      },
+    },
+  },
+  OutcomeRecorded: {
+    type: 'object', additionalProperties: false, required: [...Object.keys(handoffProps), 'recorded'],
+    properties: { ...handoffProps, recorded: { enum: ['now', 'before'], description: '`before`: this same outcome was recorded by an earlier request' } },
+  },
+  Outcome: loadSchemaFile('handoff-outcome.v1.json'),
+} as const;
+
+const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
+const err = (description: string) => ({ description, content: json('Error') });
+const common = {
+  401: err('missing, unknown or revoked service token, a partner token (`auth.unauthorized`), or the pinned client certificate is missing'),
+  403: err('the token lacks the scope (`auth.scope`)'),
+  429: err('rate limited (`http.rate_limited`); see Retry-After'),
+  default: err('any other error, with a stable code'),
+};
+const batchIdParam = { name: 'batchId', in: 'path', required: true, schema: batchId };
+
+export const INTERNAL_OPENAPI_DOCUMENT = {
+  openapi: '3.1.0',
+  info: {
+    title: 'Partner gateway internal API',
+    version: '1.0.0',
+    description: 'For Babybalance\'s own systems: take the accepted records of partners\' batches and report what became of each. '
+      + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
+  },
+  jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+  security: [{ bearer: [] }],
+  components: {
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for these routes)' },
+      clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for services added with --client-cert' },
+    },
+    schemas,
+  },
+  paths: {
+    '/internal/v1/handoffs': {
+      get: {
+        summary: 'Live-lane batches with accepted records, oldest first (the test lane never appears)',
+        parameters: [
+          { name: 'state', in: 'query', required: false, schema: { enum: ['ready', 'taken', 'confirmed', 'overdue'] }, description: 'default: all but withdrawn' },
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          { name: 'after', in: 'query', required: false, schema: batchId, description: 'the `next` of the previous page' },
+        ],
+        responses: { 200: { description: 'a page of handoffs', content: json('HandoffList') }, 400: err('bad parameter (`http.bad_request`)'), ...common },
+      },
+    },
+    '/internal/v1/handoffs/{batchId}': {
+      get: {
+        summary: 'One handoff',
+        parameters: [batchIdParam],
+        responses: { 200: { description: 'the handoff', content: json('Handoff') }, 404: err('no such handoff (`handoff.not_found`)'), ...common },
+      },
+    },
+    '/internal/v1/handoffs/{batchId}/records': {
+      get: {
+        summary: 'The accepted records of the current version (streamed); once sent whole, the version is taken. Every fetch is audited.',
+        parameters: [batchIdParam],
+        responses: {
+          200: { description: 'the records; X-Pgw-Handoff-Version names the version', content: json('Records') },
+          404: err('no such handoff (`handoff.not_found`)'),
+          409: err('the batch is being reprocessed (`handoff.withdrawn`)'),
+          410: err('the records were deleted after their outcome (`handoff.released`)'),
+          ...common,
+        },
+      },
+    },
+    '/internal/v1/handoffs/{batchId}/outcome': {
+      post: {
+        summary: 'The outcome of every accepted record, exactly once; the same body again is 200, another one 409 (the first stands)',
+        parameters: [batchIdParam],
+        requestBody: { required: true, content: json('Outcome') },
+        responses: {
+          200: { description: 'recorded (now or before); the result document for the partner follows', content: json('OutcomeRecorded') },
+          400: err('`outcome.invalid`, `outcome.unknown_value`, `outcome.unknown_record`, `outcome.duplicate_record`, `outcome.missing_records`; nothing was recorded'),
+          404: err('no such handoff (`handoff.not_found`)'),
+          409: err('`handoff.conflict` (another outcome stands), `handoff.superseded`, `handoff.not_taken`, `handoff.withdrawn`'),
+          410: err('the records were deleted (`handoff.released`)'),
+          413: err('larger than PGW_INTERNAL_MAX_BODY_BYTES (`limits.upload_size`)'),
+          415: err('not application/json (`http.unsupported_media_type`)'),
+          ...common,
+        },
+      },
+    },
+    '/internal/v1/openapi.json': {
+      get: {
+        summary: 'This document',
+        security: [],
+        responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } }, 429: common[429] },
+      },
+    },
+  },
+} as const;
