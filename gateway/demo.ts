@@ -10,6 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
 import { openpgp } from '../keys/openpgp-lib.js';
+import { judgeMessageSignatures, MessageSignatureCount } from '../keys/signature-count.js';
 import type { Config } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { DataDir } from './core/data-dir.js';
@@ -93,13 +94,9 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
       }
       say(`ack /outbox/${ackName} after ${Date.now() - started} ms`);
       const ackBytes = await readRemote(sftp, `/outbox/${ackName}`);
-      const { data, signatures } = await openpgp.decrypt({
-        message: await openpgp.readMessage({ binaryMessage: ackBytes }),
-        decryptionKeys: partnerPrivate, verificationKeys: gatewayKeys, expectSigned: true,
-      });
-      const signer = (await signatures[0]!.signature).packets[0]!.issuerKeyID.toHex().toUpperCase();
+      const { text, signer } = await readVerifiedAck(ackBytes, partnerPrivate, gatewayKeys);
       say(`ack decrypted; signature verified (gateway key 0x${signer})\n`);
-      opts.out.write(`${JSON.stringify(JSON.parse(data as string), null, 2)}\n`);
+      opts.out.write(`${JSON.stringify(JSON.parse(text), null, 2)}\n`);
     } finally {
       client.end();
     }
@@ -112,6 +109,42 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     await redis.quit().catch(() => {});
     await fsp.rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Decrypt an ack and verify it the way the gateway verifies batches: every signature packet
+ * in it counted and verified against the gateway keys (keys/signature-count.ts), not just
+ * the ones openpgp.js chooses to return.
+ */
+async function readVerifiedAck(
+  bytes: Buffer, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[],
+): Promise<{ text: string; signer: string }> {
+  const input = new ReadableStream<Uint8Array>({
+    start(c) {
+      c.enqueue(new Uint8Array(bytes));
+      c.close();
+    },
+  });
+  const message = await openpgp.readMessage({ binaryMessage: input });
+  const inner = await message.decrypt([decryptionKey]);
+  // Read from a stream, like its outer message: verify() then passes stream errors into the data.
+  (inner as unknown as { fromStream: unknown }).fromStream = (message as unknown as { fromStream: unknown }).fromStream;
+  const count = new MessageSignatureCount(inner);
+  const verified = await openpgp.verify({ message: inner, verificationKeys, format: 'binary' });
+  const chunks: Uint8Array[] = [];
+  if (verified.data instanceof Uint8Array) chunks.push(verified.data);
+  else for await (const c of verified.data as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
+  const rest = (message.packets as unknown as { stream?: ReadableStream<unknown> | null }).stream;
+  if (rest) for await (const _ of rest as unknown as AsyncIterable<unknown>) { /* read to the end */ }
+  const [signer] = await judgeMessageSignatures(count, verified.signatures, {
+    purpose: 'document',
+    codes: { missing: 'signature.missing', invalid: 'signature.invalid' },
+    verify: async (packet, result) => {
+      await result.verified;
+      return packet.issuerKeyID.toHex().toUpperCase();
+    },
+  });
+  return { text: Buffer.concat(chunks).toString('utf8'), signer: signer! };
 }
 
 function connect(port: number, privateKey: string): Promise<ssh2.Client> {

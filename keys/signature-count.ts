@@ -139,6 +139,59 @@ export async function readSignatureFile(
   return parsed;
 }
 
+/** One result of openpgp's verify()/decrypt(): the packet it judged and its verdict. */
+export interface VerificationResult {
+  keyID: openpgp.KeyID;
+  signature: Promise<openpgp.Signature>;
+  verified: Promise<true>;
+}
+
+export interface MessageJudgement<R> extends Omit<SignatureJudgement<R>, 'verify'> {
+  /** Judge one counted packet with openpgp's result for it (await `result.verified`, then the policy). */
+  verify(packet: openpgp.SignaturePacket, result: VerificationResult): Promise<R>;
+  /** Awaits openpgp's promises (the decrypt stage's stall guard); plain await by default. */
+  settle?: <T>(p: Promise<T>) => Promise<T>;
+  /** What a result that cannot be read is refused with (default: `codes.invalid`). */
+  unreadable?: (err: unknown) => unknown;
+}
+
+/**
+ * {@link judgeSignaturePackets} for a message: the packets {@link MessageSignatureCount}
+ * counted, each matched to openpgp's result for it. A packet openpgp returned no result
+ * for (another type, unparseable, a signature not paired with its one-pass packet) is
+ * refused, and so is a result for a packet that was not counted. Call it once the data has
+ * been read to its end.
+ */
+export async function judgeMessageSignatures<R>(
+  count: MessageSignatureCount, signatures: readonly VerificationResult[], j: MessageJudgement<R>,
+): Promise<R[]> {
+  const settle = j.settle ?? (<T>(p: Promise<T>) => p);
+  const results = new Map<openpgp.SignaturePacket, VerificationResult>();
+  for (const s of signatures) {
+    let packet: openpgp.SignaturePacket | undefined;
+    try {
+      packet = (await settle(s.signature)).packets[0];
+    } catch (err) {
+      if (err instanceof PgwError) throw err;
+      throw j.unreadable?.(err) ?? new PgwError(j.codes.invalid, 'a signature could not be read');
+    }
+    if (!packet || results.has(packet)) throw new PgwError(j.codes.invalid, 'a signature could not be read');
+    results.set(packet, s);
+  }
+  const present = await settle(count.present());
+  const judged = await judgeSignaturePackets(present, {
+    purpose: j.purpose,
+    codes: j.codes,
+    verify: async (packet) => {
+      const result = results.get(packet);
+      if (!result) throw new PgwError(j.codes.invalid, 'a signature packet was not verified (not a document signature, or not paired with its one-pass packet)');
+      return j.verify(packet, result);
+    },
+  });
+  if (results.size !== present.length) throw new PgwError(j.codes.invalid, 'not every signature packet was counted');
+  return judged;
+}
+
 /** What is used of an openpgp Message (any data type). */
 interface MessagePackets {
   packets: openpgp.PacketList<openpgp.AnyPacket>;
@@ -154,21 +207,25 @@ interface FollowedList {
  * has parsed already (before the literal data) and those that follow the data, which it
  * reads from the packet list's stream — where `verify()` pairs them with one-pass packets
  * and drops whatever it does not pair. Both the message's own packet list and the one
- * inside its compressed packet are followed. Create it after openpgp has read the message
- * head and before `verify()`; read {@link present} after the data has been read to its end.
+ * inside its compressed packet are followed, whether openpgp streams them or holds them
+ * whole. Create it after openpgp has read the message head and before `verify()`; read
+ * {@link present} after the data has been read to its end.
  */
 export class MessageSignatureCount {
   private readonly seen: ParsedPacket[] = [];
   /** Streams followed that have not ended yet (or could not be followed). */
   private open = 0;
+  /** In-memory packet streams (openpgp's form for data it has whole), read once complete. */
+  private readonly whole: Promise<void>[] = [];
 
   constructor(message: MessagePackets) {
     const lists = new Set<openpgp.PacketList<openpgp.AnyPacket>>([message.packets, message.unwrapCompressed().packets]);
     for (const list of lists) this.follow(list);
   }
 
-  /** Every signature packet of the message; throws when openpgp has not read it to its end. */
-  present(): ParsedPacket[] {
+  /** Every signature packet of the message; refuses when openpgp has not read it to its end. */
+  async present(): Promise<ParsedPacket[]> {
+    await Promise.all(this.whole);
     if (this.open > 0) throw new PgwError('internal.processing_failed', 'the message was not read to its end');
     return [...this.seen];
   }
@@ -182,16 +239,27 @@ export class MessageSignatureCount {
     const l = list as unknown as FollowedList;
     if (!l.stream) return; // read whole already
     this.open++;
-    // Anything but a web stream (openpgp's in-memory form) is not followed: stays open, so refused.
-    if (!(l.stream instanceof ReadableStream)) return;
-    l.stream = l.stream.pipeThrough(new TransformStream<ParsedPacket, ParsedPacket>({
-      transform: (p, c) => {
-        this.note(p);
-        c.enqueue(p);
-      },
-      flush: () => {
-        this.open--;
-      },
+    if (l.stream instanceof ReadableStream) {
+      l.stream = l.stream.pipeThrough(new TransformStream<ParsedPacket, ParsedPacket>({
+        transform: (p, c) => {
+          this.note(p);
+          c.enqueue(p);
+        },
+        flush: () => {
+          this.open--;
+        },
+      }));
+      return;
+    }
+    // An in-memory stream (an array filled as openpgp parses): verify() empties it when it
+    // reads it, so a copy is taken now and read once openpgp has finished writing it.
+    const arrayStream = l.stream as unknown as { clone?: () => { readToEnd(join: (xs: ParsedPacket[]) => ParsedPacket[]): Promise<ParsedPacket[]> } };
+    if (!Array.isArray(arrayStream) || typeof arrayStream.clone !== 'function') return; // unknown form: stays open, so refused
+    this.whole.push(arrayStream.clone().readToEnd((xs) => xs).then((rest) => {
+      for (const p of rest) this.note(p);
+      this.open--;
+    }, () => {
+      // openpgp failed writing it (and says so where the data is read): stays open, so refused.
     }));
   }
 }

@@ -20,7 +20,7 @@ import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
 import { openpgpConfig } from '../keys/openpgp-policy.js';
 import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
 import { keyIdOf, shortFingerprint } from '../keys/pgp-inspect.js';
-import { judgeSignaturePackets, MessageSignatureCount } from '../keys/signature-count.js';
+import { judgeMessageSignatures, MessageSignatureCount, type VerificationResult } from '../keys/signature-count.js';
 import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
 import { mapOpenpgpError } from './pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
@@ -300,42 +300,23 @@ const BATCH_CODES = { missing: 'signature.missing', invalid: 'signature.invalid'
 
 /**
  * Every signature packet present must be a document signature that verifies and meets the
- * policy (keys/signature-count.ts); a half-valid batch is rejected. openpgp's results are
- * matched to the packets counted: one it did not return (another type, unparseable, a
- * signature not paired with a one-pass packet) is not verified, so the batch is refused.
+ * policy (keys/signature-count.ts); a half-valid batch is rejected.
  */
 async function judgeAllSignatures(
   decrypted: Decrypted, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,
 ): Promise<{ key: PartnerKey; signedAt: Date }> {
-  type Result = Decrypted['signatures'][number];
-  const results = new Map<openpgp.SignaturePacket, Result>();
-  for (const s of decrypted.signatures) {
-    let packet: openpgp.SignaturePacket | undefined;
-    try {
-      packet = (await watch.guard(s.signature)).packets[0];
-    } catch (err) {
-      throw mapOpenpgpError(err, 'signature.invalid');
-    }
-    if (!packet || results.has(packet)) throw new PgwError('signature.invalid', 'a signature could not be read');
-    results.set(packet, s);
-  }
-  const present = decrypted.present.present();
-  const judged = await judgeSignaturePackets(present, {
+  const judged = await judgeMessageSignatures(decrypted.present, decrypted.signatures, {
     purpose: 'document',
     codes: BATCH_CODES,
-    verify: async (packet) => {
-      const s = results.get(packet);
-      if (!s) throw new PgwError('signature.invalid', 'a signature packet was not verified (not a document signature, or not paired with its one-pass packet)');
-      return judgeOne(s, packet, partnerKeys, now, ctx, watch);
-    },
+    settle: (p) => watch.guard(p),
+    unreadable: (err) => mapOpenpgpError(err, 'signature.invalid'),
+    verify: (packet, result) => judgeOne(result, packet, partnerKeys, now, ctx, watch),
   });
-  // Each result belongs to a packet counted above; more results than packets is not possible, but not assumed.
-  if (results.size !== present.length) throw new PgwError('signature.invalid', 'not every signature packet was counted');
   return judged[0]!;
 }
 
 async function judgeOne(
-  s: Decrypted['signatures'][number], packet: openpgp.SignaturePacket, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,
+  s: VerificationResult, packet: openpgp.SignaturePacket, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,
 ): Promise<{ key: PartnerKey; signedAt: Date }> {
   const keyId = s.keyID.toHex();
   const pk = findPartnerKeyByKeyId(partnerKeys, keyId);
