@@ -22,6 +22,7 @@ import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { scanQueueKeys } from '../../workers/redis-keys.js';
 import { mustRun, nodeFlags, onCleanup, spawnTracked, type Tracked } from './procs.js';
+import { inGpgHome, stopGpgDaemons } from '../../test/helpers/gpg-home-queue.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 const PGW = path.join(ROOT, 'bin', 'pgw.js');
@@ -42,14 +43,17 @@ export interface PgwRole {
   tail: string[];
 }
 
-/** GnuPG in batch mode with an empty passphrase, in `home`. */
+/**
+ * GnuPG in batch mode with an empty passphrase, in `home`; one at a time per home (all
+ * partners share one home: see test/helpers/gpg-home-queue.ts for why).
+ */
 export function gpg(home: string, args: string[], input?: Buffer | string): ReturnType<typeof mustRun> {
-  return mustRun('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { input, timeoutMs: 600_000 });
+  return inGpgHome(home, () => mustRun('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { input, timeoutMs: 600_000 }));
 }
 
-/** Stop the gpg-agent of a home this benchmark created. */
+/** Stop the GnuPG daemons of a home this benchmark created, after its queued gpg calls. */
 export async function killAgent(home: string): Promise<void> {
-  await mustRun('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => {});
+  await stopGpgDaemons(home);
 }
 
 export class GatewayEnv {

@@ -13,6 +13,7 @@ import type { BenchContext } from '../lib/context.js';
 import { GatewayEnv } from '../lib/gateway-env.js';
 import { runChildJson } from '../lib/child.js';
 import { childrenCpuMs, runCmd } from '../lib/procs.js';
+import { inGpgHome } from '../../test/helpers/gpg-home-queue.js';
 import { fileSize, writeJsonBatch, writeRandomFile } from '../lib/files.js';
 import { cell, metMark, ratioCell, table, type SectionResult, type TargetCheck } from '../lib/report.js';
 import { MiB, fmt, mbps, pairedRatios, summarize } from '../lib/stats.js';
@@ -87,7 +88,7 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
   const gpgRef = async (c: Case) => {
     const out = path.join(dir, 'gpg.out');
     const cpu0 = childrenCpuMs();
-    const r = await runCmd('gpg', ['--homedir', gwHome, '--batch', '--yes', '--status-fd', '2', '-o', out, '--decrypt', c.sealed]);
+    const r = await inGpgHome(gwHome, () => runCmd('gpg', ['--homedir', gwHome, '--batch', '--yes', '--status-fd', '2', '-o', out, '--decrypt', c.sealed]));
     const cpu = childrenCpuMs() - cpu0;
     await fsp.rm(out, { force: true });
     if (r.code !== 0 || !r.stderr.includes('[GNUPG:] GOODSIG')) throw new Error(`gpg --decrypt failed: ${r.stderr.slice(-500)}`);

@@ -35,7 +35,9 @@ describe('faults: Redis', function () {
   });
 
   async function upload(p: TestPartner, names: string[]): Promise<void> {
-    const files = await Promise.all(names.map((n, i) => rig.seal(p, JSON.stringify(sampleBatch(2 + i, new Date())), n)));
+    // Sealed one after another: all in the partner's one GnuPG home.
+    const files: string[] = [];
+    for (const [i, n] of names.entries()) files.push(await rig.seal(p, JSON.stringify(sampleBatch(2 + i, new Date())), n));
     const remotes = names.map((n) => `/inbox/${n}`);
     const r = await rig.sftp(p, files.map((f, i) => `put ${f} ${remotes[i]}`));
     const outcomes = putOutcomes(r, remotes);

@@ -34,10 +34,13 @@ describe('faults: SIGTERM with uploads and jobs in flight', function () {
     const p: TestPartner = await rig.partner('kz-sigterm');
     const proc: PgwProcess = await h.start('all', { PGW_WORKER_CONCURRENCY: '1' });
 
-    const small = await Promise.all([0, 1, 2].map((i) => rig.seal(p, JSON.stringify(sampleBatch(3 + i, new Date())), `small-${i}.json.pgp`)));
+    // Sealed one after another: all in the partner's one GnuPG home.
+    const small: string[] = [];
+    for (const i of [0, 1, 2]) small.push(await rig.seal(p, JSON.stringify(sampleBatch(3 + i, new Date())), `small-${i}.json.pgp`));
     // ~15 MB of JSON: its decrypt takes long enough to be caught in the act.
     const big = await rig.seal(p, JSON.stringify(sampleBatch(60_000, new Date())), 'big.json.pgp');
-    const slow = await Promise.all(['slow-a', 'slow-b'].map((n) => sealedRandom(h, p, `${n}.json.pgp`, 3 * 1024 * 1024)));
+    const slow: string[] = [];
+    for (const n of ['slow-a', 'slow-b']) slow.push(await sealedRandom(h, p, `${n}.json.pgp`, 3 * 1024 * 1024));
 
     // Two uploads throttled to 250 KB/s (12 s each): in flight when the signal comes.
     const slowRuns = await Promise.all(slow.map((f, i) => rig.startSftp(p, [`put ${f} /inbox/slow-${'ab'[i]}.json.pgp`], { limitKbit: 2000 })));

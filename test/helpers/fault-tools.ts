@@ -24,6 +24,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import type { Ledger, Batch } from '../../gateway/core/ledger/index.js';
 import { GatewayHarness, gpg, tryJson, waitFor, type PgwProcess, type TestPartner } from './gateway-harness.js';
+import { stopGpgDaemons } from './gpg-home-queue.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../bin/pgw.js');
@@ -302,7 +303,7 @@ export class FaultRig {
     // Every key lives in this Redis only; killing it (no persistence) removes them all.
     await step(() => this.redis.close());
     for (const p of this.partners) {
-      await step(() => run('gpgconf', ['--homedir', p.gpgHome, '--kill', 'gpg-agent']));
+      await step(() => stopGpgDaemons(p.gpgHome));
       await step(() => fsp.rm(p.gpgHome, { recursive: true, force: true }));
     }
     await step(() => fsp.rm(this.h.dir, { recursive: true, force: true }));

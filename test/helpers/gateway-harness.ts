@@ -18,6 +18,7 @@ import { initialise } from '../../keys/init.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { suiteDatabase, type TestDatabase } from './databases.js';
+import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { scanQueueKeys } from '../../workers/redis-keys.js';
 
 const run = promisify(execFile);
@@ -282,7 +283,7 @@ export class GatewayHarness {
     r.disconnect();
     // Only this harness's partners: other runs on the machine (worktrees, a bench) keep theirs.
     for (const home of this.gpgHomes.splice(0)) {
-      await run('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']).catch(() => {});
+      await stopGpgDaemons(home);
       await fsp.rm(home, { recursive: true, force: true });
     }
     await this.database?.drop();
@@ -290,19 +291,17 @@ export class GatewayHarness {
   }
 }
 
-export async function gpg(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
-  // Another run's cleanup (same machine, same tmp dir) may stop this home's gpg-agent just
-  // as gpg talks to it; gpg starts a new one on the next call, so that failure is retried.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await gpgOnce(home, args, input);
-    } catch (err) {
-      if (attempt >= 3 || !/No agent running|can't connect to the agent/.test(String(err))) throw err;
-    }
-  }
+/**
+ * `gpg` in a partner's home, one at a time per home (see gpg-home-queue.ts): callers may
+ * seal, decrypt and import for one partner concurrently. Only this process runs gpg in a
+ * home it made, and its agent is stopped only at cleanup, after the queued calls: a failure
+ * here is real, never retried.
+ */
+export function gpg(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
+  return inGpgHome(home, () => gpgNow(home, args, input));
 }
 
-function gpgOnce(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
+function gpgNow(home: string, args: string[], input?: Buffer): Promise<{ stdout: string; stderr: string; stdoutBuf: Buffer }> {
   return new Promise((resolve, reject) => {
     const c = spawn('gpg', ['--homedir', home, '--batch', '--yes', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];

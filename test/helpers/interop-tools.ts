@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { openpgp } from '../../keys/openpgp-lib.js';
+import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 
 export type ToolName = 'gpg' | 'sqop' | 'rnp' | 'pgpy' | 'openpgpjs';
 /**
@@ -165,6 +166,16 @@ function gpgArgs(home: string, args: string[]): string[] {
   return ['--homedir', home, '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', ...args];
 }
 
+/** `gpg` in `home`, one at a time per home (cells of one partner run at once; see gpg-home-queue.ts). */
+function gpgIn(home: string, args: string[]): Promise<ExecResult> {
+  return inGpgHome(home, () => exec('gpg', gpgArgs(home, args)));
+}
+
+/** {@link gpgIn} that must succeed. */
+function gpgOkIn(home: string, args: string[]): Promise<ExecResult> {
+  return inGpgHome(home, () => execOk('gpg', gpgArgs(home, args)));
+}
+
 async function gpgHome(dir: string): Promise<string> {
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   return dir;
@@ -172,7 +183,7 @@ async function gpgHome(dir: string): Promise<string> {
 
 /** `gpg --decrypt` with status lines; good signers from VALIDSIG (its last field is the primary key). */
 export async function gpgOpen(home: string, file: string): Promise<OpenedAck> {
-  const r = await exec('gpg', gpgArgs(home, ['--status-fd', '2', '--decrypt', file]));
+  const r = await gpgIn(home, ['--status-fd', '2', '--decrypt', file]);
   const status = r.stderr.split('\n').filter((l) => l.startsWith('[GNUPG:] '));
   const good = status.filter((l) => l.startsWith('[GNUPG:] VALIDSIG ')).map((l) => {
     const f = l.split(' ');
@@ -195,8 +206,8 @@ export function openAckWithGpg(baseDir: string, secretFile: string, verifyWith: 
   if (!home) {
     home = (async () => {
       const h = await gpgHome(path.join(baseDir, `gpg-check-${sha(key)}`));
-      await execOk('gpg', gpgArgs(h, ['--import', secretFile]));
-      await execOk('gpg', gpgArgs(h, ['--import', verifyWith]));
+      await gpgOkIn(h, ['--import', secretFile]);
+      await gpgOkIn(h, ['--import', verifyWith]);
       return h;
     })();
     crossCheckHomes.set(key, home);
@@ -204,7 +215,7 @@ export function openAckWithGpg(baseDir: string, secretFile: string, verifyWith: 
   return home.then((h) => gpgOpen(h, file));
 }
 
-/** Stop the gpg-agents started for the homedirs below `baseDir`. */
+/** Stop the GnuPG daemons (gpg-agent) started for the homedirs below `baseDir`. */
 export async function stopGpgAgents(baseDir: string): Promise<void> {
   const homes: string[] = [];
   const walk = async (d: string, depth: number) => {
@@ -216,27 +227,27 @@ export async function stopGpgAgents(baseDir: string): Promise<void> {
     }
   };
   await walk(baseDir, 0);
-  await Promise.all(homes.map((h) => exec('gpgconf', ['--homedir', h, '--kill', 'gpg-agent']).catch(() => null)));
+  for (const h of homes) await stopGpgDaemons(h);
 }
 
 async function makeGpg(dir: string, keyType: KeyType, uid: string, gw: GatewayCert): Promise<PartnerTool> {
   const home = await gpgHome(path.join(dir, 'gnupg'));
   if (keyType === 'curve25519') {
     // GnuPG 2.2's future-default: an Ed25519 primary key (sign, certify) and a Cv25519 subkey.
-    await execOk('gpg', gpgArgs(home, ['--quick-gen-key', uid, 'future-default', 'default', '0']));
+    await gpgOkIn(home, ['--quick-gen-key', uid, 'future-default', 'default', '0']);
   } else if (keyType === 'rsa3072') {
-    await execOk('gpg', gpgArgs(home, ['--quick-gen-key', uid, 'rsa3072', 'sign,cert', '0']));
+    await gpgOkIn(home, ['--quick-gen-key', uid, 'rsa3072', 'sign,cert', '0']);
   } else {
     throw new ToolError(`gpg 2.2 cannot make ${keyType} keys`);
   }
-  const colons = (await execOk('gpg', gpgArgs(home, ['--with-colons', '--list-keys']))).stdout.toString('utf8');
+  const colons = (await gpgOkIn(home, ['--with-colons', '--list-keys'])).stdout.toString('utf8');
   const fingerprint = colons.split('\n').find((l) => l.startsWith('fpr:'))!.split(':')[9]!.toUpperCase();
-  if (keyType === 'rsa3072') await execOk('gpg', gpgArgs(home, ['--quick-add-key', fingerprint, 'rsa3072', 'encr', '0']));
+  if (keyType === 'rsa3072') await gpgOkIn(home, ['--quick-add-key', fingerprint, 'rsa3072', 'encr', '0']);
   const certFile = path.join(dir, 'partner.asc');
   const secretFile = path.join(dir, 'partner-secret.asc');
-  await fsp.writeFile(certFile, (await execOk('gpg', gpgArgs(home, ['--armor', '--export', fingerprint]))).stdout);
-  await fsp.writeFile(secretFile, (await execOk('gpg', gpgArgs(home, ['--armor', '--export-secret-keys', fingerprint]))).stdout);
-  await execOk('gpg', gpgArgs(home, ['--import', gw.certFile]));
+  await fsp.writeFile(certFile, (await gpgOkIn(home, ['--armor', '--export', fingerprint])).stdout);
+  await fsp.writeFile(secretFile, (await gpgOkIn(home, ['--armor', '--export-secret-keys', fingerprint])).stdout);
+  await gpgOkIn(home, ['--import', gw.certFile]);
   return {
     name: 'gpg', keyType, dir, fingerprint, certFile, secretFile,
     async seal(input, output, opts) {
@@ -246,7 +257,7 @@ async function makeGpg(dir: string, keyType: KeyType, uid: string, gw: GatewayCe
       if (opts.compression === 'none') args.push('-z', '0');
       else if (opts.compression !== 'default') args.push('--compress-algo', opts.compression);
       args.push('--encrypt', input);
-      await execOk('gpg', gpgArgs(home, args));
+      await gpgOkIn(home, args);
     },
     async openAck(file, verifyWith) {
       if (verifyWith === gw.certFile) return gpgOpen(home, file);

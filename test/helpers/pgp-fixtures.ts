@@ -6,7 +6,7 @@
  *
  * No third-party vector files: every message is made by a real toolchain during the run.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { promises as fsp, mkdtempSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { openpgp } from '../../keys/openpgp-lib.js';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { suiteDatabase } from './databases.js';
+import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { Ledger, type Batch, type PgpKeyRow } from '../../gateway/core/ledger/index.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { DataKeys, deriveMasterKey } from '../../gateway/core/sealed-blob.js';
@@ -117,7 +118,12 @@ export class GpgHome {
     return new GpgHome(dir);
   }
 
+  /** One gpg at a time in this home, whoever calls (see gpg-home-queue.ts). */
   run(args: string[], input?: Uint8Array | string): Promise<RunResult> {
+    return inGpgHome(this.dir, () => this.runNow(args, input));
+  }
+
+  private runNow(args: string[], input?: Uint8Array | string): Promise<RunResult> {
     const full = ['--homedir', this.dir, '--batch', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', '--trust-model', 'always', ...args];
     return new Promise((resolve, reject) => {
       const p = spawn('gpg', full, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -167,9 +173,7 @@ export class GpgHome {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      execFile('gpgconf', ['--homedir', this.dir, '--kill', 'gpg-agent'], () => resolve());
-    });
+    await stopGpgDaemons(this.dir);
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -121,10 +121,14 @@ describe('workers/decrypt-stage', function () {
   before(async () => {
     fx = await createStageFixture({ queuePrefix: 'pgwt-decrypt' });
     gpg = await GpgHome.create();
-    [rsa, p2, stranger, gpgEd, gpgRsa] = await Promise.all([
-      rsaKey(), genEccKey({ name: 'Partner Two' }), genEccKey({ name: 'Stranger' }),
-      gpg.genKey('GPG Ed <gpg-ed@example.invalid>', 'future-default'),
-      gpg.genKey('GPG RSA <gpg-rsa@example.invalid>', 'rsa3072'),
+    // The two gpg keys one after the other (two gpg at once in one home can read a keybox the
+    // other is rewriting: "pubring.kbx: copy … failed: Invalid packet"); openpgp.js meanwhile.
+    const gpgKeys = (async () => [
+      await gpg.genKey('GPG Ed <gpg-ed@example.invalid>', 'future-default'),
+      await gpg.genKey('GPG RSA <gpg-rsa@example.invalid>', 'rsa3072'),
+    ])();
+    [rsa, p2, stranger, [gpgEd, gpgRsa]] = await Promise.all([
+      rsaKey(), genEccKey({ name: 'Partner Two' }), genEccKey({ name: 'Stranger' }), gpgKeys,
     ]);
     await fx.registerKey('p1', rsa.armoredPublic);
     await fx.registerKey('p1', await gpg.exportPublic(gpgEd));
