@@ -14,8 +14,8 @@ import { judgeMessageSignatures, MessageSignatureCount } from '../keys/signature
 import type { Config } from './core/config.js';
 import { createLogger } from './core/logger.js';
 import { DataDir } from './core/data-dir.js';
-import { Ledger } from './core/ledger/index.js';
 import { initialise } from '../keys/init.js';
+import { openKeyedLedger } from '../keys/audit-key.js';
 import { startRuntime } from './main.js';
 import { addPartner } from './admin/partner-admin.js';
 import { Queues, createRedis } from '../workers/queues.js';
@@ -53,7 +53,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
       type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Demo Kraamzorg IT', email: 'it@demo-kraamzorg.invalid' }], format: 'armored',
     });
     await fsp.writeFile(path.join(dir, 'partner.asc'), pgpKey.publicKey);
-    const ledger = await Ledger.open(config.databaseUrl, log);
+    const ledger = await openKeyedLedger(config, log);
     try {
       await addPartner(ledger, new DataDir(config.dataDir), {
         id: 'demo-kraamzorg', name: 'Demo Kraamzorg', sshKeyFiles: [path.join(dir, 'partner_ssh.pub')],

@@ -19,6 +19,7 @@ import { PgwError } from './core/errors.js';
 import { GatewayKeyring } from '../keys/gateway-keyring.js';
 import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
+import { keyAuditChain } from '../keys/audit-key.js';
 import type { SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';
 import { Queues } from '../workers/queues.js';
 import { createRedis, nodeAddress, quitRedis, redisNodes, waitForReady, type RedisConnection } from '../workers/redis-connection.js';
@@ -52,6 +53,8 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   await pairDataDirWithLedger(dataDir.root, ledger);
   const keyring = await GatewayKeyring.load(ledger, passphrase);
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, passphrase, dataDir.keysDir));
+  // Every event this process records (console logins, partner key submissions…) is keyed.
+  await keyAuditChain(ledger, config, dataKeys);
   const fault = faultHook(config.fault);
   if (config.fault) log.warn('fault injection armed', { fault: config.fault });
 

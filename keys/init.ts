@@ -11,11 +11,12 @@ import type { Logger } from '../gateway/core/logger.js';
 import { DataDir } from '../gateway/core/data-dir.js';
 import { Ledger } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { loadOrCreateSalt } from '../gateway/core/sealed-blob.js';
+import { DataKeys, loadMasterKey, loadOrCreateSalt } from '../gateway/core/sealed-blob.js';
 import { writeFileAtomic } from '../gateway/core/fs-atomic.js';
 import { ensureHostKeys, loadHostKeys, hostKeyFingerprints } from './ssh-host-keys.js';
 import { createDevCertificate } from './dev-tls-cert.js';
 import { createGatewayKey, GatewayKeyring } from './gateway-keyring.js';
+import { keyAuditChain } from './audit-key.js';
 
 export interface InitReport {
   dataDir: string;
@@ -71,6 +72,7 @@ export async function initialise(config: Config, log: Logger): Promise<InitRepor
 
   const ledger = await Ledger.open(config.databaseUrl, log);
   try {
+    await keyAuditChain(ledger, config, new DataKeys(await loadMasterKey(config.dataKey, passphrase, dataDir.keysDir)));
     if ((await ledger.pgpKeys.gatewayKeys()).length === 0) {
       const row = await createGatewayKey(ledger, passphrase);
       await ledger.audit.record('cli', 'gateway_key.created', row.fingerprint, { algorithm: row.algorithm });

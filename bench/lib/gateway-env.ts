@@ -16,6 +16,7 @@ import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { initialise } from '../../keys/init.js';
+import { keyAuditChain } from '../../keys/audit-key.js';
 import { DataKeys, loadMasterKey, writeSealed } from '../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
@@ -119,6 +120,8 @@ export class GatewayEnv {
   async withLedger<T>(fn: (l: Ledger) => Promise<T>): Promise<T> {
     const l = await Ledger.open(this.config.databaseUrl, silentLogger);
     try {
+      // Audit events (partners added) are keyed like the gateway's own.
+      await keyAuditChain(l, this.config, await this.dataKeys());
       return await fn(l);
     } finally {
       await l.close();

@@ -5,11 +5,13 @@
 import { Command } from 'commander';
 import { PgwError } from '../core/errors.js';
 import os from 'node:os';
+import { promises as fsp } from 'node:fs';
 import { loadConfig, type Config } from '../core/config.js';
 import { createLogger, type Logger } from '../core/logger.js';
 import { DataDir } from '../core/data-dir.js';
 import { Ledger } from '../core/ledger/index.js';
 import { requirePassphrase } from '../../keys/init.js';
+import { keyAuditChain } from '../../keys/audit-key.js';
 import { type SubjectDeps } from '../admin/subjects.js';
 import { DataKeys, loadMasterKey } from '../core/sealed-blob.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
@@ -32,10 +34,33 @@ export function cliLogger(cfg: Config): Logger {
   return createLogger({ level: cfg.logLevel === 'debug' ? 'debug' : 'warn', stream: process.stderr });
 }
 
+let masterKey: Promise<Buffer> | null = null;
+
+/**
+ * The data keys (master key from PGW_DATA_KEY, or from the passphrase and the data dir's
+ * salt), loaded once per command. Every command that opens the ledger needs them: each may
+ * record an audit event, and verifying the chain takes the same key (audit.ts).
+ */
+async function cliDataKeys(cfg: Config): Promise<DataKeys> {
+  const dataDir = new DataDir(cfg.dataDir);
+  if (!cfg.dataKey) {
+    const passphrase = requirePassphrase(cfg);
+    // Before `pgw init` there is no salt to derive the key from, and no chain to key.
+    if (!(await fsp.stat(dataDir.keysDir).catch(() => null))) throw new PgwError('not_initialised');
+    masterKey ??= loadMasterKey(null, passphrase, dataDir.keysDir);
+  } else {
+    masterKey ??= loadMasterKey(cfg.dataKey, '', dataDir.keysDir);
+  }
+  return new DataKeys(await masterKey);
+}
+
 export async function withLedger<T>(fn: (ledger: Ledger, cfg: Config) => Promise<T>): Promise<T> {
   const cfg = config();
+  const dataKeys = await cliDataKeys(cfg);
   const ledger = await Ledger.open(cfg.databaseUrl, cliLogger(cfg));
   try {
+    // Before the command does anything: a missing or wrong passphrase changes nothing.
+    await keyAuditChain(ledger, cfg, dataKeys);
     return await fn(ledger, cfg);
   } finally {
     await ledger.close();
@@ -70,8 +95,7 @@ export function warnWebhookHost(cfg: Config, url: string): void {
 export async function withPayloads<T>(fn: (d: SubjectDeps) => Promise<T>): Promise<T> {
   return withLedger(async (ledger, cfg) => {
     const dataDir = new DataDir(cfg.dataDir);
-    const dataKeys = new DataKeys(await loadMasterKey(cfg.dataKey, requirePassphrase(cfg), dataDir.keysDir));
-    return fn({ ledger, dataDir, dataKeys, limits: cfg.limits });
+    return fn({ ledger, dataDir, dataKeys: await cliDataKeys(cfg), limits: cfg.limits });
   });
 }
 

@@ -68,11 +68,14 @@ audit.command('verify').description('check the audit hash chain and the anchor f
       if (!r.ok) {
         const why = {
           edited: 'its content does not match its hash (edited)', predecessor_changed: 'the event before it was deleted or changed',
+          unkeyed: 'the chain is keyed from here on, but this event is plain SHA-256 (rewritten without the key)',
           gap: 'events before it were deleted', anchor_missing: 'it was the newest event at the last verification and is now missing or changed (deleted newest events)',
         }[r.problem!];
         throw new PgwError('audit.broken', `audit chain broken at event ${r.brokenAt}: ${why}; last intact event ${r.lastGoodSeq ?? 'none'} (${r.events} events)`, { ...r });
       }
-      print(r, o.json, () => `ok: ${r.events} audit events, chain intact; head ${r.headHash}`);
+      const keying = r.keyedFrom === null ? 'plain SHA-256, no event keyed yet'
+        : r.keyedFrom === 1 ? 'keyed (HMAC) throughout' : `plain SHA-256 up to event ${r.keyedFrom - 1}, keyed (HMAC) from event ${r.keyedFrom}`;
+      print(r, o.json, () => `ok: ${r.events} audit events, chain intact (${keying}); head ${r.headHash}`);
     });
   });
 audit.command('list').description('audit events, newest first').option('--limit <n>', 'at most this many', '100')

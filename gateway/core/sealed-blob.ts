@@ -11,7 +11,7 @@
  *   AAD says whether it is the last chunk, so reordering, truncation and appended data all
  *   fail authentication.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes, scryptSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes, scryptSync } from 'node:crypto';
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -88,6 +88,15 @@ export class DataKeys {
    */
   derivedKey(purpose: string): Buffer {
     return createHmac('sha256', this.master).update(`pgw-${purpose}`).digest();
+  }
+
+  /**
+   * The audit chain's HMAC key (ledger/audit.ts): HKDF-SHA256 of the master key under its
+   * own label, never the master key itself, so the key that checks the audit log opens no
+   * data key. Whoever holds only the database has neither.
+   */
+  auditChainKey(): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.master, Buffer.alloc(0), 'pgw audit chain v1', 32));
   }
 
   /**

@@ -15,6 +15,8 @@ import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { initialise } from '../../keys/init.js';
+import { keyAuditChain } from '../../keys/audit-key.js';
+import { DataKeys, loadMasterKey } from '../../gateway/core/sealed-blob.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { suiteDatabase, type TestDatabase } from './databases.js';
@@ -53,6 +55,7 @@ export class GatewayHarness {
   gatewayFingerprint = '';
   private gatewayArmored = '';
   private database: TestDatabase | null = null;
+  private dataKeys: DataKeys | null = null;
   /** GnuPG homes of this harness's partners (their agents are stopped at cleanup). */
   private readonly gpgHomes: string[] = [];
 
@@ -95,9 +98,13 @@ export class GatewayHarness {
     return h;
   }
 
+  /** The ledger as `pgw` opens it: audit events recorded here are keyed like the gateway's. */
   async withLedger<T>(fn: (l: Ledger) => Promise<T>): Promise<T> {
+    // scrypt once per harness, not once per look at the ledger.
+    this.dataKeys ??= new DataKeys(await loadMasterKey(this.config.dataKey, this.config.keyPassphrase!, this.dataDir.keysDir));
     const l = await Ledger.open(this.config.databaseUrl, silentLogger);
     try {
+      await keyAuditChain(l, this.config, this.dataKeys);
       return await fn(l);
     } finally {
       await l.close();

@@ -1,5 +1,6 @@
 /** Shared bits of the keys/ unit tests: the code a promise fails with, and a throw-away ledger. */
 import { suiteDatabase } from './databases.js';
+import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,8 @@ export async function tempLedger(prefix: string): Promise<{ ledger: Ledger; clos
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
   const database = await suiteDatabase(path.join(dir, 'ledger.db'));
   const ledger = await Ledger.open(database.url, silentLogger);
+  // A throw-away audit chain key (as if derived from a master key), so admin actions record events.
+  await ledger.audit.useKey(randomBytes(32));
   return {
     ledger,
     async close() {

@@ -234,6 +234,7 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   const database = await suiteDatabase(dataDir.ledgerFile);
   const ledger = await Ledger.open(database.url, log);
   const dataKeys = new DataKeys(deriveMasterKey(KEY_PASSPHRASE, randomBytes(16)));
+  await ledger.audit.useKey(dataKeys.auditChainKey());
   // 30 days old, so that tests can back-date messages (openpgp checks the recipient key at `date`)
   const gatewayRow = await createGatewayKey(ledger, KEY_PASSPHRASE, { now: new Date(Date.now() - 30 * DAY) });
   const keyring = await GatewayKeyring.load(ledger, KEY_PASSPHRASE);

@@ -147,6 +147,7 @@ export class SftpHarness {
     const redis = createRedis(config, false, silentLogger);
     const queues = new Queues(redis, prefix, 1);
     const dataKeys = new DataKeys(deriveMasterKey(PASSPHRASE, randomBytes(16)));
+    await ledger.audit.useKey(dataKeys.auditChainKey());
     const ingest = new IngestService({
       ledger, dataDir, enqueuer: queues, dataKeys, limits: config.limits, log: log.child({ component: 'ingest' }), fault: faultHook(null),
     });

@@ -269,6 +269,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     // Handoff to Babybalance's systems, results, service tokens (see handoff-schema.ts).
     '0010_handoff': handoffMigration,
     '0011_partner_key_signer': partnerKeySignerMigration,
+    '0012_audit_chain_key': {
+      async up(db: Kysely<unknown>) {
+        // How each audit event is chained: the events written so far are plain SHA-256
+        // ('sha256'); from now on an HMAC under a key derived from the master key, which
+        // someone with only the database cannot compute (see audit.ts).
+        await db.schema.alterTable('audit_events').addColumn('alg', 'text', (c) => c.notNull().defaultTo('sha256')).execute();
+      },
+    },
   };
 }
 

@@ -219,6 +219,8 @@ export interface AuditEventsTable {
   detail: string | null;
   prev_hash: string;
   hash: string;
+  /** How `hash` was made: 'sha256' (plain, events from before keying) or 'hmac-sha256' (keyed). */
+  alg: string;
 }
 
 export interface LeasesTable {

@@ -11,6 +11,9 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { InlineMigrations } from '../../../gateway/core/ledger/migrations.js';
 
+/** The audit chain key a process derives from its master key (any 32 bytes here). */
+const AUDIT_KEY = randomBytes(32);
+
 describe('ledger (SQLite): embedded settings', () => {
   it('runs in WAL mode with synchronous=FULL and is idempotent to reopen', async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwl-'));
@@ -31,6 +34,7 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
   before(async () => {
     tdb = await make();
     ledger = await Ledger.open(tdb.url, silentLogger);
+    await ledger.audit.useKey(AUDIT_KEY);
     await ledger.partners.create({ id: 'p1', name: 'P1' });
   });
   after(async () => {
@@ -110,6 +114,8 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     const a = await Ledger.open(own.url, silentLogger);
     const b = label === 'PostgreSQL' ? await Ledger.open(own.url, silentLogger) : a;
     try {
+      await a.audit.useKey(AUDIT_KEY);
+      await b.audit.useKey(AUDIT_KEY);
       await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? a : b).audit.record(`actor-${i}`, 'partner.added', `p${i}`)));
       expect(await a.audit.verify()).to.include({ ok: true, events: 24 });
     } finally {
@@ -179,6 +185,7 @@ for (const [label, make] of DATABASES) describe(`ledger (${label})`, () => {
     const own = await make();
     const l2 = await Ledger.open(own.url, silentLogger);
     try {
+      await l2.audit.useKey(AUDIT_KEY);
       await l2.audit.record('alice', 'partner.added', 'p1');
       await l2.audit.record('bob', 'partner_key.revoked', 'p1');
       const last = Number((await l2.audit.list({ limit: 1 }))[0]!.seq);
