@@ -81,10 +81,10 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
       .then((n) => { if (n > 0) log.info('dropped the jobs of the retired handoff queue', { jobs: n }); })
       .catch((err: unknown) => log.warn('could not drop the retired handoff queue (Redis away?); the next start tries again', { err }));
     shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
-    const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' }), instance));
+    const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' }), instance, config.handoff.overdueHours));
     reconciler.start(config.workers.reconcileIntervalMs);
     shutdown.add('retention', new RetentionScheduler(redis, workerRedis, config.queuePrefix, {
-      ledger, dataDir, policy: config.retention, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),
+      ledger, dataDir, policy: config.retention, handoff: config.handoff, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),
     }, log.child({ component: 'retention' })));
   }
   if (role === 'all' || role === 'gateway') {

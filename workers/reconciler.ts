@@ -23,6 +23,10 @@ export interface ReconcileReport {
   requeued: number;
   /** Webhook pushes queued again (acks neither delivered nor given up, without a live job). */
   pushesRequeued: number;
+  /** Result documents queued again (confirmed handoffs not yet released, without a live job). */
+  resultsRequeued: number;
+  /** Handoffs seen overdue for the first time (an event each, once per version). */
+  handoffsOverdue: number;
   sweptFiles: number;
 }
 
@@ -38,10 +42,12 @@ export class Reconciler {
   constructor(
     private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger,
     private readonly holder: string,
+    /** PGW_HANDOFF_OVERDUE_HOURS. */
+    private readonly handoffOverdueHours = 24,
   ) {}
 
   async runOnce(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { checked: 0, requeued: 0, pushesRequeued: 0, sweptFiles: 0 };
+    const report: ReconcileReport = { checked: 0, requeued: 0, pushesRequeued: 0, resultsRequeued: 0, handoffsOverdue: 0, sweptFiles: 0 };
     for (const b of await this.ledger.batches.unfinished()) {
       report.checked++;
       const stage = b.stage as PipelineStage;
@@ -56,6 +62,26 @@ export class Reconciler {
       await this.queues.enqueueDelivery(a.batch_id, a.version);
       report.pushesRequeued++;
       this.log.info('reconciler re-queued an ack push', { batch: a.batch_id, version: a.version });
+    }
+    // An outcome recorded whose result was never made (the process died right after the
+    // ledger write, or Redis lost the job): exactly one result follows, the stage is idempotent.
+    for (const r of await this.ledger.handoffs.unreleased()) {
+      if (await this.queues.hasLiveResult(r.batch_id, r.version)) continue;
+      await this.queues.enqueueResult(r.batch_id, r.version);
+      report.resultsRequeued++;
+      this.log.info('reconciler re-queued a result', { batch: r.batch_id, version: r.version });
+    }
+    for (const r of await this.ledger.handoffs.undeliveredResults()) {
+      if (await this.queues.hasLiveDelivery(r.batch_id, r.version, 'result')) continue;
+      await this.queues.enqueueDelivery(r.batch_id, r.version, 'result');
+      report.pushesRequeued++;
+      this.log.info('reconciler re-queued a result push', { batch: r.batch_id, version: r.version });
+    }
+    // Accepted records the account service has not confirmed in time: an event on the batch
+    // (and a warning) once per version, which retention waits for before it may purge them.
+    for (const o of await this.ledger.handoffs.noteOverdue(new Date(Date.now() - this.handoffOverdueHours * 3600_000))) {
+      report.handoffsOverdue++;
+      this.log.warn('handoff overdue: the account service has not confirmed the records', { batch: o.batch_id, version: o.version, state: o.state });
     }
     report.sweptFiles = await this.sweep();
     return report;

@@ -5,11 +5,18 @@
  * - **payload**: the decrypted payload, the accepted records and a sealed non-OpenPGP upload are
  *   deleted AND the batch's data key is shredded (set to null in the ledger), so any copy of
  *   a sealed file that survives somewhere (a backup) can no longer be read;
- * - **acks**: the ack files (canonical blobs and the SFTP outbox entries that are those blobs);
+ * - **acks**: the ack and result files (canonical blobs and the SFTP outbox entries that are those blobs);
  * - **ledger**: the row is anonymised: file name, partner reference, record issues, error
  *   details and event details go; counts, codes, hashes and times stay, so statistics and
  *   the audit trail keep working.
  * Finished and failed queue jobs older than `jobDays` are removed from Redis as well.
+ *
+ * Accepted records the account service has not confirmed (a handoff ready or taken) are
+ * never purged silently: past the payload period the handoff is first noted overdue (an
+ * event on the batch, in the console and /metrics); then `PGW_HANDOFF_UNCONFIRMED` decides —
+ * `keep` (default): kept until the outcome comes; `purge`: purged at a later run (so the
+ * overdue was visible at least a run long) and the handoff marked expired. Records confirmed
+ * but whose result is not made yet are kept until it is (the result stage deletes them).
  *
  * Two kinds of leftovers would otherwise stay forever:
  * - a batch that never reaches `done` (its worker never ran, it fails at every retry, its
@@ -35,6 +42,8 @@ export interface RetentionDeps {
   ledger: Ledger;
   dataDir: DataDir;
   policy: Config['retention'];
+  /** What becomes of unconfirmed accepted records past the payload period (default: keep). */
+  handoff?: Pick<Config['handoff'], 'unconfirmed'>;
   /** Removes old finished/failed jobs; null where no queues are reachable (a CLI run without Redis). */
   cleanJobs: ((olderThanMs: number) => Promise<number>) | null;
   log: Logger;
@@ -48,6 +57,8 @@ export interface RetentionReport {
   staged: number;
   received: string[];
   payload: string[];
+  /** Payloads kept past their period because the account service has not confirmed their records. */
+  heldForHandoff: string[];
   acks: string[];
   ledger: string[];
   jobsRemoved: number;
@@ -66,7 +77,7 @@ export const IN_FLIGHT_MS = 86_400_000;
 export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; now?: Date } = {}): Promise<RetentionReport> {
   const now = opts.now ?? new Date();
   const dry = opts.dryRun === true;
-  const report: RetentionReport = { dryRun: dry, expired: [], staged: 0, received: [], payload: [], acks: [], ledger: [], jobsRemoved: 0 };
+  const report: RetentionReport = { dryRun: dry, expired: [], staged: 0, received: [], payload: [], heldForHandoff: [], acks: [], ledger: [], jobsRemoved: 0 };
   const db = d.ledger.handle.db;
   report.expired = await expireUnfinished(d, now, dry);
   report.staged = await sweepStaged(d, now, dry);
@@ -83,6 +94,10 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
   }
   let quarantine: string[] | undefined;
   for (const b of await due('payload_purged_at', d.policy.payloadDays)) {
+    if (await holdForHandoff(d, b.id, dry)) {
+      report.heldForHandoff.push(b.id);
+      continue;
+    }
     report.payload.push(b.id);
     if (dry) continue;
     for (const f of [d.dataDir.payloadFile(b.id), d.dataDir.acceptedFile(b.id), d.dataDir.spoolSealedFile(b.id)]) await removeQuietly(f);
@@ -110,11 +125,13 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
       }).where('id', '=', b.id).execute();
       await tx.updateTable('batch_events').set({ detail: null }).where('batch_id', '=', b.id).execute();
       await tx.updateTable('acks').set({ outbox_name: ANON }).where('batch_id', '=', b.id).execute();
+      await tx.updateTable('results').set({ outbox_name: ANON }).where('batch_id', '=', b.id).execute();
     });
   }
   if (d.cleanJobs && !dry) report.jobsRemoved = await d.cleanJobs(days(d.policy.jobDays));
   d.log.info('retention run', {
-    dryRun: dry, expired: report.expired.length, staged: report.staged, received: report.received.length, payload: report.payload.length, acks: report.acks.length,
+    dryRun: dry, expired: report.expired.length, staged: report.staged, received: report.received.length, payload: report.payload.length,
+    heldForHandoff: report.heldForHandoff.length, acks: report.acks.length,
     ledger: report.ledger.length, jobsRemoved: report.jobsRemoved,
   });
   return report;
@@ -167,12 +184,37 @@ async function sweepStaged(d: RetentionDeps, now: Date, dry: boolean): Promise<n
   return n;
 }
 
-/** Remove every ack version's blob (and its note) and the outbox entries that are those blobs. */
+/**
+ * Whether the payload step must leave this batch alone because of its handoff: confirmed
+ * but its result not made yet; or unconfirmed, and either the policy keeps such records or
+ * they were not noted overdue before this run (they are now). A purge of unconfirmed records
+ * marks the handoff expired.
+ */
+async function holdForHandoff(d: RetentionDeps, batchId: string, dry: boolean): Promise<boolean> {
+  const h = await d.ledger.handoffs.get(batchId);
+  if (!h || h.state === 'expired' || h.released_at) return false;
+  if (h.state === 'confirmed') return true; // the result stage releases them
+  if (h.state !== 'ready' && h.state !== 'taken') return false;
+  if (dry) return d.handoff?.unconfirmed !== 'purge' || !h.overdue_at;
+  const { notedBefore } = await d.ledger.handoffs.noteOverdueFor(batchId, 'retention: the payload period has passed');
+  if (d.handoff?.unconfirmed !== 'purge' || !notedBefore) {
+    d.log.warn('unconfirmed accepted records kept past the payload period', { batch: batchId, version: h.version, policy: d.handoff?.unconfirmed ?? 'keep' });
+    return true;
+  }
+  await d.ledger.handoffs.expire(batchId);
+  d.log.warn('unconfirmed accepted records purged (PGW_HANDOFF_UNCONFIRMED=purge)', { batch: batchId, version: h.version });
+  return false;
+}
+
+/** Remove every ack and result version's blob (and its note) and the outbox entries that are those blobs. */
 async function purgeAcks(d: RetentionDeps, b: Batch): Promise<void> {
-  const acks = await d.ledger.batches.acks(b.id);
+  const acks = [
+    ...(await d.ledger.batches.acks(b.id)).map((a) => ({ ...a, blob: d.dataDir.ackBlob(b.id, a.version) })),
+    ...(await d.ledger.handoffs.results(b.id)).map((r) => ({ ...r, blob: d.dataDir.resultBlob(b.id, r.version) })),
+  ];
   const outbox = d.dataDir.outboxFor(b.partner_id, b.lane);
   for (const a of acks) {
-    const blob = d.dataDir.ackBlob(b.id, a.version);
+    const blob = a.blob;
     const blobStat = await fsp.stat(blob).catch(() => null);
     const entry = path.join(outbox, a.outbox_name);
     const entryStat = await fsp.lstat(entry).catch(() => null);

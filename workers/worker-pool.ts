@@ -1,5 +1,5 @@
 /**
- * BullMQ workers for the three stages and the webhook push, in one process. The single
+ * BullMQ workers for the three stages, the result documents and the webhook push, in one process. The single
  * place where a stage's failure is mapped to queue behaviour: retryable errors are thrown
  * (BullMQ retries with backoff); when the last attempt of decrypt/validate fails, the batch
  * is rejected with `internal.processing_failed` so the partner still gets an ack; a push
@@ -10,13 +10,14 @@ import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bu
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
 import { isBatchId } from '../gateway/ingest/file-names.js';
-import { DELIVER_QUEUE, type DeliverPayload, type JobPayload } from './queues.js';
+import { DELIVER_QUEUE, RESULT_QUEUE, type DeliverPayload, type JobPayload, type ResultPayload } from './queues.js';
 import type { RedisConnection } from './redis-connection.js';
 import { queueKeyPrefix } from './redis-keys.js';
 import { giveUpDelivery, runDeliverStage } from './deliver-stage.js';
 import { runDecryptStage } from './decrypt-stage.js';
 import { runValidateStage } from './validate-stage.js';
 import { runAckStage } from './ack-stage.js';
+import { runResultStage } from './result-stage.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 
 const PROCESSORS: Record<PipelineStage, (ctx: StageContext, batchId: string) => Promise<void>> = {
@@ -65,16 +66,47 @@ export class WorkerPool {
     deliver.on('error', (err) => ctx.log.warn('worker error', { stage: 'deliver', err }));
     deliver.on('failed', (job, err) => void this.onDeliverFailed(job, err));
     this.workers.push(deliver as Worker);
+    const result = new Worker<ResultPayload>(RESULT_QUEUE, (job) => this.result(job), {
+      connection: connection as ConnectionOptions,
+      prefix,
+      concurrency: w.concurrency,
+      lockDuration: w.lockDurationMs,
+      stalledInterval: w.stalledIntervalMs,
+      maxStalledCount: 5,
+      autorun: true,
+    });
+    result.on('error', (err) => ctx.log.warn('worker error', { stage: 'result', err }));
+    // A result that keeps failing (no usable partner key) stays confirmed and unreleased:
+    // the reconciler queues it again, and the console shows it waiting.
+    result.on('failed', (job, err) => ctx.log.warn('stage failed', { stage: 'result', batch: job?.data.batchId, attempt: job?.attemptsMade, err }));
+    this.workers.push(result as Worker);
+  }
+
+  private async result(job: Job<ResultPayload>): Promise<void> {
+    const { batchId, version } = job.data ?? {};
+    if (typeof batchId !== 'string' || !isBatchId(batchId) || !Number.isInteger(version)) {
+      this.ctx.log.warn('result job without valid ids dropped', { job: job.id });
+      return;
+    }
+    const key = job.id ?? `${batchId}-result-v${version}`;
+    const earlier = this.running.get(key);
+    const run = (earlier ?? Promise.resolve()).catch(() => {}).then(() => runResultStage(this.ctx, batchId, version));
+    this.running.set(key, run);
+    try {
+      await run;
+    } finally {
+      if (this.running.get(key) === run) this.running.delete(key);
+    }
   }
 
   private async deliver(job: Job<DeliverPayload>): Promise<void> {
-    const { batchId, version } = job.data ?? {};
-    if (typeof batchId !== 'string' || !isBatchId(batchId) || !Number.isInteger(version)) {
+    const { batchId, version, kind = 'ack' } = job.data ?? {};
+    if (typeof batchId !== 'string' || !isBatchId(batchId) || !Number.isInteger(version) || (kind !== 'ack' && kind !== 'result')) {
       this.ctx.log.warn('deliver job without valid ids dropped', { job: job.id });
       return;
     }
     try {
-      await runDeliverStage(this.ctx, batchId, version);
+      await runDeliverStage(this.ctx, batchId, version, kind);
     } catch (err) {
       // Retrying cannot fix a host that is not allowed, a bad URL or a redirect.
       if (err instanceof PgwError && !err.retryable) throw new UnrecoverableError(err.code);
@@ -88,7 +120,7 @@ export class WorkerPool {
     if (!final) return;
     const code = err instanceof PgwError ? err.code : err instanceof UnrecoverableError ? err.message : 'webhook.network';
     try {
-      await giveUpDelivery(this.ctx, job.data.batchId, job.data.version, code);
+      await giveUpDelivery(this.ctx, job.data.batchId, job.data.version, code, job.data.kind ?? 'ack');
     } catch (e) {
       this.ctx.log.error('could not record a failed push', { batch: job.data.batchId, err: e });
     }

@@ -230,6 +230,7 @@ function precheck(h: Handoff, version: number, sha256: string): 'same' | 'go' {
     if (h.version === version && h.outcome_sha256 === sha256) return 'same';
     throw refusal('conflict');
   }
+  if (h.state === 'expired') throw new PgwError('handoff.released');
   if (h.version !== version) throw refusal('superseded');
   if (h.state === 'withdrawn') throw refusal('withdrawn');
   if (h.state !== 'taken') throw refusal('not_taken');

@@ -16,7 +16,7 @@ program.command('retention').description('data past its retention period')
       const queues = new Queues(redis, cfg.queuePrefix, cfg.workers.attempts, cfg.webhooks);
       try {
         const r = await runRetention({
-          ledger, dataDir: new DataDir(cfg.dataDir), policy: cfg.retention, log,
+          ledger, dataDir: new DataDir(cfg.dataDir), policy: cfg.retention, handoff: cfg.handoff, log,
           cleanJobs: (ms) => queues.cleanOld(ms).catch(() => 0), // without Redis the daily job cleans up later
         }, { dryRun: Boolean(o.dryRun) });
         if (!o.dryRun) await ledger.audit.record(actor, 'retention.run', 'all', { expired: r.expired.length, staged: r.staged, received: r.received.length, payload: r.payload.length, acks: r.acks.length, ledger: r.ledger.length });
@@ -24,6 +24,7 @@ program.command('retention').description('data past its retention period')
           `${r.dryRun ? 'would expire' : 'expired'}: ${r.expired.length} unfinished batch(es); abandoned staged uploads ${r.dryRun ? 'to remove' : 'removed'}: ${r.staged}`,
           `${r.dryRun ? 'would remove' : 'removed'}: received files of ${r.received.length} batch(es), payloads of ${r.payload.length} (keys shredded), acks of ${r.acks.length}`,
           `${r.dryRun ? 'would anonymise' : 'anonymised'}: ${r.ledger.length} ledger row(s); queue jobs removed: ${r.jobsRemoved}`,
+          ...(r.heldForHandoff.length ? [`kept: payloads of ${r.heldForHandoff.length} batch(es) whose records the account service has not confirmed (PGW_HANDOFF_UNCONFIRMED=${cfg.handoff.unconfirmed})`] : []),
           ...(r.dryRun ? [...new Set([...r.expired, ...r.received, ...r.payload, ...r.acks, ...r.ledger])].map((id) => `  ${id}`) : []),
         ].join('\n'));
       } finally {

@@ -6,7 +6,7 @@ import { print, program, table, withLedger } from './cli-kit.js';
 
 const handoffs = program.command('handoffs').description('accepted records handed to the account service');
 handoffs.command('list').description('handoffs, oldest first (live lane only)')
-  .addOption(new Option('--state <state>', 'only these').choices(['ready', 'taken', 'confirmed', 'overdue', 'withdrawn']))
+  .addOption(new Option('--state <state>', 'only these').choices(['ready', 'taken', 'confirmed', 'overdue', 'withdrawn', 'expired']))
   .option('--partner <id>')
   .option('--limit <n>', 'at most this many', '100')
   .option('--json', 'print JSON')

@@ -197,7 +197,10 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     const batch = isBatchId(id) ? await d.ledger.batches.get(id) : undefined;
     if (!batch) throw new PgwError('batch.not_found');
     const acks = await d.ledger.batches.acks(id);
-    return { batch, events: await d.ledger.batches.events(id), acks, pushes: await d.ledger.ackPushes.forBatch(id) };
+    return {
+      batch, events: await d.ledger.batches.events(id), acks, pushes: await d.ledger.ackPushes.forBatch(id),
+      handoff: await d.ledger.handoffs.get(id), results: await d.ledger.handoffs.results(id),
+    };
   };
   app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(who(res), await batchDetail(String(req.params.id)), null)));
   app.post('/batches/:id/reprocess', engineer, async (req, res) => {
@@ -312,6 +315,7 @@ async function overview(d: ConsoleDeps): Promise<OverviewData> {
     queues,
     acks: await d.ledger.stats.pendingAcks(new Date(now.getTime() - d.config.console.overdueAckHours * 3600_000)),
     overdueHours: d.config.console.overdueAckHours,
+    handoffs: { ...(await d.ledger.handoffs.waiting(new Date(now.getTime() - d.config.handoff.overdueHours * 3600_000))), overdueHours: d.config.handoff.overdueHours },
     late,
     expiring: await d.ledger.stats.expiringKeys(new Date(now.getTime() + 30 * 86_400_000)),
   };

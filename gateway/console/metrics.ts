@@ -79,6 +79,16 @@ export class GatewayMetrics implements ProtocolCounters {
         g.set({ partner: e.partner_id, overdue: 'true' }, e.overdue);
       }
     });
+    computed('pgw_handoffs_waiting', 'accepted records not confirmed by the account service (handoffs ready or taken) by partner and state; overdue ones separately', ['partner', 'state', 'overdue'], async (g) => {
+      const w = await ledger.handoffs.waiting(new Date(Date.now() - config.handoff.overdueHours * 3600_000));
+      for (const e of w.byPartner) {
+        g.set({ partner: e.partner_id, state: e.state, overdue: 'false' }, e.waiting - e.overdue);
+        g.set({ partner: e.partner_id, state: e.state, overdue: 'true' }, e.overdue);
+      }
+    });
+    computed('pgw_results_pending_pickup', 'result documents (newest per batch) neither downloaded nor pushed, by partner', ['partner'], async (g) => {
+      for (const e of await ledger.handoffs.pendingResults()) g.set({ partner: e.partner_id }, e.pending);
+    });
     computed('pgw_key_expiry_seconds', 'seconds until an OpenPGP key expires (keys expiring within 90 days)', ['owner', 'partner', 'fingerprint'], async (g) => {
       for (const k of await ledger.stats.expiringKeys(new Date(Date.now() + 90 * 24 * 3600_000))) {
         g.set({ owner: k.owner, partner: k.partner_id ?? '', fingerprint: k.fingerprint }, Math.round((Date.parse(k.not_after) - Date.now()) / 1000));

@@ -1,5 +1,5 @@
 /** The console's pages: plain server-rendered HTML (see html.ts), readable without script. */
-import type { AckPushRow, AckRow, Batch, BatchEvent, Partner, PgpKeyRow, SshKeyRow, ApiTokenRow } from '../core/ledger/index.js';
+import type { AckPushRow, AckRow, Batch, BatchEvent, Handoff, Partner, PgpKeyRow, ResultRow, SshKeyRow, ApiTokenRow } from '../core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { csrfField, html, layout, raw, type Fragment, type LayoutUser } from './html.js';
 
@@ -13,6 +13,8 @@ export interface OverviewData {
   overdueHours: number;
   late: { partner: string; schedule: string; last: string | null }[];
   expiring: { fingerprint: string; owner: string; partner_id: string | null; not_after: string }[];
+  /** Accepted records the account service has not confirmed (ready or taken), and how many are overdue. */
+  handoffs: { waiting: number; overdue: number; byPartner: { partner_id: string; state: string; waiting: number; overdue: number }[]; overdueHours: number };
 }
 
 const STATUSES = ['accepted', 'partially_accepted', 'rejected', 'processing'];
@@ -38,6 +40,9 @@ export function overviewPage(user: LayoutUser, d: OverviewData): string {
 <div class="cards">
 <section class="card"><h2>Acks waiting for pickup</h2><div class="big">${d.acks.pending}</div>
 <div class="${d.acks.overdue ? 'warn' : ''}">${d.acks.overdue} overdue (older than ${d.overdueHours} h)</div></section>
+<section class="card"><h2>Records waiting for the account service</h2><div class="big">${d.handoffs.waiting}</div>
+<div class="${d.handoffs.overdue ? 'warn' : ''}">${d.handoffs.overdue} overdue (older than ${d.handoffs.overdueHours} h)</div>
+${d.handoffs.byPartner.map((x) => html`<div><a href="/partners/${x.partner_id}">${x.partner_id}</a>: ${x.waiting} ${x.state}${x.overdue ? html` <span class="warn">(${x.overdue} overdue)</span>` : ''}</div>`)}</section>
 <section class="card"><h2>Pipeline lag, received → acked (7 days)</h2><div class="big">${secs(d.lag.p50)}</div><div>p95 ${secs(d.lag.p95)} · ${d.lag.n} batches</div></section>
 <section class="card"><h2>Partners late</h2><div class="big ${d.late.length ? 'warn' : ''}">${d.late.length}</div>
 ${d.late.map((l) => html`<div><a href="/partners/${l.partner}">${l.partner}</a>: expected ${l.schedule}, last ${when(l.last)}</div>`)}</section>
@@ -89,6 +94,9 @@ export interface BatchDetail {
   events: BatchEvent[];
   acks: AckRow[];
   pushes: AckPushRow[];
+  /** The handoff of the accepted records (live lane) and the result documents made from its outcomes. */
+  handoff?: Handoff;
+  results?: ResultRow[];
 }
 
 export function batchPage(user: LayoutUser, d: BatchDetail, notice: string | null): string {
@@ -116,6 +124,11 @@ ${d.acks.map((a) => {
   return html`<tr><td>${a.version}</td><td>${when(a.created_at)}</td><td><code>${a.sha256.slice(0, 16)}…</code></td><td>${when(a.first_downloaded_at)}</td><td class="num">${a.download_count}</td>
 <td>${p ? (p.delivered_at ? html`pushed ${when(p.delivered_at)}` : p.failed_at ? html`<span class="warn">gave up (${p.last_code})</span>` : html`${p.attempts} attempt(s), last ${p.last_code ?? p.last_status ?? ''}`) : '–'}</td></tr>`;
 })}</tbody></table>`}
+${d.handoff ? html`<h2>Handoff to the account service</h2>
+<p>Version ${d.handoff.version}: ${d.handoff.state}${d.handoff.overdue_at && (d.handoff.state === 'ready' || d.handoff.state === 'taken') ? html` <span class="warn">overdue since ${when(d.handoff.overdue_at)}</span>` : ''} ·
+ready ${when(d.handoff.ready_at)} · taken ${when(d.handoff.taken_at)} · confirmed ${when(d.handoff.confirmed_at)}${d.handoff.state === 'confirmed' ? html` (${d.handoff.outcome_created} created, ${d.handoff.outcome_exists} existed, ${d.handoff.outcome_failed} failed)` : ''} · records ${d.handoff.released_at ? html`deleted ${when(d.handoff.released_at)}` : 'stored'}</p>
+${(d.results ?? []).length ? html`<table><thead><tr><th>result version</th><th>made</th><th>sha-256</th><th>downloaded</th><th class="num">downloads</th></tr></thead><tbody>
+${(d.results ?? []).map((r) => html`<tr><td>${r.version}</td><td>${when(r.created_at)}</td><td><code>${r.sha256.slice(0, 16)}…</code></td><td>${when(r.first_downloaded_at)}</td><td class="num">${r.download_count}</td></tr>`)}</tbody></table>` : ''}` : ''}
 ${issues.length ? html`<h2>Record issues (${issues.length})</h2><table><thead><tr><th class="num">record</th><th>field</th><th>code</th></tr></thead><tbody>
 ${issues.slice(0, 200).map((i) => html`<tr><td class="num">${i.record}</td><td><code>${i.path}</code></td><td><code>${i.code}</code>${i.severity === 'warning' ? ' (warning)' : ''}</td></tr>`)}</tbody></table>` : ''}
 <h2>Actions</h2>

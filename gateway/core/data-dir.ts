@@ -13,7 +13,9 @@
  * quarantine/<batchId>.<run>.sealed  decrypt output until the signature verdict (sealed at rest)
  * payload/<batchId>.sealed      promoted plaintext (sealed at rest, per-batch data key)
  * accepted/<batchId>.sealed     accepted records for the downstream handoff (sealed)
+ * accepted/<batchId>.v<N>.<hash>.outcome.sealed  the account service's messages, until the result is made
  * acks/<batchId>.v<N>.pgp       the one canonical ack of each version
+ * acks/<batchId>.result-v<N>.pgp  the one result document of each handoff version
  * partners/<id>/outbox/[test/]  acks as partners see them (test lane in outbox/test)
  * partners/<id>/staging/<lane>/ temp-named uploads (`*.filepart`) awaiting their rename
  * ```
@@ -49,6 +51,8 @@ export class DataDir {
   payloadFile(batchId: string): string { return path.join(this.payloadDir, `${batchId}.sealed`); }
   acceptedFile(batchId: string): string { return path.join(this.acceptedDir, `${batchId}.sealed`); }
   ackBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.v${version}.pgp`); }
+  /** The result document of a handoff version (a document to the partner, kept with the acks). */
+  resultBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.result-v${version}.pgp`); }
   partnerDir(partnerId: string): string { return path.join(this.root, 'partners', partnerId); }
   outboxDir(partnerId: string): string { return path.join(this.partnerDir(partnerId), 'outbox'); }
   stagingDir(partnerId: string, lane: 'live' | 'test'): string { return path.join(this.partnerDir(partnerId), 'staging', lane); }

@@ -2,7 +2,7 @@
  * What the API shows of a batch and its acks: ids, sizes, times, codes and counts — never a
  * record, never a decrypted byte. The same facts `pgw batches show` prints.
  */
-import type { AckPushRow, AckRow, Batch, BatchEvent, PartnerAck } from '../core/ledger/index.js';
+import type { AckPushRow, AckRow, Batch, BatchEvent, PartnerAck, ResultRow } from '../core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 
 export type PublicStatus = 'received' | 'processing' | 'accepted' | 'partially_accepted' | 'rejected';
@@ -12,8 +12,8 @@ export function publicStatus(b: Batch): PublicStatus {
   return b.stage === 'decrypt' ? 'received' : 'processing';
 }
 
-export function batchLinks(batchId: string): { self: string; ack: string } {
-  return { self: `/v1/batches/${batchId}`, ack: `/v1/batches/${batchId}/ack` };
+export function batchLinks(batchId: string): { self: string; ack: string; result: string } {
+  return { self: `/v1/batches/${batchId}`, ack: `/v1/batches/${batchId}/ack`, result: `/v1/batches/${batchId}/result` };
 }
 
 function errorView(code: string | null): { code: string; message: string } | null {
@@ -41,7 +41,9 @@ export function uploadView(b: Batch, retried: boolean) {
   return { ...common(b), retried };
 }
 
-export function batchView(b: Batch, events: BatchEvent[], ack: AckRow | undefined, push: AckPushRow | undefined) {
+export function batchView(
+  b: Batch, events: BatchEvent[], ack: AckRow | undefined, push: AckPushRow | undefined, result?: ResultRow, resultPush?: AckPushRow,
+) {
   return {
     ...common(b),
     channel: b.channel,
@@ -55,6 +57,15 @@ export function batchView(b: Batch, events: BatchEvent[], ack: AckRow | undefine
       firstDownloadedAt: ack.first_downloaded_at,
       downloadCount: ack.download_count,
       pushedAt: push?.delivered_at ?? null,
+    } : null,
+    // What the account service did with the accepted records (live lane only), once it reported.
+    result: result ? {
+      version: result.version,
+      sha256: result.sha256,
+      createdAt: result.created_at,
+      firstDownloadedAt: result.first_downloaded_at,
+      downloadCount: result.download_count,
+      pushedAt: resultPush?.delivered_at ?? null,
     } : null,
     events: events.map((e) => ({ at: e.at, stage: e.stage, outcome: e.outcome, code: e.code })),
   };

@@ -18,6 +18,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'http.not_found': 404,
   'batch.not_found': 404,
   'ack.not_ready': 404,
+  'result.not_ready': 404,
   'http.method_not_allowed': 405,
   'http.timeout': 408,
   'limits.upload_size': 413,

@@ -10,8 +10,19 @@ const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
 const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as const;
 const links = {
-  type: 'object', additionalProperties: false, required: ['self', 'ack'],
-  properties: { self: str, ack: str },
+  type: 'object', additionalProperties: false, required: ['self', 'ack', 'result'],
+  properties: { self: str, ack: str, result: str },
+} as const;
+/** An ack or result document: its version, hash and who picked it up when. */
+const documentInfo = {
+  oneOf: [{ type: 'null' }, {
+    type: 'object', additionalProperties: false,
+    required: ['version', 'sha256', 'createdAt', 'firstDownloadedAt', 'downloadCount', 'pushedAt'],
+    properties: {
+      version: { type: 'integer', minimum: 1 }, sha256, createdAt: time, firstDownloadedAt: timeOrNull,
+      downloadCount: { type: 'integer', minimum: 0 }, pushedAt: timeOrNull,
+    },
+  }],
 } as const;
 const status = { enum: ['received', 'processing', 'accepted', 'partially_accepted', 'rejected'] } as const;
 
@@ -41,7 +52,7 @@ const schemas = {
   },
   Batch: {
     type: 'object', additionalProperties: false,
-    required: [...Object.keys(batchProps), 'channel', 'error', 'records', 'processedAt', 'ack', 'events'],
+    required: [...Object.keys(batchProps), 'channel', 'error', 'records', 'processedAt', 'ack', 'result', 'events'],
     properties: {
       ...batchProps,
       channel: { enum: ['sftp', 'https'] },
@@ -55,16 +66,8 @@ const schemas = {
         }],
       },
       processedAt: timeOrNull,
-      ack: {
-        oneOf: [{ type: 'null' }, {
-          type: 'object', additionalProperties: false,
-          required: ['version', 'sha256', 'createdAt', 'firstDownloadedAt', 'downloadCount', 'pushedAt'],
-          properties: {
-            version: { type: 'integer', minimum: 1 }, sha256, createdAt: time, firstDownloadedAt: timeOrNull,
-            downloadCount: { type: 'integer', minimum: 0 }, pushedAt: timeOrNull,
-          },
-        }],
-      },
+      ack: documentInfo,
+      result: { ...documentInfo, description: 'the result document: what the account service did with the accepted records (live lane)' },
       events: {
         type: 'array',
         items: {
@@ -164,6 +167,20 @@ export const OPENAPI_DOCUMENT = {
             content: { 'application/pgp-encrypted': { schema: { type: 'string', contentMediaType: 'application/pgp-encrypted' } } },
           },
           404: err('no such batch (`batch.not_found`) or ack not ready yet (`ack.not_ready`)'),
+          ...common,
+        },
+      },
+    },
+    '/v1/batches/{batchId}/result': {
+      get: {
+        summary: 'The signed, encrypted result document (pgw.result: the outcome of each accepted record); a download is a delivery receipt',
+        parameters: [batchIdParam],
+        responses: {
+          200: {
+            description: 'the result file; X-Pgw-Result-Version and X-Pgw-Result-Sha256 name it',
+            content: { 'application/pgp-encrypted': { schema: { type: 'string', contentMediaType: 'application/pgp-encrypted' } } },
+          },
+          404: err('no such batch (`batch.not_found`) or no result yet (`result.not_ready`)'),
           ...common,
         },
       },

@@ -48,10 +48,32 @@ export function ackFileName(uploadName: string, batchId?: string): string {
   return batchId ? `${uploadName}.${batchId}.ack.pgp` : `${uploadName}.ack.pgp`;
 }
 
-/** True for names {@link ackFileName} produces; the only names an outbox shows. */
+/**
+ * The outbox name of the result of an uploaded file's handoff (DESIGN.md §9):
+ * `<name>.result.pgp`, or `<name>.<batchId>.result.pgp` when another batch's result holds it.
+ */
+export function resultFileName(uploadName: string, batchId?: string): string {
+  return batchId ? `${uploadName}.${batchId}.result.pgp` : `${uploadName}.result.pgp`;
+}
+
+/** True for names {@link ackFileName} produces. */
 export function isAckFileName(name: string): boolean {
-  if (!name.endsWith('.ack.pgp') || name.startsWith('.')) return false;
-  let base = name.slice(0, -'.ack.pgp'.length);
+  return isDocumentName(name, '.ack.pgp');
+}
+
+/** True for names {@link resultFileName} produces. */
+export function isResultFileName(name: string): boolean {
+  return isDocumentName(name, '.result.pgp');
+}
+
+/** True for an ack or a result name: the only names an outbox shows. */
+export function isOutboxFileName(name: string): boolean {
+  return isAckFileName(name) || isResultFileName(name);
+}
+
+function isDocumentName(name: string, suffix: string): boolean {
+  if (!name.endsWith(suffix) || name.startsWith('.')) return false;
+  let base = name.slice(0, -suffix.length);
   const dot = base.lastIndexOf('.');
   if (dot > 0 && BATCH_ID.test(base.slice(dot + 1))) base = base.slice(0, dot);
   try {

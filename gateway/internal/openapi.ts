@@ -14,7 +14,7 @@ const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as cons
 const count = { type: 'integer', minimum: 0 } as const;
 
 const handoffProps = {
-  batchId, partner: str, version: { type: 'integer', minimum: 1 }, state: { enum: ['ready', 'taken', 'confirmed', 'withdrawn'] },
+  batchId, partner: str, version: { type: 'integer', minimum: 1 }, state: { enum: ['ready', 'taken', 'confirmed', 'withdrawn', 'expired'] },
   overdue: { type: 'boolean' }, records: count, fileName: str, schema: strOrNull, reference: strOrNull,
   receivedAt: time, readyAt: time, takenAt: timeOrNull, confirmedAt: timeOrNull,
   outcome: {

@@ -1,7 +1,7 @@
 /**
- * `/outbox` and `/outbox/test`: the partner's acks, a real directory
+ * `/outbox` and `/outbox/test`: the partner's acks and results, a real directory
  * (`dataDir.outboxFor(partner, lane)`). Read and delete only; only regular files named like
- * an ack are visible; symlinks are never followed (lstat for listings, O_NOFOLLOW on open,
+ * an ack or a result are visible; symlinks are never followed (lstat for listings, O_NOFOLLOW on open,
  * O_NONBLOCK so a planted FIFO cannot block us). A complete download is a delivery receipt.
  */
 import { createHash } from 'node:crypto';
@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Lane } from '../core/ledger/schema.js';
 import type { AckRow } from '../core/ledger/index.js';
 import { serializeError } from '../core/logger.js';
-import { isAckFileName } from '../ingest/file-names.js';
+import { isOutboxFileName, isResultFileName } from '../ingest/file-names.js';
 import { ReadCoverage } from './read-coverage.js';
 import { noSuchFile } from './status-map.js';
 import type { OutboxFileHandle, SessionContext } from './session-context.js';
@@ -19,9 +19,9 @@ import { dirAttrs, entry, fileAttrs, TEST_DIR, type DirEntry, type FileAttrs } f
 /** Largest READ we answer; bigger requests get a short read (clients continue). */
 export const MAX_READ_BYTES = 64 * 1024;
 
-/** The only names an outbox shows (see ingest/file-names.ts). */
+/** The only names an outbox shows: acks and results (see ingest/file-names.ts). */
 export function isAckName(name: string): boolean {
-  return isAckFileName(name);
+  return isOutboxFileName(name);
 }
 
 function fileIn(ctx: SessionContext, lane: Lane, name: string): string {
@@ -128,6 +128,7 @@ const RECEIPT_ROW_WAIT_MS = 3000;
  * next; else the newest row of that name) and mark it downloaded. Never fails the download.
  */
 async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
+  if (isResultFileName(h.name)) return recordResultReceipt(ctx, h);
   try {
     const sha256 = await hashHandle(h);
     let rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
@@ -144,6 +145,30 @@ async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<
     ctx.log.info('ack downloaded', { batch: row.batch_id, version: row.version, lane: h.lane });
   } catch (err) {
     ctx.log.warn('ack receipt failed', { file: h.name, err: serializeError(err) });
+  }
+}
+
+/**
+ * The receipt of a result document: its row is recorded before the batch's results are
+ * offered anywhere else, but the outbox link comes first, so the same short wait as for acks.
+ */
+async function recordResultReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
+  try {
+    const sha256 = await hashHandle(h);
+    let rows = await ctx.ledger.handoffs.resultsByOutboxName(ctx.partnerId, [h.name]);
+    for (let waited = 0, step = 20; !rows.some((r) => r.sha256 === sha256) && waited < RECEIPT_ROW_WAIT_MS; waited += step, step = Math.min(2 * step, 500)) {
+      await new Promise((r) => setTimeout(r, step));
+      rows = await ctx.ledger.handoffs.resultsByOutboxName(ctx.partnerId, [h.name]);
+    }
+    const row = rows.find((r) => r.sha256 === sha256) ?? [...rows].sort((a, b) => b.version - a.version)[0];
+    if (!row) {
+      ctx.log.warn('outbox file has no result row', { file: h.name, lane: h.lane });
+      return;
+    }
+    await ctx.ledger.handoffs.markResultDownloaded(row.batch_id, row.version, 'sftp');
+    ctx.log.info('result downloaded', { batch: row.batch_id, version: row.version });
+  } catch (err) {
+    ctx.log.warn('result receipt failed', { file: h.name, err: serializeError(err) });
   }
 }
 

@@ -10,14 +10,15 @@
  *   service can tell a new version of the records from the one it already had.
  * - **state**: `ready` (the records wait for the service) → `taken` (the service fetched
  *   them) → `confirmed` (it reported an outcome for every record); `withdrawn` while a
- *   reprocess is replacing them. **Overdue** is not a state: a handoff ready or taken longer
- *   than `PGW_HANDOFF_OVERDUE_HOURS` is overdue.
+ *   reprocess is replacing them; `expired` when retention purged them unconfirmed
+ *   (`PGW_HANDOFF_UNCONFIRMED=purge`, only after they were noted overdue). **Overdue** is
+ *   not a state: a handoff ready or taken longer than `PGW_HANDOFF_OVERDUE_HOURS` is overdue.
  * - **released**: after the result document is made, the accepted-records file (and the
  *   payload it came from) is deleted and the batch's data key shredded.
  * - **result**: the `pgw.result` document to the partner, one per handoff version, like an ack.
  */
 
-export type HandoffState = 'ready' | 'taken' | 'confirmed' | 'withdrawn';
+export type HandoffState = 'ready' | 'taken' | 'confirmed' | 'withdrawn' | 'expired';
 export type RecordOutcome = 'created' | 'exists' | 'failed';
 
 export interface HandoffsTable {

@@ -92,7 +92,7 @@ export class HandoffRepo {
     } else if (f.state) {
       q = q.where('handoffs.state', '=', f.state);
     } else {
-      q = q.where('handoffs.state', '!=', 'withdrawn');
+      q = q.where('handoffs.state', 'in', ['ready', 'taken', 'confirmed']);
     }
     if (f.partnerId) q = q.where('batches.partner_id', '=', f.partnerId);
     if (f.after) {
@@ -244,6 +244,20 @@ export class HandoffRepo {
       .orderBy('results.created_at').limit(limit).execute();
   }
 
+  /** Newest results neither downloaded nor pushed, counted per partner (the console, /metrics). */
+  async pendingResults(): Promise<{ partner_id: string; pending: number }[]> {
+    const rows = await this.db.selectFrom('results')
+      .innerJoin('handoffs', 'handoffs.batch_id', 'results.batch_id')
+      .innerJoin('batches', 'batches.id', 'results.batch_id')
+      .leftJoin('result_pushes', (j) => j.onRef('result_pushes.batch_id', '=', 'results.batch_id').onRef('result_pushes.version', '=', 'results.version'))
+      .select(['batches.partner_id', sql<number>`count(*)`.as('n')])
+      .whereRef('results.version', '=', 'handoffs.version')
+      .where('results.first_downloaded_at', 'is', null)
+      .where('result_pushes.delivered_at', 'is', null)
+      .groupBy('batches.partner_id').orderBy('batches.partner_id').execute();
+    return rows.map((r) => ({ partner_id: r.partner_id, pending: Number(r.n) }));
+  }
+
   /**
    * Note every handoff that became overdue since the last call (ready or taken since before
    * `overdueBefore`), once per version, with a timeline event. Returns the batches noted now.
@@ -265,6 +279,33 @@ export class HandoffRepo {
       if (ok) noted.push(d);
     }
     return noted;
+  }
+
+  /**
+   * Retention's check before it may purge a batch's payload: an unconfirmed handoff (ready or
+   * taken) is noted overdue now if it was not yet. Returns whether it was noted before this
+   * call, and the handoff (undefined when the batch has none).
+   */
+  async noteOverdueFor(batchId: string, reason: string): Promise<{ handoff: Handoff | undefined; notedBefore: boolean }> {
+    return this.h.writeTx(async (tx) => {
+      const handoff = await tx.selectFrom('handoffs').selectAll().where('batch_id', '=', batchId).executeTakeFirst();
+      if (!handoff || (handoff.state !== 'ready' && handoff.state !== 'taken')) return { handoff, notedBefore: false };
+      if (handoff.overdue_at) return { handoff, notedBefore: true };
+      const at = nowIso();
+      await tx.updateTable('handoffs').set({ overdue_at: at, updated_at: at }).where('batch_id', '=', batchId).execute();
+      await insertEvent(tx, batchId, 'handoff-overdue', 'error', 'handoff.overdue', { version: handoff.version, state: handoff.state, reason });
+      return { handoff: { ...handoff, overdue_at: at }, notedBefore: false };
+    });
+  }
+
+  /** Retention purged the records of an unconfirmed handoff: it is expired (no longer waiting, its records gone). */
+  async expire(batchId: string): Promise<void> {
+    await this.h.writeTx(async (tx) => {
+      const at = nowIso();
+      const res = await tx.updateTable('handoffs').set({ state: 'expired', released_at: at, updated_at: at })
+        .where('batch_id', '=', batchId).where('state', 'in', ['ready', 'taken']).executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) await insertEvent(tx, batchId, 'handoff-expired', 'error', 'handoff.overdue', { reason: 'retention purged the unconfirmed records' });
+    });
   }
 
   /** Waiting (ready or taken) and overdue handoffs per partner, for the console and /metrics. */

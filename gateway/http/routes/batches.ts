@@ -87,7 +87,9 @@ async function getBatch(d: BatchRouteDeps, req: Request, res: Response): Promise
   const batch = await ownBatch(d, req, res);
   const ack = await d.ledger.batches.getAck(batch.id);
   const push = ack ? await d.ledger.ackPushes.get(batch.id, ack.version) : undefined;
-  res.json(batchView(batch, await d.ledger.batches.events(batch.id), ack, push));
+  const result = await d.ledger.handoffs.getResult(batch.id);
+  const resultPush = result ? await d.ledger.resultPushes.get(batch.id, result.version) : undefined;
+  res.json(batchView(batch, await d.ledger.batches.events(batch.id), ack, push, result, resultPush));
 }
 
 /** The newest ack; a complete GET (not HEAD) is a delivery receipt. */
@@ -109,6 +111,28 @@ async function getAck(d: BatchRouteDeps, req: Request, res: Response): Promise<v
   }
 }
 
+/**
+ * The newest result document (DESIGN.md §9: what the account service did with each accepted
+ * record); `result.not_ready` until the service reported. A complete GET is a delivery receipt.
+ */
+async function getResult(d: BatchRouteDeps, req: Request, res: Response): Promise<void> {
+  const batch = await ownBatch(d, req, res);
+  const result = await d.ledger.handoffs.getResult(batch.id);
+  if (!result) throw new PgwError('result.not_ready');
+  res.status(200);
+  res.setHeader('Content-Type', 'application/pgp-encrypted');
+  res.setHeader('Content-Disposition', `attachment; filename="${result.outbox_name}"`);
+  res.setHeader('ETag', `"${result.sha256}"`);
+  res.setHeader('X-Pgw-Batch-Id', batch.id);
+  res.setHeader('X-Pgw-Result-Version', String(result.version));
+  res.setHeader('X-Pgw-Result-Sha256', result.sha256);
+  await pipeline(createReadStream(d.dataDir.resultBlob(batch.id, result.version)), res);
+  if (req.method === 'GET') {
+    await d.ledger.handoffs.markResultDownloaded(batch.id, result.version, 'https');
+    requestLog(res).info('result downloaded', { batch: batch.id, version: result.version });
+  }
+}
+
 type Handler = (d: BatchRouteDeps, req: Request, res: Response) => Promise<void>;
 
 /** Express 5 passes rejected promises to the error handler; this keeps the deps explicit. */
@@ -121,5 +145,6 @@ export function batchRoutes(d: BatchRouteDeps): Router {
   r.put('/v1/batches/:fileName', route(d, putBatch));
   r.get('/v1/batches/:batchId', route(d, getBatch));
   r.get('/v1/batches/:batchId/ack', route(d, getAck));
+  r.get('/v1/batches/:batchId/result', route(d, getResult));
   return r;
 }

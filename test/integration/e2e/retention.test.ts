@@ -31,7 +31,13 @@ describe('retention (pgw retention run)', function () {
   const bsns: string[] = [];
 
   const pgw = async (args: string[], env: Record<string, string> = {}) => run(process.execPath, [PGW, ...args], { env: { ...h.env, ...env } });
-  const ZERO = { PGW_RETENTION_RECEIVED_DAYS: '0', PGW_RETENTION_PAYLOAD_DAYS: '0', PGW_RETENTION_ACK_DAYS: '0', PGW_RETENTION_LEDGER_DAYS: '0', PGW_RETENTION_JOB_DAYS: '0' };
+  // The batches' accepted records were never confirmed by the account service: retention
+  // purges them only with PGW_HANDOFF_UNCONFIRMED=purge and once noted overdue (see before();
+  // the default, keep, is test/unit/workers/retention-handoff.test.ts).
+  const ZERO = {
+    PGW_RETENTION_RECEIVED_DAYS: '0', PGW_RETENTION_PAYLOAD_DAYS: '0', PGW_RETENTION_ACK_DAYS: '0', PGW_RETENTION_LEDGER_DAYS: '0', PGW_RETENTION_JOB_DAYS: '0',
+    PGW_HANDOFF_UNCONFIRMED: 'purge',
+  };
 
   before(async () => {
     h = await GatewayHarness.create();
@@ -58,6 +64,7 @@ describe('retention (pgw retention run)', function () {
       redis.disconnect();
     }
     await h.stopAll();
+    await h.withLedger((l) => l.handoffs.noteOverdue(new Date(Date.now() + 3_600_000)));
     // A batch still in the pipeline (received an hour ago, its worker is gone for now):
     // retention must leave it alone even with periods of 0. (One stuck for longer is
     // expired: test/unit/workers/retention.test.ts.)

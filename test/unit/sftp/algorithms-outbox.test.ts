@@ -31,6 +31,9 @@ describe('sftp/outbox names and receipts', () => {
     for (const bad of ['x.ack.pgp', '.x.pgp.ack.pgp', 'x.pgp', 'x.pgp.filepart.ack.pgp', '../x.pgp.ack.pgp', 'x..pgp.ack.pgp', 'notes.txt', '']) {
       expect(isAckName(bad), bad).to.equal(false);
     }
+    // result documents (issue 21) are offered in the outbox beside the acks
+    for (const ok of ['x.pgp.result.pgp', 'x.json.pgp.b-20261125-abcdefghijkm.result.pgp']) expect(isAckName(ok), ok).to.equal(true);
+    for (const bad of ['x.result.pgp', '.x.pgp.result.pgp', 'x.pgp.result.pgp.filepart', 'x.pgp.results.pgp']) expect(isAckName(bad), bad).to.equal(false);
   });
   it('matches the ack row by the digest of the served bytes, else the newest', () => {
     const row = (batch: string, version: number, sha: string, at: string) => ({
