@@ -57,6 +57,13 @@ export interface ValidationContext {
   /** Deepest allowed nesting of `{`/`[` (envelope 1, records array 2, a record 3) → `limits.json_depth`. */
   maxJsonDepth: number;
   /**
+   * A record longer than this many bytes as sent (a JSON element of `records`, a CSV row) is
+   * rejected with `limits.record_size` by the streaming validators without being held or
+   * looked into. Absent: no bound. {@link validateBatch} holds the whole plaintext anyway and
+   * does not apply it.
+   */
+  maxRecordBytes?: number;
+  /**
    * Called for every record (accepted or not) that carries a 9-digit `bsn`, with its index:
    * the validate stage indexes keyed hashes of them for subject requests (AVG).
    */
@@ -64,7 +71,7 @@ export interface ValidationContext {
 }
 
 /** Report a record's BSN to `ctx.onSubject` when it is shaped like one. */
-function noteSubject(onSubject: ValidationContext['onSubject'], rec: unknown, i: number): void {
+export function noteSubject(onSubject: ValidationContext['onSubject'], rec: unknown, i: number): void {
   if (!onSubject || typeof rec !== 'object' || rec === null) return;
   const bsn = Object.hasOwn(rec, 'bsn') ? (rec as { bsn?: unknown }).bsn : undefined;
   if (typeof bsn === 'string' && isNineDigits(bsn)) onSubject(i, bsn);
@@ -80,7 +87,7 @@ const SAFE_SCHEMA_NAME = /^[a-z0-9-]{1,60}\/v[0-9]{1,3}$/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Inclusive day bounds as `YYYY-MM-DD` strings, compared lexicographically. */
-interface DateBounds {
+export interface DateBounds {
   birthMin: string;
   birthMax: string;
   dueMin: string;
@@ -141,7 +148,7 @@ function ownValue(obj: object, key: string): unknown {
   return Object.hasOwn(obj, key) ? (obj as Record<string, unknown>)[key] : undefined;
 }
 
-function unknownSchema(name: unknown): PgwError {
+export function unknownSchema(name: unknown): PgwError {
   const details: Record<string, unknown> = {};
   if (typeof name === 'string' && name.length <= 64 && SAFE_SCHEMA_NAME.test(name)) details.schema = name;
   return new PgwError('schema.unknown', undefined, details);
@@ -164,7 +171,7 @@ function dueInWindow(due: string, bounds: DateBounds): boolean {
  * Checks one record: schema errors and warnings go to `errors`/`warnings`; returns true
  * when the record is accepted. The shared core of the JSON, CSV and streaming paths.
  */
-function checkRecord(
+export function checkRecord(
   v: SchemaValidators,
   rec: unknown,
   i: number,
@@ -332,7 +339,8 @@ class RecordJudge {
   readonly errors: RecordIssue[] = [];
   readonly warnings: RecordIssue[] = [];
   accepted = 0;
-  private group: { raw: Buffer; index: number; values: (string | undefined)[] | null | undefined }[] = [];
+  /** `raw` null: a record longer than `maxRecordBytes`, not kept. */
+  private group: { raw: Buffer | null; index: number; values: (string | undefined)[] | null | undefined }[] = [];
 
   constructor(readonly facts: EnvelopeFacts, private readonly ctx: ValidationContext, private readonly sink: AcceptedSink) {}
 
@@ -342,8 +350,8 @@ class RecordJudge {
     return f ? (raw) => f.check(raw) : null;
   }
 
-  /** A record; `values` when the scanner already ran the fast check on it (see OnRecord). */
-  add(raw: Buffer, index: number, values?: (string | undefined)[] | null): void {
+  /** A record (null: too long); `values` when the scanner already ran the fast check on it (see OnRecord). */
+  add(raw: Buffer | null, index: number, values?: (string | undefined)[] | null): void {
     this.group.push({ raw, index, values });
   }
 
@@ -359,6 +367,7 @@ class RecordJudge {
     const pieces = this.group;
     this.group = [];
     const fast = pieces.map((p) => {
+      if (p.raw === null) return null;
       const values = p.values !== undefined ? p.values : v.fastRecord?.check(p.raw) ?? null;
       if (values === null) return null;
       const [birthDate, dueDate] = values; // in READ_AFTER_VALIDATION's order
@@ -367,23 +376,30 @@ class RecordJudge {
       return values;
     });
     const parts: Buffer[] = [OPEN_ARRAY];
-    for (let k = 0; k < pieces.length; k++) if (!fast[k]) parts.push(parts.length > 1 ? ARRAY_COMMA : EMPTY, pieces[k]!.raw);
+    for (let k = 0; k < pieces.length; k++) {
+      const raw = pieces[k]!.raw;
+      if (!fast[k] && raw !== null) parts.push(parts.length > 1 ? ARRAY_COMMA : EMPTY, raw);
+    }
     parts.push(CLOSE_ARRAY);
     const parsed = parts.length > 2 ? parseJsonPayload(decode(Buffer.concat(parts)), ctx.maxJsonDepth) as unknown[] : [];
     const ok: { raw: Buffer; index: number }[] = [];
     let next = 0;
     for (let k = 0; k < pieces.length; k++) {
-      const { index } = pieces[k]!;
+      const { raw, index } = pieces[k]!;
+      if (raw === null) {
+        this.errors.push(makeIssue(index, undefined, '', 'limits.record_size'));
+        continue;
+      }
       const values = fast[k];
       if (values) {
         const bsn = values[2]; // in READ_AFTER_VALIDATION's order
         if (ctx.onSubject && bsn !== undefined && isNineDigits(bsn)) ctx.onSubject(index, bsn);
-        ok.push(pieces[k]!);
+        ok.push({ raw, index });
         continue;
       }
       const record = parsed[next++];
       noteSubject(ctx.onSubject, record, index);
-      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, this.errors, this.warnings)) ok.push(pieces[k]!);
+      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, this.errors, this.warnings)) ok.push({ raw, index });
     }
     this.accepted += ok.length;
     await this.sink(ok);
@@ -407,16 +423,17 @@ class RecordJudge {
  */
 const JUDGE_EVERY_BYTES = 64 * 1024;
 
-/** `chunk` as Buffers of at most {@link JUDGE_EVERY_BYTES}, viewing its memory. */
-function* slices(chunk: Uint8Array): Generator<Buffer> {
+/** `chunk` as Buffers of at most {@link JUDGE_EVERY_BYTES}, viewing its memory (also for CSV). */
+export function* slices(chunk: Uint8Array): Generator<Buffer> {
   for (let off = 0; off < chunk.byteLength; off += JUDGE_EVERY_BYTES) {
     yield Buffer.from(chunk.buffer, chunk.byteOffset + off, Math.min(JUDGE_EVERY_BYTES, chunk.byteLength - off));
   }
 }
 
 /**
- * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by the
- * largest record (plus the issues found). Accepted records' exact bytes go to `onAccepted`,
+ * Validates a JSON batch read as a stream of plaintext chunks, in memory bounded by
+ * `ctx.maxRecordBytes` (plus the issues found): a longer record is rejected unread
+ * (`limits.record_size`), the others are judged. Accepted records' exact bytes go to `onAccepted`,
  * in order, a slice's worth at a time (called after every slice with records, also when none
  * of them was accepted).
  *
@@ -446,7 +463,7 @@ export async function validateJsonStream(
     } catch (err) {
       if (!(err instanceof PgwError)) throw err; // no schema yet, or an envelope problem: two passes
     }
-  });
+  }, ctx.maxRecordBytes);
   for await (const chunk of read()) {
     for (const slice of slices(chunk)) {
       first.push(slice);
@@ -470,7 +487,7 @@ export async function validateJsonStream(
 
   if (sinkUsed) await onRestart();
   const judge = new RecordJudge(facts, ctx, onAccepted);
-  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index, values) => judge.add(raw, index, values));
+  const second = new JsonBatchScanner(ctx.maxJsonDepth, ctx.maxRecords, (raw, index, values) => judge.add(raw, index, values), undefined, ctx.maxRecordBytes);
   second.fastCheck = judge.fastCheck;
   for await (const chunk of read()) {
     for (const slice of slices(chunk)) {

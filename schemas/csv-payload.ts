@@ -58,6 +58,15 @@ export function detectDelimiter(headerLine: string): ',' | ';' {
   return semicolons > commas ? ';' : ',';
 }
 
+/**
+ * The schema named by a payload's first line when that is a `# schema: <name>` comment (of at
+ * most 200 characters), else by the file name; `null` when neither names one.
+ */
+export function schemaFromHeadLine(firstLine: string | null, fileName: string): string | null {
+  const m = firstLine !== null && firstLine.length <= 200 ? SCHEMA_COMMENT.exec(firstLine) : null;
+  return m ? m[1]! : schemaFromFileName(fileName);
+}
+
 /** Sets an own, enumerable property even for the key `__proto__`. */
 function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
   if (key === '__proto__') {
@@ -68,7 +77,7 @@ function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void
 }
 
 /** Index of the first `\r` or `\n` at or after `from` (CRLF, LF and old-Mac CR files), or the text length. */
-function lineEnd(text: string, from: number): number {
+export function lineEnd(text: string, from: number): number {
   for (let i = from; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x0a || c === 0x0d) return i;
@@ -83,10 +92,59 @@ function lineEnd(text: string, from: number): number {
 export function readCsvHead(text: string, fileName: string): CsvHead {
   if (!text.startsWith('#')) return { schema: schemaFromFileName(fileName), body: text, lineOffset: 0 };
   const end = lineEnd(text, 0);
-  const first = text.slice(0, end);
-  const m = first.length <= 200 ? SCHEMA_COMMENT.exec(first) : null;
   const next = text.charCodeAt(end) === 0x0d && text.charCodeAt(end + 1) === 0x0a ? end + 2 : end + 1;
-  return { schema: m ? m[1]! : schemaFromFileName(fileName), body: text.slice(next), lineOffset: 1 };
+  return { schema: schemaFromHeadLine(text.slice(0, end), fileName), body: text.slice(next), lineOffset: 1 };
+}
+
+/**
+ * csv-parse's options for a payload: cells trimmed, blank lines skipped, every row as long as
+ * the header. `recordDelimiter` when known (the streaming reader passes what it found, so that
+ * a part of the file is read as the whole file would be).
+ */
+export function csvParseOptions(delimiter: ',' | ';', recordDelimiter?: string): Record<string, unknown> {
+  const options: Record<string, unknown> = { delimiter, trim: true, skip_empty_lines: true, relax_column_count: false };
+  if (recordDelimiter !== undefined) options.record_delimiter = recordDelimiter;
+  return options;
+}
+
+/**
+ * `payload.malformed` for a csv-parse error: its code and line (mapped by `line`), never its
+ * message, which may quote cell contents.
+ */
+export function malformedCsv(err: unknown, line: (parserLine: number) => number): PgwError {
+  const e = err as { code?: unknown; lines?: unknown };
+  const details: Record<string, unknown> = { format: 'csv' };
+  if (typeof e.code === 'string' && /^[A-Z_]{1,64}$/.test(e.code)) details.reason = e.code;
+  if (typeof e.lines === 'number') details.line = line(e.lines);
+  return new PgwError('payload.malformed', undefined, details);
+}
+
+/**
+ * Checks the header's names: `payload.malformed` when one repeats, `schema.batch_invalid`
+ * when none is one of `fields`. Empty names are ignored (their cells are never read).
+ */
+export function checkCsvHeader(header: readonly string[], fields: ReadonlySet<string>): void {
+  const seen = new Set<string>();
+  let knownCount = 0;
+  for (const name of header) {
+    if (name === '') continue;
+    if (seen.has(name)) throw new PgwError('payload.malformed', undefined, { format: 'csv', reason: 'duplicate_header' });
+    seen.add(name);
+    if (fields.has(name)) knownCount++;
+  }
+  if (knownCount === 0) {
+    throw new PgwError('schema.batch_invalid', undefined, { format: 'csv', reason: 'header_names_no_known_field' });
+  }
+}
+
+/** One row as a record keyed by the header; an empty cell is an absent field. */
+export function csvRecord(header: readonly string[], row: readonly string[]): Record<string, unknown> {
+  const rec: Record<string, unknown> = {};
+  for (let c = 0; c < header.length; c++) {
+    const cell = row[c];
+    if (cell !== undefined && cell !== '') setOwn(rec, header[c]!, cell);
+  }
+  return rec;
 }
 
 /**
@@ -112,21 +170,10 @@ export function parseCsvRecords(
 
   let rows: string[][];
   try {
-    rows = parse(body, {
-      delimiter,
-      trim: true,
-      skip_empty_lines: true,
-      relax_column_count: false,
-      // header + maxRecords + 1 rows are enough to know the limit is exceeded
-      to: maxRecords + 2,
-    }) as string[][];
+    // header + maxRecords + 1 rows are enough to know the limit is exceeded
+    rows = parse(body, { ...csvParseOptions(delimiter), to: maxRecords + 2 }) as string[][];
   } catch (err) {
-    // the CsvError message may quote cell contents: keep only its code and line
-    const e = err as { code?: unknown; lines?: unknown };
-    const details: Record<string, unknown> = { format: 'csv' };
-    if (typeof e.code === 'string' && /^[A-Z_]{1,64}$/.test(e.code)) details.reason = e.code;
-    if (typeof e.lines === 'number') details.line = e.lines + head.lineOffset;
-    throw new PgwError('payload.malformed', undefined, details);
+    throw malformedCsv(err, (line) => line + head.lineOffset);
   }
   if (rows.length === 0) return [];
   if (rows.length - 1 > maxRecords) {
@@ -134,27 +181,8 @@ export function parseCsvRecords(
   }
 
   const header = rows[0]!;
-  const seen = new Set<string>();
-  let knownCount = 0;
-  for (const name of header) {
-    if (name === '') continue;
-    if (seen.has(name)) throw new PgwError('payload.malformed', undefined, { format: 'csv', reason: 'duplicate_header' });
-    seen.add(name);
-    if (fields.has(name)) knownCount++;
-  }
-  if (knownCount === 0) {
-    throw new PgwError('schema.batch_invalid', undefined, { format: 'csv', reason: 'header_names_no_known_field' });
-  }
-
+  checkCsvHeader(header, fields);
   const records: Record<string, unknown>[] = new Array(rows.length - 1);
-  for (let r = 1; r < rows.length; r++) {
-    const row = rows[r]!;
-    const rec: Record<string, unknown> = {};
-    for (let c = 0; c < header.length; c++) {
-      const cell = row[c];
-      if (cell !== undefined && cell !== '') setOwn(rec, header[c]!, cell);
-    }
-    records[r - 1] = rec;
-  }
+  for (let r = 1; r < rows.length; r++) records[r - 1] = csvRecord(header, rows[r]!);
   return records;
 }

@@ -8,6 +8,10 @@
  * nesting depth are checked here; every captured piece — the envelope with `records: []`,
  * each record — is given to `JSON.parse`, which checks the rest. Error positions are byte
  * offsets into the plaintext.
+ *
+ * Nothing is held whole past a bound: a record past `maxRecordBytes` stops being captured the
+ * moment it outgrows it (only its brackets and quotes are still followed, to find its end) and
+ * is handed on as `null`; an envelope member past {@link MAX_ENVELOPE_BYTES} ends the batch.
  */
 import { PgwError } from '../gateway/core/errors.js';
 import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from './json-payload.js';
@@ -21,15 +25,26 @@ function isWhite(c: number): boolean {
   return c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 }
 
-/** Bytes of one value being captured across chunks. */
+/**
+ * Bytes of one value being captured across chunks, at most `limit` of them: past it the parts
+ * are dropped at once and `onOver` is told (it may throw).
+ */
 class Capture {
   private parts: Buffer[] = [];
   private start = -1;
+  /** Bytes in `parts`. */
+  private size = 0;
+  /** The value outgrew `limit`: nothing of it is kept. */
+  private over = false;
   active = false;
+
+  constructor(private readonly limit = Infinity, private readonly onOver: () => void = () => {}) {}
 
   begin(at: number): void {
     this.parts = [];
     this.start = at;
+    this.size = 0;
+    this.over = false;
     this.active = true;
   }
 
@@ -39,15 +54,28 @@ class Capture {
   }
 
   chunkEnd(chunk: Buffer): void {
-    if (this.active && this.start < chunk.length) this.parts.push(chunk.subarray(this.start));
+    if (!this.active || this.over || this.start >= chunk.length) return;
+    this.size += chunk.length - this.start;
+    if (this.size > this.limit) {
+      this.parts = [];
+      this.over = true;
+      this.onOver();
+    } else {
+      this.parts.push(chunk.subarray(this.start));
+    }
   }
 
   /**
    * The captured bytes up to and including `last` of `chunk`: a copy, or with `view` a view
    * into `chunk` when the value lies within it (no copy per record; the caller must not keep
-   * it past the chunk's use).
+   * it past the chunk's use). Null when the value is longer than the limit.
    */
-  finish(chunk: Buffer, last: number, view = false): Buffer {
+  finish(chunk: Buffer, last: number, view = false): Buffer | null {
+    if (this.over || this.size + last + 1 - this.start > this.limit) {
+      this.cancel();
+      this.onOver();
+      return null;
+    }
     const tail = chunk.subarray(this.start, last + 1);
     const out = this.parts.length ? Buffer.concat([...this.parts, tail]) : view ? tail : Buffer.from(tail);
     this.cancel();
@@ -59,6 +87,15 @@ class Capture {
     this.parts = [];
   }
 }
+
+/** The envelope without its records is small; a member that outgrows it is not a batch. */
+function envelopeTooBig(): PgwError {
+  return new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: [{ path: '', keyword: 'maxLength' }] });
+}
+
+const throwEnvelopeTooBig = (): never => {
+  throw envelopeTooBig();
+};
 
 export interface ScannedEnvelope {
   /** The envelope as JSON text, `records` (when an array) as `[]`. */
@@ -74,11 +111,11 @@ type Expect = 'key' | 'colon' | 'value' | 'comma-or-end';
 export type FastRecordCheck = (raw: Buffer) => (string | undefined)[] | null;
 
 /**
- * A record handed on: `values` are the fast check's when it passed; null when the check was
- * tried and was not sure; undefined when it was not tried (no check set, or the record
- * spans chunks).
+ * A record handed on: `bytes` null when it is longer than `maxRecordBytes` (not kept, not
+ * looked into); `values` are the fast check's when it passed; null when the check was tried
+ * and was not sure; undefined when it was not tried (no check set, or the record spans chunks).
  */
-export type OnRecord = (bytes: Buffer, index: number, values?: (string | undefined)[] | null) => void;
+export type OnRecord = (bytes: Buffer | null, index: number, values?: (string | undefined)[] | null) => void;
 
 /**
  * Push the plaintext in order, then `end()`. `onRecord` receives each element of the
@@ -103,9 +140,9 @@ export class JsonBatchScanner {
   private inRecords = false;
   private recordsIsArray = false;
   private recordCount = 0;
-  private readonly keyCap = new Capture();
-  private readonly memberCap = new Capture();
-  private readonly recordCap = new Capture();
+  private readonly keyCap = new Capture(MAX_ENVELOPE_BYTES, throwEnvelopeTooBig);
+  private readonly memberCap = new Capture(MAX_ENVELOPE_BYTES, throwEnvelopeTooBig);
+  private readonly recordCap: Capture;
   private readonly envelope: Buffer[] = [];
   private envelopeSize = 2;
   /**
@@ -123,7 +160,11 @@ export class JsonBatchScanner {
     private readonly onRecord?: OnRecord,
     /** Called once when the `records` array opens, with the envelope members read so far. */
     private readonly onRecordsStart?: (envelopeSoFar: Buffer) => void,
-  ) {}
+    /** Records longer than this (bytes) are handed on as `null`, unread. */
+    private readonly maxRecordBytes = Infinity,
+  ) {
+    this.recordCap = new Capture(maxRecordBytes);
+  }
 
   private get depth(): number {
     return this.stack.length;
@@ -204,7 +245,7 @@ export class JsonBatchScanner {
   private fastRecord(chunk: Buffer, i: number): number {
     if (this.depth + 1 > this.maxDepth) return -1; // the walk reports the depth
     const end = chunk.indexOf(CLOSE_BRACE, i);
-    if (end < 0) return -1;
+    if (end < 0 || end + 1 - i > this.maxRecordBytes) return -1; // the walk drops a long one
     const raw = chunk.subarray(i, end + 1);
     const values = this.fastCheck!(raw);
     if (values === null) {
@@ -323,7 +364,7 @@ export class JsonBatchScanner {
     this.readingKey = false;
     let key: unknown;
     try {
-      key = JSON.parse(this.keyCap.finish(chunk, quoteAt).toString('utf8'));
+      key = JSON.parse(this.keyCap.finish(chunk, quoteAt)!.toString('utf8')); // (a long one has thrown)
     } catch {
       throw this.malformed();
     }
@@ -345,11 +386,10 @@ export class JsonBatchScanner {
     }
   }
 
-  private addEnvelope(bytes: Buffer): void {
+  private addEnvelope(bytes: Buffer | null): void {
+    if (bytes === null) throw envelopeTooBig(); // (the capture has thrown already)
     this.envelopeSize += bytes.length + 1;
-    if (this.envelopeSize > MAX_ENVELOPE_BYTES) {
-      throw new PgwError('schema.batch_invalid', undefined, { format: 'json', issues: [{ path: '', keyword: 'maxLength' }] });
-    }
+    if (this.envelopeSize > MAX_ENVELOPE_BYTES) throw envelopeTooBig();
     this.envelope.push(bytes);
   }
 

@@ -12,14 +12,16 @@ import type { Batch } from '../gateway/core/ledger/index.js';
 import { readSealed, readSealedAll, SealedWriter, writeSealed } from '../gateway/core/sealed-blob.js';
 import type { SubjectIndexWriter } from '../gateway/core/ledger/subjects.js';
 import { validateBatch, type ValidationContext } from '../schemas/index.js';
-import { validateJsonStream, type StreamedValidation } from '../schemas/batch-validator.js';
+import { validateJsonStream, type AcceptedSink, type StreamedValidation } from '../schemas/batch-validator.js';
+import { validateCsvStream } from '../schemas/csv-stream-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
 
-/** Sealed payloads above this size are validated as a stream (JSON) rather than in memory. */
-export const STREAM_ABOVE_BYTES = 4 * 1024 * 1024;
-
 export interface ValidateStageOptions {
-  /** Tests: where the streaming path starts (default {@link STREAM_ABOVE_BYTES}). */
+  /**
+   * Tests: sealed payloads up to this size are read whole and judged by `validateBatch`, the
+   * in-memory reference (which does not apply the record size limit), to compare both paths.
+   * Default: none, every batch streams.
+   */
   streamAboveBytes?: number;
 }
 
@@ -42,6 +44,7 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
     allowBsnPlaceholder: partner.allow_bsn_placeholder === 1,
     maxRecords: ctx.config.limits.records,
     maxJsonDepth: ctx.config.limits.jsonDepth,
+    maxRecordBytes: ctx.config.limits.recordBytes,
     // Subject requests (AVG): where each person's record is, under a keyed hash of the BSN.
     onSubject: (record, bsn) => subjects.add(record, bsn),
   };
@@ -49,12 +52,11 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
 
   let result: StreamedValidation;
   try {
-    // Big JSON streams through in bounded memory; small batches (one pass in memory is
-    // faster) and CSV are read whole.
-    const big = (await fsp.stat(payload)).size > (opts.streamAboveBytes ?? STREAM_ABOVE_BYTES);
-    result = big && (await looksLikeJsonObject(payload, key))
-      ? await validateJsonStreaming(ctx, batch, key, vctx, subjects)
-      : await validateWhole(ctx, batch, key, vctx);
+    // Every batch, JSON or CSV, streams through in memory bounded by the record size limit
+    // (PGW_MAX_RECORD_BYTES), not by the batch; it is also faster than one pass in memory.
+    const size = (await fsp.stat(payload)).size;
+    const whole = opts.streamAboveBytes !== undefined && size <= opts.streamAboveBytes;
+    result = whole ? await validateWhole(ctx, batch, key, vctx) : await validateStreaming(ctx, batch, key, size, vctx, subjects);
   } catch (err) {
     if (err instanceof PgwError && !err.retryable) {
       await subjects.discard();
@@ -87,24 +89,46 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
 }
 
 /**
- * The plaintext starts (after white space and a byte-order mark) with `{`: a JSON batch
- * envelope. A top-level `[` names no schema and stays on the in-memory path, which reports
- * it exactly as before.
+ * How the plaintext is read, by its first byte after a byte-order mark and white space (as
+ * `validateBatch` decides): `{` or `[` JSON (a top-level array names no schema: the scanner
+ * says so at its first byte), anything else CSV; nothing but white space is an empty batch.
  */
-async function looksLikeJsonObject(file: string, key: Buffer): Promise<boolean> {
-  for await (const chunk of readSealed(file, key)) {
-    let i = chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;
+async function payloadFormat(read: () => AsyncIterable<Uint8Array>): Promise<'json' | 'csv'> {
+  let first = true;
+  for await (const chunk of read()) {
+    let i = first && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0;
+    first = false;
     while (chunk[i] === 0x20 || chunk[i] === 0x09 || chunk[i] === 0x0a || chunk[i] === 0x0d) i++;
-    return chunk[i] === 0x7b; // only the first chunk (1 MiB): a batch is not mostly white space
+    if (i < chunk.length) return chunk[i] === 0x7b || chunk[i] === 0x5b ? 'json' : 'csv';
   }
-  return false;
+  throw new PgwError('batch.empty', undefined, {});
 }
 
 /**
- * JSON: the accepted records' exact bytes stream into the sealed `accepted` file (same JSON
- * document as before: batchId, schema, records, indexes), published only if any.
+ * The accepted records stream into the sealed `accepted` file (same JSON document as the
+ * in-memory path writes: batchId, schema, records, indexes), published only if any: a JSON
+ * batch's records as their exact bytes, a CSV batch's as JSON objects.
  */
-async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext, subjects: SubjectIndexWriter): Promise<StreamedValidation> {
+async function validateStreaming(ctx: StageContext, batch: Batch, key: Buffer, sealedSize: number, vctx: ValidationContext, subjects: SubjectIndexWriter): Promise<StreamedValidation> {
+  const file = ctx.dataDir.payloadFile(batch.id);
+  // A small payload (most batches) is decrypted once and read from memory: the format and a
+  // second pass then cost no second decryption.
+  const held = sealedSize <= READ_ONCE_BYTES ? await readSealedAll(file, key) : null;
+  try {
+    const read = held ? async function* (): AsyncGenerator<Buffer> { yield held; } : () => readSealed(file, key);
+    return await validateRecords(ctx, batch, key, read, vctx, subjects);
+  } finally {
+    held?.fill(0);
+  }
+}
+
+/** Sealed payloads up to this size are decrypted once, into memory (one sealed chunk is 1 MiB). */
+const READ_ONCE_BYTES = 1024 * 1024;
+
+async function validateRecords(
+  ctx: StageContext, batch: Batch, key: Buffer, read: () => AsyncIterable<Uint8Array>, vctx: ValidationContext, subjects: SubjectIndexWriter,
+): Promise<StreamedValidation> {
+  const format = await payloadFormat(read);
   const target = ctx.dataDir.acceptedFile(batch.id);
   const live = batch.lane === 'live';
   const tmp = tempNameFor(target);
@@ -115,7 +139,7 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
   let count = 0;
   const comma = Buffer.from(',');
   try {
-    const result = await validateJsonStream(() => readSealed(ctx.dataDir.payloadFile(batch.id), key), vctx, async (accepted) => {
+    const sink: AcceptedSink = async (accepted) => {
       await subjects.flush(); // full index parts go to the ledger as they fill, not all at the end
       if (!writer || accepted.length === 0) return;
       const parts: Buffer[] = [];
@@ -125,7 +149,8 @@ async function validateJsonStreaming(ctx: StageContext, batch: Batch, key: Buffe
         count += 1;
       }
       await writer.writeParts(parts);
-    }, async () => {
+    };
+    const result = format === 'csv' ? await validateCsvStream(read, vctx, sink) : await validateJsonStream(read, vctx, sink, async () => {
       // The records are judged again from the start: drop what the first judgement left.
       await subjects.discard();
       indexes = new IndexBits();
@@ -190,7 +215,7 @@ export class IndexBits {
   }
 }
 
-/** CSV (and anything not JSON): the whole plaintext in memory, as before. */
+/** The in-memory reference, for tests only (see {@link ValidateStageOptions}): the whole plaintext at once. */
 async function validateWhole(ctx: StageContext, batch: Batch, key: Buffer, vctx: ValidationContext): Promise<StreamedValidation> {
   const plaintext = await readSealedAll(ctx.dataDir.payloadFile(batch.id), key);
   try {

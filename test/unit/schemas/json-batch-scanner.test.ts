@@ -135,7 +135,7 @@ describe('schemas/validateJsonStream', () => {
       seen.length = 0;
       tried.length = 0;
       const s = new JsonBatchScanner(maxDepth, 50, (raw, index, values) => {
-        expect(JSON.parse(raw.toString('utf8')), `record ${index}'s bytes`).to.be.an('object');
+        expect(JSON.parse(raw!.toString('utf8')), `record ${index}'s bytes`).to.be.an('object');
         seen.push(`${index}:${values === undefined ? 'untried' : values === null ? 'walked' : 'fast'}`);
       });
       s.fastCheck = (raw) => {

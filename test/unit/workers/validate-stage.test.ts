@@ -89,6 +89,14 @@ describe('workers/validate-stage', function () {
     'unknown schema': '{"schema":"nope/v9","records":[1]}',
     'too deep': envelope(`[${JSON.stringify({ ...rec(0), x: [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]] })}]`),
     'truncated': envelope(`[${JSON.stringify(rec(0))}`),
+    // CSV streams too (csv-stream-validator.ts); the accepted file holds its records as JSON objects
+    'csv with a quoted field and a bad row': [
+      '# schema: client-registration/v1', `email;bsn;firstName;maidenName;postcode;birthDate;dueDate;careProvider;insurer`,
+      ...[0, 1, 2].map((i) => { const r = rec(i); return [r.email, i === 1 ? '123456789' : r.bsn, r.firstName, `"${r.maidenName}; van\r\nDijk"`, r.postcode, r.birthDate, r.dueDate, r.careProvider, r.insurer].join(';'); }),
+    ].join('\r\n'),
+    'csv ragged': `# schema: client-registration/v1\nemail,bsn\n${rec(0).email},${rec(0).bsn}\n${rec(1).email},${rec(1).bsn},x\n`,
+    'top-level array': `[${JSON.stringify(rec(0))}]`,
+    'only white space': ' \r\n\t ',
   };
 
   for (const [name, text] of Object.entries(cases)) {
@@ -134,6 +142,22 @@ describe('workers/validate-stage', function () {
       const r = await run(Buffer.from(cases['all valid, schema last']!), limit, 'p1', 'test');
       expect(r.verdict).to.include({ outcome: 'accepted', accepted: 3 });
       expect(r.accepted).to.equal(null);
+    }
+  });
+
+  it('a record longer than PGW_MAX_RECORD_BYTES (JSON and CSV): limits.record_size for it, the others accepted and handed on', async () => {
+    const limit = fx.config.limits.recordBytes;
+    const json = envelope(`[${JSON.stringify(rec(0))},${JSON.stringify({ ...rec(1), maidenName: 'x'.repeat(limit) })},${JSON.stringify(rec(2))}]`);
+    const fields = Object.keys(rec(0));
+    const row = (r: Record<string, string>) => fields.map((f) => r[f]).join(',');
+    const csv = [`# schema: client-registration/v1`, fields.join(','), row(rec(0)), row({ ...rec(1), maidenName: `"${'y'.repeat(limit)}"` }), row(rec(2)), ''].join('\r\n');
+    for (const text of [json, csv]) {
+      const { verdict, accepted } = await run(Buffer.from(text), STREAM_ALWAYS);
+      expect(verdict).to.include({ stage: 'ack', outcome: 'partially_accepted', total: 3, accepted: 2, rejected: 1 });
+      const issues = JSON.parse(verdict.issues!) as { errors: { record: number; path: string; code: string }[] };
+      expect(issues.errors.map((e) => `${e.record} ${e.path} ${e.code}`)).to.deep.equal(['1  limits.record_size']);
+      expect(accepted!.indexes).to.deep.equal([0, 2]);
+      expect(verdict.issues!).not.to.contain('xxxx').and.not.to.contain('yyyy');
     }
   });
 
