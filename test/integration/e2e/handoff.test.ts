@@ -185,6 +185,26 @@ describe('handoff end to end: partner (sftp, gpg), account service (curl), resul
     expect(JSON.parse(listed.stdout).map((x: { batchId: string; state: string }) => [x.batchId, x.state])).to.deep.equal([[batchId, 'confirmed']]);
   });
 
+  it('a reprocess (after the release, under a fresh data key) hands the records off as version 2; its result supersedes the first', async () => {
+    const first = (await h.withLedger((l) => l.handoffs.getResult(batchId)))!;
+    const r = await pgwCli(h, ['batches', 'reprocess', batchId]);
+    expect(r.code, r.stderr).to.equal(0);
+    await waitFor(async () => (await h.withLedger((l) => l.handoffs.get(batchId)))?.version === 2, 60_000, 'version 2 ready');
+    const listed = JSON.parse((await service([`${internal()}/internal/v1/handoffs?state=ready`])).stdout) as { handoffs: { batchId: string; version: number }[] };
+    expect(listed.handoffs).to.deep.equal([{ ...listed.handoffs[0], batchId, version: 2 }]);
+    const recs = await service([`${internal()}/internal/v1/handoffs/${batchId}/records`]);
+    expect(JSON.parse(recs.stdout)).to.include({ version: 2, count: 4 });
+    const body = JSON.stringify({ version: 2, records: [0, 2, 3, 5].map((record) => ({ record, outcome: 'exists' })) });
+    const posted = await service(['-X', 'POST', '-H', 'Content-Type: application/json', '--data-binary', body, `${internal()}/internal/v1/handoffs/${batchId}/outcome`]);
+    expect(posted.httpCode, posted.stdout).to.equal(200);
+    await waitFor(async () => Boolean((await h.withLedger((l) => l.handoffs.get(batchId)))?.released_at), 60_000, 'version 2 released');
+    const { ack: doc } = await h.fetchAck(p, '/outbox/reg.json.pgp.result.pgp');
+    expect(doc).to.include({ type: 'pgw.result', resultVersion: 2, supersedes: first.sha256 });
+    expect(doc.counts).to.deep.equal({ records: 4, created: 0, exists: 4, failed: 0 });
+    expect((await h.withLedger((l) => l.handoffs.results(batchId))).map((x) => x.version)).to.deep.equal([1, 2]);
+    expect((await fsp.readdir(h.dataDir.outboxDir(p.id))).filter((n) => n.endsWith('.result.pgp')), 'one name, now the newest result').to.deep.equal(['reg.json.pgp.result.pgp']);
+  });
+
   it('nothing personal in logs, Redis, metrics or the data dir', async () => {
     const logs = h.processes.flatMap((x) => x.lines).join('\n');
     expect(logs).to.include('handoff records sent');
