@@ -17,6 +17,7 @@ import { INTERNAL_OPENAPI_DOCUMENT } from '../../../gateway/internal/openapi.js'
 import { OPENAPI_DOCUMENT } from '../../../gateway/http/openapi.js';
 import { Queues, createRedis } from '../../../workers/queues.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
+import { createDevCertificate } from '../../../keys/dev-tls-cert.js';
 
 describe('internal API: handoff of accepted records (pgw start, sftp, service tokens)', function () {
   this.timeout(180_000);
@@ -106,6 +107,20 @@ describe('internal API: handoff of accepted records (pgw start, sftp, service to
     expect((await partnerApi.request('GET', '/internal/v1/handoffs', { token: partnerToken })).status).to.equal(404);
     const doc = await api.request('GET', '/internal/v1/openapi.json');
     expect(doc.json.paths).to.have.property('/internal/v1/handoffs/{batchId}/outcome');
+  });
+
+  it('a service added with --client-cert must present that certificate as well (mutual TLS)', async () => {
+    const good = createDevCertificate('svc-pass-1');
+    const other = createDevCertificate('svc-pass-2');
+    const pem = `${h.dir}/svc-client.pem`;
+    await fsp.writeFile(pem, good.certPem);
+    const pinned = (await h.withLedger((l) => issueServiceToken(l, { name: 'billing', scopes: ['handoff'], clientCertFile: pem }, 'test'))).token;
+    const none = await api.request('GET', '/internal/v1/handoffs', { token: pinned });
+    expect([none.status, code(none)]).to.deep.equal([401, 'auth.client_certificate']);
+    const wrong = await api.request('GET', '/internal/v1/handoffs', { token: pinned, cert: { cert: other.certPem, key: other.keyPem, passphrase: 'svc-pass-2' } });
+    expect(wrong.status).to.equal(401);
+    const right = await api.request('GET', '/internal/v1/handoffs', { token: pinned, cert: { cert: good.certPem, key: good.keyPem, passphrase: 'svc-pass-1' } });
+    expect(right.status).to.equal(200);
   });
 
   it('an outcome before the records were fetched is refused (handoff.not_taken)', async () => {
