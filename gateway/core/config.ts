@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Ajv } from 'ajv';
 import { PgwError } from './errors.js';
+import { jsonSyntaxErrorAt } from './json-syntax.js';
+import { redactUrlCredentials } from './url-redaction.js';
 
 export type Role = 'all' | 'gateway' | 'worker';
 
@@ -50,10 +52,18 @@ export interface Config {
     decompressionRatio: number;
     records: number;
     jsonDepth: number;
+    /** Largest record (its bytes as sent: a JSON element of `records`, a CSV row); a bigger one is rejected unread. */
+    recordBytes: number;
     openFilesPerConnection: number;
     sessionsPerPartner: number;
     channelsPerConnection: number;
     unauthenticatedConnections: number;
+    /**
+     * Per client address: SSH connections not yet authenticated, and HTTPS/console
+     * connections without a complete request head (more wait their turn, unread). Addresses
+     * on the SFTP ban safe list are exempt on SSH.
+     */
+    unauthenticatedPerAddress: number;
   };
   signature: {
     /** Oldest accepted signature, relative to receipt (replay window). */
@@ -113,6 +123,8 @@ export interface Config {
     bind: string;
     lockoutFailures: number;
     lockoutSeconds: number;
+    /** Login attempts per client address and minute, counted before the password is checked. */
+    loginAttemptsPerMinute: number;
     sessionHours: number;
     /** An ack not picked up this long after it was made is overdue. */
     overdueAckHours: number;
@@ -135,6 +147,40 @@ export interface Config {
     ledgerDays: number;
     /** Finished or failed queue jobs older than this are removed from Redis. */
     jobDays: number;
+  };
+  /** The internal API for Babybalance's own systems (DESIGN.md §9), on its own listener. */
+  internal: {
+    port: number;
+    /** Loopback unless configured otherwise: only Babybalance's systems call it. */
+    bind: string;
+    /** Largest outcome body (one entry per accepted record). */
+    maxBodyBytes: number;
+  };
+  handoff: {
+    /** Accepted records not confirmed by the account service this long after they are ready are overdue. */
+    overdueHours: number;
+    /**
+     * Past the payload retention period, unconfirmed accepted records are `keep` (kept until
+     * the outcome comes; retention skips them) or `purge` (deleted like any payload, but only
+     * once the handoff was noted overdue). Either way nothing goes unseen.
+     */
+    unconfirmed: 'keep' | 'purge';
+  };
+  /** Partner e-mail notifications (DESIGN.md §11); none are sent while `smtpUrl` is null. */
+  notifications: {
+    /** `smtp://[user:pass@]host[:587]` (STARTTLS) or `smtps://…[:465]` (TLS from the start). */
+    smtpUrl: string | null;
+    from: string | null;
+    /** smtp:// must upgrade with STARTTLS; false only for a relay on this host (loopback). */
+    requireTls: boolean;
+    /** Extra CA certificates (PEM) trusted for the SMTP server's certificate. */
+    caFile: string | null;
+    /** How often due events are looked for and mailed. */
+    intervalMs: number;
+    /** Attempts per mail before its events are given up (`failed`). */
+    attempts: number;
+    /** First retry delay when the SMTP server cannot take a mail; doubles per attempt, at most an hour. */
+    backoffMs: number;
   };
   /** Test builds only: kill the process at this named point (see core/faults.ts). */
   fault: string | null;
@@ -160,10 +206,13 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     decompressionRatio: 200,
     records: 1_000_000,
     jsonDepth: 32,
+    recordBytes: 64 * 1024,
     openFilesPerConnection: 64,
     sessionsPerPartner: 8,
     channelsPerConnection: 4,
     unauthenticatedConnections: 64,
+    // = sessionsPerPartner: one partner may open all its sessions at once.
+    unauthenticatedPerAddress: 8,
   },
   signature: { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 },
   sftp: { authTimeoutMs: 20_000, idleTimeoutMs: 15 * 60_000, maxAuthAttempts: 6, banMaxFailures: 20, banSeconds: 60, banSafeList: [] },
@@ -186,8 +235,11 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
   },
   webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
   retention: { receivedDays: 30, payloadDays: 30, ackDays: 90, ledgerDays: 365, jobDays: 7 },
-  console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
+  console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, loginAttemptsPerMinute: 20, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
   keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
+  internal: { port: 8445, bind: '127.0.0.1', maxBodyBytes: 64 * 1024 * 1024 },
+  handoff: { overdueHours: 24, unconfirmed: 'keep' },
+  notifications: { smtpUrl: null, from: null, requireTls: true, caFile: null, intervalMs: 60_000, attempts: 10, backoffMs: 60_000 },
   fault: null,
 };
 
@@ -195,7 +247,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
 interface EnvSetting {
   env: string;
   path: string;
-  kind: 'string' | 'int' | 'number' | 'list';
+  kind: 'string' | 'int' | 'number' | 'list' | 'bool';
   doc: string;
 }
 
@@ -221,6 +273,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_MAX_DECOMPRESSION_RATIO', path: 'limits.decompressionRatio', kind: 'number', doc: 'decompressed/compressed bound' },
   { env: 'PGW_MAX_RECORDS', path: 'limits.records', kind: 'int', doc: 'records per batch' },
   { env: 'PGW_MAX_JSON_DEPTH', path: 'limits.jsonDepth', kind: 'int', doc: 'JSON nesting depth' },
+  { env: 'PGW_MAX_RECORD_BYTES', path: 'limits.recordBytes', kind: 'int', doc: 'largest record (JSON element or CSV row, bytes); a bigger one gets `limits.record_size` and is never held whole' },
   { env: 'PGW_MAX_OPEN_FILES', path: 'limits.openFilesPerConnection', kind: 'int', doc: 'SFTP handles per connection' },
   { env: 'PGW_MAX_SESSIONS_PER_PARTNER', path: 'limits.sessionsPerPartner', kind: 'int', doc: 'concurrent SSH connections per partner' },
   { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', kind: 'int', doc: 'replay window for signatures' },
@@ -232,6 +285,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_SFTP_BAN_SECONDS', path: 'sftp.banSeconds', kind: 'int', doc: 'first ban; doubles per repeat, at most 1 h' },
   { env: 'PGW_SFTP_BAN_SAFE_LIST', path: 'sftp.banSafeList', kind: 'list', doc: 'comma-separated addresses never banned' },
   { env: 'PGW_MAX_UNAUTH_CONNECTIONS', path: 'limits.unauthenticatedConnections', kind: 'int', doc: 'concurrent connections not yet authenticated' },
+  { env: 'PGW_MAX_UNAUTH_PER_ADDRESS', path: 'limits.unauthenticatedPerAddress', kind: 'int', doc: 'per client address: SSH connections not yet authenticated (more are closed), HTTPS/console connections without a request head (more wait, then are closed)' },
   { env: 'PGW_MAX_CHANNELS_PER_CONNECTION', path: 'limits.channelsPerConnection', kind: 'int', doc: 'SSH session channels per connection' },
   { env: 'PGW_WORKER_CONCURRENCY', path: 'workers.concurrency', kind: 'int', doc: 'jobs per queue per worker process' },
   { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', kind: 'int', doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
@@ -254,6 +308,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_CONSOLE_BIND', path: 'console.bind', kind: 'string', doc: 'console listen address' },
   { env: 'PGW_CONSOLE_LOCKOUT_FAILURES', path: 'console.lockoutFailures', kind: 'int', doc: 'failed logins before an operator is locked out' },
   { env: 'PGW_CONSOLE_LOCKOUT_SECONDS', path: 'console.lockoutSeconds', kind: 'int', doc: 'how long a lockout lasts' },
+  { env: 'PGW_CONSOLE_LOGIN_RATE_LIMIT', path: 'console.loginAttemptsPerMinute', kind: 'int', doc: 'console login attempts per minute per client address (429 beyond)' },
   { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', kind: 'int', doc: 'console session lifetime' },
   { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', kind: 'int', doc: 'an ack not picked up after this is overdue' },
   { env: 'PGW_TIMEZONE', path: 'console.timezone', kind: 'string', doc: 'time zone of partners\' expected-batch calendars' },
@@ -265,6 +320,18 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_RETENTION_ACK_DAYS', path: 'retention.ackDays', kind: 'number', doc: 'ack files (blobs and outbox entries) are deleted after this' },
   { env: 'PGW_RETENTION_LEDGER_DAYS', path: 'retention.ledgerDays', kind: 'number', doc: 'ledger rows lose file names, references and details (counts, codes, hashes, times stay)' },
   { env: 'PGW_RETENTION_JOB_DAYS', path: 'retention.jobDays', kind: 'number', doc: 'finished/failed queue jobs are removed from Redis after this' },
+  { env: 'PGW_INTERNAL_PORT', path: 'internal.port', kind: 'int', doc: 'internal API for Babybalance\'s systems (HTTPS, service tokens)' },
+  { env: 'PGW_INTERNAL_BIND', path: 'internal.bind', kind: 'string', doc: 'internal API listen address' },
+  { env: 'PGW_INTERNAL_MAX_BODY_BYTES', path: 'internal.maxBodyBytes', kind: 'int', doc: 'largest request body on the internal API (an outcome names every accepted record)' },
+  { env: 'PGW_HANDOFF_OVERDUE_HOURS', path: 'handoff.overdueHours', kind: 'number', doc: 'accepted records not confirmed by the account service after this are overdue' },
+  { env: 'PGW_SMTP_URL', path: 'notifications.smtpUrl', kind: 'string', doc: 'partner e-mail notifications: smtp://host:587 (STARTTLS) or smtps://host:465, with user:password@ if the server wants them; unset = none sent' },
+  { env: 'PGW_SMTP_FROM', path: 'notifications.from', kind: 'string', doc: 'sender address of notifications (required with PGW_SMTP_URL)' },
+  { env: 'PGW_SMTP_REQUIRE_TLS', path: 'notifications.requireTls', kind: 'bool', doc: 'smtp:// must upgrade with STARTTLS; false only for a relay on this host (refused for another host)' },
+  { env: 'PGW_SMTP_CA_FILE', path: 'notifications.caFile', kind: 'string', doc: 'extra CA certificates (PEM) trusted for the SMTP server' },
+  { env: 'PGW_NOTIFY_INTERVAL_MS', path: 'notifications.intervalMs', kind: 'int', doc: 'how often due notifications are looked for and mailed (one worker at a time)' },
+  { env: 'PGW_NOTIFY_ATTEMPTS', path: 'notifications.attempts', kind: 'int', doc: 'attempts per mail before its events are given up' },
+  { env: 'PGW_NOTIFY_BACKOFF_MS', path: 'notifications.backoffMs', kind: 'int', doc: 'first retry delay when the SMTP server is away; doubles per attempt, at most 1 h' },
+  { env: 'PGW_HANDOFF_UNCONFIRMED', path: 'handoff.unconfirmed', kind: 'string', doc: 'past PGW_RETENTION_PAYLOAD_DAYS, unconfirmed accepted records: keep (until confirmed) or purge (only after an overdue event)' },
   { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
 ];
 
@@ -306,8 +373,10 @@ const SCHEMA = {
       properties: {
         uploadBytes: POS, decompressedBytes: POS, decompressionRatio: { type: 'number', minimum: 1 },
         records: POS, jsonDepth: { type: 'integer', minimum: 4, maximum: 1000 },
+        // at most 16 MiB: the validate stage holds a few records at once within its 256 MiB
+        recordBytes: { type: 'integer', minimum: 1024, maximum: 16 * 1024 * 1024 },
         openFilesPerConnection: POS, sessionsPerPartner: POS, channelsPerConnection: POS,
-        unauthenticatedConnections: POS,
+        unauthenticatedConnections: POS, unauthenticatedPerAddress: POS,
       },
     },
     signature: {
@@ -359,7 +428,7 @@ const SCHEMA = {
     console: {
       type: 'object', additionalProperties: false,
       properties: {
-        bind: { type: 'string', minLength: 1 }, lockoutFailures: POS, lockoutSeconds: POS, sessionHours: POS, overdueAckHours: POS,
+        bind: { type: 'string', minLength: 1 }, lockoutFailures: POS, lockoutSeconds: POS, loginAttemptsPerMinute: POS, sessionHours: POS, overdueAckHours: POS,
         timezone: { type: 'string', pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' },
       },
     },
@@ -368,6 +437,22 @@ const SCHEMA = {
       properties: {
         rotationLeadDays: { type: 'number', minimum: 0 }, rotationOverlapDays: { type: 'number', exclusiveMinimum: 0 },
         partnerKeyActivationDelaySeconds: { type: 'integer', minimum: 0 },
+      },
+    },
+    internal: {
+      type: 'object', additionalProperties: false,
+      properties: { port: PORT, bind: { type: 'string', minLength: 1 }, maxBodyBytes: POS },
+    },
+    handoff: {
+      type: 'object', additionalProperties: false,
+      properties: { overdueHours: { type: 'number', exclusiveMinimum: 0 }, unconfirmed: { enum: ['keep', 'purge'] } },
+    },
+    notifications: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        smtpUrl: { type: ['string', 'null'], pattern: '^smtps?://' }, from: { type: ['string', 'null'], minLength: 3, maxLength: 254, pattern: '^[^\\s<>]+@[^\\s<>]+$' },
+        requireTls: { type: 'boolean' }, caFile: { type: ['string', 'null'], minLength: 1 },
+        intervalMs: { type: 'integer', minimum: 100 }, attempts: { type: 'integer', minimum: 1, maximum: 100 }, backoffMs: { type: 'integer', minimum: 10 },
       },
     },
     fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },
@@ -392,13 +477,8 @@ export function loadConfig(opts: LoadOptions = {}): Config {
 
   const file = opts.file ?? env.PGW_CONFIG;
   if (file) {
-    try {
-      const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) problems.push(`${file}: must hold a JSON object`);
-      else merged = deepMerge(merged, parsed as Record<string, unknown>);
-    } catch (err) {
-      problems.push(`${file}: cannot read JSON (${(err as Error).message.split('\n')[0]})`);
-    }
+    const parsed = readConfigFile(file, problems);
+    if (parsed !== undefined) merged = deepMerge(merged, parsed);
   }
 
   for (const s of ENV_SETTINGS) {
@@ -406,6 +486,11 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (raw === undefined || raw === '') continue;
     if (s.kind === 'string') setPath(merged, s.path, raw);
     else if (s.kind === 'list') setPath(merged, s.path, raw.split(',').map((x) => x.trim()).filter(Boolean));
+    else if (s.kind === 'bool') {
+      if (/^(true|1|yes)$/i.test(raw)) setPath(merged, s.path, true);
+      else if (/^(false|0|no)$/i.test(raw)) setPath(merged, s.path, false);
+      else problems.push(`${s.env}: expected true or false`);
+    }
     else {
       const n = Number(raw);
       if (!Number.isFinite(n) || (s.kind === 'int' && !Number.isInteger(n))) problems.push(`${s.env}: expected ${s.kind === 'int' ? 'an integer' : 'a number'}`);
@@ -451,6 +536,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   const cfg = merged as unknown as Config;
   if (cfg.env === 'production' && cfg.fault) problems.push('PGW_FAULT: fault injection is refused in production');
   if (valid) problems.push(...redisProblems(cfg)); // relies on the shapes the schema checked
+  if (valid) problems.push(...smtpProblems(cfg.notifications));
   if (problems.length > 0) {
     throw new PgwError('config.invalid', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
   }
@@ -486,6 +572,28 @@ function redisProblems(cfg: Config): string[] {
   return out;
 }
 
+/**
+ * What the schema cannot say about SMTP: a sender is needed, and plaintext is allowed only
+ * to a relay on this host (mail to another host would cross the network readable).
+ */
+function smtpProblems(n: Config['notifications']): string[] {
+  if (!n.smtpUrl) return [];
+  const out: string[] = [];
+  let host = '';
+  try {
+    const u = new URL(n.smtpUrl);
+    host = u.hostname.replace(/^\[|\]$/g, '');
+    if (!host) out.push('PGW_SMTP_URL: no host');
+    if (u.pathname.length > 1 || u.search) out.push('PGW_SMTP_URL: no path or query: smtp://[user:password@]host[:port]');
+  } catch {
+    out.push('PGW_SMTP_URL: not a URL (smtp://[user:password@]host[:port] or smtps://…)');
+  }
+  if (!n.from) out.push('PGW_SMTP_FROM: required when PGW_SMTP_URL is set');
+  const loopback = host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+  if (!n.requireTls && host && !loopback) out.push(`PGW_SMTP_REQUIRE_TLS: false is allowed only for a relay on this host (localhost, 127.0.0.0/8, ::1), not ${host}`);
+  return out;
+}
+
 function envNameFor(dotted: string): string {
   const setting = dotted.replace(/\.\d+$/, ''); // an item of a list names the list's variable
   const s = ENV_SETTINGS.find((x) => x.path === setting);
@@ -497,14 +605,40 @@ export function redactedConfig(cfg: Config): Record<string, unknown> {
   const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
   copy.keyPassphrase = cfg.keyPassphrase ? '[set]' : null;
   copy.dataKey = cfg.dataKey ? '[set]' : null;
-  copy.redisUrl = stripUrlPassword(cfg.redisUrl);
+  copy.redisUrl = redactUrlCredentials(cfg.redisUrl);
   copy.redis = { ...cfg.redis, sentinelPassword: cfg.redis.sentinelPassword ? '[set]' : null };
-  copy.databaseUrl = stripUrlPassword(cfg.databaseUrl);
+  copy.databaseUrl = redactUrlCredentials(cfg.databaseUrl);
+  copy.notifications = { ...cfg.notifications, smtpUrl: cfg.notifications.smtpUrl ? redactUrlCredentials(cfg.notifications.smtpUrl) : null };
   return copy;
 }
 
-function stripUrlPassword(u: string): string {
-  return u.replace(/(\/\/[^:/@]*:)[^@]*@/, '$1***@');
+/**
+ * The config file's object, or undefined with the problem noted. A problem names the file
+ * and a position only: JSON.parse's message quotes the text near the error, and next to a
+ * syntax error there is often a passphrase.
+ */
+function readConfigFile(file: string, problems: string[]): Record<string, unknown> | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    problems.push(`${file}: cannot read the file${typeof code === 'string' ? ` (${code})` : ''}`);
+    return undefined;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    const at = jsonSyntaxErrorAt(text);
+    problems.push(`${file}: not valid JSON${at ? ` (syntax error at line ${at.line}, column ${at.column})` : ''}`);
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`${file}: must hold a JSON object`);
+    return undefined;
+  }
+  return parsed as Record<string, unknown>;
 }
 
 function setPath(obj: Record<string, unknown>, dotted: string, value: unknown): void {

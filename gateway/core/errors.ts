@@ -48,6 +48,22 @@ export const ERROR_CODES = {
   'ack.not_ready': { scope: 'api', message: 'the acknowledgement is not ready yet; retry later' },
   'internal.error': { scope: 'api', message: 'internal error; support has been notified', retryable: true },
 
+  // --- internal API (Babybalance's own systems: handoff, outcomes) and results ---
+  'auth.scope': { scope: 'api', message: 'the service token does not have the scope this route needs' },
+  'handoff.not_found': { scope: 'api', message: 'no such handoff: an unknown batch, a test-lane batch or one without accepted records' },
+  'handoff.withdrawn': { scope: 'api', message: 'the batch is being reprocessed; its records will be listed again under a new version' },
+  'handoff.superseded': { scope: 'api', message: 'the outcome names a version of the records that is no longer current; fetch the current one' },
+  'handoff.not_taken': { scope: 'api', message: 'fetch the records of this version before reporting their outcome' },
+  'handoff.conflict': { scope: 'api', message: 'another outcome was already recorded for these records; the first one stands' },
+  'handoff.released': { scope: 'api', message: 'the records were deleted after their outcome was recorded' },
+  'handoff.overdue': { scope: 'operator', message: 'accepted records were not confirmed by the account service within PGW_HANDOFF_OVERDUE_HOURS' },
+  'outcome.invalid': { scope: 'api', message: 'the outcome does not match its schema (see /internal/v1/openapi.json)' },
+  'outcome.unknown_value': { scope: 'api', message: 'an outcome must be created, exists or failed' },
+  'outcome.unknown_record': { scope: 'api', message: 'the outcome names a record that is not an accepted record of this batch' },
+  'outcome.duplicate_record': { scope: 'api', message: 'the outcome names a record more than once' },
+  'outcome.missing_records': { scope: 'api', message: 'the outcome must name every accepted record exactly once; some are missing' },
+  'result.not_ready': { scope: 'api', message: 'the result is not ready yet: the account service has not reported on the records' },
+
   // --- webhook delivery of acks ---
   'webhook.not_configured': { scope: 'delivery', message: 'the partner has no webhook' },
   'webhook.url_invalid': { scope: 'delivery', message: 'the webhook must be an https:// URL without credentials' },
@@ -57,6 +73,10 @@ export const ERROR_CODES = {
   'webhook.http_status': { scope: 'delivery', message: 'the webhook answered with a non-2xx status', retryable: true },
   'webhook.network': { scope: 'delivery', message: 'the webhook could not be reached (connection, TLS or timeout)', retryable: true },
   'webhook.gave_up': { scope: 'delivery', message: 'the ack could not be pushed after the configured number of attempts' },
+  'notify.smtp_unavailable': { scope: 'delivery', message: 'the SMTP server could not be reached or did not answer; the notification is mailed again later', retryable: true },
+  'notify.tls_required': { scope: 'delivery', message: 'the SMTP server offered no STARTTLS (or a certificate that is not trusted) and PGW_SMTP_REQUIRE_TLS is true: nothing was sent', retryable: true },
+  'notify.refused': { scope: 'delivery', message: 'the SMTP server refused the mail (sender, recipients or credentials)' },
+  'notify.no_contacts': { scope: 'delivery', message: 'the partner has no contact e-mail address: the notification was not sent' },
 
   // --- support console ---
   'console.login_failed': { scope: 'console', message: 'unknown operator or wrong password' },
@@ -64,6 +84,9 @@ export const ERROR_CODES = {
   'console.login_required': { scope: 'console', message: 'log in first' },
   'console.forbidden': { scope: 'console', message: 'this action needs the engineer role' },
   'console.csrf': { scope: 'console', message: 'the form is stale or did not come from the console; reload and try again' },
+  'console.totp_required': { scope: 'console', message: 'this account needs a second factor first: an engineer enrols it with `pgw operator totp <name>`' },
+  'console.totp_failed': { scope: 'console', message: 'wrong or expired code' },
+  'console.totp_replayed': { scope: 'console', message: 'this code was already used: wait for the next one' },
 
   // --- batch (before validation) ---
   'batch.duplicate': { scope: 'batch', message: 'the same file was already received as another batch' },
@@ -95,6 +118,7 @@ export const ERROR_CODES = {
   'batch.empty': { scope: 'batch', message: 'the batch holds no records' },
   'records.none_accepted': { scope: 'batch', message: 'no record of the batch was accepted; see the per-record errors' },
   'internal.processing_failed': { scope: 'batch', message: 'the gateway could not process the batch; support has been notified', retryable: true },
+  'batch.expired': { scope: 'batch', message: 'the batch did not finish (no ack was made) within the retention period; its data was deleted' },
 
   // --- record ---
   'field.required': { scope: 'record', message: 'a required field is missing' },
@@ -103,6 +127,7 @@ export const ERROR_CODES = {
   'field.too_long': { scope: 'record', message: 'the field is too long' },
   'field.empty': { scope: 'record', message: 'the field is empty' },
   'record.type': { scope: 'record', message: 'the record is not an object' },
+  'limits.record_size': { scope: 'record', message: 'the record is larger than the maximum record size; it was not read' },
   'bsn.format': { scope: 'record', message: 'the BSN must be 9 digits' },
   'bsn.checksum': { scope: 'record', message: 'the BSN fails the 11-test' },
   'bsn.placeholder': { scope: 'record', message: 'the BSN is the placeholder 999999999 (identity not established)' },
@@ -123,6 +148,8 @@ export const ERROR_CODES = {
   'key.not_found': { scope: 'operator', message: 'no such key' },
   'key.rotation_invalid': { scope: 'operator', message: 'the rotation times are not valid (activation must not lie in the past; overlap must be positive)' },
   'audit.broken': { scope: 'operator', message: 'the audit hash chain is broken' },
+  'audit.key_missing': { scope: 'operator', message: 'recording or verifying audit events needs the audit chain key: set PGW_KEY_PASSPHRASE (or PGW_DATA_KEY) as for pgw start' },
+  'audit.key_mismatch': { scope: 'operator', message: 'the master key (PGW_DATA_KEY, or the one derived from the passphrase) is not the one this ledger\'s audit chain is keyed with' },
 
   // --- operator ---
   'config.invalid': { scope: 'operator', message: 'the configuration is invalid' },
@@ -134,8 +161,11 @@ export const ERROR_CODES = {
   'partner.not_found': { scope: 'operator', message: 'no such partner' },
   'partner.exists': { scope: 'operator', message: 'the partner already exists' },
   'partner.id_invalid': { scope: 'operator', message: 'partner ids are 2-40 characters: lower-case letters, digits and "-"' },
+  'partner.contact_invalid': { scope: 'operator', message: 'a contact e-mail address looks like name@example.org (at most 254 characters)' },
   'batch.not_found': { scope: 'operator', message: 'no such batch' },
   'token.not_found': { scope: 'operator', message: 'no such API token for this partner' },
+  'service.invalid': { scope: 'operator', message: 'service names are 2-40 characters (a-z, 0-9, "-"); scopes are handoff, outbound and subjects' },
+  'service.token_not_found': { scope: 'operator', message: 'no such service token' },
   'operator.invalid': { scope: 'operator', message: 'operator names are 2-40 characters (a-z, 0-9, ".", "-"); roles support or engineer; passwords at least 12 characters' },
   'operator.not_found': { scope: 'operator', message: 'no such operator' },
   'batch.not_reprocessable': { scope: 'operator', message: 'the batch cannot run again: its received file is no longer stored' },
