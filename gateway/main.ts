@@ -86,6 +86,15 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     shutdown.add('retention', new RetentionScheduler(redis, workerRedis, config.queuePrefix, {
       ledger, dataDir, policy: config.retention, handoff: config.handoff, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),
     }, log.child({ component: 'retention' })));
+    // Partner e-mail notifications (DESIGN.md §11), when an SMTP server is configured.
+    if (config.notifications.smtpUrl) {
+      const { Notifier } = await import('../workers/notifier.js');
+      const notifier = shutdown.add('notifier', new Notifier({
+        ledger, settings: config.notifications, overdueHours: config.console.overdueAckHours, timezone: config.console.timezone,
+        log: log.child({ component: 'notifier' }), holder: instance,
+      }));
+      notifier.start(config.notifications.intervalMs);
+    }
   }
   if (role === 'all' || role === 'gateway') {
     const [

@@ -4,6 +4,7 @@ import { addPartner, setPartnerStatus, showPartner, updatePartner } from '../adm
 import { addPartnerSshKey, removePartnerSshKey } from '../admin/key-admin.js';
 import { issueToken, listTokens, revokeToken } from '../admin/api-tokens.js';
 import { parseSchedule } from '../admin/schedule.js';
+import { changePartnerContacts } from '../admin/partner-contacts.js';
 
 import { actor, collect, print, program, table, warnWebhookHost, withLedger } from './cli-kit.js';
 
@@ -38,9 +39,10 @@ partner.command('list').description('list partners').option('--json', 'print JSO
 partner.command('show <id>').description('one partner with its keys').option('--json', 'print JSON')
   .action(async (id: string, o: { json?: boolean }) => {
     await withLedger(async (ledger) => {
-      const d = await showPartner(ledger, id);
+      const d = { ...(await showPartner(ledger, id)), contacts: await ledger.notifications.contacts(id) };
       print(d, o.json, () => [
         `${d.partner.id}  ${d.partner.name}  (${d.partner.status})`,
+        `notification contacts: ${d.contacts.join(', ') || 'none'}`,
         `webhook: ${d.partner.webhook_url ?? 'none'}   client certificate: ${d.partner.client_cert_sha256 ?? 'not required'}`,
         `API tokens: ${d.tokens.filter((t) => !t.revoked_at).map((t) => t.id).join(', ') || 'none'}`,
         '', 'SSH keys:', table(d.sshKeys as unknown as Record<string, unknown>[], ['fingerprint', 'algorithm', 'comment', 'revoked_at']),
@@ -48,21 +50,32 @@ partner.command('show <id>').description('one partner with its keys').option('--
       ].join('\n'));
     });
   });
-partner.command('set <id>').description('change a partner\'s webhook or TLS client certificate')
+partner.command('set <id>').description('change a partner\'s webhook, TLS client certificate, schedule or contact addresses')
   .option('--webhook <https-url|none>', 'where acks are pushed; "none" removes it')
   .option('--client-cert <file.pem|none>', 'require this TLS client certificate; "none" stops requiring one')
   .option('--expect <schedule|none>', 'when batches are due, e.g. "mon-fri 10:00" (PGW_TIMEZONE); the console flags the partner late after it')
+  .option('--contact-email <addr|none>', 'add an address notifications are mailed to (repeatable); "none" removes them all', collect, [])
+  .option('--remove-contact-email <addr>', 'stop mailing this address (repeatable)', collect, [])
   .option('--json', 'print JSON')
-  .action(async (id: string, o: { webhook?: string; clientCert?: string; expect?: string; json?: boolean }) => {
+  .action(async (id: string, o: { webhook?: string; clientCert?: string; expect?: string; contactEmail: string[]; removeContactEmail: string[]; json?: boolean }) => {
     await withLedger(async (ledger, cfg) => {
       if (o.expect !== undefined && o.expect !== 'none') parseSchedule(o.expect);
+      const contactChanges = o.contactEmail.length > 0 || o.removeContactEmail.length > 0;
+      const contacts = contactChanges ? await changePartnerContacts(ledger, id, {
+        add: o.contactEmail.filter((a) => a !== 'none'), remove: o.removeContactEmail, clear: o.contactEmail.includes('none'),
+      }, actor) : await ledger.notifications.contacts(id);
+      if (contactChanges && o.webhook === undefined && o.clientCert === undefined && o.expect === undefined) {
+        const p = await ledger.partners.require(id);
+        print({ ...p, contacts }, o.json, () => `partner ${p.id}: contacts ${contacts.join(', ') || 'none'}`);
+        return;
+      }
       const p = await updatePartner(ledger, id, {
         ...(o.webhook !== undefined ? { webhookUrl: o.webhook === 'none' ? null : o.webhook } : {}),
         ...(o.clientCert !== undefined ? { clientCertFile: o.clientCert === 'none' ? null : o.clientCert } : {}),
         ...(o.expect !== undefined ? { expectedSchedule: o.expect === 'none' ? null : o.expect.trim().toLowerCase() } : {}),
       }, actor);
       if (p.webhook_url) warnWebhookHost(cfg, p.webhook_url);
-      print(p, o.json, () => `partner ${p.id}: webhook ${p.webhook_url ?? 'none'}, client certificate ${p.client_cert_sha256 ?? 'not required'}`);
+      print({ ...p, contacts }, o.json, () => `partner ${p.id}: webhook ${p.webhook_url ?? 'none'}, client certificate ${p.client_cert_sha256 ?? 'not required'}, contacts ${contacts.join(', ') || 'none'}`);
     });
   });
 partner.command('token <id>').description('print a new API token (shown once); --list or --revoke manage existing ones')

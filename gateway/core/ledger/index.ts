@@ -12,6 +12,7 @@ import { SubjectRepo } from './subjects.js';
 import { LeaseRepo } from './leases.js';
 import { HandoffRepo } from './handoffs.js';
 import { ServiceTokenRepo } from './service-tokens.js';
+import { NotificationRepo } from './notifications.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -29,6 +30,8 @@ export class Ledger {
   readonly serviceTokens: ServiceTokenRepo;
   /** Webhook pushes of result documents (the same bookkeeping as acks'). */
   readonly resultPushes: AckPushRepo;
+  /** Partner contacts and the e-mail notifications recorded for them. */
+  readonly notifications: NotificationRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -44,6 +47,7 @@ export class Ledger {
     this.handoffs = new HandoffRepo(handle);
     this.serviceTokens = new ServiceTokenRepo(handle);
     this.resultPushes = new AckPushRepo(handle, 'result');
+    this.notifications = new NotificationRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
@@ -64,4 +68,5 @@ export type { AckPushRow, PartnerAck } from './ack-pushes.js';
 export type { Operator, ConsoleSession } from './operators.js';
 export type { Handoff, HandoffListRow, HandoffOutcomeRow, ResultRow, ConfirmResult, OutcomeInput } from './handoffs.js';
 export type { ServiceTokenRow } from './service-tokens.js';
+export type { NotificationRow, NewNotification, WaitingDocument } from './notifications.js';
 export type * from './schema.js';

@@ -6,6 +6,7 @@
 import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder, sql } from 'kysely';
 import { handoffMigration } from './handoff-migration.js';
 import { partnerKeySignerMigration } from './key-signer-migration.js';
+import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
 
@@ -277,6 +278,9 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('audit_events').addColumn('alg', 'text', (c) => c.notNull().defaultTo('sha256')).execute();
       },
     },
+    // Partner contacts and e-mail notifications; the console's second factor (see operations-migration.ts).
+    '0013_notifications': notificationsMigration,
+    '0014_operator_totp': operatorTotpMigration,
   };
 }
 

@@ -10,8 +10,10 @@
  */
 import type { Generated } from 'kysely';
 import type { HandoffsTable, HandoffOutcomesTable, ResultsTable, ServiceTokensTable } from './handoff-schema.js';
+import type { NotificationsTable, PartnerContactsTable } from './notification-schema.js';
 
 export type * from './handoff-schema.js';
+export type * from './notification-schema.js';
 
 export type Stage = 'decrypt' | 'validate' | 'ack' | 'done';
 export type Outcome = 'accepted' | 'partially_accepted' | 'rejected';
@@ -174,6 +176,24 @@ export interface OperatorsTable {
   created_at: string;
 
   disabled_at: string | null;
+  /** TOTP secret sealed under a key derived from the master key (admin/operator-totp.ts); null = not enrolled. */
+  totp_secret: string | null;
+  totp_enrolled_at: string | null;
+  /** The last TOTP time step a code was accepted for: that code and older ones are refused. */
+  totp_last_step: number | null;
+}
+
+/** Password checked, code not yet: a short-lived challenge (never a session) for the second step. */
+export interface ConsoleTotpChallengesTable {
+  /** SHA-256 of the id in the challenge cookie. */
+  id_hash: string;
+  operator: string;
+  csrf: string;
+  /** The operator's session_generation when the password was checked. */
+  generation: number;
+  /** Wrong codes given to this challenge. */
+  attempts: number;
+  expires_at: string;
 }
 
 export interface ConsoleSessionsTable {
@@ -257,4 +277,7 @@ export interface DB {
   /** Webhook pushes of result versions: the same shape as `ack_pushes`. */
   result_pushes: AckPushesTable;
   service_tokens: ServiceTokensTable;
+  partner_contacts: PartnerContactsTable;
+  notifications: NotificationsTable;
+  console_totp_challenges: ConsoleTotpChallengesTable;
 }
