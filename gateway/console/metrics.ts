@@ -14,6 +14,9 @@ import type { Ledger } from '../core/ledger/index.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
+import { DataDir } from '../core/data-dir.js';
+import { AuditWatch } from './audit-watch.js';
+import { promises as fsp } from 'node:fs';
 
 /** What metrics need of the queues (workers/queues.ts implements it). */
 export interface QueueStats {
@@ -93,6 +96,35 @@ export class GatewayMetrics implements ProtocolCounters {
       for (const k of await ledger.stats.expiringKeys(new Date(Date.now() + 90 * 24 * 3600_000))) {
         g.set({ owner: k.owner, partner: k.partner_id ?? '', fingerprint: k.fingerprint }, Math.round((Date.parse(k.not_after) - Date.now()) / 1000));
       }
+    });
+    // Gauges without labels: reset() leaves them at 0, which here would read as "nothing
+    // unfinished", "disk full" or "chain broken"; without a fact they are left out instead.
+    computed('pgw_batch_oldest_unfinished_seconds', 'age of the oldest batch whose pipeline has not finished (0 when none)', [], async (g) => {
+      g.remove({});
+      const oldest = await ledger.stats.oldestUnfinishedReceivedAt();
+      g.set(oldest ? Math.max(0, Math.round((Date.now() - Date.parse(oldest)) / 1000)) : 0);
+    });
+    // The data dir's file system: blobs, spool and (by default) the SQLite ledger live there.
+    computed('pgw_data_dir_free_bytes', 'bytes available to the gateway on the data dir\'s file system', [], async (g) => {
+      g.remove({});
+      const s = await fsp.statfs(config.dataDir);
+      g.set(s.bavail * s.bsize);
+    });
+    computed('pgw_data_dir_size_bytes', 'size of the data dir\'s file system', [], async (g) => {
+      g.remove({});
+      const s = await fsp.statfs(config.dataDir);
+      g.set(s.blocks * s.bsize);
+    });
+    const audit = new AuditWatch(ledger, new DataDir(config.dataDir), log);
+    computed('pgw_audit_chain_ok', '1 when the last check of the audit chain (and its anchor) passed, 0 when it found the chain broken', [], async (g) => {
+      g.remove({});
+      const st = await audit.state();
+      if (st) g.set(st.ok ? 1 : 0);
+    });
+    computed('pgw_audit_chain_checked_timestamp_seconds', 'when the audit chain was last checked (unix seconds; checked at most every 10 minutes)', [], async (g) => {
+      g.remove({});
+      const st = await audit.state();
+      if (st) g.set(st.checkedAt);
     });
     if (queues) {
       computed('pgw_queue_jobs', 'BullMQ jobs by queue and state', ['queue', 'state'], async (g) => {

@@ -90,6 +90,17 @@ export class StatsRepo {
     return { pending: rows.length, overdue: list.reduce((n, e) => n + e.overdue, 0), byPartner: list };
   }
 
+  /**
+   * Receipt time of the oldest batch whose pipeline has not finished (stage not `done`), or
+   * null when every batch is finished: a batch stuck anywhere — a lost job, a stage failing
+   * over and over — shows here, whatever the queues say.
+   */
+  async oldestUnfinishedReceivedAt(): Promise<string | null> {
+    const row = await this.db.selectFrom('batches').select(sql<string | null>`min(received_at)`.as('oldest'))
+      .where('stage', 'in', ['decrypt', 'validate', 'ack']).executeTakeFirst();
+    return row?.oldest ?? null;
+  }
+
   /** The newest receipt time per partner. */
   async lastReceived(): Promise<Map<string, string>> {
     const rows = await this.db.selectFrom('batches').select(['partner_id', sql<string>`max(received_at)`.as('last')]).groupBy('partner_id').execute();
