@@ -385,8 +385,9 @@ class RecordJudge {
     const ok: { raw: Buffer; index: number }[] = [];
     let next = 0;
     for (let k = 0; k < pieces.length; k++) {
-      const { raw, index } = pieces[k]!;
-      if (raw === null) {
+      const piece = pieces[k]!;
+      const index = piece.index;
+      if (piece.raw === null) {
         this.errors.push(makeIssue(index, undefined, '', 'limits.record_size'));
         continue;
       }
@@ -394,12 +395,12 @@ class RecordJudge {
       if (values) {
         const bsn = values[2]; // in READ_AFTER_VALIDATION's order
         if (ctx.onSubject && bsn !== undefined && isNineDigits(bsn)) ctx.onSubject(index, bsn);
-        ok.push({ raw, index });
+        ok.push(piece as { raw: Buffer; index: number }); // (the piece itself: no object per record)
         continue;
       }
       const record = parsed[next++];
       noteSubject(ctx.onSubject, record, index);
-      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, this.errors, this.warnings)) ok.push({ raw, index });
+      if (checkRecord(v, record, index, bounds, ctx.allowBsnPlaceholder, this.errors, this.warnings)) ok.push(piece as { raw: Buffer; index: number });
     }
     this.accepted += ok.length;
     await this.sink(ok);
