@@ -2,9 +2,11 @@
  * Validates a CSV batch read as a stream of plaintext chunks, in memory bounded by the
  * record size limit: csv-row-splitter.ts cuts the bytes into rows, a row longer than
  * `ctx.maxRecordBytes` is rejected unread (`limits.record_size`, the rest of the batch is
- * judged), and the others are read by csv-parse a group at a time — the header row in front
- * of each group, so that csv-parse checks every row's length against it as it does for a
- * whole file — then judged like the in-memory path (batch-validator.ts) judges them.
+ * judged), and the others are read a group at a time — rows without a quote split here as
+ * csv-parse would split them, the others by csv-parse with the header row in front, so that
+ * it checks every row's length against it as it does for a whole file — then judged like the
+ * in-memory path (batch-validator.ts) judges them (test/unit/schemas/csv-stream-validator.test.ts
+ * compares the two).
  *
  * Same codes as {@link validateBatch}; when a batch has several batch-level problems the one
  * reported may differ (the head and header are judged before the rows are read), and a long
