@@ -144,10 +144,12 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     });
     shutdown.add('https server', https);
     ports.https = https.port;
+    const { TOTP_KEY_PURPOSE } = await import('./admin/operator-totp.js');
     const consoleServer = await startConsoleServer({
       config, ledger, dataDir, redis, keyring, enqueuer: queues, queues, metrics,
       queueBoard: queueBoard(queues.all()), log: log.child({ component: 'console' }),
       loginRateStore: new SharedRateStore({ ...rateDeps, log: log.child({ component: 'console' }) }, 'console-login'),
+      totpKey: dataKeys.derivedKey(TOTP_KEY_PURPOSE),
     });
     shutdown.add('console server', consoleServer);
     ports.console = consoleServer.port;

@@ -11,7 +11,8 @@ import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type Scry
 import type { Config } from '../core/config.js';
 import type { Ledger, Operator } from '../core/ledger/index.js';
 import { nowIso } from '../core/ledger/index.js';
-import { PgwError } from '../core/errors.js';
+import { PgwError, isPgwError } from '../core/errors.js';
+import { requiresTotp, verifyTotp } from './operator-totp.js';
 
 export type OperatorRole = Operator['role'];
 const NAME = /^[a-z0-9][a-z0-9.-]{1,39}$/;
@@ -57,6 +58,19 @@ export interface LoginResult {
   expiresAt: Date;
 }
 
+/** Password right, second factor still to come (see {@link completeTotpLogin}). */
+export interface TotpChallengeResult {
+  /** Goes into the challenge cookie; never stored. */
+  challengeId: string;
+  csrf: string;
+  operator: string;
+  expiresAt: Date;
+}
+
+/** How long the code page may take after the password, and how many wrong codes one challenge takes. */
+const CHALLENGE_MS = 5 * 60_000;
+const CHALLENGE_ATTEMPTS = 3;
+
 export const sessionHash = (id: string): string => createHash('sha256').update(id).digest('hex');
 
 /**
@@ -65,7 +79,9 @@ export const sessionHash = (id: string): string => createHash('sha256').update(i
  * counted and locked under the same rule, the same codes — the answer never tells whether
  * a name exists.
  */
-export async function login(ledger: Ledger, cfg: Config['console'], name: string, password: string, now = new Date()): Promise<LoginResult> {
+export async function login(
+  ledger: Ledger, cfg: Config['console'], name: string, password: string, now = new Date(), env: Config['env'] = 'development',
+): Promise<LoginResult | TotpChallengeResult> {
   const found = NAME.test(name) ? await ledger.operators.get(name) : undefined;
   const op = found && !found.disabled_at ? found : undefined;
   const ok = await verifyPassword(password.slice(0, 1024), found?.password_hash ?? (await DUMMY));
@@ -77,6 +93,25 @@ export async function login(ledger: Ledger, cfg: Config['console'], name: string
     await ledger.audit.record(found ? `console:${found.name}` : 'console', 'operator.login_failed', found ? found.name : '(unknown)');
     throw new PgwError('console.login_failed');
   }
+  if (requiresTotp(op, env)) {
+    // The failure count stays until the code is right too: wrong codes lock the name like wrong passwords.
+    if (!op.totp_secret) {
+      await ledger.audit.record(`console:${op.name}`, 'operator.login_refused', op.name, { code: 'console.totp_required' });
+      throw new PgwError('console.totp_required');
+    }
+    const challengeId = randomBytes(32).toString('base64url');
+    const csrf = randomBytes(24).toString('base64url');
+    const expiresAt = new Date(now.getTime() + CHALLENGE_MS);
+    await ledger.operators.deleteChallenge('', now); // expired ones
+    await ledger.operators.createChallenge({
+      id_hash: sessionHash(challengeId), operator: op.name, csrf, generation: op.session_generation, attempts: 0, expires_at: nowIso(expiresAt),
+    });
+    return { challengeId, csrf, operator: op.name, expiresAt };
+  }
+  return startSession(ledger, cfg, op, now);
+}
+
+async function startSession(ledger: Ledger, cfg: Config['console'], op: Operator, now: Date): Promise<LoginResult> {
   await ledger.operators.recordSuccess(op.name);
   const sessionId = randomBytes(32).toString('base64url');
   const csrf = randomBytes(24).toString('base64url');
@@ -88,6 +123,43 @@ export async function login(ledger: Ledger, cfg: Config['console'], name: string
   await ledger.operators.purgeExpiredSessions(now);
   await ledger.operators.purgeLoginFailures(now);
   return { sessionId, csrf, operator: op.name, role: op.role, expiresAt };
+}
+
+/** The challenge behind a code form, or undefined when it is unknown, expired or its operator was reset. */
+export async function totpChallenge(ledger: Ledger, challengeId: string | undefined, now = new Date()) {
+  if (!challengeId || challengeId.length > 100) return undefined;
+  return ledger.operators.challenge(sessionHash(challengeId), now);
+}
+
+/**
+ * The second step: the code for a live challenge. Right: the challenge ends and a session
+ * starts. Wrong or replayed: counted as a failed login of the name (the same lockout as
+ * passwords) and on the challenge, which ends after a few; throws `console.totp_failed`,
+ * `console.totp_replayed`, `console.locked`, or `console.login_required` (no live challenge).
+ */
+export async function completeTotpLogin(
+  ledger: Ledger, cfg: Config['console'], totpKey: Buffer, challengeId: string | undefined, code: string, now = new Date(),
+): Promise<LoginResult> {
+  const ch = await totpChallenge(ledger, challengeId, now);
+  if (!ch) throw new PgwError('console.login_required');
+  if (await ledger.operators.lockedUntil(ch.operator, now)) {
+    await ledger.operators.deleteChallenge(ch.id_hash, now);
+    throw new PgwError('console.locked');
+  }
+  try {
+    await verifyTotp(ledger, totpKey, ch.operator, code.trim().slice(0, 16), now);
+  } catch (err) {
+    if (!isPgwError(err) || (err.code !== 'console.totp_failed' && err.code !== 'console.totp_replayed')) throw err;
+    await ledger.operators.recordFailure(ch.operator, cfg.lockoutFailures, nowIso(new Date(now.getTime() + cfg.lockoutSeconds * 1000)), now);
+    await ledger.operators.challengeFailed(ch.id_hash, CHALLENGE_ATTEMPTS);
+    await ledger.audit.record(`console:${ch.operator}`, 'operator.login_failed', ch.operator, { code: err.code });
+    throw err;
+  }
+  await ledger.operators.deleteChallenge(ch.id_hash, now);
+  const op = await ledger.operators.get(ch.operator);
+  // Reset or disabled since the challenge was read: the generation no longer matches.
+  if (!op || op.disabled_at || op.session_generation !== ch.generation) throw new PgwError('console.login_required');
+  return startSession(ledger, cfg, op, now);
 }
 
 export interface ConsoleIdentity {

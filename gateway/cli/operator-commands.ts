@@ -4,8 +4,9 @@ import { PgwError } from '../core/errors.js';
 import { DataDir } from '../core/data-dir.js';
 import { verifyAudit } from '../admin/audit-admin.js';
 import { addOperator } from '../admin/operators.js';
+import { TOTP_KEY_PURPOSE, enrolTotp, removeTotp } from '../admin/operator-totp.js';
 
-import { actor, isoOption, print, program, table, withLedger } from './cli-kit.js';
+import { actor, isoOption, print, program, table, withLedger, withPayloads } from './cli-kit.js';
 
 const operator = program.command('operator').description('support console accounts');
 operator.command('add <name>').description('create an operator (or set a new password / role: their open sessions end at once); the password is read from stdin')
@@ -20,8 +21,24 @@ operator.command('add <name>').description('create an operator (or set a new pas
 operator.command('list').description('list operators').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => {
     await withLedger(async (ledger) => {
-      const rows = (await ledger.operators.list()).map(({ password_hash: _p, ...r }) => r);
-      print(rows, o.json, () => table(rows as unknown as Record<string, unknown>[], ['name', 'role', 'created_at', 'locked_until', 'disabled_at']));
+      // Neither the password hash nor the (sealed) TOTP secret leaves the ledger.
+      const rows = (await ledger.operators.list()).map(({ password_hash: _p, totp_secret: _t, totp_last_step: _s, ...r }) => r);
+      print(rows, o.json, () => table(rows as unknown as Record<string, unknown>[], ['name', 'role', 'created_at', 'totp_enrolled_at', 'locked_until', 'disabled_at']));
+    });
+  });
+operator.command('totp <name>').description('enrol the operator\'s console second factor (TOTP): prints the otpauth URI once, for their authenticator app; a new enrolment replaces the old one and ends their sessions')
+  .option('--remove', 'remove the second factor (engineers cannot log in to a production console without one)')
+  .action(async (name: string, o: { remove?: boolean }) => {
+    // The secret is sealed under a key derived from the master key, which these deps hold.
+    await withPayloads(async ({ ledger, dataKeys }) => {
+      if (o.remove) {
+        await removeTotp(ledger, name, actor);
+        process.stdout.write(`operator ${name}: second factor removed; open sessions ended\n`);
+        return;
+      }
+      const uri = await enrolTotp(ledger, dataKeys.derivedKey(TOTP_KEY_PURPOSE), name, actor);
+      process.stdout.write(`${uri}\n`);
+      process.stderr.write(`pgw: operator ${name}: add this URI to their authenticator app (or show it as a QR code); it is shown once and open sessions were ended\n`);
     });
   });
 operator.command('disable <name>').description('disable an operator; their sessions end at once')

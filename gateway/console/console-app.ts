@@ -20,7 +20,7 @@ import { serializeError } from '../core/logger.js';
 import { ERROR_CODES, PgwError, isPgwError, type ErrorCode } from '../core/errors.js';
 import { quantile } from '../core/ledger/stats.js';
 import { requestContext, locals } from '../http/request-context.js';
-import { csrfMatches, identify, login, type ConsoleIdentity } from '../admin/operators.js';
+import { completeTotpLogin, csrfMatches, identify, login, totpChallenge, type ConsoleIdentity, type LoginResult } from '../admin/operators.js';
 import { reprocessBatch, resendAck } from '../admin/batch-admin.js';
 import { setPartnerStatus } from '../admin/partner-admin.js';
 import { isLate, parseSchedule } from '../admin/schedule.js';
@@ -28,7 +28,7 @@ import { isBatchId } from '../ingest/file-names.js';
 import { partnerKeyState } from '../../keys/partner-keys.js';
 import type { GatewayMetrics, QueueStats } from './metrics.js';
 import { readiness, type ReadinessDeps } from './health.js';
-import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, type OverviewData } from './pages.js';
+import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, totpPage, type OverviewData } from './pages.js';
 
 export interface ConsoleDeps extends ReadinessDeps {
   config: Config;
@@ -42,10 +42,14 @@ export interface ConsoleDeps extends ReadinessDeps {
   log: Logger;
   /** Where login attempts per address are counted (`pgw start`: Redis, shared by every gateway); none = this process. */
   loginRateStore?: Store;
+  /** Opens operators' TOTP secrets: `dataKeys.derivedKey(TOTP_KEY_PURPOSE)` (admin/operator-totp.ts). */
+  totpKey: Buffer;
 }
 
 const COOKIE = 'pgw_console';
 const LOGIN_COOKIE = 'pgw_login_csrf';
+/** Between the password and the code: names the challenge (admin/operators.ts), sent to /login only. */
+const TOTP_COOKIE = 'pgw_login_totp';
 
 function cookie(req: Request, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -113,15 +117,55 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     if (!expected || !csrfMatches(expected, body._csrf)) throw new PgwError('console.csrf');
     const fresh = expected;
     try {
-      const r = await login(d.ledger, d.config.console, String(body.name ?? ''), String(body.password ?? ''));
+      const r = await login(d.ledger, d.config.console, String(body.name ?? ''), String(body.password ?? ''), new Date(), d.config.env);
       res.clearCookie(LOGIN_COOKIE, cookieOpts);
-      res.cookie(COOKIE, r.sessionId, { ...cookieOpts, expires: r.expiresAt });
-      locals(res).log.info('console login', { operator: r.operator, role: r.role });
-      res.redirect(303, '/');
+      if ('challengeId' in r) {
+        res.cookie(TOTP_COOKIE, r.challengeId, { ...cookieOpts, path: '/login', expires: r.expiresAt });
+        locals(res).log.info('console password accepted; code asked', { operator: r.operator });
+        return res.redirect(303, '/login/totp');
+      }
+      startSession(res, r);
     } catch (err) {
-      if (!isPgwError(err) || (err.code !== 'console.login_failed' && err.code !== 'console.locked')) throw err;
+      if (!isPgwError(err) || !['console.login_failed', 'console.locked', 'console.totp_required'].includes(err.code)) throw err;
       locals(res).log.info('console login refused', { code: err.code });
-      page(res, err.code === 'console.locked' ? 429 : 401, loginPage(fresh, err.message));
+      page(res, err.code === 'console.locked' ? 429 : err.code === 'console.totp_required' ? 403 : 401, loginPage(fresh, err.message));
+    }
+  });
+  const startSession = (res: Response, r: LoginResult) => {
+    res.cookie(COOKIE, r.sessionId, { ...cookieOpts, expires: r.expiresAt });
+    locals(res).log.info('console login', { operator: r.operator, role: r.role });
+    res.redirect(303, '/');
+  };
+  app.get('/login/totp', async (req, res) => {
+    const ch = await totpChallenge(d.ledger, cookie(req, TOTP_COOKIE));
+    if (!ch) return res.redirect(303, '/login');
+    page(res, 200, totpPage(ch.csrf, null));
+  });
+  // Throttled per address like the password (the same counter): codes are few, guesses must be too.
+  app.post('/login/totp', loginLimit, form, async (req, res) => {
+    const id = cookie(req, TOTP_COOKIE);
+    const ch = await totpChallenge(d.ledger, id);
+    if (!ch) return res.redirect(303, '/login');
+    const body = req.body as Record<string, unknown>;
+    if (!csrfMatches(ch.csrf, body._csrf)) throw new PgwError('console.csrf');
+    try {
+      const r = await completeTotpLogin(d.ledger, d.config.console, d.totpKey, id, String(body.code ?? ''));
+      res.clearCookie(TOTP_COOKIE, { ...cookieOpts, path: '/login' });
+      startSession(res, r);
+    } catch (err) {
+      if (!isPgwError(err)) throw err;
+      locals(res).log.info('console code refused', { operator: ch.operator, code: err.code });
+      if (err.code === 'console.login_required') return res.redirect(303, '/login');
+      if (err.code !== 'console.totp_failed' && err.code !== 'console.totp_replayed' && err.code !== 'console.locked') throw err;
+      // Too many wrong codes for this challenge, or the name is locked: back to the password.
+      const still = err.code === 'console.locked' ? undefined : await totpChallenge(d.ledger, id);
+      if (!still) {
+        res.clearCookie(TOTP_COOKIE, { ...cookieOpts, path: '/login' });
+        const csrf = randomBytes(18).toString('base64url');
+        res.cookie(LOGIN_COOKIE, csrf, { ...cookieOpts, maxAge: 15 * 60_000 });
+        return page(res, err.code === 'console.locked' ? 429 : 401, loginPage(csrf, err.message));
+      }
+      page(res, 401, totpPage(still.csrf, { code: err.code, message: err.message }));
     }
   });
 

@@ -35,6 +35,15 @@ ${error ? html`<p class="err" role="alert">${error}</p>` : ''}
 <p><button type="submit">Log in</button></p></form>`);
 }
 
+/** The second login step: the code from the operator's authenticator app (TOTP). */
+export function totpPage(csrf: string, error: { code: string; message: string } | null): string {
+  return layout('Log in: code', null, '/login', html`<h1>Log in: code</h1>
+${error ? html`<p class="err" role="alert" data-code="${error.code}">${error.message}</p>` : ''}
+<form method="post" action="/login/totp">${csrfField(csrf)}
+<p><label>Code from your authenticator app<br><input name="code" inputmode="numeric" pattern="[0-9]{6}" maxlength="6" autocomplete="one-time-code" required autofocus></label></p>
+<p><button type="submit">Verify</button></p></form>`);
+}
+
 export function overviewPage(user: LayoutUser, d: OverviewData): string {
   return layout('Overview', user, '/', html`<h1>Overview</h1>
 <div class="cards">

@@ -1,11 +1,12 @@
 /** Console operators, their sessions, and failed logins per typed name. */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
-import type { DB, OperatorsTable, ConsoleSessionsTable } from './schema.js';
+import type { DB, OperatorsTable, ConsoleSessionsTable, ConsoleTotpChallengesTable } from './schema.js';
 import { nowIso, type LedgerHandle } from './ledger.js';
 
 export type Operator = Selectable<OperatorsTable>;
 export type ConsoleSession = Selectable<ConsoleSessionsTable>;
+export type TotpChallenge = Selectable<ConsoleTotpChallengesTable>;
 
 /**
  * A name's failed logins are forgotten this long after the last one (once any lockout has
@@ -99,6 +100,65 @@ export class OperatorRepo {
       await tx.deleteFrom('console_sessions').where('operator', '=', name).execute();
       return Number(res.numUpdatedRows) === 1;
     });
+  }
+
+  /**
+   * Enrol (a sealed secret) or remove (null) an operator's second factor. Either way the
+   * operator's sessions and pending challenges end, and no code used before counts again.
+   */
+  async setTotp(name: string, sealedSecret: string | null, now = new Date()): Promise<boolean> {
+    return this.h.writeTx(async (tx) => {
+      const res = await tx.updateTable('operators')
+        .set((eb) => ({
+          totp_secret: sealedSecret, totp_enrolled_at: sealedSecret ? nowIso(now) : null, totp_last_step: null,
+          session_generation: eb('session_generation', '+', 1),
+        }))
+        .where('name', '=', name).executeTakeFirst();
+      await tx.deleteFrom('console_sessions').where('operator', '=', name).execute();
+      await tx.deleteFrom('console_totp_challenges').where('operator', '=', name).execute();
+      return Number(res.numUpdatedRows) === 1;
+    });
+  }
+
+  /**
+   * Take TOTP time step `step` as used: true only when it is later than every step used
+   * before (one conditional write, so the same code sent twice at once is taken once).
+   */
+  async acceptTotpStep(name: string, step: number): Promise<boolean> {
+    const res = await this.db.updateTable('operators').set({ totp_last_step: step })
+      .where('name', '=', name)
+      .where((eb) => eb.or([eb('totp_last_step', 'is', null), eb('totp_last_step', '<', step)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
+  async createChallenge(c: ConsoleTotpChallengesTable): Promise<void> {
+    await this.db.insertInto('console_totp_challenges').values(c).execute();
+  }
+
+  /** A live challenge whose operator is enabled and not reset since the password was checked. */
+  async challenge(idHash: string, now = new Date()): Promise<TotpChallenge | undefined> {
+    return this.db.selectFrom('console_totp_challenges').innerJoin('operators', 'operators.name', 'console_totp_challenges.operator')
+      .selectAll('console_totp_challenges')
+      .where('console_totp_challenges.id_hash', '=', idHash).where('console_totp_challenges.expires_at', '>', nowIso(now))
+      .where('operators.disabled_at', 'is', null)
+      .whereRef('operators.session_generation', '=', 'console_totp_challenges.generation')
+      .executeTakeFirst();
+  }
+
+  /** Count a wrong code on a challenge; it ends at `maxAttempts`. Returns the count. */
+  async challengeFailed(idHash: string, maxAttempts: number): Promise<number> {
+    return this.h.writeTx(async (tx) => {
+      await tx.updateTable('console_totp_challenges').set((eb) => ({ attempts: eb('attempts', '+', 1) })).where('id_hash', '=', idHash).execute();
+      const row = await tx.selectFrom('console_totp_challenges').select('attempts').where('id_hash', '=', idHash).executeTakeFirst();
+      if (row && row.attempts >= maxAttempts) await tx.deleteFrom('console_totp_challenges').where('id_hash', '=', idHash).execute();
+      return row?.attempts ?? maxAttempts;
+    });
+  }
+
+  async deleteChallenge(idHash: string, now = new Date()): Promise<void> {
+    await this.db.deleteFrom('console_totp_challenges')
+      .where((eb) => eb.or([eb('id_hash', '=', idHash), eb('expires_at', '<=', nowIso(now))])).execute();
   }
 
   async createSession(s: ConsoleSessionsTable): Promise<void> {
