@@ -104,11 +104,10 @@ async function payloadFormat(read: () => AsyncIterable<Uint8Array>): Promise<'js
   throw new PgwError('batch.empty', undefined, {});
 }
 
-/**
- * The accepted records stream into the sealed `accepted` file (same JSON document as the
- * in-memory path writes: batchId, schema, records, indexes), published only if any: a JSON
- * batch's records as their exact bytes, a CSV batch's as JSON objects.
- */
+/** Sealed payloads up to this size are decrypted once, into memory (one sealed chunk is 1 MiB). */
+const READ_ONCE_BYTES = 1024 * 1024;
+
+/** The payload as a stream of plaintext chunks, validated by {@link validateRecords}. */
 async function validateStreaming(ctx: StageContext, batch: Batch, key: Buffer, sealedSize: number, vctx: ValidationContext, subjects: SubjectIndexWriter): Promise<StreamedValidation> {
   const file = ctx.dataDir.payloadFile(batch.id);
   // A small payload (most batches) is decrypted once and read from memory: the format and a
@@ -122,9 +121,12 @@ async function validateStreaming(ctx: StageContext, batch: Batch, key: Buffer, s
   }
 }
 
-/** Sealed payloads up to this size are decrypted once, into memory (one sealed chunk is 1 MiB). */
-const READ_ONCE_BYTES = 1024 * 1024;
-
+/**
+ * Validates the plaintext `read` gives, by its format; the accepted records stream into the
+ * sealed `accepted` file (same JSON document as the in-memory path writes: batchId, schema,
+ * records, indexes), published only if any: a JSON batch's records as their exact bytes, a
+ * CSV batch's as JSON objects.
+ */
 async function validateRecords(
   ctx: StageContext, batch: Batch, key: Buffer, read: () => AsyncIterable<Uint8Array>, vctx: ValidationContext, subjects: SubjectIndexWriter,
 ): Promise<StreamedValidation> {
