@@ -18,8 +18,10 @@ const exists = (f: string) => fsp.stat(f).then(() => true, () => false);
 async function restartStage(dataDir: DataDir, b: Batch): Promise<PipelineStage> {
   if (b.duplicate_of) return 'ack';
   if (await exists(dataDir.spoolFile(b.id))) return 'decrypt';
+  // After a subject erasure the received file is gone on purpose: the run starts from the
+  // payload as the erasure left it, never from a copy that still holds the person.
   if (await exists(dataDir.payloadFile(b.id))) return 'validate';
-  throw new PgwError('batch.not_reprocessable', undefined, { batch: b.id });
+  throw new PgwError('batch.not_reprocessable', 'neither the received file nor the payload is stored (past retention, released after the handoff, or erased)', { batch: b.id });
 }
 
 /**

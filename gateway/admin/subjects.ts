@@ -12,6 +12,7 @@
  *   (the consumer of the `handoff` queue).
  */
 import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import type { Config } from '../core/config.js';
 import type { Batch, Ledger } from '../core/ledger/index.js';
 import type { DataDir } from '../core/data-dir.js';
@@ -20,12 +21,15 @@ import { readSealedAll, writeSealed } from '../core/sealed-blob.js';
 import { PgwError } from '../core/errors.js';
 import { commitRename, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
 import { readBatchRecords, withRecordsErased } from '../../schemas/batch-records.js';
+import type { FaultHook } from '../core/faults.js';
 
 export interface SubjectDeps {
   ledger: Ledger;
   dataDir: DataDir;
   dataKeys: DataKeys;
   limits: Config['limits'];
+  /** Crash tests: the point between two batches of one erasure. */
+  fault?: FaultHook;
 }
 
 export interface SubjectHit {
@@ -39,10 +43,13 @@ export interface SubjectHit {
 }
 
 const BSN = /^\d{9}$/;
+/** The placeholder partners send for "no BSN known": it is nobody, so it never matches a request. */
+export const PLACEHOLDER_BSN = '999999999';
 
 /** Every keyed hash the person may be indexed under (the current form and older rows'). */
 function subjectOf(d: SubjectDeps, bsn: string): Buffer[] {
   if (!BSN.test(bsn)) throw new PgwError('config.invalid', 'a BSN is 9 digits');
+  if (bsn === PLACEHOLDER_BSN) throw new PgwError('config.invalid', 'the placeholder BSN 999999999 names nobody');
   return d.dataKeys.subjectLookupHashes(bsn);
 }
 
@@ -97,6 +104,14 @@ export async function exportSubject(d: SubjectDeps, bsn: string, actor: string):
   return out;
 }
 
+/**
+ * Erase the person from every copy the gateway keeps of each batch that holds them: the
+ * stored payload (records replaced by null, positions kept), the accepted records, the
+ * received file (deleted: it still holds the person, and a reprocess would bring them back;
+ * its sha-256 stays in the ledger) and any quarantine leftovers. Each step is idempotent and
+ * each file is replaced atomically; the index entries go last, so a crash part-way leaves the
+ * batch findable and a rerun finishes it.
+ */
 export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string): Promise<{ batches: string[]; records: number }> {
   const subject = subjectOf(d, bsn);
   let erased = 0;
@@ -105,19 +120,30 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string): 
     const b = (await d.ledger.batches.get(h.batchId))!;
     if (h.payloadStored) {
       const { key, parsed } = await payloadRecords(d, b);
-      const mine = new Set(h.records.filter((i) => (parsed.records[i] as { bsn?: unknown } | null)?.bsn === bsn));
+      const isMine = (i: number) => (parsed.records[i] as { bsn?: unknown } | null)?.bsn === bsn;
+      const mine = new Set(h.records.filter(isMine));
+      // A rerun after a crash finds the payload already erased (null): the copies still go.
+      const gone = new Set(h.records.filter((i) => isMine(i) || parsed.records[i] === null));
       if (mine.size > 0) {
         await rewriteSealed(d.dataDir.payloadFile(b.id), key, withRecordsErased(parsed, mine));
-        await eraseAccepted(d, b, key, mine);
         erased += mine.size;
       }
+      await eraseAccepted(d, b, key, gone);
     }
+    await removeQuietly(d.dataDir.spoolFile(b.id));
+    await removeQuarantine(d, b.id);
     await d.ledger.subjects.remove(subject, b.id);
-    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, actor });
+    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, receivedFileDeleted: true, actor });
     batches.push(b.id);
+    d.fault?.('after-subject-batch');
   }
   await d.ledger.audit.record(actor, 'subject.erase', 'subject', { batches, records: erased });
   return { batches, records: erased };
+}
+
+async function removeQuarantine(d: SubjectDeps, batchId: string): Promise<void> {
+  const names = await fsp.readdir(d.dataDir.quarantineDir).catch(() => [] as string[]);
+  for (const n of names) if (d.dataDir.quarantineBatchId(n) === batchId) await removeQuietly(path.join(d.dataDir.quarantineDir, n));
 }
 
 /** Replace a sealed file atomically: a crash leaves the old or the new one, never half of either. */
@@ -142,6 +168,7 @@ async function eraseAccepted(d: SubjectDeps, b: Batch, key: Buffer, erase: Reado
   try {
     const doc = JSON.parse(plain.toString('utf8')) as { records: unknown[]; indexes: number[] };
     const keep = doc.indexes.map((idx, k) => [idx, k] as const).filter(([idx]) => !erase.has(idx));
+    if (keep.length === doc.indexes.length) return;
     await rewriteSealed(file, key, Buffer.from(JSON.stringify({ ...doc, records: keep.map(([, k]) => doc.records[k]), indexes: keep.map(([idx]) => idx) })));
   } finally {
     plain.fill(0);

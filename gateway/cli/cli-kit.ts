@@ -14,6 +14,7 @@ import { requirePassphrase } from '../../keys/init.js';
 import { keyAuditChain } from '../../keys/audit-key.js';
 import { type SubjectDeps } from '../admin/subjects.js';
 import { DataKeys, loadMasterKey } from '../core/sealed-blob.js';
+import { faultHook } from '../core/faults.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { checkWebhookTarget, parseWebhookUrl, webhookHost } from '../core/webhook-target.js';
 
@@ -95,7 +96,7 @@ export function warnWebhookHost(cfg: Config, url: string): void {
 export async function withPayloads<T>(fn: (d: SubjectDeps) => Promise<T>): Promise<T> {
   return withLedger(async (ledger, cfg) => {
     const dataDir = new DataDir(cfg.dataDir);
-    return fn({ ledger, dataDir, dataKeys: await cliDataKeys(cfg), limits: cfg.limits });
+    return fn({ ledger, dataDir, dataKeys: await cliDataKeys(cfg), limits: cfg.limits, fault: faultHook(cfg.fault) });
   });
 }
 

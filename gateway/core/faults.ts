@@ -8,12 +8,13 @@
  * before-ack-publish (ack written under its temp name), after-ack-written,
  * before-outbox-rename (the ack linked under its temp name, not yet in the outbox),
  * after-outcome (an outcome of the account service recorded in the ledger, no result queued
- * yet), before-result-publish (a result written under its temp name).
+ * yet), before-result-publish (a result written under its temp name), after-subject-batch
+ * (one batch of a subject erasure or correction done, the next not begun).
  */
 export type FaultPoint =
   | 'after-temp-write' | 'after-fsync' | 'after-rename' | 'after-ledger' | 'before-enqueue'
   | 'before-promote' | 'after-decrypt' | 'before-ack-publish' | 'after-ack-written' | 'before-outbox-rename'
-  | 'after-outcome' | 'before-result-publish';
+  | 'after-outcome' | 'before-result-publish' | 'after-subject-batch';
 
 export type FaultHook = (point: FaultPoint) => void;
 

@@ -1,0 +1,82 @@
+/**
+ * An erasure that holds (DESIGN §10): after `pgw subject erase`, a `pgw batches reprocess` of
+ * the batch must not bring the person back from the received file. The batches come in over
+ * OpenSSH sftp, sealed by gpg; afterwards the person is in no subject find, no stored payload,
+ * no accepted records, and the received file is gone (its sha-256 stays in the ledger).
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
+import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
+import { subjectCli } from '../../helpers/subject-cli.js';
+
+const run = promisify(execFile);
+const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
+
+describe('subject erasure holds: erase, then reprocess', function () {
+  this.timeout(180_000);
+  let h: GatewayHarness;
+  let alpha: TestPartner;
+  const now = new Date();
+  const person = sampleRecord(0, now);
+  const ids: Record<string, string> = {};
+
+  const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
+  const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
+  const subject = (args: string[], bsn: string) => subjectCli(h, args, bsn);
+
+  before(async () => {
+    h = await GatewayHarness.create();
+    await h.start('all');
+    alpha = await h.addPartner('kz-alpha');
+    for (const [name, text] of [['mixed.json.pgp', JSON.stringify(sampleBatch(3, now))], ['client-registration-v1-week.csv.pgp', sampleCsv(2, now)]] as const) {
+      const file = await h.seal(alpha, text, name);
+      const r = await h.sftp(alpha, [`put ${file} /inbox/${name}`]);
+      expect(r.code, r.stderr).to.equal(0);
+      await h.waitForAck('kz-alpha', `${name}.ack.pgp`);
+    }
+    for (const b of await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }))) ids[b.file_name] = b.id;
+  });
+
+  after(async () => {
+    await h?.cleanup();
+  });
+
+  it('the person stays erased: nowhere after a reprocess of each batch (find, payloads, accepted records, received file)', async () => {
+    expect(JSON.parse(await subject(['find', '--json'], person.bsn!))).to.have.length(2);
+    const erased = JSON.parse(await subject(['erase', '--json'], person.bsn!)) as { records: number };
+    expect(erased.records).to.equal(2);
+    for (const id of Object.values(ids)) {
+      expect(await fsp.stat(h.dataDir.spoolFile(id)).then(() => true, () => false), 'received file deleted').to.equal(false);
+      const before = (await h.withLedger((l) => l.batches.get(id)))!;
+      expect(before.sha256, 'the received file\'s sha-256 stays').to.match(/^[0-9a-f]{64}$/);
+      await pgw(['batches', 'reprocess', id]);
+      await waitFor(async () => {
+        const b = await h.withLedger((l) => l.batches.get(id));
+        return b?.stage === 'done' && (b.ack_version ?? 0) > (before.ack_version ?? 0);
+      }, 60_000, `reprocess of ${id}`);
+    }
+    expect(JSON.parse(await subject(['find', '--json'], person.bsn!))).to.deep.equal([]);
+    const keys = new DataKeys(await loadMasterKey(h.config.dataKey, h.config.keyPassphrase!, h.dataDir.keysDir));
+    for (const id of Object.values(ids)) {
+      const b = (await h.withLedger((l) => l.batches.get(id)))!;
+      const key = keys.unwrap(b.data_key!);
+      for (const file of [h.dataDir.payloadFile(id), h.dataDir.acceptedFile(id)]) {
+        const plain = await readSealedAll(file, key).catch(() => Buffer.alloc(0));
+        expect(plain.toString('utf8'), file).to.not.include(person.bsn!).and.not.include(person.email!);
+      }
+      const accepted = await json(['batches', 'export', id]).catch(() => ({ records: [] })) as { records: unknown[] };
+      expect(JSON.stringify(accepted)).to.not.include(person.bsn!);
+    }
+    expect(await fsp.readdir(h.dataDir.quarantineDir)).to.deep.equal([]);
+  });
+
+  it('the placeholder BSN 999999999 names nobody: refused', async () => {
+    const r = await subject(['find', '--json'], '999999999').then(() => null, (e: { stderr: string }) => e.stderr);
+    expect(r).to.include('config.invalid');
+  });
+});
