@@ -158,6 +158,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     const internal = await startInternalServer({
       config, ledger, dataDir, dataKeys, log: log.child({ component: 'internal' }), counters: metrics, fault,
       enqueueResult: (batchId, version) => queues.enqueueResult(batchId, version),
+      keyring, enqueueDocumentDelivery: (documentId) => queues.enqueueDelivery(documentId, 1, 'document'),
       rateStore: (name) => new SharedRateStore({ ...rateDeps, log: log.child({ component: 'internal' }) }, `internal-${name}`),
     });
     shutdown.add('internal server', internal);

@@ -13,6 +13,7 @@ import type { StageContext } from './stage-context.js';
 import type { DeliveryKind } from './queues.js';
 import { pushToWebhook } from './webhook-client.js';
 import { checkWebhookTarget, parseWebhookUrl, webhookHost } from '../gateway/core/webhook-target.js';
+import { withdrawForRevokedKeys } from '../gateway/admin/outbound-documents.js';
 
 /** What is pushed for one (batch, version, kind): its file, headers and bookkeeping; null when gone or superseded. */
 interface Document {
@@ -49,6 +50,7 @@ async function documentOf(ctx: StageContext, batchId: string, version: number, k
 }
 
 export async function runDeliverStage(ctx: StageContext, batchId: string, version: number, kind: DeliveryKind = 'ack'): Promise<void> {
+  if (kind === 'document') return pushDocument(ctx, batchId);
   const doc = await documentOf(ctx, batchId, version, kind);
   if (!doc) return;
   const done = await doc.pushes.get(batchId, version);
@@ -83,10 +85,51 @@ export async function runDeliverStage(ctx: StageContext, batchId: string, versio
 
 /** Record that no more attempts will be made (called once the queue gives up). */
 export async function giveUpDelivery(ctx: StageContext, batchId: string, version: number, code: string, kind: DeliveryKind = 'ack'): Promise<void> {
+  if (kind === 'document') {
+    await ctx.ledger.documents.markPushFailed(batchId, code);
+    ctx.log.warn('document push given up', { document: batchId, code });
+    return;
+  }
   const pushes = kind === 'result' ? ctx.ledger.resultPushes : ctx.ledger.ackPushes;
   const row = await pushes.get(batchId, version);
   await pushes.markFailed(batchId, version, row?.host ?? 'invalid', code);
   ctx.log.warn(`${kind} push given up`, { batch: batchId, version, code });
+}
+
+/**
+ * Push an outbound document (DESIGN.md §9) with `X-Pgw-Document-Type: document`, its id,
+ * sha-256 and file name; a 2xx is the delivery receipt. A document already picked up, closed
+ * (withdrawn, expired) or encrypted to a key revoked since is not pushed.
+ */
+async function pushDocument(ctx: StageContext, documentId: string): Promise<void> {
+  const doc = await ctx.ledger.documents.get(documentId);
+  if (!doc || doc.closed_at || !doc.published_at || doc.pushed_at || doc.push_failed_at || doc.first_downloaded_at) return;
+  if ((await withdrawForRevokedKeys(ctx, doc.partner_id)).includes(doc.id)) return;
+  if (doc.push_attempts >= ctx.config.webhooks.attempts) {
+    await giveUpDelivery(ctx, documentId, 1, doc.push_last_code ?? 'webhook.network', 'document');
+    return;
+  }
+  const partner = await ctx.ledger.partners.get(doc.partner_id);
+  if (!partner?.webhook_url || partner.status !== 'active') return; // stays pending for download
+  const log = ctx.log.child({ partner: partner.id, document: documentId, stage: 'deliver' });
+  let host = 'invalid';
+  try {
+    const url = parseWebhookUrl(partner.webhook_url);
+    host = webhookHost(url);
+    const { checkResolved } = checkWebhookTarget(url, ctx.config.webhooks.allowedHosts);
+    const body = await fsp.readFile(ctx.dataDir.documentBlob(doc.id));
+    const status = await pushToWebhook(url, body, {
+      'content-type': 'application/pgp-encrypted', 'x-pgw-document-type': 'document', 'x-pgw-document-id': doc.id,
+      'x-pgw-document-sha256': doc.sha256, 'x-pgw-file-name': doc.outbox_name,
+    }, { timeoutMs: ctx.config.webhooks.timeoutMs, ca: await readCa(ctx.config.webhooks.caFile), checkResolved });
+    await ctx.ledger.documents.recordPush(doc.id, { delivered: true, code: null });
+    log.info('document pushed', { status, host });
+  } catch (err) {
+    const e = isPgwError(err) ? err : new PgwError('webhook.network', undefined, {}, { cause: err });
+    await ctx.ledger.documents.recordPush(doc.id, { delivered: false, code: e.code });
+    log.warn('document push failed', { code: e.code, host, retryable: e.retryable });
+    throw e;
+  }
 }
 
 let caCache: { file: string; pem: string } | null = null;

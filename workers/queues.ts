@@ -30,7 +30,8 @@ export interface JobPayload {
   batchId: string;
 }
 
-export type DeliveryKind = 'ack' | 'result';
+/** `document`: an outbound document; its id stands in `batchId`, version 1. */
+export type DeliveryKind = 'ack' | 'result' | 'document';
 
 export interface DeliverPayload {
   batchId: string;
@@ -51,6 +52,7 @@ export interface DeliveryRetry {
 
 /** One push job per ack version, `<batchId>-deliver-v<N>`, and per result version, `<batchId>-deliver-result-v<N>`. */
 export function deliverJobId(batchId: string, version: number, kind: DeliveryKind = 'ack'): string {
+  if (kind === 'document') return `${batchId}-deliver-document`;
   return kind === 'ack' ? `${batchId}-deliver-v${version}` : `${batchId}-deliver-result-v${version}`;
 }
 

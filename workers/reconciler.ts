@@ -14,6 +14,7 @@ import type { DataDir } from '../gateway/core/data-dir.js';
 import type { Logger } from '../gateway/core/logger.js';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import type { Queues } from './queues.js';
+import { publishQueued, withdrawForRevokedKeys } from '../gateway/admin/outbound-documents.js';
 
 /** Temp files untouched for this long belong to uploads or stages that died. */
 const STALE_MS = 60 * 60 * 1000;
@@ -77,13 +78,40 @@ export class Reconciler {
       report.pushesRequeued++;
       this.log.info('reconciler re-queued a result push', { batch: r.batch_id, version: r.version });
     }
+    // Outbound documents: one recorded but not linked into the outbox (a crash in between) is
+    // published; one encrypted to a key revoked since is withdrawn; pushes lost are re-queued.
+    const docDeps = { ledger: this.ledger, dataDir: this.dataDir, log: this.log };
+    for (const doc of await this.ledger.documents.queued()) {
+      await publishQueued(docDeps, doc);
+      this.log.info('reconciler published a queued document', { document: doc.id, partner: doc.partner_id });
+    }
+    for (const partnerId of new Set((await this.ledger.documents.list({ pending: true, limit: 10_000 })).map((x) => x.partner_id))) {
+      await withdrawForRevokedKeys(docDeps, partnerId);
+    }
+    // A document file without a row: the gateway died between the rename and the ledger
+    // write, and the sender got no answer (its retry makes the document anew).
+    for (const name of await fsp.readdir(this.dataDir.documentsDir).catch(() => [] as string[])) {
+      const file = path.join(this.dataDir.documentsDir, name);
+      const st = await fsp.lstat(file).catch(() => null);
+      if (!st || st.mtimeMs > Date.now() - STALE_MS) continue;
+      if (!(await this.ledger.documents.get(name.replace(/\.pgp$/, '')))) {
+        await fsp.rm(file, { force: true });
+        report.sweptFiles++;
+      }
+    }
+    for (const doc of await this.ledger.documents.undelivered()) {
+      if (await this.queues.hasLiveDelivery(doc.id, 1, 'document')) continue;
+      await this.queues.enqueueDelivery(doc.id, 1, 'document');
+      report.pushesRequeued++;
+      this.log.info('reconciler re-queued a document push', { document: doc.id });
+    }
     // Accepted records the account service has not confirmed in time: an event on the batch
     // (and a warning) once per version, which retention waits for before it may purge them.
     for (const o of await this.ledger.handoffs.noteOverdue(new Date(Date.now() - this.handoffOverdueHours * 3600_000))) {
       report.handoffsOverdue++;
       this.log.warn('handoff overdue: the account service has not confirmed the records', { batch: o.batch_id, version: o.version, state: o.state });
     }
-    report.sweptFiles = await this.sweep();
+    report.sweptFiles += await this.sweep();
     return report;
   }
 

@@ -29,6 +29,7 @@
  * Every step is idempotent (a `*_purged_at` column says it is done), so a crashed run is
  * simply run again. `dryRun` reports what would go and changes nothing.
  */
+import { removeDocumentFiles } from '../gateway/admin/outbound-documents.js';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../gateway/core/config.js';
@@ -41,7 +42,8 @@ import { fsyncDir, removeQuietly } from '../gateway/core/fs-atomic.js';
 export interface RetentionDeps {
   ledger: Ledger;
   dataDir: DataDir;
-  policy: Config['retention'];
+  /** `documentDays` defaults to `ackDays` (callers from before outbound documents). */
+  policy: Omit<Config['retention'], 'documentDays'> & { documentDays?: number };
   /** What becomes of unconfirmed accepted records past the payload period (default: keep). */
   handoff?: Pick<Config['handoff'], 'unconfirmed'>;
   /** Removes old finished/failed jobs; null where no queues are reachable (a CLI run without Redis). */
@@ -60,6 +62,8 @@ export interface RetentionReport {
   /** Payloads kept past their period because the account service has not confirmed their records. */
   heldForHandoff: string[];
   acks: string[];
+  /** Outbound documents whose files were deleted (the row keeps id, hashes and times; the name is anonymised). */
+  documents: string[];
   ledger: string[];
   jobsRemoved: number;
 }
@@ -77,7 +81,7 @@ export const IN_FLIGHT_MS = 86_400_000;
 export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; now?: Date } = {}): Promise<RetentionReport> {
   const now = opts.now ?? new Date();
   const dry = opts.dryRun === true;
-  const report: RetentionReport = { dryRun: dry, expired: [], staged: 0, received: [], payload: [], heldForHandoff: [], acks: [], ledger: [], jobsRemoved: 0 };
+  const report: RetentionReport = { dryRun: dry, expired: [], staged: 0, received: [], payload: [], heldForHandoff: [], acks: [], documents: [], ledger: [], jobsRemoved: 0 };
   const db = d.ledger.handle.db;
   report.expired = await expireUnfinished(d, now, dry);
   report.staged = await sweepStaged(d, now, dry);
@@ -116,6 +120,7 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
     await purgeAcks(d, b);
     await mark(b.id, { acks_purged_at: nowIso(now) });
   }
+  report.documents = await expireDocuments(d, now, dry);
   for (const b of await due('anonymised_at', d.policy.ledgerDays)) {
     report.ledger.push(b.id);
     if (dry) continue;
@@ -131,7 +136,7 @@ export async function runRetention(d: RetentionDeps, opts: { dryRun?: boolean; n
   if (d.cleanJobs && !dry) report.jobsRemoved = await d.cleanJobs(days(d.policy.jobDays));
   d.log.info('retention run', {
     dryRun: dry, expired: report.expired.length, staged: report.staged, received: report.received.length, payload: report.payload.length,
-    heldForHandoff: report.heldForHandoff.length, acks: report.acks.length,
+    heldForHandoff: report.heldForHandoff.length, acks: report.acks.length, documents: report.documents.length,
     ledger: report.ledger.length, jobsRemoved: report.jobsRemoved,
   });
   return report;
@@ -224,4 +229,25 @@ async function purgeAcks(d: RetentionDeps, b: Batch): Promise<void> {
     await removeQuietly(`${blob}.meta.json`);
   }
   await fsyncDir(outbox).catch(() => {});
+}
+
+/**
+ * Outbound documents past PGW_RETENTION_DOCUMENT_DAYS: outbox entry and blob deleted, the row
+ * closed as expired and its name anonymised (it may say whom the document is about), audited
+ * like the acks' removal; id, hashes, sizes and times stay.
+ */
+async function expireDocuments(d: RetentionDeps, now: Date, dry: boolean): Promise<string[]> {
+  const keep = d.policy.documentDays ?? d.policy.ackDays;
+  const before = nowIso(new Date(now.getTime() - Math.max(days(keep), 0)));
+  const due = await d.ledger.documents.openBefore(before);
+  if (dry) return due.map((x) => x.id);
+  const out: string[] = [];
+  for (const doc of due) {
+    await removeDocumentFiles(d, doc);
+    if (!(await d.ledger.documents.close(doc.id, 'expired'))) continue;
+    await d.ledger.documents.anonymise(doc.id);
+    await d.ledger.audit.record('system', 'document.expired', doc.partner_id, { documentId: doc.id, keptDays: keep });
+    out.push(doc.id);
+  }
+  return out;
 }

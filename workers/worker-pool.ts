@@ -9,7 +9,7 @@
 import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { isBatchId } from '../gateway/ingest/file-names.js';
+import { isBatchId, isDocumentId } from '../gateway/ingest/file-names.js';
 import { DELIVER_QUEUE, RESULT_QUEUE, type DeliverPayload, type JobPayload, type ResultPayload } from './queues.js';
 import type { RedisConnection } from './redis-connection.js';
 import { queueKeyPrefix } from './redis-keys.js';
@@ -101,7 +101,8 @@ export class WorkerPool {
 
   private async deliver(job: Job<DeliverPayload>): Promise<void> {
     const { batchId, version, kind = 'ack' } = job.data ?? {};
-    if (typeof batchId !== 'string' || !isBatchId(batchId) || !Number.isInteger(version) || (kind !== 'ack' && kind !== 'result')) {
+    const idOk = typeof batchId === 'string' && (kind === 'document' ? isDocumentId(batchId) : isBatchId(batchId));
+    if (!idOk || !Number.isInteger(version) || (kind !== 'ack' && kind !== 'result' && kind !== 'document')) {
       this.ctx.log.warn('deliver job without valid ids dropped', { job: job.id });
       return;
     }

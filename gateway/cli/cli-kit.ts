@@ -42,7 +42,7 @@ let masterKey: Promise<Buffer> | null = null;
  * salt), loaded once per command. Every command that opens the ledger needs them: each may
  * record an audit event, and verifying the chain takes the same key (audit.ts).
  */
-async function cliDataKeys(cfg: Config): Promise<DataKeys> {
+export async function cliDataKeys(cfg: Config): Promise<DataKeys> {
   const dataDir = new DataDir(cfg.dataDir);
   if (!cfg.dataKey) {
     const passphrase = requirePassphrase(cfg);

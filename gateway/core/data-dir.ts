@@ -16,6 +16,7 @@
  * accepted/<batchId>.v<N>.<hash>.outcome.sealed  the account service's messages, until the result is made
  * acks/<batchId>.v<N>.pgp       the one canonical ack of each version
  * acks/<batchId>.result-v<N>.pgp  the one result document of each handoff version
+ * documents/<documentId>.pgp   outbound documents as encrypted (their plaintext is never on disk)
  * partners/<id>/outbox/[test/]  acks as partners see them (test lane in outbox/test)
  * partners/<id>/staging/<lane>/ temp-named uploads (`*.filepart`) awaiting their rename
  * ```
@@ -40,6 +41,7 @@ export class DataDir {
   get payloadDir(): string { return path.join(this.root, 'payload'); }
   get acceptedDir(): string { return path.join(this.root, 'accepted'); }
   get acksDir(): string { return path.join(this.root, 'acks'); }
+  get documentsDir(): string { return path.join(this.root, 'documents'); }
 
   spoolFile(batchId: string): string { return path.join(this.spoolDir, `${batchId}.pgp`); }
   /** A received file that turned out not to be an encrypted message, sealed at rest instead. */
@@ -53,6 +55,8 @@ export class DataDir {
   ackBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.v${version}.pgp`); }
   /** The result document of a handoff version (a document to the partner, kept with the acks). */
   resultBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.result-v${version}.pgp`); }
+  /** An outbound document, signed and encrypted (DESIGN.md §9). */
+  documentBlob(documentId: string): string { return path.join(this.documentsDir, `${documentId}.pgp`); }
   partnerDir(partnerId: string): string { return path.join(this.root, 'partners', partnerId); }
   outboxDir(partnerId: string): string { return path.join(this.partnerDir(partnerId), 'outbox'); }
   stagingDir(partnerId: string, lane: 'live' | 'test'): string { return path.join(this.partnerDir(partnerId), 'staging', lane); }
@@ -70,7 +74,7 @@ export class DataDir {
    */
   async ensure(log?: Logger): Promise<string[]> {
     for (const d of [this.root, this.keysDir, this.runDir, this.tmpDir, this.spoolDir, this.quarantineDir,
-      this.payloadDir, this.acceptedDir, this.acksDir, path.join(this.root, 'partners')]) {
+      this.payloadDir, this.acceptedDir, this.acksDir, this.documentsDir, path.join(this.root, 'partners')]) {
       await ensureDir(d);
     }
     const narrowed: string[] = [];

@@ -19,6 +19,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   'batch.not_found': 404,
   'ack.not_ready': 404,
   'result.not_ready': 404,
+  'document.not_found': 404,
   'http.method_not_allowed': 405,
   'http.timeout': 408,
   'limits.upload_size': 413,

@@ -18,6 +18,7 @@ import { rateLimits, type RateStoreMaker } from './rate-limits.js';
 import { bearerAuth } from './bearer-auth.js';
 import { errorHandler } from './error-map.js';
 import { batchRoutes } from './routes/batches.js';
+import { documentRoutes } from './routes/documents.js';
 import { infoRoutes, type InfoRouteDeps } from './routes/acks-and-keys.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
@@ -58,6 +59,7 @@ export function createPartnerApp(d: PartnerAppDeps): express.Express {
   });
   app.use(limits.guardAuth(bearerAuth(d.ledger)), limits.perToken);
   app.use(batchRoutes({ ledger: d.ledger, ingest: d.ingest, dataDir: d.dataDir, uploadBytes: d.config.limits.uploadBytes }));
+  app.use(documentRoutes({ ledger: d.ledger, dataDir: d.dataDir, log: d.log }));
   app.use(infoRoutes({ ledger: d.ledger, gatewayPublicKeys: d.gatewayPublicKeys, submitPartnerKey: d.submitPartnerKey }));
   app.use(() => {
     throw new PgwError('http.not_found');

@@ -66,9 +66,44 @@ export function isResultFileName(name: string): boolean {
   return isDocumentName(name, '.result.pgp');
 }
 
-/** True for an ack or a result name: the only names an outbox shows. */
+/**
+ * Check the name a sender gives an outbound document (DESIGN.md §9): the upload-name
+ * alphabet and bounds (it becomes `<name>.pgp` in the outbox), and never a name whose outbox
+ * entry could be read as an ack or a result. Throws `document.name_invalid`.
+ */
+export function checkDocumentName(name: string): void {
+  if (name.length > 196 || !SAFE.test(name) || name.includes('..') || /\.(ack|result)$/i.test(name) || TEMP_SUFFIX.test(name)) {
+    throw new PgwError('document.name_invalid');
+  }
+  if (isAckFileName(documentFileName(name)) || isResultFileName(documentFileName(name))) throw new PgwError('document.name_invalid');
+}
+
+/** The outbox name of an outbound document: `<name>.pgp`. */
+export function documentFileName(name: string): string {
+  return `${name}.pgp`;
+}
+
+/** True for names {@link documentFileName} produces from a valid document name. */
+export function isDocumentFileName(name: string): boolean {
+  if (!name.endsWith('.pgp')) return false;
+  try {
+    checkDocumentName(name.slice(0, -4));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const DOCUMENT_ID = /^d-\d{8}-[a-z0-9]{12}$/;
+
+/** True for outbound document ids (`d-YYYYMMDD-<12>`). */
+export function isDocumentId(s: string): boolean {
+  return DOCUMENT_ID.test(s);
+}
+
+/** True for an ack, a result or an outbound document name: the only names an outbox shows. */
 export function isOutboxFileName(name: string): boolean {
-  return isAckFileName(name) || isResultFileName(name);
+  return isAckFileName(name) || isResultFileName(name) || isDocumentFileName(name);
 }
 
 function isDocumentName(name: string, suffix: string): boolean {

@@ -17,12 +17,18 @@ import { internalErrorHandler } from './error-map.js';
 import { INTERNAL_OPENAPI_DOCUMENT } from './openapi.js';
 import { handoffRoutes } from './routes/handoffs.js';
 import type { HandoffDeps } from '../admin/handoffs.js';
+import type { GatewayKeyring } from '../../keys/gateway-keyring.js';
+import { documentRoutes } from './routes/documents.js';
 
 export interface InternalAppDeps extends Omit<HandoffDeps, 'overdueHours'> {
   config: Config;
   counters?: Pick<ProtocolCounters, 'httpRequest'>;
   /** Shared rate-limit counters (several gateway processes); default per process. */
   rateStore?: RateStoreMaker;
+  /** Signs outbound documents; without it the document routes are absent (404). */
+  keyring?: GatewayKeyring;
+  /** Queue the webhook push of an outbound document. */
+  enqueueDocumentDelivery?: (documentId: string) => Promise<void>;
 }
 
 export function createInternalApp(d: InternalAppDeps): express.Express {
@@ -46,6 +52,13 @@ export function createInternalApp(d: InternalAppDeps): express.Express {
   });
   app.use(limits.guardAuth(serviceAuth(d.ledger)), limits.perToken);
   app.use(handoffRoutes({ ...d, overdueHours: d.config.handoff.overdueHours, maxBodyBytes: d.config.internal.maxBodyBytes }));
+  if (d.keyring) {
+    app.use(documentRoutes({
+      ledger: d.ledger, dataDir: d.dataDir, log: d.log, ...(d.fault ? { fault: d.fault } : {}), keyring: d.keyring, limits: d.config.limits,
+      identityKey: d.dataKeys.derivedKey('outbound-document-identity'),
+      ...(d.enqueueDocumentDelivery ? { enqueueDelivery: d.enqueueDocumentDelivery } : {}),
+    }));
+  }
   app.use(() => {
     throw new PgwError('http.not_found');
   });

@@ -1,5 +1,5 @@
 /**
- * `/outbox` and `/outbox/test`: the partner's acks and results, a real directory
+ * `/outbox` and `/outbox/test`: the partner's acks, results and outbound documents (live lane), a real directory
  * (`dataDir.outboxFor(partner, lane)`). Read and delete only; only regular files named like
  * an ack or a result are visible; symlinks are never followed (lstat for listings, O_NOFOLLOW on open,
  * O_NONBLOCK so a planted FIFO cannot block us). A complete download is a delivery receipt.
@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { Lane } from '../core/ledger/schema.js';
 import type { AckRow } from '../core/ledger/index.js';
 import { serializeError } from '../core/logger.js';
-import { isOutboxFileName, isResultFileName } from '../ingest/file-names.js';
+import { isAckFileName, isOutboxFileName, isResultFileName } from '../ingest/file-names.js';
+import { withdrawForRevokedKeys } from '../admin/outbound-documents.js';
 import { ReadCoverage } from './read-coverage.js';
 import { noSuchFile } from './status-map.js';
 import type { OutboxFileHandle, SessionContext } from './session-context.js';
@@ -51,8 +52,18 @@ export async function statOutboxEntry(ctx: SessionContext, lane: Lane, name: str
   return fileAttrs(st.size, st.mtime);
 }
 
+/** An outbound document (not an ack or a result name). */
+function isDocumentEntry(name: string): boolean {
+  return !isAckFileName(name) && !isResultFileName(name);
+}
+
 export async function openOutboxFile(ctx: SessionContext, lane: Lane, name: string): Promise<OutboxFileHandle> {
   const file = fileIn(ctx, lane, name);
+  if (isDocumentEntry(name)) {
+    // Never serve a document encrypted to a key revoked since (it is withdrawn now), nor one whose row is closed.
+    await withdrawForRevokedKeys(ctx, ctx.partnerId);
+    if (lane !== 'live' || !(await ctx.ledger.documents.openByOutboxName(ctx.partnerId, name))) throw noSuchFile();
+  }
   let fh: Awaited<ReturnType<typeof fsp.open>>;
   try {
     fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
@@ -129,6 +140,7 @@ const RECEIPT_ROW_WAIT_MS = 3000;
  */
 async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
   if (isResultFileName(h.name)) return recordResultReceipt(ctx, h);
+  if (isDocumentEntry(h.name)) return recordDocumentReceipt(ctx, h);
   try {
     const sha256 = await hashHandle(h);
     let rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
@@ -169,6 +181,22 @@ async function recordResultReceipt(ctx: SessionContext, h: OutboxFileHandle): Pr
     ctx.log.info('result downloaded', { batch: row.batch_id, version: row.version });
   } catch (err) {
     ctx.log.warn('result receipt failed', { file: h.name, err: serializeError(err) });
+  }
+}
+
+/** The receipt of an outbound document: its open row of that name, if the bytes served are its file. */
+async function recordDocumentReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
+  try {
+    const sha256 = await hashHandle(h);
+    const doc = await ctx.ledger.documents.openByOutboxName(ctx.partnerId, h.name);
+    if (!doc || doc.sha256 !== sha256) {
+      ctx.log.warn('outbox file has no document row', { file: h.name });
+      return;
+    }
+    await ctx.ledger.documents.markDownloaded(doc.id, 'sftp');
+    ctx.log.info('document downloaded', { document: doc.id });
+  } catch (err) {
+    ctx.log.warn('document receipt failed', { file: h.name, err: serializeError(err) });
   }
 }
 

@@ -13,6 +13,7 @@ import { LeaseRepo } from './leases.js';
 import { HandoffRepo } from './handoffs.js';
 import { ServiceTokenRepo } from './service-tokens.js';
 import { NotificationRepo } from './notifications.js';
+import { DocumentRepo } from './documents.js';
 import type { Logger } from '../logger.js';
 
 export class Ledger {
@@ -32,6 +33,8 @@ export class Ledger {
   readonly resultPushes: AckPushRepo;
   /** Partner contacts and the e-mail notifications recorded for them. */
   readonly notifications: NotificationRepo;
+  /** Documents Babybalance sends partners (outbound). */
+  readonly documents: DocumentRepo;
 
   private constructor(readonly handle: LedgerHandle) {
     this.batches = new BatchRepo(handle);
@@ -48,6 +51,7 @@ export class Ledger {
     this.serviceTokens = new ServiceTokenRepo(handle);
     this.resultPushes = new AckPushRepo(handle, 'result');
     this.notifications = new NotificationRepo(handle);
+    this.documents = new DocumentRepo(handle);
   }
 
   static async open(databaseUrl: string, log: Logger): Promise<Ledger> {
@@ -69,4 +73,5 @@ export type { Operator, ConsoleSession } from './operators.js';
 export type { Handoff, HandoffListRow, HandoffOutcomeRow, ResultRow, ConfirmResult, OutcomeInput } from './handoffs.js';
 export type { ServiceTokenRow } from './service-tokens.js';
 export type { NotificationRow, NewNotification, WaitingDocument } from './notifications.js';
+export type { OutboundDocument, NewOutboundDocument } from './documents.js';
 export type * from './schema.js';

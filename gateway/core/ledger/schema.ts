@@ -11,9 +11,11 @@
 import type { Generated } from 'kysely';
 import type { HandoffsTable, HandoffOutcomesTable, ResultsTable, ServiceTokensTable } from './handoff-schema.js';
 import type { NotificationsTable, PartnerContactsTable } from './notification-schema.js';
+import type { OutboundDocumentsTable } from './document-schema.js';
 
 export type * from './handoff-schema.js';
 export type * from './notification-schema.js';
+export type * from './document-schema.js';
 
 export type Stage = 'decrypt' | 'validate' | 'ack' | 'done';
 export type Outcome = 'accepted' | 'partially_accepted' | 'rejected';
@@ -174,7 +176,6 @@ export interface OperatorsTable {
    */
   session_generation: Generated<number>;
   created_at: string;
-
   disabled_at: string | null;
   /** TOTP secret sealed under a key derived from the master key (admin/operator-totp.ts); null = not enrolled. */
   totp_secret: string | null;
@@ -218,7 +219,6 @@ export interface ConsoleLoginFailuresTable {
   locked_until: string | null;
   last_failed_at: string;
 }
-
 
 /** Subject requests (AVG): per batch, keyed hashes of its records' BSNs (see subjects.ts). */
 export interface SubjectIndexTable {
@@ -280,4 +280,5 @@ export interface DB {
   partner_contacts: PartnerContactsTable;
   notifications: NotificationsTable;
   console_totp_challenges: ConsoleTotpChallengesTable;
+  outbound_documents: OutboundDocumentsTable;
 }

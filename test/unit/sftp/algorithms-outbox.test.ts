@@ -28,12 +28,15 @@ describe('sftp/algorithms', () => {
 describe('sftp/outbox names and receipts', () => {
   it('shows only <final upload name>.ack.pgp', () => {
     for (const ok of ['x.pgp.ack.pgp', 'batch-1.json.gpg.ack.pgp', 'A_b.asc.ack.pgp']) expect(isAckName(ok), ok).to.equal(true);
-    for (const bad of ['x.ack.pgp', '.x.pgp.ack.pgp', 'x.pgp', 'x.pgp.filepart.ack.pgp', '../x.pgp.ack.pgp', 'x..pgp.ack.pgp', 'notes.txt', '']) {
+    for (const bad of ['x.ack.pgp', '.x.pgp.ack.pgp', 'x.pgp.filepart.ack.pgp', '../x.pgp.ack.pgp', 'x..pgp.ack.pgp', 'notes.txt', '']) {
       expect(isAckName(bad), bad).to.equal(false);
     }
     // result documents (issue 21) are offered in the outbox beside the acks
     for (const ok of ['x.pgp.result.pgp', 'x.json.pgp.b-20261125-abcdefghijkm.result.pgp']) expect(isAckName(ok), ok).to.equal(true);
-    for (const bad of ['x.result.pgp', '.x.pgp.result.pgp', 'x.pgp.result.pgp.filepart', 'x.pgp.results.pgp']) expect(isAckName(bad), bad).to.equal(false);
+    for (const bad of ['x.result.pgp', '.x.pgp.result.pgp', 'x.pgp.result.pgp.filepart']) expect(isAckName(bad), bad).to.equal(false);
+    // outbound documents (issue 22): <name>.pgp, never a name that reads as an ack or a result
+    for (const ok of ['x.pgp', 'declaratie-2026-11.csv.pgp', 'x.pgp.results.pgp']) expect(isAckName(ok), ok).to.equal(true);
+    for (const bad of ['x.csv.ack.pgp', 'x.result.pgp', '.x.pgp', '-x.pgp', 'x.part.pgp', 'x.csv']) expect(isAckName(bad), bad).to.equal(false);
   });
   it('matches the ack row by the digest of the served bytes, else the newest', () => {
     const row = (batch: string, version: number, sha: string, at: string) => ({
