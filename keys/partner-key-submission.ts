@@ -17,6 +17,7 @@ import { PgwError, isPgwError } from '../gateway/core/errors.js';
 import { addPartnerKey, findPartnerKeyByKeyId, judgeSignature, loadPartnerKeys, partnerKeyState, type SignaturePolicy } from './partner-keys.js';
 import { inspectPublicKey, shortFingerprint } from './pgp-inspect.js';
 import { judgeSignaturePackets, readSignatureFile } from './signature-count.js';
+import { cancelIfSignerRevoked } from './signer-revocation.js';
 
 /** A public key with a few subkeys and user ids is a few KiB; anything far beyond is not a key. */
 export const MAX_SUBMITTED_KEY_BYTES = 64 * 1024;
@@ -99,7 +100,7 @@ async function submit(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput):
   const activateAt = new Date(Math.max(now.getTime() + deps.activationDelaySeconds * 1000, inspected.createdAt.getTime()));
   let row;
   try {
-    row = await addPartnerKey(deps.ledger, input.partnerId, inspected.armoredPublic, { activateAt, now });
+    row = await addPartnerKey(deps.ledger, input.partnerId, inspected.armoredPublic, { activateAt, now, signedBy });
   } catch (err) {
     // Two submissions of the same key racing: the loser sees the duplicate code, not an operator code.
     if (isPgwError(err, 'key.exists')) throw new PgwError('key.submission_duplicate', undefined, { fingerprint: inspected.fingerprint });
@@ -112,6 +113,10 @@ async function submit(deps: SubmitPartnerKeyDeps, input: SubmitPartnerKeyInput):
   await deps.ledger.audit.record(`partner:${input.partnerId}`, 'partner_key.submitted', input.partnerId, {
     fingerprint: row.fingerprint, signedBy, channel: input.channel, activatesAt: row.not_before, expiresAt: row.not_after,
   });
+  // The signer revoked while this was verified: that revocation's cancel did not see this row.
+  if (await cancelIfSignerRevoked(deps.ledger, input.partnerId, row.fingerprint, signedBy)) {
+    throw new PgwError('key.submission_bad_signature', 'the key that signed the submission has been revoked; the new key was cancelled', { fingerprint: row.fingerprint, signedBy });
+  }
   return result;
 }
 

@@ -15,6 +15,7 @@ import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
 import { findPartnerKeyByKeyId, loadPartnerKeys } from './partner-keys.js';
 import { judgeSignaturePackets, readSignatureFile } from './signature-count.js';
+import { cancelKeysSignedBy } from './signer-revocation.js';
 
 const REVOCATION_CODES = { missing: 'key.revocation_invalid', invalid: 'key.revocation_invalid' } as const;
 const REASONS: Record<number, string> = { 0: 'no reason specified', 1: 'key superseded', 2: 'key compromised', 3: 'key retired' };
@@ -35,6 +36,8 @@ export interface RevocationResult {
   reason: string;
   /** False when the key was already revoked (the certificate changes nothing then). */
   changed: boolean;
+  /** Pending keys whose submission the revoked key signed: cancelled with it (keys/signer-revocation.ts). */
+  keysCancelled: string[];
 }
 
 /** Verify a revocation certificate against the partner's own keys and revoke that key now. */
@@ -78,5 +81,7 @@ export async function applyRevocationCertificate(ledger: Ledger, input: Revocati
       fingerprint: pk.row.fingerprint, revokedAt, reason, via: 'certificate', channel: input.channel,
     });
   }
-  return { fingerprint: pk.row.fingerprint, revokedAt, reason, changed };
+  // Also when it was revoked already: a submission racing that revocation may have left one.
+  const keysCancelled = await cancelKeysSignedBy(ledger, { partnerId: input.partnerId, signer: pk.row.fingerprint, actor: input.actor, now });
+  return { fingerprint: pk.row.fingerprint, revokedAt, reason, changed, keysCancelled };
 }
