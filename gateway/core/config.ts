@@ -54,6 +54,8 @@ export interface Config {
     jsonDepth: number;
     /** Largest record (its bytes as sent: a JSON element of `records`, a CSV row); a bigger one is rejected unread. */
     recordBytes: number;
+    /** Largest document Babybalance sends a partner (plaintext bytes, counted as it streams in). */
+    outboundBytes: number;
     openFilesPerConnection: number;
     sessionsPerPartner: number;
     channelsPerConnection: number;
@@ -144,6 +146,8 @@ export interface Config {
     receivedDays: number;
     payloadDays: number;
     ackDays: number;
+    /** Outbound documents (blob and outbox entry) are deleted after this. */
+    documentDays: number;
     ledgerDays: number;
     /** Finished or failed queue jobs older than this are removed from Redis. */
     jobDays: number;
@@ -207,6 +211,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     records: 1_000_000,
     jsonDepth: 32,
     recordBytes: 64 * 1024,
+    outboundBytes: 256 * 1024 * 1024,
     openFilesPerConnection: 64,
     sessionsPerPartner: 8,
     channelsPerConnection: 4,
@@ -234,7 +239,7 @@ const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
     requestTimeoutMs: 3_600_000,
   },
   webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
-  retention: { receivedDays: 30, payloadDays: 30, ackDays: 90, ledgerDays: 365, jobDays: 7 },
+  retention: { receivedDays: 30, payloadDays: 30, ackDays: 90, documentDays: 90, ledgerDays: 365, jobDays: 7 },
   console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, loginAttemptsPerMinute: 20, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
   keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
   internal: { port: 8445, bind: '127.0.0.1', maxBodyBytes: 64 * 1024 * 1024 },
@@ -274,6 +279,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_MAX_RECORDS', path: 'limits.records', kind: 'int', doc: 'records per batch' },
   { env: 'PGW_MAX_JSON_DEPTH', path: 'limits.jsonDepth', kind: 'int', doc: 'JSON nesting depth' },
   { env: 'PGW_MAX_RECORD_BYTES', path: 'limits.recordBytes', kind: 'int', doc: 'largest record (JSON element or CSV row, bytes); a bigger one gets `limits.record_size` and is never held whole' },
+  { env: 'PGW_MAX_OUTBOUND_BYTES', path: 'limits.outboundBytes', kind: 'int', doc: 'largest document sent to a partner (plaintext bytes, counted as it streams; `limits.outbound_size`)' },
   { env: 'PGW_MAX_OPEN_FILES', path: 'limits.openFilesPerConnection', kind: 'int', doc: 'SFTP handles per connection' },
   { env: 'PGW_MAX_SESSIONS_PER_PARTNER', path: 'limits.sessionsPerPartner', kind: 'int', doc: 'concurrent SSH connections per partner' },
   { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', kind: 'int', doc: 'replay window for signatures' },
@@ -318,6 +324,7 @@ export const ENV_SETTINGS: EnvSetting[] = [
   { env: 'PGW_RETENTION_RECEIVED_DAYS', path: 'retention.receivedDays', kind: 'number', doc: 'received files (already OpenPGP-encrypted) are deleted after this' },
   { env: 'PGW_RETENTION_PAYLOAD_DAYS', path: 'retention.payloadDays', kind: 'number', doc: 'decrypted payloads and accepted records: deleted and their data key shredded' },
   { env: 'PGW_RETENTION_ACK_DAYS', path: 'retention.ackDays', kind: 'number', doc: 'ack files (blobs and outbox entries) are deleted after this' },
+  { env: 'PGW_RETENTION_DOCUMENT_DAYS', path: 'retention.documentDays', kind: 'number', doc: 'documents sent to partners (blobs and outbox entries) are deleted after this; the ledger row keeps hashes and times' },
   { env: 'PGW_RETENTION_LEDGER_DAYS', path: 'retention.ledgerDays', kind: 'number', doc: 'ledger rows lose file names, references and details (counts, codes, hashes, times stay)' },
   { env: 'PGW_RETENTION_JOB_DAYS', path: 'retention.jobDays', kind: 'number', doc: 'finished/failed queue jobs are removed from Redis after this' },
   { env: 'PGW_INTERNAL_PORT', path: 'internal.port', kind: 'int', doc: 'internal API for Babybalance\'s systems (HTTPS, service tokens)' },
@@ -375,7 +382,7 @@ const SCHEMA = {
         records: POS, jsonDepth: { type: 'integer', minimum: 4, maximum: 1000 },
         // at most 16 MiB: the validate stage holds a few records at once within its 256 MiB
         recordBytes: { type: 'integer', minimum: 1024, maximum: 16 * 1024 * 1024 },
-        openFilesPerConnection: POS, sessionsPerPartner: POS, channelsPerConnection: POS,
+        outboundBytes: POS, openFilesPerConnection: POS, sessionsPerPartner: POS, channelsPerConnection: POS,
         unauthenticatedConnections: POS, unauthenticatedPerAddress: POS,
       },
     },
@@ -422,6 +429,7 @@ const SCHEMA = {
       type: 'object', additionalProperties: false,
       properties: {
         receivedDays: { type: 'number', minimum: 0 }, payloadDays: { type: 'number', minimum: 0 }, ackDays: { type: 'number', minimum: 0 },
+        documentDays: { type: 'number', minimum: 0 },
         ledgerDays: { type: 'number', minimum: 0 }, jobDays: { type: 'number', minimum: 0 },
       },
     },

@@ -63,6 +63,13 @@ export const ERROR_CODES = {
   'outcome.duplicate_record': { scope: 'api', message: 'the outcome names a record more than once' },
   'outcome.missing_records': { scope: 'api', message: 'the outcome must name every accepted record exactly once; some are missing' },
   'result.not_ready': { scope: 'api', message: 'the result is not ready yet: the account service has not reported on the records' },
+  'document.partner_unknown': { scope: 'api', message: 'no such partner' },
+  'document.partner_disabled': { scope: 'api', message: 'the partner is disabled: nothing is sent to it' },
+  'document.no_partner_key': { scope: 'api', message: 'the partner has no active encryption key: the document cannot be encrypted to it' },
+  'document.name_invalid': { scope: 'api', message: 'document names are 1-196 characters (letters, digits, ".", "-", "_"), not starting with a dot or dash, without ".."; they may not end in .ack or .result' },
+  'document.name_taken': { scope: 'api', message: 'the partner has an open document of this name with other content; choose another name' },
+  'document.not_found': { scope: 'api', message: 'no such document' },
+  'limits.outbound_size': { scope: 'api', message: 'the document exceeds PGW_MAX_OUTBOUND_BYTES' },
 
   // --- webhook delivery of acks ---
   'webhook.not_configured': { scope: 'delivery', message: 'the partner has no webhook' },
@@ -163,6 +170,10 @@ export const ERROR_CODES = {
   'partner.id_invalid': { scope: 'operator', message: 'partner ids are 2-40 characters: lower-case letters, digits and "-"' },
   'partner.contact_invalid': { scope: 'operator', message: 'a contact e-mail address looks like name@example.org (at most 254 characters)' },
   'batch.not_found': { scope: 'operator', message: 'no such batch' },
+  'subject.request_not_found': { scope: 'operator', message: 'no such subject request: open one with pgw subject request open' },
+  'subject.request_closed': { scope: 'operator', message: 'the subject request is closed: an action needs an open request' },
+  'subject.request_kind': { scope: 'operator', message: 'the subject request is of another kind (access: find and export; correction: correct; erasure: erase)' },
+  'subject.bsn_missing': { scope: 'operator', message: 'give the BSN on stdin with --bsn - (9 digits)' },
   'token.not_found': { scope: 'operator', message: 'no such API token for this partner' },
   'service.invalid': { scope: 'operator', message: 'service names are 2-40 characters (a-z, 0-9, "-"); scopes are handoff, outbound and subjects' },
   'service.token_not_found': { scope: 'operator', message: 'no such service token' },
@@ -175,7 +186,15 @@ export const ERROR_CODES = {
   'ledger.sqlite_shared': { scope: 'operator', message: 'the SQLite ledger lies on a network or cluster file system, where its locking is not safe: use PostgreSQL (PGW_DATABASE_URL=postgres://…) for several hosts' },
   'ledger.data_dir_mismatch': { scope: 'operator', message: 'this data dir belongs to another ledger: every process of one installation must use the same PGW_DATABASE_URL' },
   'redis.policy': { scope: 'operator', message: 'Redis must use maxmemory-policy noeviction' },
+  'redis.unreachable': { scope: 'operator', message: 'Redis does not answer at the configured address (PGW_REDIS_URL)' },
+  'ledger.unreachable': { scope: 'operator', message: 'the PostgreSQL ledger does not answer at the configured address (PGW_DATABASE_URL)' },
   'fault.refused': { scope: 'operator', message: 'fault injection is refused in production' },
+  'backup.target_invalid': { scope: 'operator', message: 'write a backup into a new or empty directory outside the data dir' },
+  'backup.invalid': { scope: 'operator', message: 'the backup is incomplete or does not match its manifest (pgw backup verify names each file)' },
+  'backup.key_mismatch': { scope: 'operator', message: 'the backup\'s manifest does not match these secrets: it was changed, or PGW_KEY_PASSPHRASE / PGW_DATA_KEY are not those of the installation it came from' },
+  'backup.restore_not_empty': { scope: 'operator', message: 'restore fills an empty data dir and an empty database; the target already holds data' },
+  'backup.dialect_mismatch': { scope: 'operator', message: 'the backup holds a ledger of the other kind (SQLite or PostgreSQL) than PGW_DATABASE_URL names' },
+  'backup.tool_failed': { scope: 'operator', message: 'pg_dump or pg_restore failed or is not installed (use the client tools of the server\'s major version)' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
