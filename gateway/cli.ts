@@ -63,6 +63,7 @@ await import('./cli/partner-commands.js');
 await import('./cli/key-commands.js');
 await import('./cli/batch-commands.js');
 await import('./cli/data-commands.js');
+await import('./cli/subject-commands.js');
 await import('./cli/operator-commands.js');
 await import('./cli/service-commands.js');
 await import('./cli/handoff-commands.js');

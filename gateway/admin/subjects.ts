@@ -22,6 +22,7 @@ import { PgwError } from '../core/errors.js';
 import { commitRename, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
 import { readBatchRecords, withRecordsErased } from '../../schemas/batch-records.js';
 import type { FaultHook } from '../core/faults.js';
+import { SUBJECT_REQUEST_KINDS, SubjectRequestRepo, type SubjectRequestKind } from '../core/ledger/subject-requests.js';
 
 export interface SubjectDeps {
   ledger: Ledger;
@@ -66,9 +67,26 @@ async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
   return out;
 }
 
-export async function findSubject(d: SubjectDeps, bsn: string, actor: string): Promise<SubjectHit[]> {
+/**
+ * The open request an action serves (DESIGN §10): every action is noted under it and audited
+ * naming the operator and the request — never the BSN.
+ */
+async function underRequest(d: SubjectDeps, request: string, kinds: readonly SubjectRequestKind[]): Promise<SubjectRequestRepo> {
+  const repo = new SubjectRequestRepo(d.ledger.handle);
+  const r = await repo.requireOpen(request);
+  if (!kinds.includes(r.kind)) throw new PgwError('subject.request_kind', undefined, { request, kind: r.kind });
+  return repo;
+}
+
+async function noteAction(d: SubjectDeps, repo: SubjectRequestRepo, request: string, actor: string, action: string, detail: Record<string, unknown>): Promise<void> {
+  await repo.addAction(request, actor, action, detail);
+  await d.ledger.audit.record(actor, `subject.${action}`, request, { request, ...detail });
+}
+
+export async function findSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<SubjectHit[]> {
+  const repo = await underRequest(d, request, SUBJECT_REQUEST_KINDS);
   const found = await hits(d, subjectOf(d, bsn));
-  await d.ledger.audit.record(actor, 'subject.find', 'subject', { batches: found.map((h) => h.batchId) });
+  await noteAction(d, repo, request, actor, 'find', { batches: found.map((h) => h.batchId) });
   return found;
 }
 
@@ -86,7 +104,8 @@ export interface SubjectExport {
   records: { batchId: string; partner: string; receivedAt: string; record: number; data: unknown }[];
 }
 
-export async function exportSubject(d: SubjectDeps, bsn: string, actor: string): Promise<SubjectExport> {
+export async function exportSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<SubjectExport> {
+  const repo = await underRequest(d, request, SUBJECT_REQUEST_KINDS);
   const out: SubjectExport = { records: [] };
   for (const h of await hits(d, subjectOf(d, bsn))) {
     if (!h.payloadStored) continue;
@@ -100,7 +119,7 @@ export async function exportSubject(d: SubjectDeps, bsn: string, actor: string):
       }
     }
   }
-  await d.ledger.audit.record(actor, 'subject.export', 'subject', { records: out.records.map((r) => `${r.batchId}#${r.record}`) });
+  await noteAction(d, repo, request, actor, 'export', { records: out.records.map((r) => `${r.batchId}#${r.record}`) });
   return out;
 }
 
@@ -112,7 +131,8 @@ export async function exportSubject(d: SubjectDeps, bsn: string, actor: string):
  * each file is replaced atomically; the index entries go last, so a crash part-way leaves the
  * batch findable and a rerun finishes it.
  */
-export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string): Promise<{ batches: string[]; records: number }> {
+export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<{ batches: string[]; records: number }> {
+  const repo = await underRequest(d, request, ['erasure']);
   const subject = subjectOf(d, bsn);
   let erased = 0;
   const batches: string[] = [];
@@ -133,11 +153,11 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string): 
     await removeQuietly(d.dataDir.spoolFile(b.id));
     await removeQuarantine(d, b.id);
     await d.ledger.subjects.remove(subject, b.id);
-    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, receivedFileDeleted: true, actor });
+    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, receivedFileDeleted: true, actor, request });
     batches.push(b.id);
     d.fault?.('after-subject-batch');
   }
-  await d.ledger.audit.record(actor, 'subject.erase', 'subject', { batches, records: erased });
+  await noteAction(d, repo, request, actor, 'erase', { batches, records: erased });
   return { batches, records: erased };
 }
 

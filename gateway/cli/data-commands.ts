@@ -1,10 +1,9 @@
-/** `pgw retention run` and `pgw subject …`: the AVG duties. */
+/** `pgw retention run`: an AVG duty (subject requests: subject-commands.ts). */
 import { DataDir } from '../core/data-dir.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { runRetention } from '../../workers/retention.js';
-import { eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
 
-import { actor, cliLogger, emit, print, program, table, withLedger, withPayloads } from './cli-kit.js';
+import { actor, cliLogger, print, program, withLedger } from './cli-kit.js';
 
 program.command('retention').description('data past its retention period')
   .command('run').description('purge payloads past retention, shred their keys, anonymise ledger rows (also runs daily in the workers)')
@@ -35,25 +34,4 @@ program.command('retention').description('data past its retention period')
   });
 
 
-const subject = program.command('subject').description('subject requests (AVG): find, export or erase a person\'s records by BSN');
-subject.command('find').description('which batches and records hold this person (keyed-hash index)')
-  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--json', 'print JSON')
-  .action(async (o: { bsn: string; json?: boolean }) => {
-    await withPayloads(async (d) => {
-      const found = await findSubject(d, o.bsn, actor);
-      print(found, o.json, () => table(found.map((h) => ({ ...h, records: h.records.join(',') })), ['batchId', 'partner', 'receivedAt', 'lane', 'records', 'payloadStored']));
-    });
-  });
-subject.command('export').description('the person\'s records as JSON, for an access request')
-  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--out <file>', 'write to this file (mode 0600) instead of stdout')
-  .action(async (o: { bsn: string; out?: string }) => {
-    await withPayloads(async (d) => emit(await exportSubject(d, o.bsn, actor), o.out));
-  });
-subject.command('erase').description('remove the person\'s records from stored payloads (replaced by null) and from the index')
-  .requiredOption('--bsn <bsn>', 'the person\'s BSN').option('--json', 'print JSON')
-  .action(async (o: { bsn: string; json?: boolean }) => {
-    await withPayloads(async (d) => {
-      const r = await eraseSubject(d, o.bsn, actor);
-      print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)`);
-    });
-  });
+// `pgw subject …`: see subject-commands.ts.

@@ -1,6 +1,7 @@
 /**
- * `pgw subject <args>` for a person, as an operator runs it: the BSN on argv. Returns stdout;
- * rejects with the child's stderr on a non-zero exit.
+ * `pgw subject …` as an operator runs it: the BSN on stdin (`--bsn -`), never on argv, under
+ * a request of the register. Returns stdout; rejects with the child's stderr on a non-zero
+ * exit.
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -8,12 +9,26 @@ import type { GatewayHarness } from './gateway-harness.js';
 
 const PGW = path.resolve(import.meta.dirname, '../../bin/pgw.js');
 
-export async function subjectCli(h: GatewayHarness, args: string[], bsn: string): Promise<string> {
-  const [cmd, ...rest] = args;
+function pgwIn(h: GatewayHarness, args: string[], stdin: string | null): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [PGW, 'subject', cmd!, '--bsn', bsn, ...rest], { env: h.env }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [PGW, ...args], { env: h.env }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stdout, stderr }));
-      else resolve(stdout);
+      else resolve({ stdout, stderr });
     });
+    child.stdin!.end(stdin ?? '');
   });
 }
+
+/** `pgw subject <cmd> --request <request> --bsn - <rest>` with the BSN on stdin. */
+export async function subjectCli(h: GatewayHarness, args: string[], bsn: string, request: string): Promise<string> {
+  const [cmd, ...rest] = args;
+  return (await pgwIn(h, ['subject', cmd!, '--request', request, '--bsn', '-', ...rest], `${bsn}\n`)).stdout;
+}
+
+/** Open a request of `kind`; returns its id. */
+export async function openRequest(h: GatewayHarness, kind: 'access' | 'correction' | 'erasure', extra: string[] = []): Promise<string> {
+  const r = JSON.parse((await pgwIn(h, ['subject', 'request', 'open', '--kind', kind, '--json', ...extra], null)).stdout) as { id: string };
+  return r.id;
+}
+
+export { pgwIn };

@@ -7,6 +7,7 @@ import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinit
 import { handoffMigration } from './handoff-migration.js';
 import { partnerKeySignerMigration } from './key-signer-migration.js';
 import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
+import { subjectRequestsMigration } from './subject-requests.js';
 import { outboundDocumentsMigration } from './document-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
@@ -282,6 +283,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     // Partner contacts and e-mail notifications; the console's second factor (see operations-migration.ts).
     '0013_notifications': notificationsMigration,
     '0014_operator_totp': operatorTotpMigration,
+    // The register of subject requests (see subject-requests.ts).
+    '0016_subject_requests': subjectRequestsMigration(dialect),
     // Documents Babybalance sends partners (see document-migration.ts).
     '0015_outbound_documents': outboundDocumentsMigration,
   };

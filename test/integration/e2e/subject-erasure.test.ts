@@ -12,7 +12,7 @@ import path from 'node:path';
 import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
 import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
-import { subjectCli } from '../../helpers/subject-cli.js';
+import { openRequest, subjectCli } from '../../helpers/subject-cli.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
@@ -27,7 +27,8 @@ describe('subject erasure holds: erase, then reprocess', function () {
 
   const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
   const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
-  const subject = (args: string[], bsn: string) => subjectCli(h, args, bsn);
+  let request = '';
+  const subject = (args: string[], bsn: string) => subjectCli(h, args, bsn, request);
 
   before(async () => {
     h = await GatewayHarness.create();
@@ -40,6 +41,7 @@ describe('subject erasure holds: erase, then reprocess', function () {
       await h.waitForAck('kz-alpha', `${name}.ack.pgp`);
     }
     for (const b of await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }))) ids[b.file_name] = b.id;
+    request = await openRequest(h, 'erasure');
   });
 
   after(async () => {

@@ -11,6 +11,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
+import { openRequest, pgwIn, subjectCli } from '../../helpers/subject-cli.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
@@ -25,6 +26,9 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
 
   const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
   const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
+  const req: Record<string, string> = {};
+  /** `pgw subject <cmd>` under the request of `kind`, the BSN on stdin. */
+  const subj = async (kind: string, args: string[], bsn: string) => JSON.parse(await subjectCli(h, args, bsn, req[kind]!));
 
   before(async () => {
     h = await GatewayHarness.create();
@@ -46,6 +50,8 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
     for (const b of await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }))) ids[b.file_name] = b.id;
     expect(Object.values(await h.withLedger(async (l) => Promise.all(Object.values(ids).map((id) => l.batches.get(id))))).map((b) => b?.outcome))
       .to.deep.equal(['accepted', 'accepted', 'accepted']);
+    req.access = await openRequest(h, 'access');
+    req.erasure = await openRequest(h, 'erasure');
   });
 
   after(async () => {
@@ -53,16 +59,16 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
   });
 
   it('finds the person in the JSON and the CSV batch by record position, and nowhere else', async () => {
-    const found = await json(['subject', 'find', '--bsn', person.bsn!, '--json']) as { batchId: string; records: number[]; payloadStored: boolean }[];
+    const found = await subj('access', ['find', '--json'], person.bsn!) as { batchId: string; records: number[]; payloadStored: boolean }[];
     expect(found.map((f) => [f.batchId, f.records, f.payloadStored]).sort()).to.deep.equal([
       [ids['client-registration-v1-week.csv.pgp'], [0], true], [ids['mixed.json.pgp'], [0], true],
     ].sort());
-    expect(await json(['subject', 'find', '--bsn', validBsn(999), '--json'])).to.deep.equal([]);
+    expect(await subj('access', ['find', '--json'], validBsn(999))).to.deep.equal([]);
   });
 
   it('exports the person\'s records to a 0600 file', async () => {
     const out = path.join(h.dir, 'access-request.json');
-    await pgw(['subject', 'export', '--bsn', person.bsn!, '--out', out]);
+    await subjectCli(h, ['export', '--out', out], person.bsn!, req.access!);
     expect((await fsp.stat(out)).mode & 0o777).to.equal(0o600);
     const doc = JSON.parse(await fsp.readFile(out, 'utf8')) as { records: { batchId: string; data: Record<string, string> }[] };
     expect(doc.records).to.have.length(2);
@@ -70,10 +76,10 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
   });
 
   it('erases the person: gone from payloads, accepted records and the index; others intact; audited', async () => {
-    const r = await json(['subject', 'erase', '--bsn', person.bsn!, '--json']);
+    const r = await subj('erasure', ['erase', '--json'], person.bsn!);
     expect(r).to.deep.include({ records: 2 });
-    expect(await json(['subject', 'find', '--bsn', person.bsn!, '--json'])).to.deep.equal([]);
-    expect((await json(['subject', 'export', '--bsn', person.bsn!])).records).to.deep.equal([]);
+    expect(await subj('erasure', ['find', '--json'], person.bsn!)).to.deep.equal([]);
+    expect((await subj('access', ['export'], person.bsn!)).records).to.deep.equal([]);
     const handoff = await json(['batches', 'export', ids['mixed.json.pgp']!]) as { records: Record<string, string>[]; indexes: number[] };
     expect(handoff.indexes).to.deep.equal([1, 2]);
     expect(handoff.records.map((x) => x.bsn)).to.deep.equal([sampleRecord(1, now).bsn, sampleRecord(2, now).bsn]);
@@ -88,5 +94,34 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
     expect(ledger).to.include(ids['others.json.pgp']!); // the dump holds the rows
     const logs = h.processes.flatMap((p) => p.lines).join('\n');
     for (const hay of [ledger, logs, JSON.stringify(audit)]) expect(hay.includes(person.bsn!)).to.equal(false);
+  });
+
+  it('the register: open (due = received + 28 days), list --open/--overdue, show with its actions, close; actions need an open request of the right kind', async () => {
+    const old = await openRequest(h, 'access', ['--received-at', '2026-01-05T09:00:00Z', '--note', 'case 17']);
+    const shown = await json(['subject', 'request', 'show', old, '--json']) as { dueAt: string; overdue: boolean; status: string };
+    expect(shown).to.include({ dueAt: '2026-02-02T09:00:00.000Z', overdue: true, status: 'open' });
+    const overdue = (await json(['subject', 'request', 'list', '--overdue', '--json']) as { id: string }[]).map((r) => r.id);
+    expect(overdue).to.deep.equal([old]);
+    expect((await json(['subject', 'request', 'list', '--open', '--json']) as unknown[]).length).to.equal(3);
+    const wrongKind = await subjectCli(h, ['erase'], person.bsn!, req.access!).then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(wrongKind).to.include('subject.request_kind');
+    const unknown = await subjectCli(h, ['find'], person.bsn!, 'sr-nope').then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(unknown).to.include('subject.request_not_found');
+    await pgw(['subject', 'request', 'close', old, '--outcome', 'refused']);
+    const closed = await subjectCli(h, ['find'], person.bsn!, old).then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(closed).to.include('subject.request_closed');
+    const actions = (await json(['subject', 'request', 'show', req.access!, '--json']) as { actions: { action: string; actor: string }[] }).actions;
+    expect(actions.map((a) => a.action)).to.include.members(['opened', 'find', 'export']);
+    expect(actions.every((a) => a.actor.startsWith('cli:'))).to.equal(true);
+    const audit = await h.withLedger((l) => l.audit.list(100));
+    expect(audit.some((e) => e.action === 'subject.find' && e.target === req.access && e.actor.startsWith('cli:')), 'audited naming operator and request').to.equal(true);
+  });
+
+  it('--bsn <value> still works, with a warning on stderr; --bsn - reads stdin', async () => {
+    const r = await pgwIn(h, ['subject', 'find', '--request', req.access!, '--bsn', validBsn(998), '--json'], null);
+    expect(JSON.parse(r.stdout)).to.deep.equal([]);
+    expect(r.stderr).to.include('warning');
+    const empty = await pgwIn(h, ['subject', 'find', '--request', req.access!, '--bsn', '-'], '').then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(empty).to.include('subject.bsn_missing');
   });
 });
