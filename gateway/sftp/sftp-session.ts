@@ -21,7 +21,7 @@ import {
 import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
 import { limitsReplyBody, outboundBacklogBytes, sendExtendedReply } from './ssh2-internals.js';
 import {
-  dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, KEYS_INCOMING_DIR, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
+  datedDir, datedEntries, dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, KEYS_INCOMING_DIR, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
 } from './virtual-fs.js';
 
 /**
@@ -122,6 +122,12 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   };
 
   const gatewayKey = async (): Promise<Buffer> => Buffer.from(await ctx.gatewayPublicKeys(), 'utf8');
+
+  // The time virtual folders show: the partner's registration, looked up once per session.
+  let registered: Promise<Date> | null = null;
+  const folderTime = (): Promise<Date> => (registered ??= ctx.ledger.partners.get(ctx.partnerId)
+    .then((p) => (p ? new Date(p.created_at) : new Date()), () => new Date()));
+  const dated = async (attrs: FileAttrs): Promise<FileAttrs> => datedDir(attrs, await folderTime());
 
   const statNode = async (n: VNode | null): Promise<FileAttrs> => {
     if (!n) throw noSuchFile();
@@ -242,7 +248,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       case 'key-upload':
         return { attrs: fileAttrs(h.data.length, Date.now()) };
       default:
-        return { attrs: dirAttrs(false) };
+        return { attrs: await dated(dirAttrs(false)) };
     }
   }));
 
@@ -259,9 +265,9 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     throw denied();
   }));
 
-  sftp.on('STAT', (reqid: number, path: string) => serve(reqid, 'stat', async () => ({ attrs: await statNode(node(path)) })));
+  sftp.on('STAT', (reqid: number, path: string) => serve(reqid, 'stat', async () => ({ attrs: await dated(await statNode(node(path))) })));
   // No symlinks exist in the virtual tree, so LSTAT = STAT.
-  sftp.on('LSTAT', (reqid: number, path: string) => serve(reqid, 'lstat', async () => ({ attrs: await statNode(node(path)) })));
+  sftp.on('LSTAT', (reqid: number, path: string) => serve(reqid, 'lstat', async () => ({ attrs: await dated(await statNode(node(path))) })));
 
   sftp.on('OPENDIR', (reqid: number, path: string) => serve(reqid, 'opendir', async () => {
     const n = node(path);
@@ -271,7 +277,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       throw failure('not a directory');
     }
     ensureBudget();
-    return addHandle({ kind: 'dir', entries: await listDir(n), pos: 0 });
+    return addHandle({ kind: 'dir', entries: datedEntries(await listDir(n), await folderTime(), ctx.partnerId), pos: 0 });
   }));
 
   sftp.on('READDIR', (reqid: number, handle: Buffer) => serve(reqid, 'readdir', async () => {

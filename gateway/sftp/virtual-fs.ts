@@ -123,6 +123,22 @@ export function dirAttrs(writable: boolean, mtime: Date | number = 0): FileAttrs
   return { mode: S_IFDIR | (writable ? 0o700 : 0o500), uid: 0, gid: 0, size: 0, atime: t, mtime: t };
 }
 
+/**
+ * Virtual folders (`/`, `/inbox`, `/outbox/test`…) have no time of their own: made without
+ * one (`dirAttrs(w)`, time 0) they are given `time` here — the session passes the partner's
+ * registration — instead of showing 1 Jan 1970 in clients' listings.
+ */
+export function datedDir(attrs: FileAttrs, time: Date): FileAttrs {
+  if ((attrs.mode & 0o170000) !== S_IFDIR || attrs.mtime !== 0) return attrs;
+  const t = seconds(time);
+  return { ...attrs, atime: t, mtime: t };
+}
+
+/** {@link datedDir} for listing entries (their `ls -l` line shows the time too). */
+export function datedEntries(entries: DirEntry[], time: Date, owner: string): DirEntry[] {
+  return entries.map((e) => (e.attrs.mtime === 0 && (e.attrs.mode & 0o170000) === S_IFDIR ? entry(e.filename, datedDir(e.attrs, time), owner) : e));
+}
+
 export function fileAttrs(size: number, mtime: Date | number, perm = 0o600): FileAttrs {
   const t = seconds(mtime);
   return { mode: S_IFREG | perm, uid: 0, gid: 0, size, atime: t, mtime: t };

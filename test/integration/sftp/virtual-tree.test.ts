@@ -44,6 +44,25 @@ describe('sftp virtual tree', function () {
     expect(names).to.deep.equal(['inbox', 'keys', 'outbox']);
   });
 
+  it('virtual folders show the partner\'s registration time, not 1 Jan 1970', async () => {
+    const registered = Math.floor(new Date((await h.ledger.partners.get('acme'))!.created_at).getTime() / 1000);
+    expect(registered).to.be.greaterThan(0);
+    const { value: root } = await call<ssh2.FileEntry[]>((cb) => sftp.readdir('/', cb));
+    const { value: outbox } = await call<ssh2.FileEntry[]>((cb) => sftp.readdir('/outbox', cb));
+    const { value: keys } = await call<ssh2.FileEntry[]>((cb) => sftp.readdir('/keys', cb));
+    for (const e of [...root!, outbox!.find((x) => x.filename === 'test')!, keys!.find((x) => x.filename === 'incoming')!]) {
+      expect(e.attrs.mtime, e.filename).to.equal(registered);
+      expect(e.longname, e.filename).not.to.include('1970');
+    }
+    for (const dir of ['/', '/inbox', '/inbox/test', '/outbox/test', '/keys']) {
+      const { value: st } = await call<ssh2.Stats>((cb) => sftp.stat(dir, cb));
+      expect(st!.mtime, dir).to.equal(registered);
+    }
+    const r = await h.sftp(p, ['ls -l /', 'ls -l /inbox']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^d.*inbox$/m).and.not.include('1970');
+  });
+
   it('get /keys/gateway.asc returns the gateway public keys', async () => {
     const r = await h.sftp(p, ['get /keys/gateway.asc gw.asc']);
     expect(r.code, r.stderr).to.equal(0);
