@@ -12,16 +12,19 @@ import ssh2 from 'ssh2';
 import { openpgp } from '../keys/openpgp-lib.js';
 import { judgeMessageSignatures, MessageSignatureCount } from '../keys/signature-count.js';
 import type { Config } from './core/config.js';
+import { PgwError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
 import { DataDir } from './core/data-dir.js';
 import { initialise } from '../keys/init.js';
 import { openKeyedLedger } from '../keys/audit-key.js';
+import { generateReadableKey } from '../keys/ssh-host-keys.js';
 import { startRuntime } from './main.js';
 import { addPartner } from './admin/partner-admin.js';
 import { Queues, createRedis } from '../workers/queues.js';
+import { mapOpenpgpError } from '../workers/pgp-errors.js';
 import { sampleBatch } from '../schemas/testing/sample-records.js';
 
-const { Client, utils } = ssh2;
+const { Client } = ssh2;
 
 export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.WritableStream }): Promise<void> {
   const say = (s: string) => { if (!opts.json) opts.out.write(`${s}\n`); };
@@ -47,7 +50,8 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
     await initialise(config, log);
 
     // The partner's side: an SSH key pair and an OpenPGP key pair, as their IT would have.
-    const sshKey = utils.generateKeyPairSync('ed25519');
+    // Checked: ssh2 writes an unreadable ed25519 key about 1 time in 256 (the demo then failed with key.invalid).
+    const sshKey = generateReadableKey('ed25519', {}, '');
     await fsp.writeFile(path.join(dir, 'partner_ssh.pub'), `${sshKey.public}\n`);
     const pgpKey = await openpgp.generateKey({
       type: 'ecc', curve: 'curve25519Legacy', userIDs: [{ name: 'Demo Kraamzorg IT', email: 'it@demo-kraamzorg.invalid' }], format: 'armored',
@@ -116,35 +120,35 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
  * in it counted and verified against the gateway keys (keys/signature-count.ts), not just
  * the ones openpgp.js chooses to return.
  */
-async function readVerifiedAck(
+export async function readVerifiedAck(
   bytes: Buffer, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[],
 ): Promise<{ text: string; signer: string }> {
-  const input = new ReadableStream<Uint8Array>({
-    start(c) {
-      c.enqueue(new Uint8Array(bytes));
-      c.close();
-    },
-  });
-  const message = await openpgp.readMessage({ binaryMessage: input });
-  const inner = await message.decrypt([decryptionKey]);
-  // Read from a stream, like its outer message: verify() then passes stream errors into the data.
-  (inner as unknown as { fromStream: unknown }).fromStream = (message as unknown as { fromStream: unknown }).fromStream;
-  const count = new MessageSignatureCount(inner);
-  const verified = await openpgp.verify({ message: inner, verificationKeys, format: 'binary' });
-  const chunks: Uint8Array[] = [];
-  if (verified.data instanceof Uint8Array) chunks.push(verified.data);
-  else for await (const c of verified.data as unknown as AsyncIterable<Uint8Array>) chunks.push(c);
-  const rest = (message.packets as unknown as { stream?: ReadableStream<unknown> | null }).stream;
-  if (rest) for await (const _ of rest as unknown as AsyncIterable<unknown>) { /* read to the end */ }
+  // The ack is in memory: read whole, openpgp parses every packet (and checks the integrity
+  // code) before it returns, holds the packets after the data in an in-memory list that
+  // MessageSignatureCount follows, and gives the data as one Uint8Array — no streams to read
+  // side by side, nothing that depends on the order in which they are read.
+  let count: MessageSignatureCount;
+  let verified: { data: unknown; signatures: Awaited<ReturnType<typeof openpgp.verify>>['signatures'] };
+  try {
+    const message = await openpgp.readMessage({ binaryMessage: new Uint8Array(bytes) });
+    const inner = await message.decrypt([decryptionKey]);
+    count = new MessageSignatureCount(inner);
+    verified = await openpgp.verify({ message: inner, verificationKeys, format: 'binary' });
+  } catch (err) {
+    throw mapOpenpgpError(err);
+  }
+  if (!(verified.data instanceof Uint8Array)) throw new PgwError('internal.error', 'the ack was not read whole');
   const [signer] = await judgeMessageSignatures(count, verified.signatures, {
     purpose: 'document',
     codes: { missing: 'signature.missing', invalid: 'signature.invalid' },
     verify: async (packet, result) => {
-      await result.verified;
+      await result.verified.catch(() => {
+        throw new PgwError('signature.invalid', 'a signature packet of the ack did not verify against the gateway keys');
+      });
       return packet.issuerKeyID.toHex().toUpperCase();
     },
   });
-  return { text: Buffer.concat(chunks).toString('utf8'), signer: signer! };
+  return { text: Buffer.from(verified.data).toString('utf8'), signer: signer! };
 }
 
 function connect(port: number, privateKey: string): Promise<ssh2.Client> {

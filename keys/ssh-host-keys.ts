@@ -41,19 +41,23 @@ function requireNonEmpty(passphrase: string): void {
 
 /**
  * ssh2 1.17 now and then writes an ed25519 key it cannot read back ("Malformed OpenSSH
- * private key": 3 in 400 here, so `pgw init` failed about once in 130 runs): check every
- * generated key in memory and make another one, a few times at most.
+ * private key": 3 in 400 here, so `pgw init` failed about once in 130 runs; its keygen strips
+ * leading zero octets from the public key, mscdex/ssh2#1513): check every generated key in
+ * memory (both halves: a partner's public key goes through parseAuthorizedKey) and make
+ * another one, a few times at most.
  */
-export function generateReadableKey(type: 'rsa' | 'ed25519', opts: object, passphrase: string): { private: string } {
+export function generateReadableKey(type: 'rsa' | 'ed25519', opts: object, passphrase: string): { private: string; public: string } {
   for (let attempt = 0; attempt < 5; attempt++) {
     const pair = type === 'rsa'
       ? utils.generateKeyPairSync('rsa', opts as { bits: number; passphrase: string; cipher: string; rounds: number })
       : utils.generateKeyPairSync('ed25519', opts as { passphrase: string; cipher: string; rounds: number });
-    const parsed = utils.parseKey(pair.private, passphrase);
-    const key = Array.isArray(parsed) ? parsed[0] : parsed;
-    if (key && !(key instanceof Error)) return pair;
+    const readable = (parsed: ReturnType<typeof utils.parseKey>) => {
+      const key = Array.isArray(parsed) ? parsed[0] : parsed;
+      return key !== undefined && !(key instanceof Error);
+    };
+    if (readable(utils.parseKey(pair.private, passphrase)) && readable(utils.parseKey(pair.public))) return pair;
   }
-  throw new PgwError('key.invalid', 'could not generate a readable SSH host key');
+  throw new PgwError('key.invalid', 'could not generate a readable SSH key');
 }
 
 async function exists(file: string): Promise<boolean> {
