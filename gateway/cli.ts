@@ -68,6 +68,7 @@ await import('./cli/operator-commands.js');
 await import('./cli/service-commands.js');
 await import('./cli/handoff-commands.js');
 await import('./cli/document-commands.js');
+await import('./cli/backup-commands.js');
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isPgwError(err)) process.stderr.write(`pgw: ${err.code}: ${err.message}\n`);
