@@ -29,6 +29,8 @@ import { partnerKeyState } from '../../keys/partner-keys.js';
 import type { GatewayMetrics, QueueStats } from './metrics.js';
 import { readiness, type ReadinessDeps } from './health.js';
 import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, totpPage, type OverviewData } from './pages.js';
+import { subjectRequestsPage } from './subject-requests-page.js';
+import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 
 export interface ConsoleDeps extends ReadinessDeps {
   config: Config;
@@ -209,6 +211,7 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
   });
 
   app.get('/', async (_req, res) => page(res, 200, overviewPage(who(res), await overview(d))));
+  app.get('/subject-requests', async (_req, res) => page(res, 200, subjectRequestsPage(who(res), await new SubjectRequestRepo(d.ledger.handle).list({ open: true }))));
 
   app.get('/batches', async (req, res) => {
     const q = req.query as Record<string, string | undefined>;

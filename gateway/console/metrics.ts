@@ -11,6 +11,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Ledger } from '../core/ledger/index.js';
+import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
@@ -88,6 +89,9 @@ export class GatewayMetrics implements ProtocolCounters {
         g.set({ partner: e.partner_id, state: e.state, overdue: 'false' }, e.waiting - e.overdue);
         g.set({ partner: e.partner_id, state: e.state, overdue: 'true' }, e.overdue);
       }
+    });
+    computed('pgw_subject_requests_overdue', 'subject requests (AVG) open past their due date (received + 28 days)', [], async (g) => {
+      g.set((await new SubjectRequestRepo(ledger.handle).counts()).overdue);
     });
     computed('pgw_results_pending_pickup', 'result documents (newest per batch) neither downloaded nor pushed, by partner', ['partner'], async (g) => {
       for (const e of await ledger.handoffs.pendingResults()) g.set({ partner: e.partner_id }, e.pending);

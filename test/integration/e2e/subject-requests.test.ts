@@ -12,6 +12,9 @@ import path from 'node:path';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
 import { openRequest, pgwIn, subjectCli } from '../../helpers/subject-cli.js';
+import { consoleSession } from '../../helpers/console-session.js';
+import { consoleGet } from '../../helpers/https-client.js';
+import { addOperator } from '../../../gateway/admin/operators.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
@@ -103,11 +106,22 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
     const overdue = (await json(['subject', 'request', 'list', '--overdue', '--json']) as { id: string }[]).map((r) => r.id);
     expect(overdue).to.deep.equal([old]);
     expect((await json(['subject', 'request', 'list', '--open', '--json']) as unknown[]).length).to.equal(3);
+    // The console (logged in) and /metrics show it as overdue.
+    const port = h.processes[0]!.consolePort!;
+    await h.withLedger((l) => addOperator(l, 'sam', 'support', 'support-password-1', 'test'));
+    const get = await consoleSession(port, 'sam', 'support-password-1');
+    const page = await get('/subject-requests');
+    expect(page.status).to.equal(200);
+    expect(page.body).to.match(/data-count="overdue">1</).and.match(/data-count="open">3</);
+    expect(page.body).to.match(new RegExp(`data-request="${old}">.*overdue`));
+    expect((await get('/')).body).to.include('href="/subject-requests"');
+    expect((await consoleGet(port, '/metrics')).body).to.match(/^pgw_subject_requests_overdue 1$/m);
     const wrongKind = await subjectCli(h, ['erase'], person.bsn!, req.access!).then(() => '', (e: { stderr: string }) => e.stderr);
     expect(wrongKind).to.include('subject.request_kind');
     const unknown = await subjectCli(h, ['find'], person.bsn!, 'sr-nope').then(() => '', (e: { stderr: string }) => e.stderr);
     expect(unknown).to.include('subject.request_not_found');
     await pgw(['subject', 'request', 'close', old, '--outcome', 'refused']);
+    expect((await consoleGet(port, '/metrics')).body).to.match(/^pgw_subject_requests_overdue 0$/m);
     const closed = await subjectCli(h, ['find'], person.bsn!, old).then(() => '', (e: { stderr: string }) => e.stderr);
     expect(closed).to.include('subject.request_closed');
     const actions = (await json(['subject', 'request', 'show', req.access!, '--json']) as { actions: { action: string; actor: string }[] }).actions;
