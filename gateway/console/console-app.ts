@@ -285,7 +285,9 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     });
     const tokens = (await d.ledger.apiTokens.list(p.id)).map(({ secret_hash: _h, ...t }) => t);
     const pushes = await d.ledger.ackPushes.recentForPartner(p.id);
-    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes }));
+    const overdueHours = d.config.console.overdueAckHours;
+    const documents = { rows: await d.ledger.documents.list({ partnerId: p.id, limit: 200 }), overdueBefore: new Date(Date.now() - overdueHours * 3600_000).toISOString(), overdueHours };
+    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes, documents }));
   });
   for (const [action, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
     app.post(`/partners/:id/${action}`, engineer, async (req, res) => {

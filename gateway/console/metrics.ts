@@ -96,6 +96,12 @@ export class GatewayMetrics implements ProtocolCounters {
     computed('pgw_results_pending_pickup', 'result documents (newest per batch) neither downloaded nor pushed, by partner', ['partner'], async (g) => {
       for (const e of await ledger.handoffs.pendingResults()) g.set({ partner: e.partner_id }, e.pending);
     });
+    computed('pgw_documents_pending_pickup', 'outbound documents published and neither downloaded nor pushed, by partner; overdue (PGW_ACK_OVERDUE_HOURS) separately', ['partner', 'overdue'], async (g) => {
+      for (const e of await ledger.documents.waitingByPartner(new Date(Date.now() - config.console.overdueAckHours * 3600_000).toISOString())) {
+        g.set({ partner: e.partner_id, overdue: 'false' }, e.waiting - e.overdue);
+        g.set({ partner: e.partner_id, overdue: 'true' }, e.overdue);
+      }
+    });
     computed('pgw_key_expiry_seconds', 'seconds until an OpenPGP key expires (keys expiring within 90 days)', ['owner', 'partner', 'fingerprint'], async (g) => {
       for (const k of await ledger.stats.expiringKeys(new Date(Date.now() + 90 * 24 * 3600_000))) {
         g.set({ owner: k.owner, partner: k.partner_id ?? '', fingerprint: k.fingerprint }, Math.round((Date.parse(k.not_after) - Date.now()) / 1000));

@@ -1,7 +1,8 @@
 /** The console's pages: plain server-rendered HTML (see html.ts), readable without script. */
-import type { AckPushRow, AckRow, Batch, BatchEvent, Handoff, Partner, PgpKeyRow, ResultRow, SshKeyRow, ApiTokenRow } from '../core/ledger/index.js';
+import type { AckPushRow, AckRow, Batch, BatchEvent, Handoff, Partner, PgpKeyRow, ResultRow, SshKeyRow, ApiTokenRow, OutboundDocument } from '../core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
 import { csrfField, html, layout, raw, type Fragment, type LayoutUser } from './html.js';
+import { documentState } from '../admin/outbound-documents.js';
 
 export interface OverviewData {
   today: Record<string, number>;
@@ -168,6 +169,8 @@ export interface PartnerDetailView {
   sshKeys: SshKeyRow[];
   tokens: Omit<ApiTokenRow, 'secret_hash'>[];
   pushes: AckPushRow[];
+  /** Outbound documents (newest first) and the time before which a waiting one is overdue. */
+  documents?: { rows: OutboundDocument[]; overdueBefore: string; overdueHours: number };
 }
 
 export function partnerPage(user: LayoutUser, d: PartnerDetailView): string {
@@ -183,6 +186,7 @@ ${d.tokens.map((t) => html`<tr><td><code>${t.id}</code></td><td>${t.label ?? ''}
 <h2>Webhook pushes (latest)</h2>${d.pushes.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>batch</th><th>version</th><th class="num">attempts</th><th>last attempt</th><th>result</th></tr></thead><tbody>
 ${d.pushes.map((x) => html`<tr><td><a href="/batches/${x.batch_id}"><code>${x.batch_id}</code></a></td><td>${x.version}</td><td class="num">${x.attempts}</td><td>${when(x.last_attempt_at)}</td>
 <td>${x.delivered_at ? 'delivered' : x.failed_at ? html`<span class="warn">gave up (${x.last_code})</span>` : html`retrying (${x.last_code ?? x.last_status ?? ''})`}</td></tr>`)}</tbody></table>`}
+${d.documents ? documentsSection(d.documents) : ''}
 <p><a href="/batches?partner=${p.id}">Batches of ${p.id}</a></p>
 ${user.role === 'engineer' ? html`<form method="post" action="/partners/${p.id}/${p.status === 'active' ? 'disable' : 'enable'}">${csrfField(user.csrf)}<button type="submit">${p.status === 'active' ? 'Disable partner' : 'Enable partner'}</button></form>` : ''}`);
 }
@@ -190,4 +194,14 @@ ${user.role === 'engineer' ? html`<form method="post" action="/partners/${p.id}/
 export function errorPage(user: LayoutUser | null, status: number, code: string, message: string): string {
   return layout(`Error ${status}`, user, '', html`<h1>${status === 404 ? 'Not found' : status === 403 ? 'Not allowed' : 'Something went wrong'}</h1>
 <p class="err" role="alert"><code>${code}</code>: ${message}</p><p><a href="/">Back to the overview</a></p>`);
+}
+
+/** Documents sent to the partner: how many wait for pickup, how many of those are overdue, the latest ones. */
+function documentsSection(d: NonNullable<PartnerDetailView['documents']>) {
+  const waiting = d.rows.filter((x) => !x.closed_at && x.published_at && !x.first_downloaded_at && !x.pushed_at);
+  const overdue = waiting.filter((x) => x.published_at! < d.overdueBefore).length;
+  return html`<h2>Documents sent</h2><p>${waiting.length} waiting for pickup${overdue ? html` · <span class="warn">${overdue} overdue (older than ${d.overdueHours} h)</span>` : ''}</p>
+${d.rows.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>document</th><th>file</th><th>state</th><th>sent</th><th>downloaded</th><th>pushed</th></tr></thead><tbody>
+${d.rows.slice(0, 20).map((x) => html`<tr><td><code>${x.id}</code></td><td>${x.outbox_name}</td><td>${documentState(x)}${waiting.includes(x) && x.published_at! < d.overdueBefore ? html` <span class="warn">overdue</span>` : ''}</td>
+<td>${when(x.published_at ?? x.created_at)}</td><td>${when(x.first_downloaded_at)}</td><td>${when(x.pushed_at)}</td></tr>`)}</tbody></table>`}`;
 }

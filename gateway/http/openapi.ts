@@ -77,6 +77,25 @@ const schemas = {
       },
     },
   },
+  DocumentList: {
+    type: 'object', additionalProperties: false, required: ['documents'],
+    properties: {
+      documents: {
+        type: 'array',
+        items: {
+          type: 'object', additionalProperties: false,
+          required: ['documentId', 'fileName', 'sha256', 'createdAt', 'downloadedAt', 'pushedAt', 'state', 'links'],
+          properties: {
+            documentId: { type: 'string', pattern: '^d-[0-9]{8}-[a-z0-9]{12}$' }, fileName: { type: 'string' },
+            sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, createdAt: { type: 'string', format: 'date-time' },
+            downloadedAt: { type: ['string', 'null'], format: 'date-time' }, pushedAt: { type: ['string', 'null'], format: 'date-time' },
+            state: { enum: ['published', 'downloaded', 'pushed'] },
+            links: { type: 'object', additionalProperties: false, required: ['download'], properties: { download: { type: 'string' } } },
+          },
+        },
+      },
+    },
+  },
   AckList: {
     type: 'object', additionalProperties: false, required: ['acks'],
     properties: {
@@ -181,6 +200,27 @@ export const OPENAPI_DOCUMENT = {
             content: { 'application/pgp-encrypted': { schema: { type: 'string', contentMediaType: 'application/pgp-encrypted' } } },
           },
           404: err('no such batch (`batch.not_found`) or no result yet (`result.not_ready`)'),
+          ...common,
+        },
+      },
+    },
+    '/v1/documents': {
+      get: {
+        summary: 'Documents Babybalance sent this partner (declarations, reports), newest first; withdrawn and expired ones are not listed',
+        parameters: [{ name: 'pending', in: 'query', required: false, schema: { enum: ['true', 'false'] }, description: 'only documents neither downloaded nor pushed' }],
+        responses: { 200: { description: 'documents', content: json('DocumentList') }, 400: err('bad parameter (`http.bad_request`)'), ...common },
+      },
+    },
+    '/v1/documents/{documentId}': {
+      get: {
+        summary: 'One document, signed by the gateway and encrypted to the partner\'s key (also at /outbox/<name>.pgp over SFTP); a complete download is the delivery receipt',
+        parameters: [{ name: 'documentId', in: 'path', required: true, schema: { type: 'string', pattern: '^d-[0-9]{8}-[a-z0-9]{12}$' } }],
+        responses: {
+          200: {
+            description: 'the document; X-Pgw-Document-Id and X-Pgw-Document-Sha256 name it',
+            content: { 'application/pgp-encrypted': { schema: { type: 'string', contentMediaType: 'application/pgp-encrypted' } } },
+          },
+          404: err('no such document of this partner, or withdrawn or expired (`document.not_found`)'),
           ...common,
         },
       },

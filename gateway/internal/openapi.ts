@@ -27,7 +27,20 @@ const handoffProps = {
   },
 } as const;
 
+const documentId = { type: 'string', pattern: '^d-[0-9]{8}-[a-z0-9]{12}$' } as const;
+const documentProps = {
+  documentId, partner: str, name: str, fileName: { ...str, description: 'the outbox entry: <name>.pgp' },
+  sha256: { type: 'string', pattern: '^[0-9a-f]{64}$', description: 'of the encrypted file' }, bytes: { ...count, description: 'plaintext bytes' },
+  state: { enum: ['queued', 'published', 'downloaded', 'pushed', 'key_revoked', 'expired'], description: 'key_revoked: withdrawn, the key it was encrypted to was revoked before pickup; send it again' },
+  createdAt: time, publishedAt: timeOrNull, downloadedAt: timeOrNull, downloadedVia: { enum: ['sftp', 'https', null] }, pushedAt: timeOrNull, closedAt: timeOrNull,
+} as const;
+
 const schemas = {
+  Document: { type: 'object', additionalProperties: false, required: Object.keys(documentProps), properties: documentProps },
+  DocumentSent: {
+    type: 'object', additionalProperties: false, required: [...Object.keys(documentProps), 'created'],
+    properties: { ...documentProps, created: { type: 'boolean', description: 'false: the same name and bytes were sent before; this is that document' } },
+  },
   Error: {
     type: 'object', additionalProperties: false, required: ['error'],
     properties: {
@@ -93,7 +106,7 @@ export const INTERNAL_OPENAPI_DOCUMENT = {
   security: [{ bearer: [] }],
   components: {
     securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for these routes)' },
+      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents)' },
       clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for services added with --client-cert' },
     },
     schemas,
@@ -145,6 +158,32 @@ export const INTERNAL_OPENAPI_DOCUMENT = {
           415: err('not application/json (`http.unsupported_media_type`)'),
           ...common,
         },
+      },
+    },
+    '/internal/v1/partners/{partnerId}/documents': {
+      post: {
+        summary: 'Send the partner a document: the body streams into an OpenPGP message signed by the gateway and encrypted to the partner\'s newest active key (the plaintext is never written to disk), published at /outbox/<name>.pgp, on the partner API and to its webhook. Scope `outbound`. The same name and bytes again return the same document.',
+        parameters: [
+          { name: 'partnerId', in: 'path', required: true, schema: str },
+          { name: 'name', in: 'query', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,195}$' }, description: 'the file name the partner sees, without .pgp' },
+        ],
+        requestBody: { required: true, content: { '*/*': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } } },
+        responses: {
+          202: { description: 'published (or the same document as before)', content: json('DocumentSent') },
+          400: err('`document.name_invalid`'),
+          404: err('`document.partner_unknown`'),
+          409: err('`document.partner_disabled`, `document.no_partner_key` (no active encryption key), `document.name_taken` (an open document of that name has other content)'),
+          413: err('larger than PGW_MAX_OUTBOUND_BYTES (`limits.outbound_size`)'),
+          415: err('a Content-Encoding (`http.unsupported_media_type`)'),
+          ...common,
+        },
+      },
+    },
+    '/internal/v1/documents/{documentId}': {
+      get: {
+        summary: 'Where a document is: queued | published | downloaded | pushed | key_revoked | expired, with times. Scope `outbound`.',
+        parameters: [{ name: 'documentId', in: 'path', required: true, schema: documentId }],
+        responses: { 200: { description: 'the document', content: json('Document') }, 404: err('`document.not_found`'), ...common },
       },
     },
     '/internal/v1/openapi.json': {

@@ -11,10 +11,13 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { GatewayHarness, gpg, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
-import { WebhookReceiver, consoleGet, curl } from '../../helpers/https-client.js';
+import { OpenApiChecker, WebhookReceiver, consoleGet, curl, type ApiResponse } from '../../helpers/https-client.js';
+import { INTERNAL_OPENAPI_DOCUMENT } from '../../../gateway/internal/openapi.js';
+import { OPENAPI_DOCUMENT } from '../../../gateway/http/openapi.js';
 import { pgwCli } from '../../helpers/key-tools.js';
 import { issueToken } from '../../../gateway/admin/api-tokens.js';
 import { setPartnerStatus, updatePartner } from '../../../gateway/admin/partner-admin.js';
+import { partnerPage } from '../../../gateway/console/pages.js';
 
 const CANARY = 'DECLARATIE-CANARY-7f3a9c-Jansen-123456782';
 
@@ -39,8 +42,18 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
   let declaration = '';
   let work = '';
   const internal = () => `https://127.0.0.1:${h.internalPort}/internal/v1`;
-  const service = (args: string[]) => curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${serviceToken}`, ...args]);
-  const partnerApi = (args: string[]) => curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${partnerToken}`, ...args]);
+  const seen: { internal: ApiResponse[]; partner: ApiResponse[] } = { internal: [], partner: [] };
+  /** curl, keeping each JSON answer for the OpenAPI check at the end. */
+  const recorded = async (into: ApiResponse[], token: string, args: string[]) => {
+    const r = await curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${token}`, ...args]);
+    const url = new URL(args[args.length - 1]!);
+    let json: unknown;
+    try { json = JSON.parse(r.stdout); } catch { return r; }
+    into.push({ method: args.includes('POST') ? 'POST' : 'GET', path: url.pathname + url.search, status: r.httpCode, headers: { 'content-type': 'application/json' }, body: Buffer.from(r.stdout), json });
+    return r;
+  };
+  const service = (args: string[]) => recorded(seen.internal, serviceToken, args);
+  const partnerApi = (args: string[]) => recorded(seen.partner, partnerToken, args);
   const send = (partner: string, name: string, file: string) => service([
     '-X', 'POST', '-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`, `${internal()}/partners/${partner}/documents?name=${name}`,
   ]);
@@ -208,6 +221,23 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
     expect(audit.map((a) => a.target)).to.deep.equal([q.id]);
   });
 
+  it('a document waiting for pickup: pending on the partner API, in /metrics, on the console\'s partner page (overdue after PGW_ACK_OVERDUE_HOURS)', async () => {
+    await fsp.writeFile(path.join(work, 'herinnering.txt'), `herinnering\n${CANARY}\n`);
+    const r = await send(p.id, 'herinnering.txt', path.join(work, 'herinnering.txt'));
+    const id = JSON.parse(r.stdout).documentId as string;
+    const pending = JSON.parse((await partnerApi([`https://127.0.0.1:${h.httpsPort}/v1/documents?pending=true`])).stdout);
+    expect(pending.documents.map((x: { documentId: string; state: string }) => [x.documentId, x.state])).to.deep.equal([[id, 'published']]);
+    const metrics = (await consoleGet(h.processes[0]!.consolePort!, '/metrics')).body;
+    expect(metrics).to.include(`pgw_documents_pending_pickup{partner="${p.id}",overdue="false"} 1`);
+    const rows = await h.withLedger((l) => l.documents.list({ partnerId: p.id }));
+    const view = { partner: (await h.withLedger((l) => l.partners.get(p.id)))!, pgpKeys: [], sshKeys: [], tokens: [], pushes: [] };
+    const user = { name: 'support', role: 'support', csrf: 'x' } as unknown as Parameters<typeof partnerPage>[0];
+    const now = partnerPage(user, { ...view, documents: { rows, overdueBefore: new Date(Date.now() - 3600_000).toISOString(), overdueHours: 1 } });
+    expect(now).to.include('1 waiting for pickup').and.not.to.include('overdue (older');
+    const later = partnerPage(user, { ...view, documents: { rows, overdueBefore: new Date(Date.now() + 3600_000).toISOString(), overdueHours: 1 } });
+    expect(later).to.include('1 overdue (older than 1 h)').and.to.include('herinnering.txt.pgp');
+  });
+
   it('nothing of the plaintext in logs, tmp/, the data dir or Redis', async () => {
     const logs = h.processes.flatMap((x) => x.lines).join('\n');
     expect(logs).to.include('document sent');
@@ -218,6 +248,13 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
     }
     const metrics = (await consoleGet(h.processes[0]!.consolePort!, '/metrics')).body;
     expect(metrics).not.to.include(CANARY);
+  });
+
+  it('every answer matches the OpenAPI documents (internal and partner listener)', () => {
+    expect(seen.internal.length).to.be.greaterThan(10);
+    expect(seen.internal.flatMap((r) => new OpenApiChecker(INTERNAL_OPENAPI_DOCUMENT).check(r))).to.deep.equal([]);
+    expect(seen.partner.length).to.be.greaterThan(2);
+    expect(seen.partner.flatMap((r) => new OpenApiChecker(OPENAPI_DOCUMENT).check(r))).to.deep.equal([]);
   });
 });
 
