@@ -9,9 +9,9 @@ import type { GatewayHarness } from './gateway-harness.js';
 
 const PGW = path.resolve(import.meta.dirname, '../../bin/pgw.js');
 
-function pgwIn(h: GatewayHarness, args: string[], stdin: string | null): Promise<{ stdout: string; stderr: string }> {
+function pgwIn(h: GatewayHarness, args: string[], stdin: string | null, env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = execFile(process.execPath, [PGW, ...args], { env: h.env }, (err, stdout, stderr) => {
+    const child = execFile(process.execPath, [PGW, ...args], { env: { ...h.env, ...env } }, (err, stdout, stderr) => {
       if (err) reject(Object.assign(err, { stdout, stderr }));
       else resolve({ stdout, stderr });
     });
@@ -20,9 +20,9 @@ function pgwIn(h: GatewayHarness, args: string[], stdin: string | null): Promise
 }
 
 /** `pgw subject <cmd> --request <request> --bsn - <rest>` with the BSN on stdin. */
-export async function subjectCli(h: GatewayHarness, args: string[], bsn: string, request: string): Promise<string> {
+export async function subjectCli(h: GatewayHarness, args: string[], bsn: string, request: string, env: Record<string, string> = {}): Promise<string> {
   const [cmd, ...rest] = args;
-  return (await pgwIn(h, ['subject', cmd!, '--request', request, '--bsn', '-', ...rest], `${bsn}\n`)).stdout;
+  return (await pgwIn(h, ['subject', cmd!, '--request', request, '--bsn', '-', ...rest], `${bsn}\n`, env)).stdout;
 }
 
 /** Open a request of `kind`; returns its id. */

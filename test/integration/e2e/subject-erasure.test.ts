@@ -13,6 +13,7 @@ import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway
 import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
 import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
 import { openRequest, subjectCli } from '../../helpers/subject-cli.js';
+import { consoleGet } from '../../helpers/https-client.js';
 
 const run = promisify(execFile);
 const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
@@ -28,7 +29,7 @@ describe('subject erasure holds: erase, then reprocess', function () {
   const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
   const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
   let request = '';
-  const subject = (args: string[], bsn: string) => subjectCli(h, args, bsn, request);
+  const subject = (args: string[], bsn: string, env: Record<string, string> = {}) => subjectCli(h, args, bsn, request, env);
 
   before(async () => {
     h = await GatewayHarness.create();
@@ -80,5 +81,43 @@ describe('subject erasure holds: erase, then reprocess', function () {
   it('the placeholder BSN 999999999 names nobody: refused', async () => {
     const r = await subject(['find', '--json'], '999999999').then(() => null, (e: { stderr: string }) => e.stderr);
     expect(r).to.include('config.invalid');
+  });
+
+  it('SIGKILL between the batches of an erasure: each batch erased or intact; the rerun finishes', async () => {
+    const other = sampleRecord(1, now); // in both batches
+    const keys = new DataKeys(await loadMasterKey(h.config.dataKey, h.config.keyPassphrase!, h.dataDir.keysDir));
+    const holds = async (id: string) => {
+      const b = (await h.withLedger((l) => l.batches.get(id)))!;
+      const payload = (await readSealedAll(h.dataDir.payloadFile(id), keys.unwrap(b.data_key!))).toString('utf8');
+      const accepted = (await readSealedAll(h.dataDir.acceptedFile(id), keys.unwrap(b.data_key!))).toString('utf8');
+      const received = await fsp.stat(h.dataDir.spoolFile(id)).then(() => true, () => false);
+      return [payload.includes(other.bsn!), accepted.includes(other.bsn!), received];
+    };
+    for (const id of Object.values(ids)) expect(await holds(id), id).to.deep.equal([true, true, false]); // reprocessed above: no received file
+    // Give the batches their received files back as they would be before an erasure.
+    for (const id of Object.values(ids)) await fsp.writeFile(h.dataDir.spoolFile(id), 'received');
+    const killed = await subject(['erase', '--json'], other.bsn!, { PGW_FAULT: 'after-subject-batch' }).then(() => null, (e: { signal?: string }) => e.signal);
+    expect(killed).to.equal('SIGKILL');
+    const states: boolean[][] = [];
+    for (const id of Object.values(ids)) states.push(await holds(id));
+    expect(states.map((s) => JSON.stringify(s)).sort()).to.deep.equal([JSON.stringify([false, false, false]), JSON.stringify([true, true, true])]);
+    expect(JSON.parse(await subject(['find', '--json'], other.bsn!))).to.have.length(1);
+    const rerun = JSON.parse(await subject(['erase', '--json'], other.bsn!)) as { records: number; batches: string[] };
+    expect(rerun.records).to.equal(1);
+    for (const id of Object.values(ids)) expect(await holds(id), id).to.deep.equal([false, false, false]);
+    expect(JSON.parse(await subject(['find', '--json'], other.bsn!))).to.deep.equal([]);
+  });
+
+  it('no BSN in logs, Redis, metrics or audit details', async () => {
+    const audit = JSON.stringify(await h.withLedger((l) => l.audit.list(500)));
+    const logs = h.processes.flatMap((p) => p.lines).join('\n');
+    const redis = await h.redisDump();
+    const metrics = (await consoleGet(h.processes[0]!.consolePort!, '/metrics')).body;
+    expect(audit).to.include('subject.erase');
+    for (const bsn of [person.bsn!, sampleRecord(1, now).bsn!]) {
+      for (const [name, hay] of [['audit', audit], ['logs', logs], ['redis', redis], ['metrics', metrics], ['ledger', await h.ledgerDump()]] as const) {
+        expect(hay.includes(bsn), `${name} holds a BSN`).to.equal(false);
+      }
+    }
   });
 });
