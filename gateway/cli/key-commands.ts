@@ -7,7 +7,11 @@ import { readFile } from 'node:fs/promises';
 import { addPartnerPgpKey } from '../admin/partner-admin.js';
 import { listKeys, revokePartnerPgpKey } from '../admin/key-admin.js';
 
-import { actor, isoOption, print, program, table, withLedger } from './cli-kit.js';
+import { actor, cliLogger, isoOption, print, program, table, withLedger } from './cli-kit.js';
+import { withdrawForRevokedKeys } from '../admin/outbound-documents.js';
+import { DataDir } from '../core/data-dir.js';
+import type { Config } from '../core/config.js';
+import type { Ledger } from '../core/ledger/index.js';
 
 export const keys = program.command('keys').description('gateway and partner OpenPGP keys');
 // --- keys (issue 5): listing, gateway export and rotation ---
@@ -79,19 +83,22 @@ partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner P
   .option('--certificate <file>', 'apply the partner\'s OpenPGP revocation certificate for this key (e.g. from gpg\'s openpgp-revocs.d)')
   .option('--json', 'print JSON')
   .action(async (id: string, fp: string, o: { reason?: string; compromisedSince?: string; certificate?: string; json?: boolean }) => {
-    await withLedger(async (ledger) => {
+    await withLedger(async (ledger, cfg) => {
       if (o.certificate) {
         const c = await applyRevocationCertificate(ledger, { partnerId: id, certificate: await readFile(o.certificate, 'utf8'), actor, channel: 'cli', expectFingerprint: fp });
+        await withdrawDocuments(ledger, cfg, id);
         print(c, o.json, () => [`key ${c.fingerprint} revoked as of ${c.revokedAt} (${c.reason})`,
           ...(c.keysCancelled.length ? [`pending keys it had signed for, cancelled: ${c.keysCancelled.join(' ')}`] : [])].join('\n'));
         return;
       }
       const since = isoOption(o.compromisedSince, '--compromised-since');
       const r = await revokePartnerPgpKey(ledger, { partnerId: id, fingerprint: fp, reason: o.reason ?? null, actor, ...(since ? { compromisedSince: since } : {}) });
+      const withdrawn = await withdrawDocuments(ledger, cfg, id);
       print(r, o.json, () => [`key ${r.fingerprint} revoked as of ${r.revokedAt}`,
         ...(r.batchesToReview.length ? [`batches to review (accepted, signed since then): ${r.batchesToReview.join(' ')}`] : []),
         ...(r.keysCancelled.length ? [`pending keys it had signed for, cancelled: ${r.keysCancelled.join(' ')}`] : []),
-        ...(r.keysToReview.length ? [`keys to review (submitted with its signature since then, already active): ${r.keysToReview.join(' ')}`] : [])].join('\n'));
+        ...(r.keysToReview.length ? [`keys to review (submitted with its signature since then, already active): ${r.keysToReview.join(' ')}`] : []),
+        ...(withdrawn.length ? [`documents withdrawn (encrypted to this key, not picked up; the sender sees key_revoked): ${withdrawn.join(' ')}`] : [])].join('\n'));
     });
   });
 partnerKeys.command('list [id]').description('partner PGP keys with state (pending, active, expired, revoked)').option('--json', 'print JSON')
@@ -104,3 +111,8 @@ partnerKeys.command('list [id]').description('partner PGP keys with state (pendi
   });
 
 // --- partner SSH keys (issue 5) ---
+
+/** Outbound documents encrypted to a key revoked just now and not picked up: withdrawn at once (the reconciler would, later). */
+function withdrawDocuments(ledger: Ledger, cfg: Config, partnerId: string): Promise<string[]> {
+  return withdrawForRevokedKeys({ ledger, dataDir: new DataDir(cfg.dataDir), log: cliLogger(cfg) }, partnerId);
+}

@@ -15,6 +15,7 @@ import { OpenApiChecker, WebhookReceiver, consoleGet, curl, type ApiResponse } f
 import { INTERNAL_OPENAPI_DOCUMENT } from '../../../gateway/internal/openapi.js';
 import { OPENAPI_DOCUMENT } from '../../../gateway/http/openapi.js';
 import { pgwCli } from '../../helpers/key-tools.js';
+import { exec } from '../../helpers/interop-tools.js';
 import { issueToken } from '../../../gateway/admin/api-tokens.js';
 import { setPartnerStatus, updatePartner } from '../../../gateway/admin/partner-admin.js';
 import { partnerPage } from '../../../gateway/console/pages.js';
@@ -110,6 +111,18 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
     await waitFor(async () => Boolean((await h.withLedger((l) => l.documents.get(documentId)))?.first_downloaded_at), 10_000, 'sftp receipt');
     const st = JSON.parse((await service([`${internal()}/documents/${documentId}`])).stdout);
     expect(st).to.include({ state: 'downloaded', downloadedVia: 'sftp' });
+  });
+
+  it('sqop (Sequoia\'s SOP) decrypts it with the partner\'s exported key and verifies the gateway\'s signature too', async () => {
+    const secret = path.join(work, 'partner-secret.asc');
+    const gwCert = path.join(work, 'gateway.asc');
+    await fsp.writeFile(secret, (await gpg(p.gpgHome, ['--armor', '--export-secret-keys'])).stdout);
+    await fsp.writeFile(gwCert, (await gpg(p.gpgHome, ['--armor', '--export', h.gatewayFingerprint])).stdout);
+    const ver = path.join(work, 'sqop-verifications.txt');
+    const r = await exec('sqop', ['decrypt', '--verify-with', gwCert, '--verifications-out', ver, secret], { input: await fsp.readFile(path.join(work, 'via-sftp.pgp')) });
+    expect(r.code, r.stderr.toString()).to.equal(0);
+    expect(r.stdout.toString('utf8')).to.equal(declaration);
+    expect((await fsp.readFile(ver, 'utf8')).toUpperCase()).to.include(h.gatewayFingerprint.slice(-16));
   });
 
   it('the same name and bytes again (a retry after a timeout) is the same document; other bytes under that name are refused', async () => {
@@ -208,6 +221,8 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
     expect(await fsp.stat(path.join(h.dataDir.outboxDir(q.id), 'rapport.txt.pgp')).catch(() => null)).not.to.equal(null);
     const rev = await pgwCli(h, ['keys', 'partner', 'revoke', q.id, doc.encrypted_to, '--reason', 'lost laptop']);
     expect(rev.code, rev.stderr).to.equal(0);
+    expect(rev.stdout).to.include(`documents withdrawn (encrypted to this key, not picked up; the sender sees key_revoked): ${id}`);
+    expect(await fsp.stat(path.join(h.dataDir.outboxDir(q.id), 'rapport.txt.pgp')).catch(() => null), 'withdrawn by the revocation itself').to.equal(null);
     const st = JSON.parse((await service([`${internal()}/documents/${id}`])).stdout);
     expect(st).to.include({ state: 'key_revoked' });
     expect(st.closedAt).to.be.a('string');
@@ -236,6 +251,24 @@ describe('outbound documents: service (curl) → partner (sftp, https, webhook; 
     expect(now).to.include('1 waiting for pickup').and.not.to.include('overdue (older');
     const later = partnerPage(user, { ...view, documents: { rows, overdueBefore: new Date(Date.now() + 3600_000).toISOString(), overdueHours: 1 } });
     expect(later).to.include('1 overdue (older than 1 h)').and.to.include('herinnering.txt.pgp');
+  });
+
+  it('pgw send does the same from a file (streamed; a second run is the same document)', async () => {
+    const file = path.join(work, 'cli.txt');
+    await fsp.writeFile(file, `via de cli\n${CANARY}\n`);
+    const r = await pgwCli(h, ['send', p.id, file, '--name', 'cli-rapport.txt', '--json']);
+    expect(r.code, r.stderr).to.equal(0);
+    const sent = JSON.parse(r.stdout);
+    expect(sent).to.include({ partner: p.id, fileName: 'cli-rapport.txt.pgp', state: 'published', created: true });
+    const again = await pgwCli(h, ['send', p.id, file, '--name', 'cli-rapport.txt']);
+    expect(again.stdout).to.include(`already sent (same name and content): ${sent.documentId}`);
+    const local = path.join(work, 'cli.pgp');
+    expect((await h.sftp(p, [`get /outbox/cli-rapport.txt.pgp ${local}`])).code).to.equal(0);
+    const { text, signer } = await decryptVerified(local);
+    expect([text, signer]).to.deep.equal([`via de cli\n${CANARY}\n`, h.gatewayFingerprint]);
+    const bad = await pgwCli(h, ['send', p.id, file, '--name', '../x']);
+    expect(bad.code).not.to.equal(0);
+    expect(bad.stderr).to.include('document.name_invalid');
   });
 
   it('nothing of the plaintext in logs, tmp/, the data dir or Redis', async () => {
