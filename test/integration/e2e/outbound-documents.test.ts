@@ -328,6 +328,10 @@ describe('outbound documents: SIGKILL while a document streams in, and between i
       expect(await fsp.stat(h.dataDir.documentBlob(rows[0]!.id)).catch(() => null), 'the queued row points at its file').not.to.equal(null);
       expect((await fsp.readdir(outbox)).filter((n) => n !== 'test')).to.deep.equal([]);
 
+      // The reconciler (worker role) links the queued document into the outbox without any retry.
+      await h.start('worker');
+      await waitFor(async () => Boolean((await h.withLedger((l) => l.documents.get(rows[0]!.id)))?.published_at), 30_000, 'reconciler published it');
+      expect((await fsp.readdir(outbox)).filter((n) => n !== 'test')).to.deep.equal(['jaaroverzicht.txt.pgp']);
       await h.start('gateway');
       const retry = await post(h.internalPort, 'jaaroverzicht.txt');
       expect(retry.httpCode, retry.stdout).to.equal(202);
