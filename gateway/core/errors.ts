@@ -174,6 +174,7 @@ export const ERROR_CODES = {
   'subject.request_closed': { scope: 'operator', message: 'the subject request is closed: an action needs an open request' },
   'subject.request_kind': { scope: 'operator', message: 'the subject request is of another kind (access: find and export; correction: correct; erasure: erase)' },
   'subject.bsn_missing': { scope: 'operator', message: 'give the BSN on stdin with --bsn - (9 digits)' },
+  'subject.correction_invalid': { scope: 'operator', message: 'the correction would store what an upload is refused for (schema, format or plausibility); nothing was changed' },
   'token.not_found': { scope: 'operator', message: 'no such API token for this partner' },
   'service.invalid': { scope: 'operator', message: 'service names are 2-40 characters (a-z, 0-9, "-"); scopes are handoff, outbound and subjects' },
   'service.token_not_found': { scope: 'operator', message: 'no such service token' },
