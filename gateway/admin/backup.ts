@@ -23,7 +23,7 @@ import { DataDir } from '../core/data-dir.js';
 import { Ledger } from '../core/ledger/index.js';
 import { DataKeys, deriveMasterKey, loadMasterKey } from '../core/sealed-blob.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../core/fs-atomic.js';
-import { isAckFileName, isResultFileName } from '../ingest/file-names.js';
+import { isAckFileName, isDocumentFileName, isResultFileName } from '../ingest/file-names.js';
 import { keyAuditChain, openKeyedLedger } from '../../keys/audit-key.js';
 import { verifyAudit } from './audit-admin.js';
 import {
@@ -231,9 +231,9 @@ export async function restoreBackup(config: Config, backupDir: string, actor: st
 const BATCH_DIRS = new Set(['spool', 'payload', 'accepted', 'acks']);
 
 /**
- * Whether a backed-up file belongs to the restored ledger: blobs of batches it knows, and
- * outbox acks and results it has a row for. Anything else (other folders, documents, keys)
- * is taken as it is.
+ * Whether a backed-up file belongs to the restored ledger: blobs of batches and documents it
+ * knows, and outbox acks, results and documents it has a row for. Anything else (keys,
+ * key submissions, the installation id) is taken as it is.
  */
 async function belongingTest(ledger: Ledger, dataDir: DataDir): Promise<(rel: string) => boolean> {
   const db = ledger.handle.db;
@@ -245,11 +245,17 @@ async function belongingTest(ledger: Ledger, dataDir: DataDir): Promise<(rel: st
   };
   for (const r of await db.selectFrom('acks').innerJoin('batches', 'batches.id', 'acks.batch_id').select(['batches.partner_id', 'batches.lane', 'acks.outbox_name']).execute()) add(r.partner_id, r.lane, r.outbox_name);
   for (const r of await db.selectFrom('results').innerJoin('batches', 'batches.id', 'results.batch_id').select(['batches.partner_id', 'batches.lane', 'results.outbox_name']).execute()) add(r.partner_id, r.lane, r.outbox_name);
+  const documentIds = new Set<string>();
+  for (const r of await db.selectFrom('outbound_documents').select(['id', 'partner_id', 'outbox_name']).execute()) {
+    documentIds.add(r.id);
+    add(r.partner_id, 'live', r.outbox_name);
+  }
   return (rel: string) => {
     const parts = rel.split('/');
     if (parts.length === 2 && BATCH_DIRS.has(parts[0]!)) return batchIds.has(parts[1]!.split('.')[0]!);
+    if (parts.length === 2 && parts[0] === 'documents') return documentIds.has(parts[1]!.split('.')[0]!);
     const name = parts[parts.length - 1]!;
-    if (parts[0] === 'partners' && parts[2] === 'outbox' && (isAckFileName(name) || isResultFileName(name))) return outbox.has(rel);
+    if (parts[0] === 'partners' && parts[2] === 'outbox' && (isAckFileName(name) || isResultFileName(name) || isDocumentFileName(name))) return outbox.has(rel);
     return true;
   };
 }

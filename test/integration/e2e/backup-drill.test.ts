@@ -172,14 +172,24 @@ describe('backup drill: back up a running gateway, lose it, restore into new one
     await fsp.rm(copy, { recursive: true });
   });
 
-  it('blobs written after the ledger snapshot are orphans: restore leaves them out', async () => {
+  it('a batch and a document written after the ledger snapshot are orphans: restore leaves their files out', async () => {
     let late = '';
+    let lateDocument = '';
     const out = path.join(h.dir, 'backup-orphans');
     await createBackup(h.config, out, 'test', silentLogger, {
-      afterLedgerSnapshot: async () => { late = await uploadSftp('late.json.pgp', JSON.stringify(sampleBatch(1, now))); },
+      afterLedgerSnapshot: async () => {
+        late = await uploadSftp('late.json.pgp', JSON.stringify(sampleBatch(1, now)));
+        const report = path.join(h.dir, 'late-report.txt');
+        await fsp.writeFile(report, 'declaration 2026-05\n');
+        lateDocument = (JSON.parse((await pgw(['send', 'kz-alpha', report, '--name', 'late-report.txt', '--json'])).stdout) as { documentId: string }).documentId;
+      },
     });
+    expect(lateDocument).to.match(/^d-/);
     const stored = (await allFiles(path.join(out, 'data'))).map((f) => path.relative(out, f));
     expect(stored.some((n) => n.includes(late)), 'the late batch\'s blobs were copied').to.equal(true);
+    expect(stored.some((n) => n.includes(lateDocument)), 'the late document was copied').to.equal(true);
+    const listed = (JSON.parse(await fsp.readFile(path.join(out, 'manifest.json'), 'utf8')) as { files: { path: string }[] }).files.map((f) => f.path);
+    expect(listed).to.include.members(['partners/kz-alpha/outbox/late-report.txt.pgp', 'partners/kz-alpha/outbox/late.json.pgp.ack.pgp']);
 
     const side = path.join(h.dir, 'side');
     let db: TestDatabase | null = null;
@@ -192,8 +202,9 @@ describe('backup drill: back up a running gateway, lose it, restore into new one
       const cfg = loadConfig({ env: { ...h.env, PGW_DATA_DIR: side, PGW_DATABASE_URL: databaseUrl } });
       const r = await restoreBackup(cfg, out, 'test', silentLogger);
       expect(r.orphans).to.be.greaterThan(0);
+      await transcript('pgw restore of a backup with a batch and a document written after its ledger snapshot', `left out ${r.orphans} files`);
       const restored = (await allFiles(side)).map((f) => path.relative(side, f));
-      expect(restored.filter((n) => n.includes(late) || n.includes('late.json'))).to.deep.equal([]);
+      expect(restored.filter((n) => n.includes(late) || n.includes('late.json') || n.includes(lateDocument) || n.includes('late-report'))).to.deep.equal([]);
       for (const id of Object.values(ids)) expect(restored.some((n) => n.startsWith('spool/') && n.includes(id)), `spool of ${id}`).to.equal(true);
     } finally {
       await db?.drop();
