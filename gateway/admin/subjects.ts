@@ -48,13 +48,13 @@ const BSN = /^\d{9}$/;
 export const PLACEHOLDER_BSN = '999999999';
 
 /** Every keyed hash the person may be indexed under (the current form and older rows'). */
-function subjectOf(d: SubjectDeps, bsn: string): Buffer[] {
+export function subjectOf(d: SubjectDeps, bsn: string): Buffer[] {
   if (!BSN.test(bsn)) throw new PgwError('config.invalid', 'a BSN is 9 digits');
   if (bsn === PLACEHOLDER_BSN) throw new PgwError('config.invalid', 'the placeholder BSN 999999999 names nobody');
   return d.dataKeys.subjectLookupHashes(bsn);
 }
 
-async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
+export async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
   const byBatch = new Map<string, number[]>();
   for (const r of await d.ledger.subjects.find(subject)) byBatch.set(r.batch_id, [...(byBatch.get(r.batch_id) ?? []), r.record]);
   const out: SubjectHit[] = [];
@@ -71,14 +71,14 @@ async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
  * The open request an action serves (DESIGN §10): every action is noted under it and audited
  * naming the operator and the request — never the BSN.
  */
-async function underRequest(d: SubjectDeps, request: string, kinds: readonly SubjectRequestKind[]): Promise<SubjectRequestRepo> {
+export async function underRequest(d: SubjectDeps, request: string, kinds: readonly SubjectRequestKind[]): Promise<SubjectRequestRepo> {
   const repo = new SubjectRequestRepo(d.ledger.handle);
   const r = await repo.requireOpen(request);
   if (!kinds.includes(r.kind)) throw new PgwError('subject.request_kind', undefined, { request, kind: r.kind });
   return repo;
 }
 
-async function noteAction(d: SubjectDeps, repo: SubjectRequestRepo, request: string, actor: string, action: string, detail: Record<string, unknown>): Promise<void> {
+export async function noteAction(d: SubjectDeps, repo: SubjectRequestRepo, request: string, actor: string, action: string, detail: Record<string, unknown>): Promise<void> {
   await repo.addAction(request, actor, action, detail);
   await d.ledger.audit.record(actor, `subject.${action}`, request, { request, ...detail });
 }
@@ -90,7 +90,7 @@ export async function findSubject(d: SubjectDeps, bsn: string, actor: string, re
   return found;
 }
 
-async function payloadRecords(d: SubjectDeps, b: Batch) {
+export async function payloadRecords(d: SubjectDeps, b: Batch) {
   const key = d.dataKeys.unwrap(b.data_key!);
   const plain = await readSealedAll(d.dataDir.payloadFile(b.id), key);
   try {
@@ -161,13 +161,13 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, r
   return { batches, records: erased };
 }
 
-async function removeQuarantine(d: SubjectDeps, batchId: string): Promise<void> {
+export async function removeQuarantine(d: SubjectDeps, batchId: string): Promise<void> {
   const names = await fsp.readdir(d.dataDir.quarantineDir).catch(() => [] as string[]);
   for (const n of names) if (d.dataDir.quarantineBatchId(n) === batchId) await removeQuietly(path.join(d.dataDir.quarantineDir, n));
 }
 
 /** Replace a sealed file atomically: a crash leaves the old or the new one, never half of either. */
-async function rewriteSealed(file: string, key: Buffer, data: Buffer): Promise<void> {
+export async function rewriteSealed(file: string, key: Buffer, data: Buffer): Promise<void> {
   const tmp = tempNameFor(file);
   try {
     await writeSealed(tmp, key, data);

@@ -6,6 +6,7 @@
 import { Option } from 'commander';
 import { eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
 import { PgwError } from '../core/errors.js';
+import { correctSubject, parseSets } from '../admin/subject-correction.js';
 import { SUBJECT_REQUEST_KINDS, SubjectRequestRepo, type SubjectRequest, type SubjectRequestKind } from '../core/ledger/subject-requests.js';
 import { actor, emit, isoOption, print, program, table, withLedger, withPayloads } from './cli-kit.js';
 
@@ -48,6 +49,18 @@ subject.command('erase').description('remove the person from stored payloads (re
     await withPayloads(async (d) => {
       const r = await eraseSubject(d, bsn, actor, o.request);
       print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)`);
+    });
+  });
+
+subject.command('correct').description('set fields of the person\'s records in stored payloads and accepted records (checked as an upload is)')
+  .addOption(requestOption()).addOption(bsnOption())
+  .requiredOption('--set <field=value...>', 'a field and its new value (repeatable)').option('--json', 'print JSON')
+  .action(async (o: { bsn: string; request: string; set: string[]; json?: boolean }) => {
+    const sets = parseSets(o.set);
+    const bsn = await readBsn(o.bsn);
+    await withPayloads(async (d) => {
+      const r = await correctSubject(d, bsn, sets, actor, o.request);
+      print(r, o.json, () => `corrected ${r.fields.join(', ')} in ${r.records} record(s) of ${r.batches.length} batch(es)`);
     });
   });
 

@@ -138,4 +138,39 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
     const empty = await pgwIn(h, ['subject', 'find', '--request', req.access!, '--bsn', '-'], '').then(() => '', (e: { stderr: string }) => e.stderr);
     expect(empty).to.include('subject.bsn_missing');
   });
+
+  it('correction: a postcode an upload would refuse is refused and changes nothing; a valid one reaches the payloads and the accepted records', async () => {
+    const p1 = sampleRecord(1, now); // in the JSON and the CSV batch
+    req.correction = await openRequest(h, 'correction');
+    const before = await subj('access', ['export'], p1.bsn!) as { records: { data: Record<string, string> }[] };
+    expect(before.records.map((r) => r.data.postcode)).to.deep.equal([p1.postcode, p1.postcode]);
+    const bad = await subjectCli(h, ['correct', '--set', 'postcode=ABCD 12'], p1.bsn!, req.correction!).then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(bad).to.include('subject.correction_invalid');
+    expect(bad).to.not.include('ABCD');
+    expect(await subj('access', ['export'], p1.bsn!)).to.deep.equal(before);
+    const unknownField = await subjectCli(h, ['correct', '--set', 'shoeSize=42'], p1.bsn!, req.correction!).then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(unknownField).to.include('subject.correction_invalid');
+    const wrongKind = await subjectCli(h, ['correct', '--set', 'postcode=9999 ZZ'], p1.bsn!, req.access!).then(() => '', (e: { stderr: string }) => e.stderr);
+    expect(wrongKind).to.include('subject.request_kind');
+    const r = await subj('correction', ['correct', '--set', 'postcode=9999 ZZ', '--json'], p1.bsn!);
+    expect(r).to.deep.equal({ batches: r.batches, records: 2, fields: ['postcode'] });
+    const after = await subj('access', ['export'], p1.bsn!) as { records: { data: Record<string, string> }[] };
+    expect(after.records.map((x) => x.data.postcode)).to.deep.equal(['9999 ZZ', '9999 ZZ']);
+    for (const id of [ids['mixed.json.pgp']!, ids['client-registration-v1-week.csv.pgp']!]) {
+      const acc = await json(['batches', 'export', id]) as { records: Record<string, string>[] };
+      expect(acc.records.find((x) => x.bsn === p1.bsn)?.postcode, id).to.equal('9999 ZZ');
+      expect(await fsp.stat(h.dataDir.spoolFile(id)).then(() => true, () => false), 'received file gone').to.equal(false);
+    }
+    // Everyone else's postcode stays.
+    const p2 = sampleRecord(2, now);
+    expect((await subj('access', ['export'], p2.bsn!) as { records: { data: Record<string, string> }[] }).records[0]!.data.postcode).to.equal(p2.postcode);
+  });
+
+  it('a corrected BSN moves the index entry', async () => {
+    const p2 = sampleRecord(2, now);
+    const next = validBsn(777);
+    await subj('correction', ['correct', '--set', `bsn=${next}`, '--json'], p2.bsn!);
+    expect(await subj('access', ['find', '--json'], p2.bsn!)).to.deep.equal([]);
+    expect((await subj('access', ['find', '--json'], next) as { batchId: string; records: number[] }[]).map((x) => [x.batchId, x.records])).to.deep.equal([[ids['mixed.json.pgp'], [2]]]);
+  });
 });
