@@ -14,7 +14,7 @@ import { getSchemaValidators } from '../../schemas/compiled-schemas.js';
 import { checkRecord, dateBounds, type RecordIssue } from '../../schemas/batch-validator.js';
 import type { BatchRecords } from '../../schemas/batch-records.js';
 import {
-  hits, noteAction, payloadRecords, removeQuarantine, rewriteSealed, subjectOf, underRequest, type SubjectDeps,
+  hits, noteAction, noteDownstream, payloadRecords, removeQuarantine, rewriteSealed, subjectOf, underRequest, type SubjectDeps,
 } from './subjects.js';
 
 export interface SubjectCorrection {
@@ -81,6 +81,7 @@ export async function correctSubject(d: SubjectDeps, bsn: string, sets: Record<s
     await removeQuietly(d.dataDir.spoolFile(p.batchId));
     await removeQuarantine(d, p.batchId);
     if (sets.bsn !== undefined && sets.bsn !== bsn) await reindex(d, p.batchId, all);
+    await noteDownstream(d, p.batchId, [...p.changed.keys()], 'corrected', sets);
     await d.ledger.batches.addEvent(p.batchId, 'subject-corrected', 'info', null, { records: p.changed.size, fields, actor, request });
     records += p.changed.size;
     batches.push(p.batchId);

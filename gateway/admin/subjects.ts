@@ -22,6 +22,7 @@ import { PgwError } from '../core/errors.js';
 import { commitRename, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
 import { readBatchRecords, withRecordsErased } from '../../schemas/batch-records.js';
 import type { FaultHook } from '../core/faults.js';
+import { SubjectEventRepo } from '../core/ledger/subject-events.js';
 import { SUBJECT_REQUEST_KINDS, SubjectRequestRepo, type SubjectRequestKind } from '../core/ledger/subject-requests.js';
 
 export interface SubjectDeps {
@@ -152,6 +153,7 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, r
     }
     await removeQuietly(d.dataDir.spoolFile(b.id));
     await removeQuarantine(d, b.id);
+    await noteDownstream(d, b.id, h.records, 'erased', null);
     await d.ledger.subjects.remove(subject, b.id);
     await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, receivedFileDeleted: true, actor, request });
     batches.push(b.id);
@@ -159,6 +161,16 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, r
   }
   await noteAction(d, repo, request, actor, 'erase', { batches, records: erased });
   return { batches, records: erased };
+}
+
+/**
+ * Records already handed on (the service took or confirmed them) get a subject event, so the
+ * account service applies the erasure or correction too (art. 19).
+ */
+export async function noteDownstream(d: SubjectDeps, batchId: string, records: readonly number[], kind: 'erased' | 'corrected', values: Record<string, string> | null): Promise<void> {
+  const handoff = await d.ledger.handoffs.get(batchId);
+  if (!handoff || (handoff.state !== 'taken' && handoff.state !== 'confirmed')) return;
+  await new SubjectEventRepo(d.ledger.handle, d.dataKeys).append(batchId, handoff.version, records, kind, values);
 }
 
 export async function removeQuarantine(d: SubjectDeps, batchId: string): Promise<void> {

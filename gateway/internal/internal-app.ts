@@ -19,6 +19,7 @@ import { handoffRoutes } from './routes/handoffs.js';
 import type { HandoffDeps } from '../admin/handoffs.js';
 import type { GatewayKeyring } from '../../keys/gateway-keyring.js';
 import { documentRoutes } from './routes/documents.js';
+import { subjectEventRoutes } from './routes/subject-events.js';
 
 export interface InternalAppDeps extends Omit<HandoffDeps, 'overdueHours'> {
   config: Config;
@@ -52,6 +53,7 @@ export function createInternalApp(d: InternalAppDeps): express.Express {
   });
   app.use(limits.guardAuth(serviceAuth(d.ledger)), limits.perToken);
   app.use(handoffRoutes({ ...d, overdueHours: d.config.handoff.overdueHours, maxBodyBytes: d.config.internal.maxBodyBytes }));
+  app.use(subjectEventRoutes(d));
   if (d.keyring) {
     app.use(documentRoutes({
       ledger: d.ledger, dataDir: d.dataDir, log: d.log, ...(d.fault ? { fault: d.fault } : {}), keyring: d.keyring, limits: d.config.limits,

@@ -82,6 +82,25 @@ const schemas = {
     properties: { ...handoffProps, recorded: { enum: ['now', 'before'], description: '`before`: this same outcome was recorded by an earlier request' } },
   },
   Outcome: loadSchemaFile('handoff-outcome.v1.json'),
+  SubjectEvents: {
+    type: 'object', additionalProperties: false, required: ['events', 'next'],
+    properties: {
+      events: {
+        type: 'array',
+        items: {
+          type: 'object', additionalProperties: false, required: ['seq', 'batchId', 'record', 'kind', 'handoffVersion', 'fields', 'values', 'at'],
+          properties: {
+            seq: { type: 'integer', minimum: 1 }, batchId, record: { ...count, description: 'the record index (as in the ack and the handoff)' },
+            kind: { enum: ['erased', 'corrected'] }, handoffVersion: { type: 'integer', minimum: 1, description: 'the handoff version the record was handed on in' },
+            fields: { type: 'array', items: str, description: 'corrected field names (empty for an erasure)' },
+            values: { oneOf: [{ type: 'null' }, { type: 'object', additionalProperties: str }], description: 'a correction\'s new values, to apply them' },
+            at: time,
+          },
+        },
+      },
+      next: { type: 'integer', minimum: 0, description: 'pass as `after` for the following page' },
+    },
+  },
 } as const;
 
 const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
@@ -106,7 +125,7 @@ export const INTERNAL_OPENAPI_DOCUMENT = {
   security: [{ bearer: [] }],
   components: {
     securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents)' },
+      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents, `subjects` for subject events)' },
       clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for services added with --client-cert' },
     },
     schemas,
@@ -121,6 +140,16 @@ export const INTERNAL_OPENAPI_DOCUMENT = {
           { name: 'after', in: 'query', required: false, schema: batchId, description: 'the `next` of the previous page' },
         ],
         responses: { 200: { description: 'a page of handoffs', content: json('HandoffList') }, 400: err('bad parameter (`http.bad_request`)'), ...common },
+      },
+    },
+    '/internal/v1/subject-events': {
+      get: {
+        summary: 'Erasures and corrections of records already handed on (AVG art. 19), oldest first; append-only. Scope `subjects`.',
+        parameters: [
+          { name: 'after', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'the `next` of the previous page (default 0)' },
+          { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+        ],
+        responses: { 200: { description: 'a page of events', content: json('SubjectEvents') }, 400: err('bad parameter (`http.bad_request`)'), ...common },
       },
     },
     '/internal/v1/handoffs/{batchId}': {

@@ -8,6 +8,7 @@ import { handoffMigration } from './handoff-migration.js';
 import { partnerKeySignerMigration } from './key-signer-migration.js';
 import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
 import { subjectRequestsMigration } from './subject-requests.js';
+import { subjectEventsMigration } from './subject-events.js';
 import { outboundDocumentsMigration } from './document-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
@@ -285,6 +286,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0014_operator_totp': operatorTotpMigration,
     // The register of subject requests (see subject-requests.ts).
     '0016_subject_requests': subjectRequestsMigration(dialect),
+    // Erasures and corrections for the account service (see subject-events.ts).
+    '0017_subject_events': subjectEventsMigration(dialect),
     // Documents Babybalance sends partners (see document-migration.ts).
     '0015_outbound_documents': outboundDocumentsMigration,
   };

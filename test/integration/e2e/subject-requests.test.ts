@@ -13,7 +13,7 @@ import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.
 import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
 import { openRequest, pgwIn, subjectCli } from '../../helpers/subject-cli.js';
 import { consoleSession } from '../../helpers/console-session.js';
-import { consoleGet } from '../../helpers/https-client.js';
+import { consoleGet, curl } from '../../helpers/https-client.js';
 import { addOperator } from '../../../gateway/admin/operators.js';
 
 const run = promisify(execFile);
@@ -142,6 +142,13 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
   it('correction: a postcode an upload would refuse is refused and changes nothing; a valid one reaches the payloads and the accepted records', async () => {
     const p1 = sampleRecord(1, now); // in the JSON and the CSV batch
     req.correction = await openRequest(h, 'correction');
+    // The account service takes the JSON batch's records: from now on a change to them is an event.
+    const token = (await pgw(['service', 'add', 'account-service', '--scopes', 'handoff,subjects'])).stdout.trim();
+    const service = (args: string[]) => curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${token}`, ...args]);
+    const internal = `https://127.0.0.1:${h.internalPort}`;
+    const taken = await service([`${internal}/internal/v1/handoffs/${ids['mixed.json.pgp']}/records`]);
+    expect(taken.httpCode, taken.stdout).to.equal(200);
+    expect((await h.withLedger((l) => l.handoffs.get(ids['mixed.json.pgp']!)))?.state).to.equal('taken');
     const before = await subj('access', ['export'], p1.bsn!) as { records: { data: Record<string, string> }[] };
     expect(before.records.map((r) => r.data.postcode)).to.deep.equal([p1.postcode, p1.postcode]);
     const bad = await subjectCli(h, ['correct', '--set', 'postcode=ABCD 12'], p1.bsn!, req.correction!).then(() => '', (e: { stderr: string }) => e.stderr);
@@ -161,6 +168,18 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
       expect(acc.records.find((x) => x.bsn === p1.bsn)?.postcode, id).to.equal('9999 ZZ');
       expect(await fsp.stat(h.dataDir.spoolFile(id)).then(() => true, () => false), 'received file gone').to.equal(false);
     }
+    // One event for the record handed on (the CSV batch's was not taken): batch, index, fields, the new value.
+    const feed = await service([`${internal}/internal/v1/subject-events?after=0`]);
+    expect(feed.httpCode).to.equal(200);
+    const events = JSON.parse(feed.stdout) as { events: Record<string, unknown>[]; next: number };
+    expect(events.events.map((e) => [e.batchId, e.record, e.kind, e.fields, e.values])).to.deep.equal([
+      [ids['mixed.json.pgp'], 1, 'corrected', ['postcode'], { postcode: '9999 ZZ' }],
+    ]);
+    expect(JSON.parse((await service([`${internal}/internal/v1/subject-events?after=${events.next}`])).stdout).events).to.deep.equal([]);
+    const noScope = (await pgw(['service', 'add', 'other-service', '--scopes', 'handoff'])).stdout.trim();
+    expect((await curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${noScope}`, `${internal}/internal/v1/subject-events`])).httpCode).to.equal(403);
+    expect(await h.ledgerDump(), 'values sealed at rest').to.not.include('9999 ZZ');
+    expect(h.processes.flatMap((x) => x.lines).join('\n')).to.not.include('9999 ZZ');
     // Everyone else's postcode stays.
     const p2 = sampleRecord(2, now);
     expect((await subj('access', ['export'], p2.bsn!) as { records: { data: Record<string, string> }[] }).records[0]!.data.postcode).to.equal(p2.postcode);
