@@ -10,7 +10,7 @@ import { redactedConfig } from './core/config.js';
 import type { Logger } from './core/logger.js';
 import { Shutdown } from './core/shutdown.js';
 import { DataDir } from './core/data-dir.js';
-import { Ledger } from './core/ledger/index.js';
+import { openLedgerRetrying } from './core/ledger/open-retrying.js';
 import { pairDataDirWithLedger } from './core/ledger/installation.js';
 import { DataKeys, loadMasterKey } from './core/sealed-blob.js';
 import { faultHook } from './core/faults.js';
@@ -22,7 +22,9 @@ import { requirePassphrase } from '../keys/init.js';
 import { keyAuditChain } from '../keys/audit-key.js';
 import type { SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';
 import { Queues } from '../workers/queues.js';
-import { createRedis, nodeAddress, quitRedis, redisNodes, waitForReady, type RedisConnection } from '../workers/redis-connection.js';
+import {
+  createRedis, nodeAddress, quitRedis, redisNodes, redisOutageLog, waitForReady, type RedisConnection,
+} from '../workers/redis-connection.js';
 
 export interface Runtime {
   ports: { sftp?: number; https?: number; console?: number; internal?: number };
@@ -30,17 +32,18 @@ export interface Runtime {
   close(reason?: string): Promise<void>;
 }
 
-export async function startRuntime(config: Config, role: Role, log: Logger): Promise<Runtime> {
+/** `signal`: calls the start off while it waits for PostgreSQL or (production) Redis to answer. */
+export async function startRuntime(config: Config, role: Role, log: Logger, opts: { signal?: AbortSignal } = {}): Promise<Runtime> {
   const shutdown = new Shutdown(log);
   try {
-    return await compose(config, role, log, shutdown);
+    return await compose(config, role, log, shutdown, opts.signal);
   } catch (err) {
     await shutdown.run('start failed');
     throw err;
   }
 }
 
-async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdown): Promise<Runtime> {
+async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdown, signal?: AbortSignal): Promise<Runtime> {
   // This process among the installation's others (leases name it; logs carry it).
   const instance = `${os.hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
   log.info('starting', { role, instance, config: redactedConfig(config) });
@@ -49,7 +52,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
 
   const dataDir = new DataDir(config.dataDir);
   await dataDir.ensure(log.child({ component: 'data-dir' }));
-  const ledger = shutdown.add('ledger', await Ledger.open(config.databaseUrl, log.child({ component: 'ledger' })));
+  const ledger = shutdown.add('ledger', await openLedgerRetrying(config.databaseUrl, log.child({ component: 'ledger' }), signal));
   await pairDataDirWithLedger(dataDir.root, ledger);
   const keyring = await GatewayKeyring.load(ledger, passphrase);
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, passphrase, dataDir.keysDir));
@@ -58,9 +61,11 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
   const fault = faultHook(config.fault);
   if (config.fault) log.warn('fault injection armed', { fault: config.fault });
 
-  const redis = createRedis(config, false, log.child({ component: 'redis' }));
+  // One outage log for every connection of this process: Redis away is one line, not one per reconnect.
+  const redisOutage = redisOutageLog(config, log.child({ component: 'redis' }));
+  const redis = createRedis(config, false, log.child({ component: 'redis' }), redisOutage);
   shutdown.add('redis', { close: () => quitRedis(redis) });
-  await checkRedisPolicy(redis, config, log);
+  await checkRedisPolicy(redis, config, log, signal);
   const queues = shutdown.add('queues', new Queues(redis, config.queuePrefix, config.workers.attempts, config.webhooks));
 
   const ports: Runtime['ports'] = {};
@@ -70,7 +75,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     const [{ WorkerPool }, { Reconciler }, { RetentionScheduler }] = await Promise.all([
       import('../workers/worker-pool.js'), import('../workers/reconciler.js'), import('../workers/retention-scheduler.js'),
     ]);
-    const workerRedis = createRedis(config, true, log.child({ component: 'redis' }));
+    const workerRedis = createRedis(config, true, log.child({ component: 'redis' }), redisOutage);
     shutdown.add('worker redis', { close: () => quitRedis(workerRedis) });
     const ctx = {
       config, ledger, dataDir, dataKeys, keyring, enqueuer: queues,
@@ -79,7 +84,9 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     // Jobs of the retired `handoff` queue (nothing ever read them) go; the ledger has the handoffs.
     queues.dropLegacyHandoffQueue()
       .then((n) => { if (n > 0) log.info('dropped the jobs of the retired handoff queue', { jobs: n }); })
-      .catch((err: unknown) => log.warn('could not drop the retired handoff queue (Redis away?); the next start tries again', { err }));
+      .catch((err: unknown) => {
+        if (!redisOutage.isDown) log.warn('could not drop the retired handoff queue; the next start tries again', { err });
+      });
     shutdown.add('workers', new WorkerPool(ctx, workerRedis, config.queuePrefix));
     const reconciler = shutdown.add('reconciler', new Reconciler(ledger, queues, dataDir, log.child({ component: 'reconciler' }), instance, config.handoff.overdueHours));
     reconciler.start(config.workers.reconcileIntervalMs);
@@ -120,7 +127,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     }, input);
     const metrics = new GatewayMetrics(ledger, queues, config, log.child({ component: 'metrics' }));
     // Failed-login bans count across every gateway process (see shared-ban-list.ts).
-    const banSubscriber = createRedis(config, true, log.child({ component: 'redis' }));
+    const banSubscriber = createRedis(config, true, log.child({ component: 'redis' }), redisOutage);
     const bans = shutdown.add('sftp bans', await SharedBanList.start({
       redis, subscriber: banSubscriber, queuePrefix: config.queuePrefix, addressKey: dataKeys.derivedKey('sftp-ban-address'),
       options: { maxFailures: config.sftp.banMaxFailures, banMs: config.sftp.banSeconds * 1000 }, log: log.child({ component: 'sftp' }),
@@ -177,13 +184,18 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
  * and warns without AOF persistence. Read from INFO, which managed Redis services keep
  * enabled when they disable CONFIG; a production start refuses when it cannot tell. On a
  * Cluster every node is checked, replicas included (a replica becomes a master on failover).
+ * Redis away at start: the outage log has said where and what to check; production waits
+ * for it (the policy must be known before serving), other profiles start without it.
  */
-async function checkRedisPolicy(redis: RedisConnection, config: Config, log: Logger): Promise<void> {
+async function checkRedisPolicy(redis: RedisConnection, config: Config, log: Logger, signal?: AbortSignal): Promise<void> {
   if (!(await waitForReady(redis, 10_000))) {
-    // Uploads stay durable in the ledger without Redis; the reconciler enqueues them later.
-    if (config.env === 'production') throw new PgwError('redis.policy', 'Redis is not reachable, so its eviction policy cannot be checked');
-    log.warn('Redis not reachable yet: starting anyway; queued work waits for it');
-    return;
+    if (config.env !== 'production') {
+      // Uploads stay durable in the ledger without Redis; the reconciler enqueues them later.
+      log.warn('starting without Redis: uploads are kept, queued work waits for it');
+      return;
+    }
+    log.warn('waiting for Redis before serving: production checks its eviction policy first');
+    while (!(await waitForReady(redis, 1000))) signal?.throwIfAborted();
   }
   for (const node of redisNodes(redis, 'all')) {
     const where = nodeAddress(node);

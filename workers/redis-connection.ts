@@ -15,6 +15,7 @@
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import type { Config } from '../gateway/core/config.js';
 import type { Logger } from '../gateway/core/logger.js';
+import { isConnectionError, OutageLog } from '../gateway/core/outage-log.js';
 
 /** What BullMQ and the gateway accept as a connection. */
 export type RedisConnection = Redis | Cluster;
@@ -89,13 +90,44 @@ export function clusterOptions(target: RedisTarget, forWorker: boolean): Cluster
   };
 }
 
-/** A connection for producers (`forWorker` false) or BullMQ workers; logs its errors once, here. */
-export function createRedis(target: RedisTarget, forWorker: boolean, log: Logger): RedisConnection {
+/**
+ * The outage log of one process's connections to one Redis deployment: the address (the URL,
+ * or the cluster's or sentinels' nodes) and what to check. A runtime shares one among all its
+ * connections, so an outage is one line, not one per connection and reconnect.
+ */
+export function redisOutageLog(target: RedisTarget, log: Logger): OutageLog {
+  const u = new URL(target.redisUrl);
+  const mode = target.redis?.mode ?? 'standalone';
+  const url = mode === 'standalone' ? target.redisUrl : `${u.protocol}//${u.username ? `${u.username}@` : ''}${target.redis!.nodes.join(',')}`;
+  const check = mode === 'standalone'
+    ? 'is redis-server running and reachable there, and is PGW_REDIS_URL right (host, port, password; rediss: for TLS)?'
+    : `are the ${mode === 'cluster' ? 'cluster nodes' : 'sentinels'} running and reachable, and are PGW_REDIS_NODES and PGW_REDIS_URL (password, rediss: for TLS) right?`;
+  return new OutageLog(log, { service: mode === 'standalone' ? 'Redis' : `Redis ${mode}`, url, check, code: 'redis.unreachable' });
+}
+
+/**
+ * A connection for producers (`forWorker` false) or BullMQ workers. Its errors and recoveries
+ * go to `outage` (one line per outage; see core/outage-log.ts), its own one when none is given.
+ */
+export function createRedis(target: RedisTarget, forWorker: boolean, log: Logger, outage?: OutageLog): RedisConnection {
   const r = target.redis?.mode === 'cluster'
     ? new Cluster(target.redis.nodes.map(parseNode), clusterOptions(target, forWorker))
     : new Redis(redisOptions(target, forWorker));
-  r.on('error', (err) => log.warn('redis connection error', { err }));
+  const o = outage ?? redisOutageLog(target, log);
+  r.on('error', (err) => o.down(err));
+  r.on('ready', () => o.up());
   return r;
+}
+
+/**
+ * The listener for a BullMQ worker's own errors. Connection errors of the connections BullMQ
+ * makes for it are left out: the outage they mean is logged once, on the runtime's shared
+ * outage log (main.ts), not once per worker and reconnect.
+ */
+export function workerError(log: Logger, stage: string): (err: Error) => void {
+  return (err) => {
+    if (!isConnectionError(err)) log.warn('worker error', { stage, err });
+  };
 }
 
 /**

@@ -4,7 +4,7 @@
  * even when no batch arrives, which is what removes old queue jobs "without traffic".
  */
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
-import type { RedisConnection } from './redis-connection.js';
+import { workerError, type RedisConnection } from './redis-connection.js';
 import { queueKeyPrefix } from './redis-keys.js';
 import type { Logger } from '../gateway/core/logger.js';
 import { runRetention, type RetentionDeps } from './retention.js';
@@ -18,14 +18,14 @@ export class RetentionScheduler {
   private closed = false;
 
   /** `configuredPrefix`: `PGW_QUEUE_PREFIX` as configured (the keys carry it as a hash tag). */
-  constructor(producer: RedisConnection, workerConnection: RedisConnection, configuredPrefix: string, deps: RetentionDeps, log: Logger, everyMs = DAY_MS) {
+  constructor(producer: RedisConnection, private readonly workerConnection: RedisConnection, configuredPrefix: string, deps: RetentionDeps, log: Logger, everyMs = DAY_MS) {
     const prefix = queueKeyPrefix(configuredPrefix);
     this.queue = new Queue(RETENTION_QUEUE, { connection: producer as ConnectionOptions, prefix });
     this.queue.on('error', () => {});
     this.worker = new Worker(RETENTION_QUEUE, async () => {
       await runRetention(deps);
     }, { connection: workerConnection as ConnectionOptions, prefix, concurrency: 1 });
-    this.worker.on('error', (err) => log.warn('retention worker error', { err }));
+    this.worker.on('error', workerError(log, 'retention'));
     this.worker.on('failed', (_job, err) => log.warn('retention run failed; the next one retries', { err }));
     this.queue.upsertJobScheduler('retention-daily', { every: everyMs }, { name: 'retention', opts: { removeOnComplete: 10, removeOnFail: 10 } })
       .catch((err: unknown) => log.warn('could not schedule retention (Redis away?); it is scheduled at the next start', { err }));
@@ -34,7 +34,8 @@ export class RetentionScheduler {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.worker.close();
+    // As in WorkerPool.close: with Redis away a run cannot finish, so do not wait for one.
+    await this.worker.close(this.workerConnection.status !== 'ready');
     await this.queue.close();
   }
 }

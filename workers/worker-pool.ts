@@ -11,7 +11,7 @@ import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
 import { isBatchId, isDocumentId } from '../gateway/ingest/file-names.js';
 import { DELIVER_QUEUE, RESULT_QUEUE, type DeliverPayload, type JobPayload, type ResultPayload } from './queues.js';
-import type { RedisConnection } from './redis-connection.js';
+import { workerError, type RedisConnection } from './redis-connection.js';
 import { queueKeyPrefix } from './redis-keys.js';
 import { giveUpDelivery, runDeliverStage } from './deliver-stage.js';
 import { runDecryptStage } from './decrypt-stage.js';
@@ -38,7 +38,7 @@ export class WorkerPool {
   private readonly running = new Map<string, Promise<void>>();
 
   /** `configuredPrefix`: `PGW_QUEUE_PREFIX` as configured (the keys carry it as a hash tag). */
-  constructor(private readonly ctx: StageContext, connection: RedisConnection, configuredPrefix: string) {
+  constructor(private readonly ctx: StageContext, private readonly connection: RedisConnection, configuredPrefix: string) {
     const w = ctx.config.workers;
     const prefix = queueKeyPrefix(configuredPrefix);
     for (const stage of Object.keys(PROCESSORS) as PipelineStage[]) {
@@ -51,7 +51,7 @@ export class WorkerPool {
         maxStalledCount: 5,
         autorun: true,
       });
-      worker.on('error', (err) => ctx.log.warn('worker error', { stage, err }));
+      worker.on('error', workerError(ctx.log, stage));
       worker.on('failed', (job, err) => void this.onFailed(stage, job, err));
       this.workers.push(worker as Worker);
     }
@@ -63,7 +63,7 @@ export class WorkerPool {
       stalledInterval: w.stalledIntervalMs,
       autorun: true,
     });
-    deliver.on('error', (err) => ctx.log.warn('worker error', { stage: 'deliver', err }));
+    deliver.on('error', workerError(ctx.log, 'deliver'));
     deliver.on('failed', (job, err) => void this.onDeliverFailed(job, err));
     this.workers.push(deliver as Worker);
     const result = new Worker<ResultPayload>(RESULT_QUEUE, (job) => this.result(job), {
@@ -75,7 +75,7 @@ export class WorkerPool {
       maxStalledCount: 5,
       autorun: true,
     });
-    result.on('error', (err) => ctx.log.warn('worker error', { stage: 'result', err }));
+    result.on('error', workerError(ctx.log, 'result'));
     // A result that keeps failing (no usable partner key) stays confirmed and unreleased:
     // the reconciler queues it again, and the console shows it waiting.
     result.on('failed', (job, err) => ctx.log.warn('stage failed', { stage: 'result', batch: job?.data.batchId, attempt: job?.attemptsMade, err }));
@@ -165,7 +165,9 @@ export class WorkerPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // Waits for running jobs to finish (SIGTERM: nothing half-done is abandoned).
-    await Promise.all(this.workers.map((w) => w.close()));
+    // Waits for running jobs to finish (SIGTERM: nothing half-done is abandoned). With Redis
+    // away none can finish (each ends with a Redis write) and the wait would never end: then
+    // the workers stop at once; the jobs' locks lapse and they run again later.
+    await Promise.all(this.workers.map((w) => w.close(this.connection.status !== 'ready')));
   }
 }

@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import {
   FaultRig, PrivateRedis, allBatches, assertExactlyOneAckPerBatch, logs, putOutcomes, runPgwExpectingExit, waitAllDone,
-  waitExit, type PgwProcess, type TestPartner,
+  waitExit, waitFor, type PgwProcess, type TestPartner,
 } from '../helpers/fault-tools.js';
 import type { Batch } from '../../gateway/core/ledger/index.js';
 
@@ -161,8 +161,16 @@ describe('faults: Redis', function () {
         await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, outageEnds - Date.now()))));
       }
     });
-    expect(logs({ ...worker, lines: worker.lines.slice(workerMark) }, 'redis connection error').length, 'the worker noticed the outage').to.be.at.least(1);
+    // Noticed, and said once — the address and what to check — not once per reconnect of each connection.
+    const outageLines = (proc: PgwProcess, mark: number) => logs({ ...proc, lines: proc.lines.slice(mark) }).filter((l) => l.code === 'redis.unreachable');
+    const said = outageLines(worker, workerMark);
+    expect(said.map((l) => [l.level, l.address]), 'the worker said it once').to.deep.equal([['error', rig.redis.url]]);
+    expect(said[0]!.cause).to.be.oneOf(['ECONNRESET', 'ECONNREFUSED']); // the kill resets the open connections
+    expect(String(said[0]!.message)).to.include(`Redis at ${rig.redis.url} does not answer`).and.include('PGW_REDIS_URL');
+    expect(logs({ ...worker, lines: worker.lines.slice(workerMark) }).filter((l) => l.message === 'worker error'), 'no warning per worker').to.deep.equal([]);
+    const workerBack = worker.lines.length;
     await rig.redis.restart();
+    await waitFor(() => logs({ ...worker, lines: worker.lines.slice(workerBack) }).some((l) => l.message === `Redis at ${rig.redis.url} answers again`), 30_000, 'the worker says Redis answers again');
 
     await waitAllDone(rig.h, 6, 45_000, [p.id]);
     // New work after the outage goes through the gateway's producer and the workers' consumers.
