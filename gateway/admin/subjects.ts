@@ -101,27 +101,61 @@ export async function payloadRecords(d: SubjectDeps, b: Batch) {
   }
 }
 
+export interface SubjectExportRecord {
+  batchId: string;
+  partner: string;
+  receivedAt: string;
+  record: number;
+  data: unknown;
+  /** Where the record went on: Babybalance's account service (the handoff), or null while not yet taken. */
+  handedOn: { to: 'account service'; version: number; takenAt: string | null; confirmedAt: string | null } | null;
+  /** Corrections and erasures made in this batch (field names only). */
+  history: { at: string; what: 'corrected' | 'erased'; fields: string[] }[];
+}
+
 export interface SubjectExport {
-  records: { batchId: string; partner: string; receivedAt: string; record: number; data: unknown }[];
+  records: SubjectExportRecord[];
+  /** The same, as plain text a person can read. */
+  summary: string;
 }
 
 export async function exportSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<SubjectExport> {
   const repo = await underRequest(d, request, SUBJECT_REQUEST_KINDS);
-  const out: SubjectExport = { records: [] };
+  const records: SubjectExportRecord[] = [];
   for (const h of await hits(d, subjectOf(d, bsn))) {
     if (!h.payloadStored) continue;
     const b = (await d.ledger.batches.get(h.batchId))!;
     const { parsed } = await payloadRecords(d, b);
+    const handoff = await d.ledger.handoffs.get(b.id);
+    const handedOn = handoff && (handoff.state === 'taken' || handoff.state === 'confirmed')
+      ? { to: 'account service' as const, version: handoff.version, takenAt: handoff.taken_at, confirmedAt: handoff.confirmed_at } : null;
+    const history = (await d.ledger.batches.events(b.id))
+      .filter((e) => e.stage === 'subject-corrected' || e.stage === 'subject-erased')
+      .map((e) => ({ at: e.at, what: e.stage === 'subject-corrected' ? 'corrected' as const : 'erased' as const, fields: (JSON.parse(e.detail ?? '{}') as { fields?: string[] }).fields ?? [] }));
     for (const i of h.records) {
       const data = parsed.records[i];
       // The index names the record; the record itself must still be that person's (not erased).
       if (data && typeof data === 'object' && (data as { bsn?: unknown }).bsn === bsn) {
-        out.records.push({ batchId: b.id, partner: b.partner_id, receivedAt: b.received_at, record: i, data });
+        records.push({ batchId: b.id, partner: b.partner_id, receivedAt: b.received_at, record: i, data, handedOn, history });
       }
     }
   }
-  await noteAction(d, repo, request, actor, 'export', { records: out.records.map((r) => `${r.batchId}#${r.record}`) });
-  return out;
+  await noteAction(d, repo, request, actor, 'export', { records: records.map((r) => `${r.batchId}#${r.record}`) });
+  return { records, summary: exportSummary(records) };
+}
+
+function exportSummary(records: readonly SubjectExportRecord[]): string {
+  const lines = [`Your records at the partner gateway: ${records.length}`, ''];
+  for (const r of records) {
+    lines.push(`Record ${r.record + 1} of batch ${r.batchId}, sent by ${r.partner} on ${r.receivedAt}`);
+    for (const [k, v] of Object.entries(r.data as Record<string, unknown>)) lines.push(`  ${k}: ${String(v)}`);
+    lines.push(r.handedOn
+      ? `  handed on to Babybalance's account service${r.handedOn.takenAt ? ` on ${r.handedOn.takenAt}` : ''}${r.handedOn.confirmedAt ? `, confirmed ${r.handedOn.confirmedAt}` : ''}`
+      : '  not handed on');
+    for (const e of r.history) lines.push(`  ${e.what} on ${e.at}${e.fields.length ? `: ${e.fields.join(', ')}` : ''}`);
+    lines.push('');
+  }
+  return lines.join('\n');
 }
 
 /**

@@ -6,6 +6,7 @@
 import { Option } from 'commander';
 import { eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
 import { PgwError } from '../core/errors.js';
+import { writeFileAtomic } from '../core/fs-atomic.js';
 import { correctSubject, parseSets } from '../admin/subject-correction.js';
 import { SUBJECT_REQUEST_KINDS, SubjectRequestRepo, type SubjectRequest, type SubjectRequestKind } from '../core/ledger/subject-requests.js';
 import { actor, emit, isoOption, print, program, table, withLedger, withPayloads } from './cli-kit.js';
@@ -36,11 +37,15 @@ subject.command('find').description('which batches and records hold this person 
       print(found, o.json, () => table(found.map((h) => ({ ...h, records: h.records.join(',') })), ['batchId', 'partner', 'receivedAt', 'lane', 'records', 'payloadStored']));
     });
   });
-subject.command('export').description('the person\'s records as JSON, for an access request')
-  .addOption(requestOption()).addOption(bsnOption()).option('--out <file>', 'write to this file (mode 0600) instead of stdout')
+subject.command('export').description('the person\'s records for an access request: who sent them when, where they went, what was corrected or erased')
+  .addOption(requestOption()).addOption(bsnOption()).option('--out <file>', 'write the JSON to this file and the plain-text summary to <file>.txt (both mode 0600) instead of stdout')
   .action(async (o: { bsn: string; request: string; out?: string }) => {
     const bsn = await readBsn(o.bsn);
-    await withPayloads(async (d) => emit(await exportSubject(d, bsn, actor, o.request), o.out));
+    await withPayloads(async (d) => {
+      const doc = await exportSubject(d, bsn, actor, o.request);
+      await emit(doc, o.out);
+      if (o.out) await writeFileAtomic(`${o.out}.txt`, `${doc.summary}\n`, 0o600);
+    });
   });
 subject.command('erase').description('remove the person from stored payloads (records replaced by null), accepted records, received files and the index')
   .addOption(requestOption()).addOption(bsnOption()).option('--json', 'print JSON')

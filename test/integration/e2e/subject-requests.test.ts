@@ -178,6 +178,18 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
     expect(JSON.parse((await service([`${internal}/internal/v1/subject-events?after=${events.next}`])).stdout).events).to.deep.equal([]);
     const noScope = (await pgw(['service', 'add', 'other-service', '--scopes', 'handoff'])).stdout.trim();
     expect((await curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${noScope}`, `${internal}/internal/v1/subject-events`])).httpCode).to.equal(403);
+    // The access export tells the person what happened: sender, where it went, what was corrected.
+    const out = path.join(h.dir, 'access-after-correction.json');
+    await subjectCli(h, ['export', '--out', out], p1.bsn!, req.access!);
+    const doc = JSON.parse(await fsp.readFile(out, 'utf8')) as { records: { batchId: string; partner: string; data: Record<string, string>; handedOn: { version: number } | null; history: { what: string; fields: string[] }[] }[] };
+    const json1 = doc.records.find((x) => x.batchId === ids['mixed.json.pgp'])!;
+    expect(json1).to.deep.include({ partner: 'kz-alpha', handedOn: { ...json1.handedOn!, version: 1 } });
+    expect(json1.data.postcode).to.equal('9999 ZZ');
+    expect(json1.history.map((x) => [x.what, x.fields])).to.deep.include(['corrected', ['postcode']]);
+    expect(doc.records.find((x) => x.batchId !== ids['mixed.json.pgp'])!.handedOn).to.equal(null);
+    const text = await fsp.readFile(`${out}.txt`, 'utf8');
+    expect((await fsp.stat(`${out}.txt`)).mode & 0o777).to.equal(0o600);
+    expect(text).to.include('postcode: 9999 ZZ').and.include('sent by kz-alpha').and.include('handed on to Babybalance').and.include('corrected on');
     expect(await h.ledgerDump(), 'values sealed at rest').to.not.include('9999 ZZ');
     expect(h.processes.flatMap((x) => x.lines).join('\n')).to.not.include('9999 ZZ');
     // Everyone else's postcode stays.
