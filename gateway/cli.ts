@@ -8,8 +8,11 @@ import { createLogger } from './core/logger.js';
 import { isPgwError } from './core/errors.js';
 import { startRuntime, type Runtime } from './main.js';
 import { initialise } from '../keys/init.js';
+import { gatewayVersion } from './core/version.js';
 
 import { cliLogger, config, print, program } from './cli/cli-kit.js';
+
+program.version(gatewayVersion(), '-V, --version', 'print the version');
 
 program.command('init').description('create data dir, SSH host keys, dev TLS cert, gateway PGP key (idempotent)')
   .option('--json', 'print JSON')
@@ -34,17 +37,25 @@ program.command('start').description('run the gateway and/or workers until SIGTE
     // process that serves every partner; the stage that owned it fails and is retried.
     process.on('unhandledRejection', (reason) => log.error('unhandled rejection', { err: reason }));
     // Signals are taken from the first moment: one that arrives while starting waits for the
-    // start to finish and then stops in order (never Node's default kill mid-start).
+    // start to finish and then stops in order (never Node's default kill mid-start), or ends
+    // the wait for a PostgreSQL or Redis that does not answer.
     let rt: Runtime | null = null;
     let requested: string | null = null;
+    const starting = new AbortController();
     const stop = (sig: string) => {
       if (requested) return;
       requested = sig;
       if (rt) void rt.close(sig).then(() => process.exit(0), () => process.exit(1));
+      else starting.abort();
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    rt = await startRuntime(cfg, o.role, log);
+    try {
+      rt = await startRuntime(cfg, o.role, log, { signal: starting.signal });
+    } catch (err) {
+      if (starting.signal.aborted) process.exit(0); // stopped while waiting: nothing to report
+      throw err;
+    }
     if (requested) {
       await rt.close(requested);
       process.exit(0);
@@ -57,6 +68,8 @@ program.command('demo').description('end-to-end demo with a throw-away partner o
     const { runDemo } = await import('./demo.js'); // ssh2's client: only the demo needs it
     await runDemo(config(), { json: Boolean(o.json), out: process.stdout });
   });
+
+await import('./cli/doctor-commands.js');
 
 // Command groups register themselves on `program`, in this order (as --help lists them).
 await import('./cli/partner-commands.js');
