@@ -2,7 +2,8 @@
  * `pgw demo`: the first thing a new user runs. In a throw-away data dir it initialises a
  * gateway, registers a partner with fresh SSH and OpenPGP keys, encrypts and signs a sample
  * batch (four good records, one with a bad BSN), uploads it over SFTP, waits for the ack,
- * decrypts and verifies it, prints it, and removes everything it made.
+ * decrypts and verifies it, prints it, and removes everything it made. Without a Redis at
+ * PGW_REDIS_URL it runs its own (demo-redis.ts); Ctrl-C removes everything too.
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -14,11 +15,13 @@ import { judgeMessageSignatures, MessageSignatureCount } from '../keys/signature
 import type { Config } from './core/config.js';
 import { PgwError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
+import { redactUrlCredentials } from './core/url-redaction.js';
 import { DataDir } from './core/data-dir.js';
 import { initialise } from '../keys/init.js';
 import { openKeyedLedger } from '../keys/audit-key.js';
 import { generateReadableKey } from '../keys/ssh-host-keys.js';
 import { startRuntime } from './main.js';
+import { demoRedis, type DemoRedis } from './demo-redis.js';
 import { addPartner } from './admin/partner-admin.js';
 import { Queues, createRedis } from '../workers/queues.js';
 import { mapOpenpgpError } from '../workers/pgp-errors.js';
@@ -45,7 +48,29 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
   };
   const log = createLogger({ level: 'warn', stream: process.stderr });
   let runtime: Awaited<ReturnType<typeof startRuntime>> | null = null;
+  let redisServer: DemoRedis | null = null;
+  let cleaning: Promise<void> | null = null;
+  const cleanUp = () => (cleaning ??= (async () => {
+    if (runtime) await runtime.close('demo finished');
+    if (redisServer?.privateAddress) {
+      await redisServer.close(); // its keys go with it
+    } else if (redisServer) {
+      const redis = createRedis(config, true, log);
+      const queues = new Queues(redis, config.queuePrefix, 1);
+      await queues.obliterate().catch(() => {});
+      await queues.close();
+      await redis.quit().catch(() => {});
+    }
+    await fsp.rm(dir, { recursive: true, force: true });
+  })());
+  // Ctrl-C (or a kill) mid-demo: stop what it started and remove what it made, then exit.
+  const onSignal = (sig: NodeJS.Signals) => void cleanUp().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
+    redisServer = await demoRedis(config, dir);
+    config.redisUrl = redisServer.url;
+    if (redisServer.privateAddress) say(`no Redis at ${redactUrlCredentials(base.redisUrl)}: started a private redis-server on ${redisServer.privateAddress} (stopped afterwards)`);
     say(`demo data dir: ${config.dataDir} (removed afterwards)`);
     await initialise(config, log);
 
@@ -105,13 +130,9 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
       client.end();
     }
   } finally {
-    if (runtime) await runtime.close('demo finished');
-    const redis = createRedis(config, true, log);
-    const queues = new Queues(redis, config.queuePrefix, 1);
-    await queues.obliterate().catch(() => {});
-    await queues.close();
-    await redis.quit().catch(() => {});
-    await fsp.rm(dir, { recursive: true, force: true });
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await cleanUp();
   }
 }
 

@@ -5,8 +5,22 @@
 # them replace the default set (the spec list lives here, not in .mocharc.json, so that
 # `npx mocha test/x.test.ts` runs that file alone instead of the file plus the whole suite).
 # Closes with the combined "N passed, N failed" line CI reads.
+# Redis and PostgreSQL: the ones answering at PGW_TEST_REDIS_URL / PGW_TEST_POSTGRES_ADMIN_URL
+# (defaults 127.0.0.1:6379 and :5432), else throw-away ones started here from the installed
+# binaries and stopped at the end; a missing binary stops the run at once, naming the package
+# (scripts/test-services.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+out=$(mktemp)
+source scripts/test-services.sh
+trap 'stop_test_services; rm -f "$out"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+if ! start_test_services; then
+  echo "0 passed, 1 failed (test services)"
+  exit 1
+fi
 
 if ! npm run --silent typecheck; then
   echo "0 passed, 1 failed (type-check)"
@@ -22,8 +36,6 @@ fi
 specs=('test/unit/**/*.test.ts' 'test/integration/**/*.test.ts' 'test/security/**/*.test.ts' 'test/faults/**/*.test.ts')
 for arg in "$@"; do [[ $arg == *.ts ]] && specs=(); done
 passed=0 failed=0 skipped=0 rc=0
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
 for db in ${PGW_TEST_DATABASES:-sqlite postgres}; do
   printf '\n=== test suite, ledger on %s ===\n' "$db"
   PGW_TEST_DATABASE=$db npx mocha "${specs[@]}" "$@" | tee "$out"

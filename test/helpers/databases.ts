@@ -1,7 +1,8 @@
 /**
  * Ledger back ends for tests: a fresh SQLite file, and a throw-away PostgreSQL database on
  * the local server (created per test file, dropped afterwards). The admin URL can be
- * changed with PGW_TEST_POSTGRES_ADMIN_URL.
+ * changed with PGW_TEST_POSTGRES_ADMIN_URL, and the suite's Redis with PGW_TEST_REDIS_URL
+ * (scripts/test.sh sets both when it starts throw-away servers on private ports).
  *
  * `npm test` runs the whole suite twice: PGW_TEST_DATABASE=sqlite, then =postgres. The
  * harnesses ask `suiteDatabase()` for their ledger, so every test that does not pin a back
@@ -14,6 +15,8 @@ import path from 'node:path';
 import pg from 'pg';
 
 const ADMIN_URL = process.env.PGW_TEST_POSTGRES_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+/** The Redis the suite's gateways and fixtures use (queue prefixes keep them apart). */
+export const TEST_REDIS_URL = process.env.PGW_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface TestDatabase {
   name: 'sqlite' | 'postgres';

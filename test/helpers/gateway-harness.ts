@@ -19,7 +19,7 @@ import { keyAuditChain } from '../../keys/audit-key.js';
 import { DataKeys, loadMasterKey } from '../../gateway/core/sealed-blob.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
-import { suiteDatabase, type TestDatabase } from './databases.js';
+import { suiteDatabase, TEST_REDIS_URL, type TestDatabase } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { scanQueueKeys } from '../../workers/redis-keys.js';
 
@@ -68,6 +68,7 @@ export class GatewayHarness {
       PGW_DATA_DIR: path.join(dir, 'data'),
       PGW_KEY_PASSPHRASE: `test-${randomBytes(8).toString('hex')}`,
       PGW_QUEUE_PREFIX: `pgwtest-${randomBytes(4).toString('hex')}`,
+      PGW_REDIS_URL: TEST_REDIS_URL,
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',
       PGW_CONSOLE_PORT: '0',

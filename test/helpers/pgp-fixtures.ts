@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { openpgp } from '../../keys/openpgp-lib.js';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
-import { suiteDatabase } from './databases.js';
+import { suiteDatabase, TEST_REDIS_URL } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { Ledger, type Batch, type PgpKeyRow } from '../../gateway/core/ledger/index.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
@@ -225,7 +225,7 @@ export async function createStageFixture(opts: FixtureOptions): Promise<StageFix
   const config = loadConfig({
     env: {},
     overrides: {
-      env: 'test', dataDir: dir, keyPassphrase: KEY_PASSPHRASE, queuePrefix: prefix, logLevel: 'error',
+      env: 'test', dataDir: dir, keyPassphrase: KEY_PASSPHRASE, queuePrefix: prefix, logLevel: 'error', redisUrl: TEST_REDIS_URL,
       ...opts.config,
     },
   });

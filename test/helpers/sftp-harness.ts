@@ -15,7 +15,7 @@ import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
-import { suiteDatabase, type TestDatabase } from './databases.js';
+import { suiteDatabase, TEST_REDIS_URL, type TestDatabase } from './databases.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { createLogger, silentLogger, type Logger } from '../../gateway/core/logger.js';
 import { DataKeys, deriveMasterKey } from '../../gateway/core/sealed-blob.js';
@@ -81,11 +81,12 @@ async function cachedHostKeys(): Promise<string> {
 }
 
 async function ensureRedis(): Promise<void> {
-  const r = createRedis({ redisUrl: 'redis://127.0.0.1:6379' }, false, silentLogger);
+  const r = createRedis({ redisUrl: TEST_REDIS_URL }, false, silentLogger);
   try {
     await r.ping();
   } catch {
-    await run('redis-server', ['--daemonize', 'yes', '--port', '6379', '--save', '', '--appendonly', 'no']).catch(() => {});
+    const port = new URL(TEST_REDIS_URL).port || '6379';
+    await run('redis-server', ['--daemonize', 'yes', '--port', port, '--save', '', '--appendonly', 'no']).catch(() => {});
     await waitFor(() => r.ping().then(() => true, () => false), 10_000, 'redis');
   } finally {
     r.disconnect();
@@ -118,7 +119,7 @@ export class SftpHarness {
     const config = loadConfig({
       env: {},
       overrides: {
-        env: 'test', dataDir: path.join(dir, 'data'), queuePrefix: prefix, sftpPort: 0, bind: '127.0.0.1', keyPassphrase: PASSPHRASE,
+        env: 'test', dataDir: path.join(dir, 'data'), queuePrefix: prefix, sftpPort: 0, bind: '127.0.0.1', keyPassphrase: PASSPHRASE, redisUrl: TEST_REDIS_URL,
         ...opts.config,
       },
     });

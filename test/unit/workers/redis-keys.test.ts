@@ -4,6 +4,7 @@ import { silentLogger } from '../../../gateway/core/logger.js';
 import { loadConfig } from '../../../gateway/core/config.js';
 import { hasHashTag, queueKeyPattern, queueKeyPrefix, scanQueueKeys } from '../../../workers/redis-keys.js';
 import { clusterOptions, createRedis, parseNode, quitRedis, redisOptions } from '../../../workers/redis-connection.js';
+import { TEST_REDIS_URL } from '../../helpers/databases.js';
 
 describe('Redis key names: the hash-tagged queue prefix', () => {
   it('wraps the configured prefix in braces unless it already carries a tag', () => {
@@ -17,7 +18,7 @@ describe('Redis key names: the hash-tagged queue prefix', () => {
 
   it('finds exactly the installation\'s keys on a real Redis (braces are literal in SCAN patterns)', async () => {
     const p = `pgwt-keys-${randomBytes(4).toString('hex')}`;
-    const r = createRedis({ redisUrl: 'redis://127.0.0.1:6379' }, true, silentLogger);
+    const r = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);
     const mine = [`{${p}}:decrypt:wait`, `{${p}}:ack:events`];
     const others = [`${p}:decrypt:wait`, `{${p}}x:decrypt:wait`, `{${p}-2}:decrypt:wait`];
     try {
