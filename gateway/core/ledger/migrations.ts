@@ -7,9 +7,9 @@ import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinit
 import { handoffMigration } from './handoff-migration.js';
 import { partnerKeySignerMigration } from './key-signer-migration.js';
 import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
+import { outboundDocumentsMigration } from './document-migration.js';
 import { subjectRequestsMigration } from './subject-requests.js';
 import { subjectEventsMigration } from './subject-events.js';
-import { outboundDocumentsMigration } from './document-migration.js';
 
 type Dialect = 'sqlite' | 'postgres';
 
@@ -284,12 +284,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     // Partner contacts and e-mail notifications; the console's second factor (see operations-migration.ts).
     '0013_notifications': notificationsMigration,
     '0014_operator_totp': operatorTotpMigration,
+    // Documents Babybalance sends partners (see document-migration.ts).
+    '0015_outbound_documents': outboundDocumentsMigration,
     // The register of subject requests (see subject-requests.ts).
     '0016_subject_requests': subjectRequestsMigration(dialect),
     // Erasures and corrections for the account service (see subject-events.ts).
     '0017_subject_events': subjectEventsMigration(dialect),
-    // Documents Babybalance sends partners (see document-migration.ts).
-    '0015_outbound_documents': outboundDocumentsMigration,
   };
 }
 
