@@ -1,17 +1,20 @@
 /**
- * A logged-in console session over HTTPS, as a browser would hold it: the login form with its
- * CSRF cookie and token, then the session cookie on every GET.
+ * The console over HTTPS, as a browser would speak to it: one request function, the login form
+ * with its CSRF cookie and token, and a logged-in session carrying its cookie on every GET.
  */
 import https from 'node:https';
 
-interface Res { status: number; body: string; headers: Record<string, string | string[] | undefined> }
+export interface ConsoleRes { status: number; body: string; headers: Record<string, string | string[] | undefined> }
+/** `from` binds the client to a loopback address (the login throttle counts per address). */
+export interface ConsoleReqOpts { from?: string; cookie?: string; form?: Record<string, string>; headers?: Record<string, string> }
 
-function req(port: number, method: string, path: string, opts: { cookie?: string; form?: Record<string, string> } = {}): Promise<Res> {
+export function consoleRequest(port: number, method: string, path: string, o: ConsoleReqOpts = {}): Promise<ConsoleRes> {
   return new Promise((resolve, reject) => {
-    const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
+    const body = o.form ? new URLSearchParams(o.form).toString() : undefined;
     const r = https.request({
       host: '127.0.0.1', port, method, path, rejectUnauthorized: false,
-      headers: { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      ...(o.from ? { localAddress: o.from, agent: false } : {}),
+      headers: { ...(o.cookie ? { cookie: o.cookie } : {}), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...o.headers },
     }, (res) => {
       let b = '';
       res.on('data', (d: Buffer) => { b += d.toString(); });
@@ -22,14 +25,20 @@ function req(port: number, method: string, path: string, opts: { cookie?: string
   });
 }
 
-const cookieOf = (r: Res, name: string) => (r.headers['set-cookie'] as string[] | undefined)?.find((c) => c.startsWith(`${name}=`))?.split(';')[0];
+export const cookieOf = (r: ConsoleRes, name: string) => (r.headers['set-cookie'] as string[] | undefined)?.find((c) => c.startsWith(`${name}=`))?.split(';')[0];
+
+/** One login form submission (GET /login for the CSRF pair, then POST); the answer as it comes. */
+export async function consoleLoginAttempt(port: number, name: string, password: string, from?: string): Promise<ConsoleRes> {
+  const page = await consoleRequest(port, 'GET', '/login', { from });
+  const csrfCookie = cookieOf(page, 'pgw_login_csrf')!;
+  const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
+  return consoleRequest(port, 'POST', '/login', { from, cookie: csrfCookie, form: { _csrf: token, name, password } });
+}
 
 /** Log in as `name`; returns a GET that carries the session. */
-export async function consoleSession(port: number, name: string, password: string): Promise<(path: string) => Promise<Res>> {
-  const page = await req(port, 'GET', '/login');
-  const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
-  const r = await req(port, 'POST', '/login', { cookie: cookieOf(page, 'pgw_login_csrf')!, form: { _csrf: token, name, password } });
+export async function consoleSession(port: number, name: string, password: string): Promise<(path: string) => Promise<ConsoleRes>> {
+  const r = await consoleLoginAttempt(port, name, password);
   const session = cookieOf(r, 'pgw_console');
   if (!session) throw new Error(`console login failed: ${r.status}`);
-  return (path) => req(port, 'GET', path, { cookie: session });
+  return (path) => consoleRequest(port, 'GET', path, { cookie: session });
 }

@@ -4,43 +4,19 @@
  * repeated failed logins lock the account, every form needs its CSRF token.
  */
 import { expect } from 'chai';
-import https from 'node:https';
 import { GatewayHarness } from '../helpers/gateway-harness.js';
+import { consoleRequest, consoleLoginAttempt, cookieOf, type ConsoleReqOpts } from '../helpers/console-session.js';
 import { addOperator } from '../../gateway/admin/operators.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
-
-interface Res { status: number; body: string; headers: Record<string, string | string[] | undefined> }
 
 describe('security: support console access', function () {
   this.timeout(120_000);
   let h: GatewayHarness;
   let port = 0;
 
-  function req(method: string, path: string, opts: { cookie?: string; form?: Record<string, string> } = {}): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const body = opts.form ? new URLSearchParams(opts.form).toString() : undefined;
-      const r = https.request({
-        host: '127.0.0.1', port, method, path, rejectUnauthorized: false,
-        headers: { ...(opts.cookie ? { cookie: opts.cookie } : {}), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      }, (res) => {
-        let b = '';
-        res.on('data', (d: Buffer) => { b += d.toString(); });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
-      });
-      r.on('error', reject);
-      r.end(body);
-    });
-  }
-
-  const cookieOf = (r: Res, name: string) => (r.headers['set-cookie'] as string[] | undefined)?.find((c) => c.startsWith(`${name}=`))?.split(';')[0];
-
-  async function loginAttempt(name: string, password: string): Promise<Res> {
-    const page = await req('GET', '/login');
-    const csrfCookie = cookieOf(page, 'pgw_login_csrf')!;
-    const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
-    return req('POST', '/login', { cookie: csrfCookie, form: { _csrf: token, name, password } });
-  }
+  const req = (method: string, path: string, opts: ConsoleReqOpts = {}) => consoleRequest(port, method, path, opts);
+  const loginAttempt = (name: string, password: string) => consoleLoginAttempt(port, name, password);
 
   before(async () => {
     h = await GatewayHarness.create({ PGW_CONSOLE_LOCKOUT_FAILURES: '3' });

@@ -8,14 +8,14 @@
  * does not reach another.
  */
 import { expect } from 'chai';
-import https from 'node:https';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { GatewayHarness } from '../helpers/gateway-harness.js';
+import { consoleRequest, consoleLoginAttempt, cookieOf, type ConsoleRes, type ConsoleReqOpts } from '../helpers/console-session.js';
 import { addOperator } from '../../gateway/admin/operators.js';
 
-interface Res { status: number; body: string; headers: Record<string, string | string[] | undefined> }
-interface ReqOpts { from: string; cookie?: string; form?: Record<string, string>; headers?: Record<string, string> }
+type Res = ConsoleRes;
+type ReqOpts = ConsoleReqOpts & { from: string };
 
 const PGW = path.resolve(import.meta.dirname, '../../bin/pgw.js');
 const LOCKOUT_FAILURES = 3;
@@ -26,30 +26,8 @@ describe('security: console accounts (sessions, login throttle, name enumeration
   let h: GatewayHarness;
   let port = 0;
 
-  function req(method: string, p: string, o: ReqOpts): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const body = o.form ? new URLSearchParams(o.form).toString() : undefined;
-      const r = https.request({
-        host: '127.0.0.1', port, method, path: p, rejectUnauthorized: false, localAddress: o.from, agent: false,
-        headers: { ...(o.cookie ? { cookie: o.cookie } : {}), ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...o.headers },
-      }, (res) => {
-        let b = '';
-        res.on('data', (d: Buffer) => { b += d.toString(); });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, headers: res.headers }));
-      });
-      r.on('error', reject);
-      r.end(body);
-    });
-  }
-
-  const cookieOf = (r: Res, name: string) => (r.headers['set-cookie'] as string[] | undefined)?.find((c) => c.startsWith(`${name}=`))?.split(';')[0];
-
-  async function loginAttempt(name: string, password: string, from: string): Promise<Res> {
-    const page = await req('GET', '/login', { from });
-    const csrfCookie = cookieOf(page, 'pgw_login_csrf')!;
-    const token = /name="_csrf" value="([^"]+)"/.exec(page.body)![1]!;
-    return req('POST', '/login', { from, cookie: csrfCookie, form: { _csrf: token, name, password } });
-  }
+  const req = (method: string, p: string, o: ReqOpts) => consoleRequest(port, method, p, o);
+  const loginAttempt = (name: string, password: string, from: string) => consoleLoginAttempt(port, name, password, from);
 
   async function session(name: string, password: string, from: string): Promise<string> {
     const r = await loginAttempt(name, password, from);
