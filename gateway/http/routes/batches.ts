@@ -92,23 +92,35 @@ async function getBatch(d: BatchRouteDeps, req: Request, res: Response): Promise
   res.json(batchView(batch, await d.ledger.batches.events(batch.id), ack, push, result, resultPush));
 }
 
+/**
+ * Streams one encrypted outbound document (an ack or a result) with its identifying headers;
+ * a complete GET (not HEAD) is a delivery receipt, recorded by `onDelivered`.
+ */
+async function sendDocument(
+  req: Request, res: Response, batchId: string,
+  doc: { kind: 'Ack' | 'Result'; version: number; sha256: string; outbox_name: string; blob: string },
+  onDelivered: () => Promise<void>,
+): Promise<void> {
+  res.status(200);
+  res.setHeader('Content-Type', 'application/pgp-encrypted');
+  res.setHeader('Content-Disposition', `attachment; filename="${doc.outbox_name}"`);
+  res.setHeader('ETag', `"${doc.sha256}"`);
+  res.setHeader('X-Pgw-Batch-Id', batchId);
+  res.setHeader(`X-Pgw-${doc.kind}-Version`, String(doc.version));
+  res.setHeader(`X-Pgw-${doc.kind}-Sha256`, doc.sha256);
+  await pipeline(createReadStream(doc.blob), res);
+  if (req.method === 'GET') await onDelivered();
+}
+
 /** The newest ack; a complete GET (not HEAD) is a delivery receipt. */
 async function getAck(d: BatchRouteDeps, req: Request, res: Response): Promise<void> {
   const batch = await ownBatch(d, req, res);
   const ack = await d.ledger.batches.getAck(batch.id);
   if (!ack) throw new PgwError('ack.not_ready');
-  res.status(200);
-  res.setHeader('Content-Type', 'application/pgp-encrypted');
-  res.setHeader('Content-Disposition', `attachment; filename="${ack.outbox_name}"`);
-  res.setHeader('ETag', `"${ack.sha256}"`);
-  res.setHeader('X-Pgw-Batch-Id', batch.id);
-  res.setHeader('X-Pgw-Ack-Version', String(ack.version));
-  res.setHeader('X-Pgw-Ack-Sha256', ack.sha256);
-  await pipeline(createReadStream(d.dataDir.ackBlob(batch.id, ack.version)), res);
-  if (req.method === 'GET') {
+  await sendDocument(req, res, batch.id, { kind: 'Ack', ...ack, blob: d.dataDir.ackBlob(batch.id, ack.version) }, async () => {
     await d.ledger.batches.markAckDownloaded(batch.id, ack.version, 'https');
     requestLog(res).info('ack downloaded', { batch: batch.id, version: ack.version, lane: batch.lane });
-  }
+  });
 }
 
 /**
@@ -119,18 +131,10 @@ async function getResult(d: BatchRouteDeps, req: Request, res: Response): Promis
   const batch = await ownBatch(d, req, res);
   const result = await d.ledger.handoffs.getResult(batch.id);
   if (!result) throw new PgwError('result.not_ready');
-  res.status(200);
-  res.setHeader('Content-Type', 'application/pgp-encrypted');
-  res.setHeader('Content-Disposition', `attachment; filename="${result.outbox_name}"`);
-  res.setHeader('ETag', `"${result.sha256}"`);
-  res.setHeader('X-Pgw-Batch-Id', batch.id);
-  res.setHeader('X-Pgw-Result-Version', String(result.version));
-  res.setHeader('X-Pgw-Result-Sha256', result.sha256);
-  await pipeline(createReadStream(d.dataDir.resultBlob(batch.id, result.version)), res);
-  if (req.method === 'GET') {
+  await sendDocument(req, res, batch.id, { kind: 'Result', ...result, blob: d.dataDir.resultBlob(batch.id, result.version) }, async () => {
     await d.ledger.handoffs.markResultDownloaded(batch.id, result.version, 'https');
     requestLog(res).info('result downloaded', { batch: batch.id, version: result.version });
-  }
+  });
 }
 
 type Handler = (d: BatchRouteDeps, req: Request, res: Response) => Promise<void>;
