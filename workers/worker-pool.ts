@@ -41,40 +41,27 @@ export class WorkerPool {
   constructor(private readonly ctx: StageContext, private readonly connection: RedisConnection, configuredPrefix: string) {
     const w = ctx.config.workers;
     const prefix = queueKeyPrefix(configuredPrefix);
+    // The same connection, key prefix and lock timing for every queue this pool serves.
+    const options = (maxStalledCount?: number) => ({
+      connection: connection as ConnectionOptions,
+      prefix,
+      concurrency: w.concurrency,
+      lockDuration: w.lockDurationMs,
+      stalledInterval: w.stalledIntervalMs,
+      ...(maxStalledCount === undefined ? {} : { maxStalledCount }),
+      autorun: true,
+    });
     for (const stage of Object.keys(PROCESSORS) as PipelineStage[]) {
-      const worker = new Worker<JobPayload>(stage, (job) => this.process(stage, job), {
-        connection: connection as ConnectionOptions,
-        prefix,
-        concurrency: w.concurrency,
-        lockDuration: w.lockDurationMs,
-        stalledInterval: w.stalledIntervalMs,
-        maxStalledCount: 5,
-        autorun: true,
-      });
+      const worker = new Worker<JobPayload>(stage, (job) => this.process(stage, job), options(5));
       worker.on('error', workerError(ctx.log, stage));
       worker.on('failed', (job, err) => void this.onFailed(stage, job, err));
       this.workers.push(worker as Worker);
     }
-    const deliver = new Worker<DeliverPayload>(DELIVER_QUEUE, (job) => this.deliver(job), {
-      connection: connection as ConnectionOptions,
-      prefix,
-      concurrency: w.concurrency,
-      lockDuration: w.lockDurationMs,
-      stalledInterval: w.stalledIntervalMs,
-      autorun: true,
-    });
+    const deliver = new Worker<DeliverPayload>(DELIVER_QUEUE, (job) => this.deliver(job), options());
     deliver.on('error', workerError(ctx.log, 'deliver'));
     deliver.on('failed', (job, err) => void this.onDeliverFailed(job, err));
     this.workers.push(deliver as Worker);
-    const result = new Worker<ResultPayload>(RESULT_QUEUE, (job) => this.result(job), {
-      connection: connection as ConnectionOptions,
-      prefix,
-      concurrency: w.concurrency,
-      lockDuration: w.lockDurationMs,
-      stalledInterval: w.stalledIntervalMs,
-      maxStalledCount: 5,
-      autorun: true,
-    });
+    const result = new Worker<ResultPayload>(RESULT_QUEUE, (job) => this.result(job), options(5));
     result.on('error', workerError(ctx.log, 'result'));
     // A result that keeps failing (no usable partner key) stays confirmed and unreleased:
     // the reconciler queues it again, and the console shows it waiting.
