@@ -21,6 +21,7 @@ import { nowIso } from '../gateway/core/ledger/index.js';
 import { isPgwError, errorInfo, type ErrorCode } from '../gateway/core/errors.js';
 import type { Logger } from '../gateway/core/logger.js';
 import { findEvents } from './notification-rules.js';
+import { LeasedLoop } from './leased-loop.js';
 import { composeDigest, SmtpMailer, type Mailer } from './notification-mail.js';
 
 export const NOTIFIER_LEASE = 'notifier';
@@ -57,11 +58,11 @@ export interface NotifyReport {
 }
 
 export class Notifier {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<unknown> | null = null;
-  private leading = false;
+  private readonly loop: LeasedLoop;
 
-  constructor(private readonly d: NotifierDeps) {}
+  constructor(private readonly d: NotifierDeps) {
+    this.loop = new LeasedLoop({ ledger: d.ledger, log: d.log, lease: NOTIFIER_LEASE, holder: d.holder, failedMessage: 'notification run failed; the next one retries', run: () => this.runOnce() });
+  }
 
   async runOnce(now = new Date()): Promise<NotifyReport> {
     const { ledger } = this.d;
@@ -120,28 +121,10 @@ export class Notifier {
 
   /** Run now, then every `intervalMs`, while this process holds (or takes) the lease. */
   start(intervalMs: number): void {
-    const tick = () => {
-      this.running ??= this.lead(Math.max(3 * intervalMs, CLAIM_MS))
-        .then((leader) => (leader ? this.runOnce() : null))
-        .catch((err) => this.d.log.warn('notification run failed; the next one retries', { err }))
-        .finally(() => { this.running = null; });
-    };
-    tick();
-    this.timer = setInterval(tick, intervalMs);
-    this.timer.unref();
+    this.loop.start(intervalMs, Math.max(3 * intervalMs, CLAIM_MS));
   }
 
-  async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
-    if (this.leading) await this.d.ledger.leases.release(NOTIFIER_LEASE, this.d.holder).catch(() => {});
-  }
-
-  private async lead(ttlMs: number): Promise<boolean> {
-    const leader = await this.d.ledger.leases.acquire(NOTIFIER_LEASE, this.d.holder, ttlMs);
-    if (leader !== this.leading) this.d.log.info(leader ? 'notifier lease taken' : 'notifier lease held by another process', { holder: this.d.holder });
-    this.leading = leader;
-    return leader;
+  close(): Promise<void> {
+    return this.loop.close();
   }
 }

@@ -14,6 +14,7 @@ import type { DataDir } from '../gateway/core/data-dir.js';
 import type { Logger } from '../gateway/core/logger.js';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import type { Queues } from './queues.js';
+import { LeasedLoop } from './leased-loop.js';
 import { publishQueued, withdrawForRevokedKeys } from '../gateway/admin/outbound-documents.js';
 
 /** Temp files untouched for this long belong to uploads or stages that died. */
@@ -35,17 +36,17 @@ export interface ReconcileReport {
 export const RECONCILER_LEASE = 'reconciler';
 
 export class Reconciler {
-  private timer: NodeJS.Timeout | null = null;
-  private running: Promise<unknown> | null = null;
-  private leading = false;
+  private readonly loop: LeasedLoop;
 
   /** `holder`: this process's id in the lease (host, pid, random). */
   constructor(
     private readonly ledger: Ledger, private readonly queues: Queues, private readonly dataDir: DataDir, private readonly log: Logger,
-    private readonly holder: string,
+    holder: string,
     /** PGW_HANDOFF_OVERDUE_HOURS. */
     private readonly handoffOverdueHours = 24,
-  ) {}
+  ) {
+    this.loop = new LeasedLoop({ ledger, log, lease: RECONCILER_LEASE, holder, failedMessage: 'reconcile failed', run: () => this.runOnce() });
+  }
 
   async runOnce(): Promise<ReconcileReport> {
     const report: ReconcileReport = { checked: 0, requeued: 0, pushesRequeued: 0, resultsRequeued: 0, handoffsOverdue: 0, sweptFiles: 0 };
@@ -121,30 +122,11 @@ export class Reconciler {
    * within about three periods, and one slow run does not lose it.
    */
   start(intervalMs: number): void {
-    const tick = () => {
-      this.running ??= this.lead(3 * intervalMs)
-        .then((leader) => (leader ? this.runOnce() : null))
-        .catch((err) => this.log.warn('reconcile failed', { err }))
-        .finally(() => { this.running = null; });
-    };
-    tick();
-    this.timer = setInterval(tick, intervalMs);
-    this.timer.unref();
+    this.loop.start(intervalMs, 3 * intervalMs);
   }
 
-  async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.running;
-    // Hand over at once rather than after expiry (a killed process cannot; expiry covers it).
-    if (this.leading) await this.ledger.leases.release(RECONCILER_LEASE, this.holder).catch(() => {});
-  }
-
-  private async lead(ttlMs: number): Promise<boolean> {
-    const leader = await this.ledger.leases.acquire(RECONCILER_LEASE, this.holder, ttlMs);
-    if (leader !== this.leading) this.log.info(leader ? 'reconciler lease taken' : 'reconciler lease held by another process', { holder: this.holder });
-    this.leading = leader;
-    return leader;
+  close(): Promise<void> {
+    return this.loop.close();
   }
 
   private async sweep(): Promise<number> {
