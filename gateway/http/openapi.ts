@@ -3,12 +3,8 @@
  * JSON Schema 2020-12; the HTTPS integration tests validate every response they receive
  * against it, so the document and the code cannot drift apart.
  */
-const str = { type: 'string' } as const;
-const strOrNull = { type: ['string', 'null'] } as const;
-const time = { type: 'string', format: 'date-time' } as const;
-const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
+import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, documentFrame } from './openapi-parts.js';
 const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
-const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as const;
 const links = {
   type: 'object', additionalProperties: false, required: ['self', 'ack', 'result'],
   properties: { self: str, ack: str, result: str },
@@ -33,19 +29,7 @@ const batchProps = {
 const uploadProps = { ...batchProps, retried: { type: 'boolean' } } as const;
 
 const schemas = {
-  Error: {
-    type: 'object', additionalProperties: false, required: ['error'],
-    properties: {
-      error: {
-        type: 'object', additionalProperties: false, required: ['code', 'message', 'requestId'],
-        properties: {
-          code: { type: 'string', pattern: '^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)+$', description: 'stable error code (see the README)' },
-          message: str,
-          requestId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
-        },
-      },
-    },
-  },
+  Error: errorSchema({}),
   Upload: {
     type: 'object', additionalProperties: false, required: Object.keys(uploadProps), properties: uploadProps,
     description: '202 for a new upload; 200 (`retried`: true) when the same name and bytes were uploaded before',
@@ -119,26 +103,23 @@ const schemas = {
   },
 } as const;
 
-const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
-const err = (description: string) => ({ description, content: json('Error') });
+const json = (ref: keyof typeof schemas) => jsonRef(ref);
+const err = errorResponse;
 const common = {
   401: err('missing, unknown or revoked token (`auth.unauthorized`), or the registered client certificate is missing'),
   403: err('the partner is disabled (`partner.disabled`)'),
   429: err('rate limited (`http.rate_limited`); see Retry-After'),
   default: err('any other error, with a stable code'),
 };
-const batchIdParam = { name: 'batchId', in: 'path', required: true, schema: batchId };
 
 export const OPENAPI_DOCUMENT = {
-  openapi: '3.1.0',
+  ...documentFrame,
   info: {
     title: 'Partner gateway API',
     version: '1.0.0',
     description: 'Upload OpenPGP-encrypted, signed batches and fetch their signed, encrypted acknowledgements. '
       + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
   },
-  jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-  security: [{ bearer: [] }],
   components: {
     securitySchemes: {
       bearer: { type: 'http', scheme: 'bearer', description: '`pgw_<id>_<secret>` from `pgw partner token <id>`' },

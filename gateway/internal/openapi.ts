@@ -4,13 +4,9 @@
  * every response they receive against it. The outcome body is the schema file the route
  * validates with (schemas/handoff-outcome.v1.json), so the two cannot differ.
  */
+import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, documentFrame } from '../http/openapi-parts.js';
 import { loadSchemaFile } from '../../schemas/compiled-schemas.js';
 
-const str = { type: 'string' } as const;
-const strOrNull = { type: ['string', 'null'] } as const;
-const time = { type: 'string', format: 'date-time' } as const;
-const timeOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
-const batchId = { type: 'string', pattern: '^b-[0-9]{8}-[a-z0-9]{12}$' } as const;
 const count = { type: 'integer', minimum: 0 } as const;
 
 const handoffProps = {
@@ -41,20 +37,7 @@ const schemas = {
     type: 'object', additionalProperties: false, required: [...Object.keys(documentProps), 'created'],
     properties: { ...documentProps, created: { type: 'boolean', description: 'false: the same name and bytes were sent before; this is that document' } },
   },
-  Error: {
-    type: 'object', additionalProperties: false, required: ['error'],
-    properties: {
-      error: {
-        type: 'object', additionalProperties: false, required: ['code', 'message', 'requestId'],
-        properties: {
-          code: { type: 'string', pattern: '^[a-z][a-z0-9_]*(\\.[a-z0-9_]+)+$', description: 'stable error code (see the README)' },
-          message: str,
-          requestId: { type: 'string', pattern: '^[0-9a-f]{16}$' },
-          details: { type: 'object', description: 'for outcome refusals: the record indexes or the schema path at fault' },
-        },
-      },
-    },
-  },
+  Error: errorSchema({ details: { type: 'object', description: 'for outcome refusals: the record indexes or the schema path at fault' } }),
   Handoff: { type: 'object', additionalProperties: false, required: Object.keys(handoffProps), properties: handoffProps },
   HandoffList: {
     type: 'object', additionalProperties: false, required: ['handoffs', 'next'],
@@ -103,26 +86,23 @@ const schemas = {
   },
 } as const;
 
-const json = (ref: keyof typeof schemas) => ({ 'application/json': { schema: { $ref: `#/components/schemas/${ref}` } } });
-const err = (description: string) => ({ description, content: json('Error') });
+const json = (ref: keyof typeof schemas) => jsonRef(ref);
+const err = errorResponse;
 const common = {
   401: err('missing, unknown or revoked service token, a partner token (`auth.unauthorized`), or the pinned client certificate is missing'),
   403: err('the token lacks the scope (`auth.scope`)'),
   429: err('rate limited (`http.rate_limited`); see Retry-After'),
   default: err('any other error, with a stable code'),
 };
-const batchIdParam = { name: 'batchId', in: 'path', required: true, schema: batchId };
 
 export const INTERNAL_OPENAPI_DOCUMENT = {
-  openapi: '3.1.0',
+  ...documentFrame,
   info: {
     title: 'Partner gateway internal API',
     version: '1.0.0',
     description: 'For Babybalance\'s own systems: take the accepted records of partners\' batches and report what became of each. '
       + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
   },
-  jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
-  security: [{ bearer: [] }],
   components: {
     securitySchemes: {
       bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents, `subjects` for subject events)' },
