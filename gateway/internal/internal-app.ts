@@ -1,17 +1,14 @@
 /**
- * The internal API as an Express app, for Babybalance's own systems (never partners):
- * request context → security headers → per-address rate limit → (the OpenAPI document, the
- * only unauthenticated route) → service-token authentication for EVERYTHING else, unknown
- * paths included (deny by default) → per-token rate limit → routes (each names its scope)
- * → 404 → this API's one error handler.
+ * The internal API as an Express app, for Babybalance's own systems (never partners), in the
+ * frame of http/api-app.ts: service-token authentication for everything but the OpenAPI
+ * document, then the handoff, subject-event and document routes (each names its scope),
+ * and this API's own error handler.
  */
-import express from 'express';
-import helmet from 'helmet';
+import type express from 'express';
 import type { Config } from '../core/config.js';
-import { PgwError } from '../core/errors.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
-import { requestContext } from '../http/request-context.js';
-import { rateLimits, type RateStoreMaker } from '../http/rate-limits.js';
+import type { RateStoreMaker } from '../http/rate-limits.js';
+import { createApiApp } from '../http/api-app.js';
 import { serviceAuth } from './service-auth.js';
 import { internalErrorHandler } from './error-map.js';
 import { INTERNAL_OPENAPI_DOCUMENT } from './openapi.js';
@@ -33,37 +30,22 @@ export interface InternalAppDeps extends Omit<HandoffDeps, 'overdueHours'> {
 }
 
 export function createInternalApp(d: InternalAppDeps): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.set('etag', false);
-  app.set('trust proxy', false);
-  app.set('case sensitive routing', true);
-  app.set('strict routing', true);
-  const limits = rateLimits(d.config.http, d.rateStore);
-
-  app.use(requestContext(d.log));
-  app.use((req, res, next) => {
-    res.on('finish', () => d.counters?.httpRequest(`internal ${req.route?.path ?? 'unmatched'}`, res.statusCode));
-    next();
-  });
-  app.use(helmet());
-  app.use(limits.perAddress);
-  app.get('/internal/v1/openapi.json', (_req, res) => {
-    res.json(INTERNAL_OPENAPI_DOCUMENT);
-  });
-  app.use(limits.guardAuth(serviceAuth(d.ledger)), limits.perToken);
-  app.use(handoffRoutes({ ...d, overdueHours: d.config.handoff.overdueHours, maxBodyBytes: d.config.internal.maxBodyBytes }));
-  app.use(subjectEventRoutes(d));
+  const routes = [
+    handoffRoutes({ ...d, overdueHours: d.config.handoff.overdueHours, maxBodyBytes: d.config.internal.maxBodyBytes }),
+    subjectEventRoutes(d),
+  ];
   if (d.keyring) {
-    app.use(documentRoutes({
+    routes.push(documentRoutes({
       ledger: d.ledger, dataDir: d.dataDir, log: d.log, ...(d.fault ? { fault: d.fault } : {}), keyring: d.keyring, limits: d.config.limits,
       identityKey: d.dataKeys.derivedKey('outbound-document-identity'),
       ...(d.enqueueDocumentDelivery ? { enqueueDelivery: d.enqueueDocumentDelivery } : {}),
     }));
   }
-  app.use(() => {
-    throw new PgwError('http.not_found');
+  return createApiApp({
+    log: d.log, http: d.config.http, counterPrefix: 'internal ', openapi: { path: '/internal/v1/openapi.json', document: INTERNAL_OPENAPI_DOCUMENT },
+    ...(d.counters ? { counters: d.counters } : {}), ...(d.rateStore ? { rateStore: d.rateStore } : {}),
+    auth: serviceAuth(d.ledger),
+    routes,
+    errorHandler: internalErrorHandler,
   });
-  app.use(internalErrorHandler);
-  return app;
 }
