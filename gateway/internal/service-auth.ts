@@ -7,36 +7,25 @@
  * scope it needs ({@link requireScope}): a token without it gets 403 `auth.scope`.
  */
 import type { RequestHandler } from 'express';
-import type { TLSSocket } from 'node:tls';
 import type { Ledger } from '../core/ledger/index.js';
 import { PgwError } from '../core/errors.js';
 import { verifyServiceToken, type ServiceScope } from '../admin/service-tokens.js';
 import { locals } from '../http/request-context.js';
-
-const BEARER = /^Bearer ([A-Za-z0-9_-]{1,200})$/;
+import { bearerToken, requirePinnedCertificate, lastUseToucher } from '../http/token-auth.js';
 
 export function serviceAuth(ledger: Ledger): RequestHandler {
-  // Last-use bookkeeping at most once a minute per token and process: no ledger write per request.
-  const touched = new Map<string, number>();
+  const touch = lastUseToucher((id) => ledger.serviceTokens.touch(id));
   return (req, res, next) => {
     void (async () => {
-      const m = BEARER.exec(req.headers.authorization ?? '');
-      const service = m ? await verifyServiceToken(ledger, m[1]!) : null;
+      const token = bearerToken(req);
+      const service = token ? await verifyServiceToken(ledger, token) : null;
       if (!service) throw new PgwError('auth.unauthorized');
-      if (service.clientCertSha256) {
-        const cert = (req.socket as TLSSocket).getPeerCertificate?.();
-        const presented = cert && 'fingerprint256' in cert ? cert.fingerprint256 : null;
-        if (!presented || presented.toUpperCase() !== service.clientCertSha256.toUpperCase()) throw new PgwError('auth.client_certificate');
-      }
+      if (service.clientCertSha256) requirePinnedCertificate(req, service.clientCertSha256);
       const l = locals(res);
       l.service = service;
       l.tokenId = service.id;
       l.log = l.log.child({ service: service.name });
-      const now = Date.now();
-      if (now - (touched.get(service.id) ?? 0) > 60_000) {
-        touched.set(service.id, now);
-        ledger.serviceTokens.touch(service.id).catch(() => {}); // bookkeeping only; never fails a request
-      }
+      touch(service.id);
     })().then(() => next(), next);
   };
 }
