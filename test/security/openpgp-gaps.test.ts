@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The OpenPGP checklist items test/unit/workers/decrypt-stage.test.ts does not reach:
  * signatures of the standalone and timestamp types (they sign no data, so accepting one

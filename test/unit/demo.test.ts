@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * `pgw demo` reads its ack the way the gateway judges batches (keys/signature-count.ts): every
  * signature packet present must verify. The ack is read whole, in memory — no streams read

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The streaming reader of accepted-records files (gateway/admin/accepted-records.ts): both
  * layouts the validate stage writes, records holding quotes, escapes and brackets, split

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * What a backup takes of the data dir (admin/backup-files.ts), on a real directory tree:
  * in-flight and rebuilt folders skipped, a file holding the passphrase or the master key

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { html, raw, escapeHtml } from '../../../gateway/console/html.js';
 import { csrfMatches, hashPassword, verifyPassword } from '../../../gateway/admin/operators.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * bin/launch.js: `pgw` runs the compiled dist/ only while it was built from exactly the
  * sources in the tree; any edit, added or removed source falls back to the sources (tsx).

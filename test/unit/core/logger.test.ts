@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
 import { createLogger, redactText, serializeError } from '../../../gateway/core/logger.js';

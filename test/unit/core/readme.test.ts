@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { renderReadme } from '../../../scripts/render-docs.js';

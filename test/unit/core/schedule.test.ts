@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { isLate, parseSchedule } from '../../../gateway/admin/schedule.js';
 import { isPgwError } from '../../../gateway/core/errors.js';

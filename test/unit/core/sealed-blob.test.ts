@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';

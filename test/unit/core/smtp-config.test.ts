@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The notification settings (PGW_SMTP_*): plaintext SMTP only to a relay on this host, a
  * sender required, true/false read strictly, and the URL's password never logged.

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { checkWebhookTarget, isInternalAddress, parseWebhookUrl } from '../../../gateway/core/webhook-target.js';
 import { isPgwError } from '../../../gateway/core/errors.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * deploy/prometheus/alerts.yml under `promtool`: the rules load, their unit cases
  * (alerts.test.yml) pass, every alert has a case where it fires and one where it must not,

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { httpStatusFor } from '../../../gateway/http/error-map.js';
 import { hashSecret, parseToken } from '../../../gateway/admin/api-tokens.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';

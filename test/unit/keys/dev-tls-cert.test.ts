@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { createDevCertificate, DEV_CERT_CN } from '../../../keys/dev-tls-cert.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * keys/openpgp-lib.ts: openpgp.js inflates zip/zlib packets with its own streaming inflater,
  * not Node's DecompressionStream (whose adapter queues ~256 MiB before pausing), and every

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * keys/pgp-inspect: what is accepted as a partner's public key. Keys are generated at test
  * time with openpgp.js and GnuPG (weak algorithms only GnuPG still makes).

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { ERROR_CODES, PgwError } from '../../../gateway/core/errors.js';
 import { MAX_ERRORS_PER_RECORD, dateBounds, shiftMonths, validateBatch, type BatchValidation, type ValidationContext } from '../../../schemas/batch-validator.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * validateCsvStream (rows cut from a chunk stream, read by csv-parse a group at a time)
  * decides exactly like validateBatch (the whole file in memory, one csv-parse call) — same

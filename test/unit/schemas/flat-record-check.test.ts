@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { FlatRecordCheck } from '../../../schemas/flat-record-check.js';
 import { CLIENT_REGISTRATION_V1, getSchemaValidators, loadSchemaFile, READ_AFTER_VALIDATION } from '../../../schemas/compiled-schemas.js';

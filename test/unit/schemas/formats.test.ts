@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import {
   BSN_PLACEHOLDER,

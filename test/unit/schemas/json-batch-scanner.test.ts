@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * validateJsonStream (bounded memory, two passes over a chunk stream) decides exactly like
  * validateBatch (whole plaintext in memory) — same totals, accepted records, issues and

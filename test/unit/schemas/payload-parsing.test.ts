@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { PgwError } from '../../../gateway/core/errors.js';
 import { countOwnKeys, parseJsonPayload, scanJsonStructure } from '../../../schemas/json-payload.js';

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * PGW_MAX_RECORD_BYTES in the streaming validators: a record longer than the limit (its bytes
  * as sent: a JSON element of `records`, a CSV row without its line break) is rejected with

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { CLIENT_REGISTRATION_V1, CLIENT_REGISTRATION_V1_FIELDS, KNOWN_SCHEMAS, getSchemaValidators, loadSchemaFile } from '../../../schemas/compiled-schemas.js';
 import { isBsn11Proef } from '../../../schemas/formats.js';

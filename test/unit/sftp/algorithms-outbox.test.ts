@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { checkNegotiated, serverAlgorithms } from '../../../gateway/sftp/algorithms.js';
 import { isAckName, pickAck } from '../../../gateway/sftp/outbox.js';

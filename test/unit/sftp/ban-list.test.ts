@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { BanList } from '../../../gateway/sftp/ban-list.js';
 

@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { HandleBudget, HandleTable } from '../../../gateway/sftp/handle-table.js';
 

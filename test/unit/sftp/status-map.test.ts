@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { PgwError } from '../../../gateway/core/errors.js';
 import { SFTP_STATUS, SftpStatusError, toStatus, noSuchFile } from '../../../gateway/sftp/status-map.js';

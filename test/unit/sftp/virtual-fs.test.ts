@@ -1,3 +1,4 @@
+// test-pass: once
 import { expect } from 'chai';
 import { normalisePath, resolvePath, longname, fileAttrs, dirAttrs, MAX_PATH_LENGTH } from '../../../gateway/sftp/virtual-fs.js';
 

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The decrypt/verify stage end to end on a real ledger, real sealed blobs and real BullMQ
  * queues: every message is made at test time by openpgp.js or GnuPG.

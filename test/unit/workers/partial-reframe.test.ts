@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The re-framer changes the partial body length headers of the encrypted data packet only:
  * every packet's tag and body come out byte for byte, whatever the chunking of the input;

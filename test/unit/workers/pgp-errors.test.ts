@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * workers/pgp-errors: openpgp 6.3's error texts → our codes. Every input is an error that
  * openpgp really throws for a really malformed message (made here), so an upgrade that

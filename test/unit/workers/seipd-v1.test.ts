@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * workers/seipd-v1: our SEIPD v1 layer against OpenSSL's CFB and against openpgp.js itself —
  * the same plaintext for what openpgp accepts, a rejection for what it rejects, under any

@@ -1,3 +1,4 @@
+// test-pass: once
 /**
  * The validate stage on a real ledger and real sealed blobs: the streaming path (big JSON
  * batches) and the in-memory path decide the same — ledger row, per-record issues, codes —
