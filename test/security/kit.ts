@@ -10,6 +10,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { gpg, GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
 import { bsnCheckDigit } from '../../schemas/testing/sample-records.js';
+import { filesUnder } from '../helpers/files-under.js';
 
 /** The product checkout (the "app dir"). */
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -194,17 +195,7 @@ export function median(xs: number[]): number {
 // --- files -----------------------------------------------------------------------------------
 
 /** Every regular file under `dir` (symlinks not followed); `skip` prunes directories and files. */
-export async function listFiles(dir: string, skip: (p: string) => boolean = () => false): Promise<string[]> {
-  const out: string[] = [];
-  const entries = await fsp.readdir(dir, { withFileTypes: true }).catch(() => []);
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (skip(p)) continue;
-    if (e.isDirectory()) out.push(...(await listFiles(p, skip)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
+export const listFiles = filesUnder;
 
 /** Every entry (files, dirs, links) under `dir`, as paths; `skip` prunes. */
 export async function listEntries(dir: string, skip: (p: string) => boolean = () => false): Promise<string[]> {

@@ -14,19 +14,10 @@ import path from 'node:path';
 import { GatewayHarness, gpg, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
 import { WebhookReceiver, consoleGet, curl } from '../../helpers/https-client.js';
 import { pgwCli } from '../../helpers/key-tools.js';
+import { filesUnder } from '../../helpers/files-under.js';
 import { issueToken } from '../../../gateway/admin/api-tokens.js';
 import { updatePartner } from '../../../gateway/admin/partner-admin.js';
 import { sampleBatch, invalidChecksumBsn } from '../../../schemas/testing/sample-records.js';
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
 
 describe('handoff end to end: partner (sftp, gpg), account service (curl), result (sftp, https, webhook)', function () {
   this.timeout(240_000);

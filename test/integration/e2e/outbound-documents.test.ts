@@ -15,22 +15,13 @@ import { OpenApiChecker, WebhookReceiver, consoleGet, curl, type ApiResponse } f
 import { INTERNAL_OPENAPI_DOCUMENT } from '../../../gateway/internal/openapi.js';
 import { OPENAPI_DOCUMENT } from '../../../gateway/http/openapi.js';
 import { pgwCli } from '../../helpers/key-tools.js';
+import { filesUnder } from '../../helpers/files-under.js';
 import { exec } from '../../helpers/interop-tools.js';
 import { issueToken } from '../../../gateway/admin/api-tokens.js';
 import { setPartnerStatus, updatePartner } from '../../../gateway/admin/partner-admin.js';
 import { partnerPage } from '../../../gateway/console/pages.js';
 
 const CANARY = 'DECLARATIE-CANARY-7f3a9c-Jansen-123456782';
-
-export async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) out.push(...(await filesUnder(p)));
-    else if (e.isFile()) out.push(p);
-  }
-  return out;
-}
 
 describe('outbound documents: service (curl) → partner (sftp, https, webhook; gpg verifies)', function () {
   this.timeout(240_000);
