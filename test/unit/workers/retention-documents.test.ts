@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
@@ -14,27 +13,16 @@ import { DataDir } from '../../../gateway/core/data-dir.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { newDocumentId, documentState, publishQueued } from '../../../gateway/admin/outbound-documents.js';
 import { runRetention } from '../../../workers/retention.js';
-import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
+import { DATABASES } from '../../helpers/databases.js';
+import { ledgerFixture } from '../../helpers/ledger-fixture.js';
 
 const policy = { receivedDays: 30, payloadDays: 30, ackDays: 90, documentDays: 10, ledgerDays: 365, jobDays: 7 };
 
 for (const [label, make] of DATABASES) describe(`retention of outbound documents (${label})`, () => {
-  let tdb: TestDatabase;
   let ledger: Ledger;
   let dataDir: DataDir;
-  before(async () => {
-    tdb = await make();
-    ledger = await Ledger.open(tdb.url, silentLogger);
-    await ledger.audit.useKey(randomBytes(32));
-    await ledger.partners.create({ id: 'p1', name: 'P1' });
-    dataDir = new DataDir(await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwretdoc-')));
-    await dataDir.ensure();
-  });
-  after(async () => {
-    await ledger?.close();
-    await tdb?.drop();
-    await fsp.rm(dataDir.root, { recursive: true, force: true });
-  });
+  const fx = ledgerFixture(make, 'pgwretdoc-');
+  before(() => { ({ ledger, dataDir } = fx); });
 
   async function sent(name: string) {
     const id = newDocumentId();

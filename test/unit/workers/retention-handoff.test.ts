@@ -7,8 +7,6 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Ledger, type Batch } from '../../../gateway/core/ledger/index.js';
 import { readyHandoffInTx } from '../../../gateway/core/ledger/handoffs.js';
@@ -16,28 +14,17 @@ import { DataDir } from '../../../gateway/core/data-dir.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { runRetention } from '../../../workers/retention.js';
-import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
+import { DATABASES } from '../../helpers/databases.js';
+import { ledgerFixture } from '../../helpers/ledger-fixture.js';
 
 const policy = { receivedDays: 30, payloadDays: 30, ackDays: 90, ledgerDays: 365, jobDays: 7 };
 const later = new Date(Date.now() + 40 * 86_400_000); // past the payload period, not the others
 
 for (const [label, make] of DATABASES) describe(`retention of handed-off records (${label})`, () => {
-  let tdb: TestDatabase;
   let ledger: Ledger;
   let dataDir: DataDir;
-  before(async () => {
-    tdb = await make();
-    ledger = await Ledger.open(tdb.url, silentLogger);
-    await ledger.audit.useKey(randomBytes(32));
-    await ledger.partners.create({ id: 'p1', name: 'P1' });
-    dataDir = new DataDir(await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwret-')));
-    await dataDir.ensure();
-  });
-  after(async () => {
-    await ledger?.close();
-    await tdb?.drop();
-    await fsp.rm(dataDir.root, { recursive: true, force: true });
-  });
+  const fx = ledgerFixture(make, 'pgwret-');
+  before(() => { ({ ledger, dataDir } = fx); });
 
   /** A finished live batch with 2 accepted records ready for the handoff, its files on disk. */
   async function handedOff(): Promise<Batch> {
