@@ -31,4 +31,9 @@ export async function openRequest(h: GatewayHarness, kind: 'access' | 'correctio
   return r.id;
 }
 
+/** Any `pgw` command against the harness's gateway (nothing on stdin); its stdout parsed as JSON. */
+export async function pgwJson(h: GatewayHarness, args: string[]): Promise<unknown> {
+  return JSON.parse((await pgwIn(h, args, null)).stdout);
+}
+
 export { pgwIn };

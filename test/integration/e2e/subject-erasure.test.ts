@@ -5,18 +5,13 @@
  * no accepted records, and the received file is gone (its sha-256 stays in the ledger).
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
 import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
-import { openRequest, subjectCli } from '../../helpers/subject-cli.js';
+import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';
 import { consoleGet } from '../../helpers/https-client.js';
 
-const run = promisify(execFile);
-const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
 
 describe('subject erasure holds: erase, then reprocess', function () {
   this.timeout(180_000);
@@ -26,8 +21,8 @@ describe('subject erasure holds: erase, then reprocess', function () {
   const person = sampleRecord(0, now);
   const ids: Record<string, string> = {};
 
-  const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
-  const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
+  const pgw = (args: string[]) => pgwIn(h, args, null);
+  const json = (args: string[]) => pgwJson(h, args);
   let request = '';
   const subject = (args: string[], bsn: string, env: Record<string, string> = {}) => subjectCli(h, args, bsn, request, env);
 

@@ -5,19 +5,15 @@
  * while everyone else's records are intact. The BSN is never stored or logged in the clear.
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
-import { openRequest, pgwIn, subjectCli } from '../../helpers/subject-cli.js';
+import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';
 import { consoleSession } from '../../helpers/console-session.js';
 import { consoleGet, curl } from '../../helpers/https-client.js';
 import { addOperator } from '../../../gateway/admin/operators.js';
 
-const run = promisify(execFile);
-const PGW = path.resolve(import.meta.dirname, '../../../bin/pgw.js');
 
 describe('subject requests (pgw subject find|export|erase, pgw batches export)', function () {
   this.timeout(120_000);
@@ -27,8 +23,8 @@ describe('subject requests (pgw subject find|export|erase, pgw batches export)',
   const person = sampleRecord(0, now);
   const ids: Record<string, string> = {};
 
-  const pgw = async (args: string[]) => run(process.execPath, [PGW, ...args], { env: h.env });
-  const json = async (args: string[]) => JSON.parse((await pgw(args)).stdout);
+  const pgw = (args: string[]) => pgwIn(h, args, null);
+  const json = (args: string[]) => pgwJson(h, args);
   const req: Record<string, string> = {};
   /** `pgw subject <cmd>` under the request of `kind`, the BSN on stdin. */
   const subj = async (kind: string, args: string[], bsn: string) => JSON.parse(await subjectCli(h, args, bsn, req[kind]!));
