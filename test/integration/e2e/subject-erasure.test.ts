@@ -12,7 +12,6 @@ import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/se
 import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';
 import { consoleGet } from '../../helpers/https-client.js';
 
-
 describe('subject erasure holds: erase, then reprocess', function () {
   this.timeout(180_000);
   let h: GatewayHarness;

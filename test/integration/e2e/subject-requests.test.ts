@@ -14,7 +14,6 @@ import { consoleSession } from '../../helpers/console-session.js';
 import { consoleGet, curl } from '../../helpers/https-client.js';
 import { addOperator } from '../../../gateway/admin/operators.js';
 
-
 describe('subject requests (pgw subject find|export|erase, pgw batches export)', function () {
   this.timeout(120_000);
   let h: GatewayHarness;
