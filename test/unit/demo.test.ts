@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { openpgp } from '../../keys/openpgp-lib.js';
 import { PgwError } from '../../gateway/core/errors.js';
-import { readVerifiedAck } from '../../gateway/demo.js';
+import { readVerifiedDocument } from '../../gateway/demo.js';
 import {
   EVERY_SIGNATURE_TYPE, SeededRandom, concat, forgedOnePass, forgedSignature, issuerOf, rawMessage, splitPackets, zlibPacket,
 } from '../helpers/forged-signatures.js';
@@ -36,7 +36,7 @@ describe('pgw demo: reading the ack', function () {
   const encrypt = async (inner: Uint8Array) => Buffer.from(await openpgp.encrypt({
     message: rawMessage(inner), encryptionKeys: partner.publicKey, format: 'binary',
   }) as Uint8Array);
-  const read = (bytes: Buffer) => readVerifiedAck(bytes, partner.privateKey, [gateway.publicKey]);
+  const read = (bytes: Buffer) => readVerifiedDocument(bytes, partner.privateKey, [gateway.publicKey]);
 
   it('reads a signed ack, plain and compressed, the same on every run', async () => {
     const keyId = gateway.publicKey.getKeyID().toHex().toUpperCase();

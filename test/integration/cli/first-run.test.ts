@@ -63,6 +63,10 @@ describe('first run without Redis or PostgreSQL running', function () {
     const started = /started a private redis-server on 127\.0\.0\.1:(\d+)/.exec(r.stdout);
     expect(started, r.stdout).to.not.equal(null);
     expect(r.stdout).to.match(/ack decrypted; signature verified \(gateway key 0x[0-9A-F]{16}\)/);
+    // The rest of the batch's life: the account service's outcome, the signed result, one document.
+    expect(r.stdout).to.match(/account service: 1 handoff ready, fetched 4 accepted records of b-\S+ over HTTPS/);
+    expect(r.stdout).to.match(/partner: \/outbox\/\S+\.json\.pgp\.result\.pgp verified \(gateway key 0x[0-9A-F]{16}\): pgw\.result with 4 outcomes \(3 created, 0 exists, 1 failed\)/);
+    expect(r.stdout).to.match(/partner: outbound document \/outbox\/welkom-demo-kraamzorg\.txt\.pgp verified \(gateway key 0x[0-9A-F]{16}\)/);
     const ack = JSON.parse(r.stdout.slice(r.stdout.indexOf('\n{') + 1)) as { type: string; records: { total: number; accepted: number } };
     expect(ack.type).to.equal('pgw.ack');
     expect(ack.records).to.deep.include({ total: 5, accepted: 4 });
