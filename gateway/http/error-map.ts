@@ -62,17 +62,29 @@ function fromFramework(err: unknown): PgwError | null {
   return new PgwError('http.bad_request');
 }
 
-/** The final error handler of the app. */
-export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
-  const pgw = isPgwError(err) ? err : fromFramework(err);
-  const log = requestLog(res);
-  if (!pgw) log.error('request failed', { err: serializeError(err) });
-  else if (httpStatusFor(pgw.code) >= 500) log.warn('request failed', { code: pgw.code, err: serializeError(pgw.cause ?? pgw) });
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  // A body we stopped reading must not be read as the next request: close after answering.
-  if (!req.complete) res.setHeader('Connection', 'close');
-  sendError(res, pgw ?? new PgwError('internal.error'));
-};
+/**
+ * The final error handler of an API, from that API's own mapping: a registry error as it is,
+ * an Express/parser error through `fromFramework`, anything else `internal.error` (logged).
+ */
+export function makeErrorHandler(edge: {
+  fromFramework: (err: unknown) => PgwError | null;
+  statusFor: (code: PgwError['code']) => number;
+  send: (res: Response, err: PgwError) => void;
+}): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    const pgw = isPgwError(err) ? err : edge.fromFramework(err);
+    const log = requestLog(res);
+    if (!pgw) log.error('request failed', { err: serializeError(err) });
+    else if (edge.statusFor(pgw.code) >= 500) log.warn('request failed', { code: pgw.code, err: serializeError(pgw.cause ?? pgw) });
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // A body we stopped reading must not be read as the next request: close after answering.
+    if (!req.complete) res.setHeader('Connection', 'close');
+    edge.send(res, pgw ?? new PgwError('internal.error'));
+  };
+}
+
+/** The final error handler of the partner app. */
+export const errorHandler = makeErrorHandler({ fromFramework, statusFor: httpStatusFor, send: sendError });

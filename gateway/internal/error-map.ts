@@ -5,10 +5,10 @@
  * facts an outcome was refused for (record indexes, schema paths) — never record content.
  * Anything else (a library error, a bug) is a 500 `internal.error` that says nothing about it.
  */
-import type { ErrorRequestHandler, Response } from 'express';
-import { ERROR_CODES, isPgwError, PgwError, type ErrorCode } from '../core/errors.js';
-import { serializeError } from '../core/logger.js';
-import { requestLog, requestIdOf } from '../http/request-context.js';
+import type { Response } from 'express';
+import { ERROR_CODES, PgwError, type ErrorCode } from '../core/errors.js';
+import { requestIdOf } from '../http/request-context.js';
+import { makeErrorHandler } from '../http/error-map.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   'auth.unauthorized': 401,
@@ -65,15 +65,4 @@ function fromFramework(err: unknown): PgwError | null {
   return new PgwError('outcome.invalid', 'the body is not valid JSON');
 }
 
-export const internalErrorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
-  const pgw = isPgwError(err) ? err : fromFramework(err);
-  const log = requestLog(res);
-  if (!pgw) log.error('request failed', { err: serializeError(err) });
-  else if (internalStatusFor(pgw.code) >= 500) log.warn('request failed', { code: pgw.code, err: serializeError(pgw.cause ?? pgw) });
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  if (!req.complete) res.setHeader('Connection', 'close');
-  sendInternalError(res, pgw ?? new PgwError('internal.error'));
-};
+export const internalErrorHandler = makeErrorHandler({ fromFramework, statusFor: internalStatusFor, send: sendInternalError });
