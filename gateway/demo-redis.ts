@@ -13,7 +13,7 @@ import type { Config } from './core/config.js';
 import { PgwError } from './core/errors.js';
 import { causeOf, isConnectionError } from './core/outage-log.js';
 import { redactUrlCredentials } from './core/url-redaction.js';
-import { redisOptions } from '../workers/redis-connection.js';
+import { redisOptions } from './core/redis/connection.js';
 
 export interface DemoRedis {
   url: string;

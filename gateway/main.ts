@@ -24,7 +24,7 @@ import type { SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';
 import { Queues } from '../workers/queues.js';
 import {
   createRedis, nodeAddress, quitRedis, redisNodes, redisOutageLog, waitForReady, type RedisConnection,
-} from '../workers/redis-connection.js';
+} from './core/redis/connection.js';
 
 export interface Runtime {
   ports: { sftp?: number; https?: number; console?: number; internal?: number };

@@ -10,10 +10,10 @@
  */
 import { Queue, type JobsOptions, type ConnectionOptions } from 'bullmq';
 import { jobId, type Enqueuer, type PipelineStage } from '../gateway/core/pipeline.js';
-import type { RedisConnection } from './redis-connection.js';
-import { queueKeyPrefix } from './redis-keys.js';
+import type { RedisConnection } from '../gateway/core/redis/connection.js';
+import { queueKeyPrefix } from '../gateway/core/redis/key-names.js';
 
-export { createRedis, waitForReady, type RedisConnection } from './redis-connection.js';
+export { createRedis, waitForReady, type RedisConnection } from '../gateway/core/redis/connection.js';
 
 export const STAGES: PipelineStage[] = ['decrypt', 'validate', 'ack'];
 /** Webhook pushes of acks and results (batch id, version, kind only). */

@@ -4,8 +4,8 @@
  * even when no batch arrives, which is what removes old queue jobs "without traffic".
  */
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
-import { workerError, type RedisConnection } from './redis-connection.js';
-import { queueKeyPrefix } from './redis-keys.js';
+import { workerError, type RedisConnection } from '../gateway/core/redis/connection.js';
+import { queueKeyPrefix } from '../gateway/core/redis/key-names.js';
 import type { Logger } from '../gateway/core/logger.js';
 import { runRetention, type RetentionDeps } from './retention.js';
 

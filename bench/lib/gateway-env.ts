@@ -21,7 +21,7 @@ import { DataKeys, loadMasterKey, writeSealed } from '../../gateway/core/sealed-
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
-import { scanQueueKeys } from '../../workers/redis-keys.js';
+import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
 import { mustRun, nodeFlags, onCleanup, spawnTracked, type Tracked } from './procs.js';
 import { inGpgHome, stopGpgDaemons } from '../../test/helpers/gpg-home-queue.js';
 

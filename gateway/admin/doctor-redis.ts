@@ -6,7 +6,7 @@
 import type { Config } from '../core/config.js';
 import { silentLogger } from '../core/logger.js';
 import { causeOf } from '../core/outage-log.js';
-import { createRedis, nodeAddress, quitRedis, redisNodes, redisOutageLog, waitForReady } from '../../workers/redis-connection.js';
+import { createRedis, nodeAddress, quitRedis, redisNodes, redisOutageLog, waitForReady } from '../core/redis/connection.js';
 import { check, type DoctorCheck } from './doctor-check.js';
 
 const REACH_MS = 5000;

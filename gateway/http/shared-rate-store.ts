@@ -9,8 +9,8 @@
  */
 import { MemoryStore, type ClientRateLimitInfo, type Options, type Store } from 'express-rate-limit';
 import type { Logger } from '../core/logger.js';
-import { keyedName, queueKeyPrefix } from '../../workers/redis-keys.js';
-import type { RedisConnection } from '../../workers/redis-connection.js';
+import { keyedName, queueKeyPrefix } from '../core/redis/key-names.js';
+import type { RedisConnection } from '../core/redis/connection.js';
 
 const INCREMENT = `
 local n = redis.call('INCR', KEYS[1])

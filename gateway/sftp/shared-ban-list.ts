@@ -12,8 +12,8 @@
  * master key). When Redis is unreachable the local {@link BanList} still counts and bans.
  */
 import type { Logger } from '../core/logger.js';
-import { keyedName, queueKeyPattern, queueKeyPrefix, scanKeys } from '../../workers/redis-keys.js';
-import type { RedisConnection } from '../../workers/redis-connection.js';
+import { keyedName, queueKeyPattern, queueKeyPrefix, scanKeys } from '../core/redis/key-names.js';
+import type { RedisConnection } from '../core/redis/connection.js';
 import { BanList, DEFAULT_BAN_OPTIONS, type BanListOptions, type BanPolicy } from './ban-list.js';
 
 /** Remote bans remembered at most (a flood of distinct addresses cannot grow memory). */

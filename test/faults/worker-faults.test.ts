@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { queueKeyPrefix } from '../../workers/redis-keys.js';
+import { queueKeyPrefix } from '../../gateway/core/redis/key-names.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import { DataKeys, deriveMasterKey, loadOrCreateSalt, readSealedAll } from '../../gateway/core/sealed-blob.js';
 import {

@@ -21,7 +21,7 @@ import { addPartner } from '../../gateway/admin/partner-admin.js';
 import { Queues, createRedis } from '../../workers/queues.js';
 import { suiteDatabase, TEST_REDIS_URL, type TestDatabase } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
-import { scanQueueKeys } from '../../workers/redis-keys.js';
+import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');

@@ -24,7 +24,7 @@ import { IngestService } from '../../gateway/ingest/ingest-service.js';
 import { startSftpServer, type SftpServer, type SftpServerDeps } from '../../gateway/sftp/sftp-server.js';
 import { ensureHostKeys, loadHostKeys, parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
 import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
-import { scanQueueKeys } from '../../workers/redis-keys.js';
+import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'test-passphrase';

@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { gpg, waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
 import { ApiClient } from '../helpers/https-client.js';
-import { queueKeyPrefix } from '../../workers/redis-keys.js';
+import { queueKeyPrefix } from '../../gateway/core/redis/key-names.js';
 import { issueToken } from '../../gateway/admin/api-tokens.js';
 import { sampleRecord } from '../../schemas/testing/sample-records.js';
 import { CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';

@@ -9,7 +9,7 @@ import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.
 import { logs, runPgwExpectingExit, waitExit, type PgwProcess } from '../../helpers/fault-tools.js';
 import { ThrowawayCluster, ThrowawaySentinel } from '../../helpers/redis-topologies.js';
 import { consoleGet } from '../../helpers/https-client.js';
-import { queueKeyPrefix } from '../../../workers/redis-keys.js';
+import { queueKeyPrefix } from '../../../gateway/core/redis/key-names.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 
 /** Seal a 3-record batch, `sftp put` it and return the decrypted ack. */

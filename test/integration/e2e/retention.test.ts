@@ -14,7 +14,7 @@ import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { createRedis } from '../../../workers/queues.js';
-import { queueKeyPrefix } from '../../../workers/redis-keys.js';
+import { queueKeyPrefix } from '../../../gateway/core/redis/key-names.js';
 import { RETENTION_QUEUE } from '../../../workers/retention-scheduler.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
 

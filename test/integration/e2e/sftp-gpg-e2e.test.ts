@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, tryJson, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
-import { queueKeyPrefix } from '../../../workers/redis-keys.js';
+import { queueKeyPrefix } from '../../../gateway/core/redis/key-names.js';
 import { sampleBatch, invalidChecksumBsn } from '../../../schemas/testing/sample-records.js';
 
 async function listFilesRecursive(dir: string): Promise<string[]> {

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../gateway/core/logger.js';
 import { loadConfig } from '../../../gateway/core/config.js';
-import { hasHashTag, queueKeyPattern, queueKeyPrefix, scanQueueKeys } from '../../../workers/redis-keys.js';
-import { clusterOptions, createRedis, parseNode, quitRedis, redisOptions } from '../../../workers/redis-connection.js';
+import { hasHashTag, queueKeyPattern, queueKeyPrefix, scanQueueKeys } from '../../../gateway/core/redis/key-names.js';
+import { clusterOptions, createRedis, parseNode, quitRedis, redisOptions } from '../../../gateway/core/redis/connection.js';
 import { TEST_REDIS_URL } from '../../helpers/databases.js';
 
 describe('Redis key names: the hash-tagged queue prefix', () => {

@@ -10,8 +10,8 @@
  *   already carries a tag (`pgw-{eu}`).
  */
 import { createHmac } from 'node:crypto';
-import type { RedisConnection } from './redis-connection.js';
-import { redisNodes, waitForReady } from './redis-connection.js';
+import type { RedisConnection } from './connection.js';
+import { redisNodes, waitForReady } from './connection.js';
 
 /** True when `s` holds a Redis hash tag: `{`, then at least one character, then `}`. */
 export function hasHashTag(s: string): boolean {

@@ -3,7 +3,7 @@
  *
  * - **standalone**: one server, `PGW_REDIS_URL`.
  * - **cluster**: Redis Cluster; `PGW_REDIS_NODES` are seed nodes, the rest of the cluster is
- *   discovered. Every key carries the `{prefix}` hash tag (see redis-keys.ts), so BullMQ's
+ *   discovered. Every key carries the `{prefix}` hash tag (see key-names.ts), so BullMQ's
  *   multi-key scripts stay within one slot.
  * - **sentinel**: `PGW_REDIS_NODES` are sentinels that name the current master of
  *   `PGW_REDIS_SENTINEL_NAME`; ioredis follows a failover.
@@ -13,9 +13,9 @@
  * workers wait (`maxRetriesPerRequest: null`, which BullMQ requires of them).
  */
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
-import type { Config } from '../gateway/core/config.js';
-import type { Logger } from '../gateway/core/logger.js';
-import { isConnectionError, OutageLog } from '../gateway/core/outage-log.js';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { isConnectionError, OutageLog } from '../outage-log.js';
 
 /** What BullMQ and the gateway accept as a connection. */
 export type RedisConnection = Redis | Cluster;
