@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import ssh2 from 'ssh2';
-import { openpgp } from '../keys/openpgp-lib.js';
-import { judgeMessageSignatures, MessageSignatureCount } from '../keys/signature-count.js';
+import { openpgp } from '../keys/pgp/openpgp-lib.js';
+import { judgeMessageSignatures, MessageSignatureCount } from '../keys/pgp/signature-count.js';
 import type { Config } from './core/config.js';
 import { PgwError } from './core/errors.js';
 import { createLogger } from './core/logger.js';
@@ -29,7 +29,7 @@ import { addPartner } from './admin/partner-admin.js';
 import { issueServiceToken } from './admin/service-tokens.js';
 import { expectStatus, internalClient } from './demo-account-service.js';
 import { Queues, createRedis } from '../workers/queues.js';
-import { mapOpenpgpError } from '../workers/pgp-errors.js';
+import { mapOpenpgpError } from '../keys/pgp/pgp-errors.js';
 import { sampleBatch } from '../schemas/testing/sample-records.js';
 
 const { Client } = ssh2;
@@ -179,7 +179,7 @@ export async function runDemo(base: Config, opts: { json: boolean; out: NodeJS.W
 /**
  * Decrypt a document of the gateway (an ack, a result, an outbound document) and verify it
  * the way the gateway verifies batches: every signature packet in it counted and verified
- * against the gateway keys (keys/signature-count.ts), not just the ones openpgp.js returns.
+ * against the gateway keys (keys/pgp/signature-count.ts), not just the ones openpgp.js returns.
  */
 export async function readVerifiedDocument(
   bytes: Buffer, decryptionKey: openpgp.PrivateKey, verificationKeys: openpgp.PublicKey[],

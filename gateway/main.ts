@@ -17,7 +17,7 @@ import { faultHook } from './core/faults.js';
 import { writeFileAtomic } from './core/fs-atomic.js';
 import { PgwError } from './core/errors.js';
 import { GatewayKeyring } from '../keys/gateway-keyring.js';
-import { assertOpenpgpPolicy, openpgpConfig } from '../keys/openpgp-policy.js';
+import { assertOpenpgpPolicy, openpgpConfig } from '../keys/pgp/openpgp-policy.js';
 import { requirePassphrase } from '../keys/init.js';
 import { keyAuditChain } from '../keys/audit-key.js';
 import type { SubmitPartnerKeyInput } from '../keys/partner-key-submission.js';

@@ -7,11 +7,11 @@
  * - **active**: the newest key with `not_before` ≤ now: signs acks, decrypts.
  * - **retired**: `not_after` ≤ now: neither signs nor decrypts (kept until retention allows).
  */
-import { openpgp } from './openpgp-lib.js';
+import { openpgp } from './pgp/openpgp-lib.js';
 import type { Ledger, PgpKeyRow } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { describeAlgorithm, keyIdOf } from './pgp-inspect.js';
+import { describeAlgorithm, keyIdOf } from './pgp/pgp-inspect.js';
 
 export type GatewayKeyState = 'next' | 'active' | 'decrypt-only' | 'retired' | 'revoked';
 

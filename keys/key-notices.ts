@@ -14,7 +14,7 @@ import type { Batch, PgpKeyRow } from '../gateway/core/ledger/index.js';
 import { gatewayKeyState } from './gateway-keyring.js';
 import { partnerKeyState } from './partner-keys.js';
 import { expiryWarnings } from './key-expiry.js';
-import { shortFingerprint } from './pgp-inspect.js';
+import { shortFingerprint } from './pgp/pgp-inspect.js';
 
 export type KeyNoticeCode = 'key.expiring' | 'key.pending' | 'key.revoked_recently' | 'gateway_key.next' | 'gateway_key.retiring';
 

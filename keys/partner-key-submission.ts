@@ -10,13 +10,13 @@
  *   so that a stolen-but-valid signing key cannot silently swap in an attacker's key and
  *   use it at once: the partner sees the notice in the next ack and the audit log has it.
  */
-import { openpgp } from './openpgp-lib.js';
+import { openpgp } from './pgp/openpgp-lib.js';
 import type { Ledger } from '../gateway/core/ledger/index.js';
 import type { Channel } from '../gateway/core/ledger/schema.js';
 import { PgwError, isPgwError } from '../gateway/core/errors.js';
 import { addPartnerKey, findPartnerKeyByKeyId, judgeSignature, loadPartnerKeys, partnerKeyState, type SignaturePolicy } from './partner-keys.js';
-import { inspectPublicKey, shortFingerprint } from './pgp-inspect.js';
-import { judgeSignaturePackets, readSignatureFile } from './signature-count.js';
+import { inspectPublicKey, shortFingerprint } from './pgp/pgp-inspect.js';
+import { judgeSignaturePackets, readSignatureFile } from './pgp/signature-count.js';
 import { cancelIfSignerRevoked } from './signer-revocation.js';
 
 /** A public key with a few subkeys and user ids is a few KiB; anything far beyond is not a key. */
@@ -125,7 +125,7 @@ const SUBMISSION_CODES = { missing: 'key.submission_unsigned', invalid: 'key.sub
 /**
  * Verify the detached signature with the partner's keys active now; returns the signer's
  * fingerprint. Every packet of the signature file must be a document signature by an
- * active key of this partner over exactly these key bytes (keys/signature-count.ts): a
+ * active key of this partner over exactly these key bytes (keys/pgp/signature-count.ts): a
  * packet openpgp would not judge (another type, an unparseable one) refuses the submission.
  */
 async function verifySubmission(deps: SubmitPartnerKeyDeps, partnerId: string, keyBytes: Uint8Array, sigBytes: Uint8Array, now: Date): Promise<string> {

@@ -9,11 +9,11 @@
  * key that may be compromised); the key itself was created before the signature; the
  * signature time lies within [now − maxAge, now + skew].
  */
-import { openpgp } from './openpgp-lib.js';
+import { openpgp } from './pgp/openpgp-lib.js';
 import type { Ledger, PgpKeyRow } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { inspectPublicKey, keyIdOf, shortFingerprint } from './pgp-inspect.js';
+import { inspectPublicKey, keyIdOf, shortFingerprint } from './pgp/pgp-inspect.js';
 
 export interface PartnerKey {
   row: PgpKeyRow;

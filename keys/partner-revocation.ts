@@ -9,12 +9,12 @@
  * so that time says nothing about when a compromise happened. The key is revoked from now
  * (see the revocation rule in gateway/admin/key-admin.ts).
  */
-import { openpgp } from './openpgp-lib.js';
+import { openpgp } from './pgp/openpgp-lib.js';
 import type { Ledger } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
 import { findPartnerKeyByKeyId, loadPartnerKeys } from './partner-keys.js';
-import { judgeSignaturePackets, readSignatureFile } from './signature-count.js';
+import { judgeSignaturePackets, readSignatureFile } from './pgp/signature-count.js';
 import { cancelKeysSignedBy } from './signer-revocation.js';
 
 const REVOCATION_CODES = { missing: 'key.revocation_invalid', invalid: 'key.revocation_invalid' } as const;
@@ -49,7 +49,7 @@ export async function applyRevocationCertificate(ledger: Ledger, input: Revocati
   // import does not revoke the key; the operator or partner is meant to remove it.
   const armored = raw.replace(/^:(-----BEGIN PGP PUBLIC KEY BLOCK-----)/m, '$1');
   // Every packet of the certificate must be a key revocation that verifies against one
-  // registered key (keys/signature-count.ts): openpgp itself looks at the first one only.
+  // registered key (keys/pgp/signature-count.ts): openpgp itself looks at the first one only.
   const present = await readSignatureFile({ armored }, REVOCATION_CODES, [openpgp.enums.armor.publicKey, openpgp.enums.armor.signature]);
   const keys = await loadPartnerKeys(ledger, input.partnerId);
   const verified = await judgeSignaturePackets(present, {

@@ -10,22 +10,22 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { openpgp } from '../keys/openpgp-lib.js';
+import { openpgp } from '../keys/pgp/openpgp-lib.js';
 import type { Batch } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 import { PgwError } from '../gateway/core/errors.js';
 import type { Logger } from '../gateway/core/logger.js';
 import { SealedWriter } from '../gateway/core/sealed-blob.js';
 import { commitRename, removeQuietly } from '../gateway/core/fs-atomic.js';
-import { openpgpConfig } from '../keys/openpgp-policy.js';
+import { openpgpConfig } from '../keys/pgp/openpgp-policy.js';
 import { loadPartnerKeys, findPartnerKeyByKeyId, judgeSignature, type PartnerKey } from '../keys/partner-keys.js';
-import { keyIdOf, shortFingerprint } from '../keys/pgp-inspect.js';
-import { judgeMessageSignatures, MessageSignatureCount, type VerificationResult } from '../keys/signature-count.js';
+import { keyIdOf, shortFingerprint } from '../keys/pgp/pgp-inspect.js';
+import { judgeMessageSignatures, MessageSignatureCount, type VerificationResult } from '../keys/pgp/signature-count.js';
 import type { LoadedGatewayKey } from '../keys/gateway-keyring.js';
-import { mapOpenpgpError } from './pgp-errors.js';
+import { mapOpenpgpError } from '../keys/pgp/pgp-errors.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
-import { MessageWatch, watchArmor, watchBinary } from './message-watch.js';
-import { fastPathTakes, Seipd1Stream } from './seipd-v1.js';
+import { MessageWatch, watchArmor, watchBinary } from '../keys/pgp/message-watch.js';
+import { fastPathTakes, Seipd1Stream } from '../keys/pgp/seipd-v1.js';
 
 export interface DecryptVerdict {
   signerFingerprint: string;
@@ -215,7 +215,7 @@ interface Decrypted {
 
 /**
  * Decrypt, then openpgp.verify the packets inside — counting every signature packet as
- * openpgp reads it (keys/signature-count.ts), since verify() returns only those it chose
+ * openpgp reads it (keys/pgp/signature-count.ts), since verify() returns only those it chose
  * to judge. A SEIPD v1 packet with an AES session key (GnuPG's default) is decrypted by
  * seipd-v1.ts (the same checks, with CFB more than twice as fast, and a zip/zlib packet
  * inflated natively); anything else — SEIPD v2, other ciphers, several candidate session
@@ -300,7 +300,7 @@ const BATCH_CODES = { missing: 'signature.missing', invalid: 'signature.invalid'
 
 /**
  * Every signature packet present must be a document signature that verifies and meets the
- * policy (keys/signature-count.ts); a half-valid batch is rejected.
+ * policy (keys/pgp/signature-count.ts); a half-valid batch is rejected.
  */
 async function judgeAllSignatures(
   decrypted: Decrypted, partnerKeys: PartnerKey[], now: Date, ctx: StageContext, watch: MessageWatch,

@@ -9,9 +9,9 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { openpgp } from '../keys/openpgp-lib.js';
+import { openpgp } from '../keys/pgp/openpgp-lib.js';
 import { publishOnce, removeQuietly, writeFileAtomic, linkAtomically, tempNameFor } from '../gateway/core/fs-atomic.js';
-import { openpgpConfig } from '../keys/openpgp-policy.js';
+import { openpgpConfig } from '../keys/pgp/openpgp-policy.js';
 import { ackEncryptionKey, loadPartnerKeys, type PartnerKey } from '../keys/partner-keys.js';
 import type { Lane } from '../gateway/core/ledger/schema.js';
 import type { FaultPoint } from '../gateway/core/faults.js';

@@ -10,7 +10,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { loadConfig, type Config } from '../../gateway/core/config.js';
 import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';

@@ -8,7 +8,7 @@
  * so that a failure can be replayed.
  */
 import { deflateSync } from 'node:zlib';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 
 /** Every signature type of RFC 9580 §5.2.1, and one no standard defines. */
 export const EVERY_SIGNATURE_TYPE: readonly { type: number; name: string }[] = [

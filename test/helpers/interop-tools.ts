@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 
 export type ToolName = 'gpg' | 'sqop' | 'rnp' | 'pgpy' | 'openpgpjs';

@@ -11,7 +11,7 @@ import { promises as fsp, mkdtempSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { loadConfig, type Config, type DeepPartial } from '../../gateway/core/config.js';
 import { suiteDatabase, TEST_REDIS_URL } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';

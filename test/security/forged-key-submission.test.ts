@@ -13,7 +13,7 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { gpg, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
 import { curl } from '../helpers/https-client.js';
 import { issueToken } from '../../gateway/admin/api-tokens.js';

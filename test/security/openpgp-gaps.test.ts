@@ -8,7 +8,7 @@
  * sealed blobs and queues (test/helpers/pgp-fixtures.ts).
  */
 import { expect } from 'chai';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { createStageFixture, genEccKey, type StageFixture } from '../helpers/pgp-fixtures.js';
 import { runDecryptStage } from '../../workers/decrypt-stage.js';
 import { addPartnerKey } from '../../keys/partner-keys.js';

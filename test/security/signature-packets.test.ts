@@ -1,5 +1,5 @@
 /**
- * Property (issue 19, keys/signature-count.ts): wherever the gateway decides "this is
+ * Property (issue 19, keys/pgp/signature-count.ts): wherever the gateway decides "this is
  * signed", every signature packet present must be of a type allowed there and verify
  * against an allowed key; a packet openpgp.js would leave out of its results refuses the
  * whole. For each entry point — a key submission, a revocation certificate, a batch — a
@@ -13,7 +13,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { submitPartnerKey, type SubmitPartnerKeyDeps } from '../../keys/partner-key-submission.js';
 import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
 import { addPartnerKey } from '../../keys/partner-keys.js';
@@ -191,7 +191,7 @@ describe('security: every signature packet present must verify (property, every 
 
     /**
      * Encrypt the packets `inner` to the gateway and run the decrypt stage. Ciphers: `aes` is
-     * SEIPD v1 with AES (the stage's own CFB layer, workers/seipd-v1.ts); `ocb` is SEIPD v2,
+     * SEIPD v1 with AES (the stage's own CFB layer, keys/pgp/seipd-v1.ts); `ocb` is SEIPD v2,
      * which goes through openpgp's decryption.
      */
     async function decide(inner: Uint8Array, o: { compression: openpgp.enums.compression; cipher: Cipher }): Promise<{ id: string; stage: string; code: string | null }> {

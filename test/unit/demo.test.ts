@@ -1,11 +1,11 @@
 // test-pass: once
 /**
- * `pgw demo` reads its ack the way the gateway judges batches (keys/signature-count.ts): every
+ * `pgw demo` reads its ack the way the gateway judges batches (keys/pgp/signature-count.ts): every
  * signature packet present must verify. The ack is read whole, in memory — no streams read
  * side by side — so the same ack gives the same verdict on every run.
  */
 import { expect } from 'chai';
-import { openpgp } from '../../keys/openpgp-lib.js';
+import { openpgp } from '../../keys/pgp/openpgp-lib.js';
 import { PgwError } from '../../gateway/core/errors.js';
 import { readVerifiedDocument } from '../../gateway/demo.js';
 import {

@@ -10,7 +10,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, gpg, type TestPartner } from '../../helpers/gateway-harness.js';
 import { pgwCli, sealTo } from '../../helpers/key-tools.js';
-import { shortFingerprint } from '../../../keys/pgp-inspect.js';
+import { shortFingerprint } from '../../../keys/pgp/pgp-inspect.js';
 
 interface Seen { name: string; status: string; code: string | null; message: string; signer: string | null; decidedAt: number; ackedAt: number; notices: string[] }
 

@@ -12,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { GatewayHarness, gpg, type TestPartner } from '../../helpers/gateway-harness.js';
 import { pgwCli, sealTo } from '../../helpers/key-tools.js';
-import { shortFingerprint } from '../../../keys/pgp-inspect.js';
+import { shortFingerprint } from '../../../keys/pgp/pgp-inspect.js';
 import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
 
 const run = promisify(execFile);

@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openpgp } from '../../../keys/openpgp-lib.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
 import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
 import {
   TOOL_PACKAGES, SYSTEM_PYTHON, execOk, gpgOpen, inspectSealed, makePartnerTool, openAckWithGpg, pgpyLoadsCert,

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openpgp } from '../../../keys/openpgp-lib.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
 import { createGatewayKey, GatewayKeyring } from '../../../keys/gateway-keyring.js';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';

@@ -1,13 +1,13 @@
 // test-pass: once
 /**
- * keys/openpgp-lib.ts: openpgp.js inflates zip/zlib packets with its own streaming inflater,
+ * keys/pgp/openpgp-lib.ts: openpgp.js inflates zip/zlib packets with its own streaming inflater,
  * not Node's DecompressionStream (whose adapter queues ~256 MiB before pausing), and every
  * module imports openpgp.js through it — one direct import evaluated first would undo that.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { openpgp } from '../../../keys/openpgp-lib.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -21,13 +21,13 @@ async function sourceFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-describe('keys/openpgp-lib (how openpgp.js is loaded)', () => {
-  it('no module imports openpgp.js but through keys/openpgp-lib.ts', async () => {
+describe('keys/pgp/openpgp-lib (how openpgp.js is loaded)', () => {
+  it('no module imports openpgp.js but through keys/pgp/openpgp-lib.ts', async () => {
     const direct: string[] = [];
     for (const dir of ['gateway', 'workers', 'keys', 'schemas', 'test', 'bench', 'scripts', 'bin']) {
       for (const f of await sourceFiles(path.join(ROOT, dir))) {
         const rel = path.relative(ROOT, f);
-        if (rel === path.join('keys', 'openpgp-lib.ts')) continue;
+        if (rel === path.join('keys', 'pgp', 'openpgp-lib.ts')) continue;
         const text = await fsp.readFile(f, 'utf8');
         if (/from\s+['"]openpgp['"]|import\(\s*['"]openpgp['"]\s*\)/.test(text.replace(/^import type .*$/gm, ''))) direct.push(rel);
       }

@@ -1,11 +1,11 @@
 // test-pass: once
 /**
- * keys/pgp-inspect: what is accepted as a partner's public key. Keys are generated at test
+ * keys/pgp/pgp-inspect: what is accepted as a partner's public key. Keys are generated at test
  * time with openpgp.js and GnuPG (weak algorithms only GnuPG still makes).
  */
 import { expect } from 'chai';
-import { openpgp } from '../../../keys/openpgp-lib.js';
-import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../keys/pgp-inspect.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
+import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../keys/pgp/pgp-inspect.js';
 import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
 import { genEccKey, rsaKey, GpgHome, DAY } from '../../helpers/pgp-fixtures.js';
 
@@ -20,7 +20,7 @@ async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
   expect(isPgwError(err) ? err.code : String(err)).to.equal(code);
 }
 
-describe('keys/pgp-inspect', function () {
+describe('keys/pgp/pgp-inspect', function () {
   this.timeout(60_000);
   let gpg: GpgHome;
   before(async () => {

@@ -11,14 +11,14 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { openpgp } from '../../../keys/openpgp-lib.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
 import {
   createStageFixture, genEccKey, rsaKey, GpgHome, openpgpSignEncrypt, openpgpSignOnly, DAY,
   type StageFixture, type TestKeyPair,
 } from '../../helpers/pgp-fixtures.js';
 import { runDecryptStage } from '../../../workers/decrypt-stage.js';
 import { readSealedAll } from '../../../gateway/core/sealed-blob.js';
-import { shortFingerprint } from '../../../keys/pgp-inspect.js';
+import { shortFingerprint } from '../../../keys/pgp/pgp-inspect.js';
 import type { ErrorCode } from '../../../gateway/core/errors.js';
 import { createLogger } from '../../../gateway/core/logger.js';
 
@@ -166,7 +166,7 @@ describe('workers/decrypt-stage', function () {
       ['gpg Ed25519, --compress-algo zip', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'zip']), signer: gpgEd })],
       ['gpg Ed25519, --compress-algo zlib --armor', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'zlib', '--armor']), signer: gpgEd })],
       ['gpg Ed25519, --compress-algo bzip2', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--compress-algo', 'bzip2']), signer: gpgEd })],
-      // SEIPD v1 with AES-128 and AES-256: the decrypt stage's own CFB layer (workers/seipd-v1.ts)
+      // SEIPD v1 with AES-128 and AES-256: the decrypt stage's own CFB layer (keys/pgp/seipd-v1.ts)
       ['gpg Ed25519, --cipher-algo AES128', async () => ({ bytes: await gpgSE(PLAIN, gpgEd, ['--cipher-algo', 'AES128']), signer: gpgEd })],
       ['gpg RSA-3072, --cipher-algo AES256 --compress-algo zlib -z 9', async () => ({
         bytes: await gpgSE(PLAIN, gpgRsa, ['--cipher-algo', 'AES256', '--compress-algo', 'zlib', '-z', '9']), signer: gpgRsa })],

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { PartialReframer } from '../../../workers/partial-reframe.js';
+import { PartialReframer } from '../../../keys/pgp/partial-reframe.js';
 
 interface Packet { tag: number; body: Buffer; partialSizes: number[] }
 
@@ -70,7 +70,7 @@ function reframe(input: Buffer, chunk: number): Buffer {
   return Buffer.concat(out);
 }
 
-describe('workers/partial-reframe', () => {
+describe('keys/pgp/partial-reframe', () => {
   const big = randomBytes(3 * 1024 * 1024 + 12345);
   const message = Buffer.concat([
     definitePacket(1, randomBytes(94)), // PKESK

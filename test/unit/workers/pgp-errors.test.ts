@@ -1,16 +1,16 @@
 // test-pass: once
 /**
- * workers/pgp-errors: openpgp 6.3's error texts → our codes. Every input is an error that
+ * keys/pgp/pgp-errors: openpgp 6.3's error texts → our codes. Every input is an error that
  * openpgp really throws for a really malformed message (made here), so an upgrade that
  * changes a text fails a test instead of silently changing a code. Codes only: message
  * texts are not asserted.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { openpgp } from '../../../keys/openpgp-lib.js';
-import { mapOpenpgpError } from '../../../workers/pgp-errors.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
+import { mapOpenpgpError } from '../../../keys/pgp/pgp-errors.js';
 import { PgwError, isPgwError } from '../../../gateway/core/errors.js';
-import { openpgpConfig } from '../../../keys/openpgp-policy.js';
+import { openpgpConfig } from '../../../keys/pgp/openpgp-policy.js';
 import { genEccKey, DAY, type TestKeyPair } from '../../helpers/pgp-fixtures.js';
 
 const CONFIG = openpgpConfig({ decompressedBytes: 1024 * 1024 });
@@ -37,7 +37,7 @@ async function decryptAll(bytes: Uint8Array, key: TestKeyPair, config = CONFIG, 
   return out;
 }
 
-describe('workers/pgp-errors (real openpgp errors)', function () {
+describe('keys/pgp/pgp-errors (real openpgp errors)', function () {
   this.timeout(30_000);
   let gw: TestKeyPair;
   let signer: TestKeyPair;

@@ -1,16 +1,16 @@
 // test-pass: once
 /**
- * workers/seipd-v1: our SEIPD v1 layer against OpenSSL's CFB and against openpgp.js itself —
+ * keys/pgp/seipd-v1: our SEIPD v1 layer against OpenSSL's CFB and against openpgp.js itself —
  * the same plaintext for what openpgp accepts, a rejection for what it rejects, under any
  * chunking of the ciphertext.
  */
 import { expect } from 'chai';
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
 import { deflateRawSync, deflateSync } from 'node:zlib';
-import { openpgp } from '../../../keys/openpgp-lib.js';
-import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../workers/seipd-v1.js';
+import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
+import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../keys/pgp/seipd-v1.js';
 import { isPgwError } from '../../../gateway/core/errors.js';
-import { openpgpConfig } from '../../../keys/openpgp-policy.js';
+import { openpgpConfig } from '../../../keys/pgp/openpgp-policy.js';
 import { genEccKey, type TestKeyPair } from '../../helpers/pgp-fixtures.js';
 
 const CONFIG = openpgpConfig({ decompressedBytes: 64 * 1024 * 1024 });
@@ -73,7 +73,7 @@ async function decodeAll(algorithm: string, key: Uint8Array, body: Uint8Array): 
   return Buffer.concat(out);
 }
 
-describe('workers/seipd-v1', function () {
+describe('keys/pgp/seipd-v1', function () {
   this.timeout(60_000);
 
   it('CfbDecipher is OpenSSL\'s AES-CFB for every key size, whatever the chunking', () => {

@@ -19,8 +19,8 @@
  * Anything else is refused with the entry point's own codes.
  */
 import { openpgp } from './openpgp-lib.js';
-import { PgwError, type ErrorCode } from '../gateway/core/errors.js';
-import { PacketWalker } from '../workers/packet-header.js';
+import { PgwError, type ErrorCode } from '../../gateway/core/errors.js';
+import { PacketWalker } from './packet-header.js';
 
 const SIGNATURE_TAG = openpgp.enums.packet.signature;
 const T = openpgp.enums.signature;

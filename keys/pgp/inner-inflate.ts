@@ -3,7 +3,7 @@
  * GnuPG sends when compression is on) is inflated here, with Node's zlib, instead of by
  * openpgp.js's JavaScript inflater (fflate, 4–5× slower on JSON here; Node's own
  * DecompressionStream stays hidden from openpgp because it queues ~256 MiB — see
- * keys/openpgp-lib.ts). openpgp then reads the packets that were inside — the same
+ * keys/pgp/openpgp-lib.ts). openpgp then reads the packets that were inside — the same
  * packets, checked by the same message grammar, because openpgp parses a compressed
  * packet's contents exactly as it parses a message.
  *
@@ -15,7 +15,7 @@
  * input waits for it, so a bomb costs no more memory than any other input.
  */
 import { createInflate, createInflateRaw, type Inflate, type InflateRaw, type ZlibOptions } from 'node:zlib';
-import { PgwError } from '../gateway/core/errors.js';
+import { PgwError } from '../../gateway/core/errors.js';
 import { PacketAllowList, parseHeaderOctets, type FramedHeader } from './packet-header.js';
 
 const COMPRESSED_TAG = 8;

@@ -9,7 +9,7 @@
  * against ~250 MiB with the inflater (which was also faster there; ~25% slower on JSON that
  * compresses well). openpgp.js decides at load time, and restoring the global right after
  * leaves it as it was for everything else. The decrypt stage inflates GnuPG's usual shape
- * (one zip/zlib packet inside SEIPD v1) with Node's zlib itself, bounded: workers/inner-inflate.ts.
+ * (one zip/zlib packet inside SEIPD v1) with Node's zlib itself, bounded: keys/pgp/inner-inflate.ts.
  */
 import { restoreDecompressionStream } from './openpgp-lib-prelude.js';
 import * as openpgp from 'openpgp';

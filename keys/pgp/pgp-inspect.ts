@@ -3,7 +3,7 @@
  * no private material, no weak algorithms, a valid self-signature now.
  */
 import { openpgp } from './openpgp-lib.js';
-import { PgwError } from '../gateway/core/errors.js';
+import { PgwError } from '../../gateway/core/errors.js';
 
 export interface InspectedKey {
   key: openpgp.PublicKey;

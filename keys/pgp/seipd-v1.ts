@@ -18,7 +18,7 @@
  * would allow encryption packets too).
  */
 import { createCipheriv, createHash, timingSafeEqual, type Cipher, type Hash } from 'node:crypto';
-import { PgwError } from '../gateway/core/errors.js';
+import { PgwError } from '../../gateway/core/errors.js';
 import { PacketAllowList } from './packet-header.js';
 import { InnerInflate } from './inner-inflate.js';
 

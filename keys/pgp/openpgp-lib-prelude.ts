@@ -1,5 +1,5 @@
 /**
- * Runs before openpgp.js is evaluated (imported first by keys/openpgp-lib.ts): hides the
+ * Runs before openpgp.js is evaluated (imported first by keys/pgp/openpgp-lib.ts): hides the
  * global DecompressionStream until {@link restoreDecompressionStream}.
  */
 const saved = Object.getOwnPropertyDescriptor(globalThis, 'DecompressionStream');

@@ -19,7 +19,7 @@
  * event loop blocked by a long synchronous step, does not count).
  */
 import { createReadStream, type ReadStream } from 'node:fs';
-import { PgwError } from '../gateway/core/errors.js';
+import { PgwError } from '../../gateway/core/errors.js';
 import { IGNORED_PACKET_TAGS, PacketWalker } from './packet-header.js';
 import type { Seipd1Stream } from './seipd-v1.js';
 import { PartialReframer } from './partial-reframe.js';

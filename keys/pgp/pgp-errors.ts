@@ -4,7 +4,7 @@
  * 6.3's texts (tested in test/unit/workers/pgp-errors.test.ts against real malformed
  * messages, so an upgrade that changes a text shows up as a failing test, not a wrong code).
  */
-import { PgwError, type ErrorCode } from '../gateway/core/errors.js';
+import { PgwError, type ErrorCode } from '../../gateway/core/errors.js';
 
 const RULES: [RegExp, ErrorCode][] = [
   [/decompress/i, 'limits.decompressed_size'],
