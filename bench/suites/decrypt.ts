@@ -124,7 +124,7 @@ export async function runDecrypt(ctx: BenchContext): Promise<SectionResult> {
   });
   const lines = [
     'Throughput = plaintext bytes ÷ time (MB/s, 10^6 bytes/s). **Ours**: `runDecryptStage` in a fresh worker-like child process per run '
-    + '(only the stage call is timed: read spool, session key by openpgp, the SEIPD v1 layer (AES-CFB + MDC) by our `workers/seipd-v1.ts`, inner packets and signature by openpgp, plaintext sealed into quarantine with AES-256-GCM, fsync, '
+    + '(only the stage call is timed: read spool, session key by openpgp, the SEIPD v1 layer (AES-CFB + MDC) by our `keys/pgp/seipd-v1.ts`, inner packets and signature by openpgp, plaintext sealed into quarantine with AES-256-GCM, fsync, '
     + 'promote, ledger update; the enqueue of the next stage is recorded, not sent to Redis). **gpg**: `gpg --decrypt -o <file>` with the same gateway key '
     + '(imported unprotected, so neither side runs a KDF inside the timing) and the partner key for verification; process start included. '
     + 'Files made by `gpg --sign --encrypt` with its defaults — uncompressed, because the gateway key (made by openpgp.js) lists Uncompressed first in its '
