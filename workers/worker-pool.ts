@@ -9,7 +9,7 @@
 import { Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
 import type { PipelineStage } from '../gateway/core/pipeline.js';
 import { PgwError } from '../gateway/core/errors.js';
-import { isBatchId, isDocumentId } from '../gateway/ingest/file-names.js';
+import { isBatchId, isDocumentId } from '../gateway/core/file-names.js';
 import { DELIVER_QUEUE, RESULT_QUEUE, type DeliverPayload, type JobPayload, type ResultPayload } from './queues.js';
 import { workerError, type RedisConnection } from '../gateway/core/redis/connection.js';
 import { queueKeyPrefix } from '../gateway/core/redis/key-names.js';

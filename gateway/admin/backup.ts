@@ -23,7 +23,7 @@ import { DataDir } from '../core/data-dir.js';
 import { Ledger } from '../core/ledger/index.js';
 import { DataKeys, deriveMasterKey, loadMasterKey } from '../core/sealed-blob.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../core/fs-atomic.js';
-import { isAckFileName, isDocumentFileName, isResultFileName } from '../ingest/file-names.js';
+import { isAckFileName, isDocumentFileName, isResultFileName } from '../core/file-names.js';
 import { keyAuditChain, openKeyedLedger } from '../../keys/audit-key.js';
 import { verifyAudit } from './audit-admin.js';
 import {

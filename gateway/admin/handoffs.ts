@@ -20,7 +20,7 @@ import type { FaultHook } from '../core/faults.js';
 import type { Logger } from '../core/logger.js';
 import { PgwError } from '../core/errors.js';
 import { commitRename, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
-import { isBatchId } from '../ingest/file-names.js';
+import { isBatchId } from '../core/file-names.js';
 import { parseOutcomeBody, type OutcomeRecord } from '../../schemas/handoff-outcome.js';
 import { acceptedRecords, readAcceptedMeta } from './accepted-records.js';
 

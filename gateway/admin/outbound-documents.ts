@@ -32,7 +32,7 @@ import type { FaultHook } from '../core/faults.js';
 import { fsyncDir, linkAtomically, publishOnce, removeQuietly, tempNameFor } from '../core/fs-atomic.js';
 import type { Ledger, OutboundDocument } from '../core/ledger/index.js';
 import type { Logger } from '../core/logger.js';
-import { checkDocumentName, documentFileName } from '../ingest/file-names.js';
+import { checkDocumentName, documentFileName } from '../core/file-names.js';
 
 export interface DocumentDeps {
   ledger: Ledger;

@@ -24,12 +24,14 @@ import { completeTotpLogin, csrfMatches, identify, login, totpChallenge, type Co
 import { reprocessBatch, resendAck } from '../admin/batch-admin.js';
 import { setPartnerStatus } from '../admin/partner-admin.js';
 import { isLate, parseSchedule } from '../admin/schedule.js';
-import { isBatchId } from '../ingest/file-names.js';
+import { isBatchId } from '../core/file-names.js';
 import { partnerKeyState } from '../../keys/partner-keys.js';
 import type { GatewayMetrics, QueueStats } from './metrics.js';
 import { readiness, type ReadinessDeps } from './health.js';
 import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, totpPage, type OverviewData } from './pages.js';
 import { subjectRequestsPage } from './subject-requests-page.js';
+import { PAGE_SIZE, pageHref, pageNumber, slicePage } from './html.js';
+import { dailySeries } from './chart.js';
 import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 
 export interface ConsoleDeps extends ReadinessDeps {
@@ -203,6 +205,8 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     next();
   };
   const actor = (res: Response) => `console:${who(res).operator}`;
+  /** The signed-in operator as pages see them: with the zone every time is shown in. */
+  const view = (res: Response) => ({ ...who(res), timeZone: d.config.console.timezone });
 
   app.post('/logout', async (_req, res) => {
     await d.ledger.operators.deleteSession(who(res).idHash);
@@ -210,34 +214,51 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     res.redirect(303, '/login');
   });
 
-  app.get('/', async (_req, res) => page(res, 200, overviewPage(who(res), await overview(d))));
-  app.get('/subject-requests', async (_req, res) => page(res, 200, subjectRequestsPage(who(res), await new SubjectRequestRepo(d.ledger.handle).list({ open: true }))));
+  app.get('/', async (_req, res) => page(res, 200, overviewPage(view(res), await overview(d))));
+  app.get('/subject-requests', async (req, res) => {
+    const open = await new SubjectRequestRepo(d.ledger.handle).list({ open: true });
+    page(res, 200, subjectRequestsPage(view(res), open, new Date(), listPages(open, pageNumber(req.query.page), '/subject-requests')));
+  });
 
   app.get('/batches', async (req, res) => {
     const q = req.query as Record<string, string | undefined>;
     const str = (k: string) => (typeof q[k] === 'string' ? q[k]!.slice(0, 100) : '');
-    const f = { partner: str('partner'), status: str('status'), code: str('code'), since: str('since'), until: str('until') };
+    const f = { q: str('q').trim(), partner: str('partner'), status: str('status'), code: str('code'), since: str('since'), until: str('until') };
     const date = (s: string, plusDay = false) => {
       if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return undefined;
       const t = new Date(`${s}T00:00:00Z`);
       return Number.isNaN(t.getTime()) ? undefined : new Date(t.getTime() + (plusDay ? 86_400_000 : 0));
     };
-    const after = /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_(b-\d{8}-[a-z0-9]{12})$/.exec(str('after'));
-    const limit = 50;
+    // Page keys: `<received_at>_<batch id>` of the last row shown (older) or the first (newer).
+    const cursor = (k: string) => {
+      const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_(b-\d{8}-[a-z0-9]{12})$/.exec(str(k));
+      return m ? { receivedAt: m[1]!, id: m[2]! } : undefined;
+    };
+    const after = cursor('after');
+    const before = after ? undefined : cursor('before');
+    const limit = PAGE_SIZE;
     const rows = await d.ledger.batches.list({
+      ...(f.q ? { search: f.q } : {}),
       ...(f.partner ? { partnerId: f.partner } : {}),
       ...(['accepted', 'partially_accepted', 'rejected', 'pending'].includes(f.status) ? { outcome: f.status as 'pending' } : {}),
       ...(f.code ? { errorCode: f.code } : {}),
       ...(date(f.since) ? { since: date(f.since)! } : {}),
       ...(date(f.until, true) ? { until: date(f.until, true)! } : {}),
-      ...(after ? { after: { receivedAt: after[1]!, id: after[2]! } } : {}),
+      ...(after ? { after } : {}),
+      ...(before ? { before } : {}),
       limit: limit + 1,
     });
-    const shown = rows.slice(0, limit);
+    // One row more than a page says whether there is another page that way (newest first;
+    // going back to newer rows the extra row is the newest).
+    const more = rows.length > limit;
+    const shown = before ? rows.slice(more ? 1 : 0) : rows.slice(0, limit);
     const withAcks = await Promise.all(shown.map(async (b) => ({ ...b, ack: b.ack_version ? await d.ledger.batches.getAck(b.id) : undefined })));
-    const last = shown[shown.length - 1];
-    const next = rows.length > limit && last ? `${last.received_at}_${last.id}` : null;
-    page(res, 200, batchesPage(who(res), withAcks, f, (await d.ledger.partners.list()).map((p) => p.id), next));
+    const key = (b: { received_at: string; id: string } | undefined) => (b ? `${b.received_at}_${b.id}` : null);
+    const pages = {
+      newer: (before && more) || after ? key(shown[0]) : null,
+      older: (!before && more) || before ? key(shown[shown.length - 1]) : null,
+    };
+    page(res, 200, batchesPage(view(res), withAcks, f, (await d.ledger.partners.list()).map((p) => p.id), pages));
   });
 
   const batchDetail = async (id: string) => {
@@ -249,32 +270,33 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
       handoff: await d.ledger.handoffs.get(id), results: await d.ledger.handoffs.results(id),
     };
   };
-  app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(who(res), await batchDetail(String(req.params.id)), null)));
+  app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(view(res), await batchDetail(String(req.params.id)), null)));
   app.post('/batches/:id/reprocess', engineer, async (req, res) => {
     const id = String(req.params.id);
     await batchDetail(id);
     const { from } = await reprocessBatch(d.ledger, d.dataDir, d.enqueuer, id, actor(res));
-    page(res, 200, batchPage(who(res), await batchDetail(id), `Reprocessing from ${from}; the new ack will supersede the previous one.`));
+    page(res, 200, batchPage(view(res), await batchDetail(id), `Reprocessing from ${from}; the new ack will supersede the previous one.`));
   });
   app.post('/batches/:id/resend', engineer, async (req, res) => {
     const id = String(req.params.id);
     await resendAck(d.ledger, d.dataDir, d.enqueuer, id, actor(res));
-    page(res, 200, batchPage(who(res), await batchDetail(id), 'The ack is offered again (outbox and webhook).'));
+    page(res, 200, batchPage(view(res), await batchDetail(id), 'The ack is offered again (outbox and webhook).'));
   });
 
-  app.get('/partners', async (_req, res) => {
+  app.get('/partners', async (req, res) => {
     const now = new Date();
     const last = await d.ledger.stats.lastReceived();
     const pending = await d.ledger.stats.pendingAcks(now);
     const keys = await d.ledger.pgpKeys.partnerKeys();
-    const rows = (await d.ledger.partners.list()).map((p) => ({
+    const pg = listPages(await d.ledger.partners.list(), pageNumber(req.query.page), '/partners');
+    const rows = pg.rows.map((p) => ({
       partner: p,
       activeKeys: keys.filter((k) => k.partner_id === p.id && partnerKeyState(k, now) === 'active').length,
       pendingAcks: pending.byPartner.find((x) => x.partner_id === p.id)?.pending ?? 0,
       last: last.get(p.id) ?? null,
       late: lateNow(p.expected_schedule, last.get(p.id) ?? null, d.config.console.timezone, now),
     }));
-    page(res, 200, partnersPage(who(res), rows));
+    page(res, 200, partnersPage(view(res), rows, pg));
   });
   app.get('/partners/:id', async (req, res) => {
     const p = await d.ledger.partners.get(String(req.params.id));
@@ -286,8 +308,17 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     const tokens = (await d.ledger.apiTokens.list(p.id)).map(({ secret_hash: _h, ...t }) => t);
     const pushes = await d.ledger.ackPushes.recentForPartner(p.id);
     const overdueHours = d.config.console.overdueAckHours;
-    const documents = { rows: await d.ledger.documents.list({ partnerId: p.id, limit: 200 }), overdueBefore: new Date(Date.now() - overdueHours * 3600_000).toISOString(), overdueHours };
-    page(res, 200, partnerPage(who(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes, documents }));
+    const overdueBefore = new Date(Date.now() - overdueHours * 3600_000).toISOString();
+    const counts = (await d.ledger.documents.waitingByPartner(overdueBefore)).find((x) => x.partner_id === p.id);
+    const n = pageNumber(req.query.docs);
+    const docs = await d.ledger.documents.list({ partnerId: p.id, limit: PAGE_SIZE + 1, offset: (n - 1) * PAGE_SIZE });
+    const here = `/partners/${encodeURIComponent(p.id)}`;
+    const documents = {
+      rows: docs.slice(0, PAGE_SIZE), waiting: counts?.waiting ?? 0, overdue: counts?.overdue ?? 0, overdueBefore, overdueHours,
+      newer: n > 1 ? `${pageHref(here, {}, 'docs', n - 1)}#documents` : null,
+      older: docs.length > PAGE_SIZE ? `${pageHref(here, {}, 'docs', n + 1)}#documents` : null,
+    };
+    page(res, 200, partnerPage(view(res), { partner: p, pgpKeys, sshKeys: await d.ledger.partners.sshKeys(p.id), tokens, pushes, documents }));
   });
   for (const [action, status] of [['disable', 'disabled'], ['enable', 'active']] as const) {
     app.post(`/partners/:id/${action}`, engineer, async (req, res) => {
@@ -308,7 +339,7 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
       : code === 'http.rate_limited' ? 429 : code.endsWith('not_found') ? 404 : code === 'batch.not_reprocessable' ? 409 : pgw ? 400 : 500;
     if (res.headersSent) return void res.destroy();
     const identity = res.locals.identity as ConsoleIdentity | undefined;
-    page(res, status, errorPage(identity ?? null, status, code, pgw?.message ?? ERROR_CODES['internal.error'].message));
+    page(res, status, errorPage(identity ? { ...identity, timeZone: d.config.console.timezone } : null, status, code, pgw?.message ?? ERROR_CODES['internal.error'].message));
   });
   return app;
 }
@@ -324,6 +355,12 @@ function requestOrigin(req: Request): 'same' | 'cross' | 'unknown' {
   const origin = req.headers.origin;
   if (typeof origin === 'string') return origin === `https://${req.headers.host ?? ''}` ? 'same' : 'cross';
   return 'unknown';
+}
+
+/** One page of an in-memory list (`?page=`) and its previous/next links. */
+function listPages<T>(rows: T[], n: number, path: string): { rows: T[]; prev: string | null; next: string | null } {
+  const p = slicePage(rows, n);
+  return { rows: p.rows, prev: p.hasPrev ? pageHref(path, {}, 'page', n - 1) : null, next: p.hasNext ? pageHref(path, {}, 'page', n + 1) : null };
 }
 
 function lateNow(schedule: string | null, last: string | null, tz: string, now: Date): boolean {
@@ -367,5 +404,8 @@ async function overview(d: ConsoleDeps): Promise<OverviewData> {
     handoffs: { ...(await d.ledger.handoffs.waiting(new Date(now.getTime() - d.config.handoff.overdueHours * 3600_000))), overdueHours: d.config.handoff.overdueHours },
     late,
     expiring: await d.ledger.stats.expiringKeys(new Date(now.getTime() + 30 * 86_400_000)),
+    // 31 days back: the oldest of the 30 local days can start up to a day before 30 × 24 h ago.
+    days: dailySeries(await d.ledger.stats.batchesPerHour(new Date(now.getTime() - 31 * 86_400_000)),
+      await d.ledger.stats.ackTimes(new Date(now.getTime() - 31 * 86_400_000)), now, d.config.console.timezone),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Layout of the data dir (`PGW_DATA_DIR`). One place decides where every blob lives;
  * names inside it are ours (batch ids, partner ids) — a partner-chosen file name is only
- * ever used for the outbox entry, after validation by `ingest/file-names.ts`.
+ * ever used for the outbox entry, after validation by `core/file-names.ts`.
  *
  * ```
  * ledger.db                     SQLite ledger (embedded default)

@@ -17,7 +17,7 @@ import type { Logger } from '../core/logger.js';
 import type { FaultHook } from '../core/faults.js';
 import { commitRename, removeQuietly } from '../core/fs-atomic.js';
 import { PgwError } from '../core/errors.js';
-import { classifyUploadName } from './file-names.js';
+import { classifyUploadName } from '../core/file-names.js';
 import { Upload } from './upload.js';
 
 export interface UploadTarget {

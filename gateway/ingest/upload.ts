@@ -8,9 +8,10 @@
  * waits for the last stretch only.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { PgwError } from '../core/errors.js';
+import { hashFile } from '../core/file-hash.js';
 import { removeQuietly } from '../core/fs-atomic.js';
 import { SyncBehind } from '../core/sync-behind.js';
 
@@ -142,10 +143,4 @@ export class Upload {
     this.failed = err;
     return err;
   }
-}
-
-export async function hashFile(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) h.update(chunk as Buffer);
-  return h.digest('hex');
 }

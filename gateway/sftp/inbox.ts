@@ -6,7 +6,7 @@
  */
 import { PgwError, isPgwError } from '../core/errors.js';
 import type { Lane } from '../core/ledger/schema.js';
-import { classifyUploadName, type NameKind } from '../ingest/file-names.js';
+import { classifyUploadName, type NameKind } from '../core/file-names.js';
 import type { UploadTarget } from '../ingest/ingest-service.js';
 import { denied, failure, noSuchFile } from './status-map.js';
 import type { SessionContext, UploadHandle } from './session-context.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Lane } from '../core/ledger/schema.js';
 import type { AckRow } from '../core/ledger/index.js';
 import { serializeError } from '../core/logger.js';
-import { isAckFileName, isOutboxFileName, isResultFileName } from '../ingest/file-names.js';
+import { isAckFileName, isOutboxFileName, isResultFileName } from '../core/file-names.js';
 import { withdrawForRevokedKeys } from '../admin/outbound-documents.js';
 import { ReadCoverage } from './read-coverage.js';
 import { noSuchFile } from './status-map.js';
@@ -20,7 +20,7 @@ import { dirAttrs, entry, fileAttrs, TEST_DIR, type DirEntry, type FileAttrs } f
 /** Largest READ we answer; bigger requests get a short read (clients continue). */
 export const MAX_READ_BYTES = 64 * 1024;
 
-/** The only names an outbox shows: acks and results (see ingest/file-names.ts). */
+/** The only names an outbox shows: acks and results (see core/file-names.ts). */
 export function isAckName(name: string): boolean {
   return isOutboxFileName(name);
 }

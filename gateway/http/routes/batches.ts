@@ -11,7 +11,7 @@ import type { DataDir } from '../../core/data-dir.js';
 import type { Lane } from '../../core/ledger/schema.js';
 import { PgwError } from '../../core/errors.js';
 import type { IngestService, UploadTarget } from '../../ingest/ingest-service.js';
-import { classifyUploadName, isBatchId } from '../../ingest/file-names.js';
+import { classifyUploadName, isBatchId } from '../../core/file-names.js';
 import { batchView, uploadView } from '../batch-view.js';
 import { locals, requestLog } from '../request-context.js';
 

@@ -11,7 +11,7 @@ import type { Ledger, OutboundDocument } from '../../core/ledger/index.js';
 import type { DataDir } from '../../core/data-dir.js';
 import type { Logger } from '../../core/logger.js';
 import { PgwError } from '../../core/errors.js';
-import { isDocumentId } from '../../ingest/file-names.js';
+import { isDocumentId } from '../../core/file-names.js';
 import { documentState, withdrawForRevokedKeys } from '../../admin/outbound-documents.js';
 import { locals, requestLog } from '../request-context.js';
 

@@ -8,7 +8,7 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { PgwError } from '../../core/errors.js';
-import { isDocumentId } from '../../ingest/file-names.js';
+import { isDocumentId } from '../../core/file-names.js';
 import { documentView, sendDocument, withdrawForRevokedKeys, type SendDeps } from '../../admin/outbound-documents.js';
 import { requireScope, serviceActor } from '../service-auth.js';
 import { requestLog } from '../../http/request-context.js';

@@ -8,7 +8,7 @@
 import express, { Router, type Request, type Response } from 'express';
 import { once } from 'node:events';
 import { PgwError } from '../../core/errors.js';
-import { isBatchId } from '../../ingest/file-names.js';
+import { isBatchId } from '../../core/file-names.js';
 import {
   getHandoff, handoffView, openRecords, overdueBefore, recordOutcome, type HandoffDeps,
 } from '../../admin/handoffs.js';

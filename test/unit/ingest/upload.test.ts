@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Upload } from '../../../gateway/ingest/upload.js';
 import { SYNC_BEHIND_BYTES } from '../../../gateway/core/sync-behind.js';
-import { classifyUploadName, ackFileName, isAckFileName } from '../../../gateway/ingest/file-names.js';
+import { classifyUploadName, ackFileName, isAckFileName } from '../../../gateway/core/file-names.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
 describe('upload', () => {

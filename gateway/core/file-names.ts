@@ -8,7 +8,7 @@
  * leading-dot name) and rename to the final name when done. A temp name is never
  * processed; the rename to a final name is the commit.
  */
-import { PgwError } from '../core/errors.js';
+import { PgwError } from './errors.js';
 
 const SAFE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 const FINAL_EXT = /\.(pgp|gpg|asc)$/i;
