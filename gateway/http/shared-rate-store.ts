@@ -1,8 +1,8 @@
 /**
  * An express-rate-limit store on Redis, so that the partner API's limits count across every
  * gateway process behind a load balancer (per process, a client's budget would be multiplied
- * by the number of gateways). One key per client and window: INCR, with the window set as
- * expiry by the first hit (one Lua call, so a crash cannot leave a key without expiry).
+ * by the number of gateways). One counter per client and window (core/redis/counter.ts: the
+ * count and its expiry set in one script, so a crash cannot leave a key without expiry).
  * Client keys (addresses, token ids) are stored as keyed hashes. When Redis does not
  * answer, the limit is counted in this process's memory instead: the API stays up and
  * limited.
@@ -11,11 +11,7 @@ import { MemoryStore, type ClientRateLimitInfo, type Options, type Store } from 
 import type { Logger } from '../core/logger.js';
 import { keyedName, queueKeyPrefix } from '../core/redis/key-names.js';
 import type { RedisConnection } from '../core/redis/connection.js';
-
-const INCREMENT = `
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}`;
+import { countHit, uncountHit } from '../core/redis/counter.js';
 
 export interface SharedRateDeps {
   redis: RedisConnection;
@@ -43,8 +39,8 @@ export class SharedRateStore implements Store {
 
   async increment(key: string): Promise<ClientRateLimitInfo> {
     try {
-      const [hits, ttl] = await this.d.redis.eval(INCREMENT, 1, this.key(key), String(this.windowMs)) as [number, number];
-      return { totalHits: hits, resetTime: new Date(Date.now() + (ttl > 0 ? ttl : this.windowMs)) };
+      const { count, ttlMs } = await countHit(this.d.redis, this.key(key), this.windowMs);
+      return { totalHits: count, resetTime: new Date(Date.now() + ttlMs) };
     } catch (err) {
       if (!this.warned) this.d.log.warn('rate limits counted per process while Redis does not answer', { err });
       this.warned = true;
@@ -62,7 +58,7 @@ export class SharedRateStore implements Store {
   }
 
   async decrement(key: string): Promise<void> {
-    await this.d.redis.decr(this.key(key)).catch(() => this.fallback.decrement(key));
+    await uncountHit(this.d.redis, this.key(key)).catch(() => this.fallback.decrement(key));
   }
 
   async resetKey(key: string): Promise<void> {

@@ -4,7 +4,8 @@
  * saw itself, and a banned address would just be sent to another process: the budget of a
  * password-less key-guessing client would be multiplied by the number of gateways.
  *
- * Failures of an address are counted in Redis (INCR with the window as expiry); the process
+ * Failures of an address are counted in Redis (core/redis/counter.ts: the count and its
+ * window's expiry in one script, so no key is left without expiry); the process
  * whose failure reaches the limit bans the address for everyone — a key with the ban's
  * expiry, announced on a channel that every gateway process subscribes to, so that the
  * check at TCP accept stays a synchronous map lookup. Repeat bans double, as in
@@ -14,6 +15,7 @@
 import type { Logger } from '../core/logger.js';
 import { keyedName, queueKeyPattern, queueKeyPrefix, scanKeys } from '../core/redis/key-names.js';
 import type { RedisConnection } from '../core/redis/connection.js';
+import { countHit } from '../core/redis/counter.js';
 import { BanList, DEFAULT_BAN_OPTIONS, type BanListOptions, type BanPolicy } from './ban-list.js';
 
 /** Remote bans remembered at most (a flood of distinct addresses cannot grow memory). */
@@ -85,14 +87,12 @@ export class SharedBanList implements BanPolicy {
   private async countShared(h: string): Promise<void> {
     const r = this.d.redis;
     const failKey = this.key('fail', h);
-    const n = await r.incr(failKey);
-    if (n === 1) await r.pexpire(failKey, this.opts.windowMs);
+    const failures = await countHit(r, failKey, this.opts.windowMs);
     // Exactly one process sees the count reach the limit.
-    if (n !== this.opts.maxFailures) return;
+    if (failures.count !== this.opts.maxFailures) return;
     await r.del(failKey);
-    const strikeKey = this.key('strikes', h);
-    const strikes = await r.incr(strikeKey);
-    await r.pexpire(strikeKey, this.opts.memoryMs);
+    // A strike is remembered until memoryMs pass without another one.
+    const strikes = (await countHit(r, this.key('strikes', h), this.opts.memoryMs, true)).count;
     const duration = Math.min(this.opts.maxBanMs, this.opts.banMs * 2 ** (strikes - 1));
     const until = this.now() + duration;
     await r.set(this.key('ban', h), String(until), 'PX', duration);
