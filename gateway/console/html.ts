@@ -47,12 +47,39 @@ th{background:#eef1f5;font-weight:600}td:first-child{white-space:nowrap}td code{
 button{font:inherit;padding:.3rem .8rem;border:1px solid #203a5c;background:#203a5c;color:#fff;border-radius:4px;cursor:pointer}
 input,select{font:inherit;padding:.25rem .4rem}.filters{display:flex;gap:.6rem;flex-wrap:wrap;align-items:end}
 .filters label{display:flex;flex-direction:column;font-size:.85rem}.err{background:#fde8e8;border:1px solid #a3141c;padding:.5rem .8rem}
-code{font-size:.9em}`;
+code{font-size:.9em}footer{padding:.5rem 1.2rem 1.5rem;color:#5a6470;font-size:.85rem}
+nav.pages{display:flex;gap:1.2rem;margin:.3rem 0 1rem}.timeline td:nth-child(2){width:100%}
+svg.chart{background:#fff;border:1px solid #dde1e6;max-width:100%;height:auto}.legend span{margin-right:1rem}
+.sw{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-.1rem}`;
 
 export interface LayoutUser {
   operator: string;
   role: string;
   csrf: string;
+  /** IANA zone every time on the page is shown in (PGW_TIMEZONE); UTC when not given. */
+  timeZone?: string;
+}
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+/**
+ * Times as `2026-12-07 23:01:55 CET` in `timeZone` (the zone's own abbreviation or offset
+ * names it on every line, so a time copied out of the page still says which clock it is).
+ */
+export function clock(timeZone = 'UTC'): (iso: string | null | undefined) => string {
+  let f = formats.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-GB', {
+      timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23', timeZoneName: 'short',
+    });
+    formats.set(timeZone, f);
+  }
+  const fmt = f;
+  return (iso) => {
+    const t = iso ? new Date(iso) : null;
+    if (!t || Number.isNaN(t.getTime())) return '–';
+    const p = Object.fromEntries(fmt.formatToParts(t).map((x) => [x.type, x.value]));
+    return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}:${p.second} ${p.timeZoneName}`;
+  };
 }
 
 export function layout(title: string, user: LayoutUser | null, current: string, body: Fragment): string {
@@ -61,7 +88,30 @@ export function layout(title: string, user: LayoutUser | null, current: string, 
 <title>${title} · Partner gateway</title><style>${raw(STYLE)}</style></head><body>
 <header><strong>Partner gateway</strong>${user ? html`<nav aria-label="main">${nav('/', 'Overview')} ${nav('/batches', 'Batches')} ${nav('/partners', 'Partners')} ${nav('/subject-requests', 'Subject requests')}${user.role === 'engineer' ? html` ${nav('/queues', 'Queues')}` : ''}</nav>
 <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${user.csrf}"><span>${user.operator} (${user.role})</span> <button type="submit">Log out</button></form>` : ''}</header>
-<main>${body}</main></body></html>`.value;
+<main>${body}</main>${user ? html`<footer>Times in ${user.timeZone ?? 'UTC'}.</footer>` : ''}</body></html>`.value;
 }
 
 export const csrfField = (csrf: string): Fragment => html`<input type="hidden" name="_csrf" value="${csrf}">`;
+
+/** Rows per page on every console list. */
+export const PAGE_SIZE = 50;
+
+/** `?page=` as a page number (1 for anything else). */
+export const pageNumber = (v: unknown): number => (typeof v === 'string' && /^[1-9]\d{0,5}$/.test(v) ? Number(v) : 1);
+
+/** One page of an in-memory list, with whether there are pages before and after it. */
+export function slicePage<T>(rows: T[], page: number, size = PAGE_SIZE): { rows: T[]; page: number; hasPrev: boolean; hasNext: boolean } {
+  return { rows: rows.slice((page - 1) * size, page * size), page, hasPrev: page > 1, hasNext: rows.length > page * size };
+}
+
+/** `href` of page `n` of `path`, keeping the other query parameters. */
+export function pageHref(path: string, query: Record<string, string>, key: string, value: string | number): string {
+  const qs = new URLSearchParams(Object.entries({ ...query, [key]: String(value) }).filter(([, v]) => v !== ''));
+  return `${path}?${qs.toString()}`;
+}
+
+/** The "newer" / "older" links under a list (`rel` prev/next); nothing when there is one page. */
+export function pager(prev: string | null, next: string | null, labels: [string, string] = ['← Newer', 'Older →']): Fragment {
+  if (!prev && !next) return html``;
+  return html`<nav class="pages" aria-label="pages">${prev ? html`<a rel="prev" href="${prev}">${labels[0]}</a>` : ''}${next ? html`<a rel="next" href="${next}">${labels[1]}</a>` : ''}</nav>`;
+}

@@ -1,7 +1,9 @@
 /** The console's pages: plain server-rendered HTML (see html.ts), readable without script. */
 import type { AckPushRow, AckRow, Batch, BatchEvent, Handoff, Partner, PgpKeyRow, ResultRow, SshKeyRow, ApiTokenRow, OutboundDocument } from '../core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
-import { csrfField, html, layout, raw, type Fragment, type LayoutUser } from './html.js';
+import { clock, csrfField, html, layout, pager, raw, type Fragment, type LayoutUser } from './html.js';
+import { eventSentence, size } from './timeline.js';
+import { batchChart, lagChart, type DayCounts } from './chart.js';
 import { documentState } from '../admin/outbound-documents.js';
 
 export interface OverviewData {
@@ -16,11 +18,12 @@ export interface OverviewData {
   expiring: { fingerprint: string; owner: string; partner_id: string | null; not_after: string }[];
   /** Accepted records the account service has not confirmed (ready or taken), and how many are overdue. */
   handoffs: { waiting: number; overdue: number; byPartner: { partner_id: string; state: string; waiting: number; overdue: number }[]; overdueHours: number };
+  /** The last 30 days in the console's zone: batches by status and the lag (chart.ts). */
+  days: DayCounts[];
 }
 
 const STATUSES = ['accepted', 'partially_accepted', 'rejected', 'processing'];
 const secs = (s: number | null) => (s === null ? '–' : s < 1 ? `${Math.round(s * 1000)} ms` : s < 120 ? `${s.toFixed(1)} s` : `${(s / 60).toFixed(1)} min`);
-const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '–');
 const codeText = (code: string | null) => (code ? ((ERROR_CODES as Record<string, { message: string }>)[code as ErrorCode]?.message ?? '') : '');
 
 function statusCells(counts: Record<string, number>): Fragment {
@@ -46,6 +49,7 @@ ${error ? html`<p class="err" role="alert" data-code="${error.code}">${error.mes
 }
 
 export function overviewPage(user: LayoutUser, d: OverviewData): string {
+  const when = clock(user.timeZone);
   return layout('Overview', user, '/', html`<h1>Overview</h1>
 <div class="cards">
 <section class="card"><h2>Acks waiting for pickup</h2><div class="big">${d.acks.pending}</div>
@@ -59,6 +63,10 @@ ${d.late.map((l) => html`<div><a href="/partners/${l.partner}">${l.partner}</a>:
 <section class="card"><h2>Keys expiring within 30 days</h2><div class="big ${d.expiring.length ? 'warn' : ''}">${d.expiring.length}</div>
 ${d.expiring.map((k) => html`<div><code>${k.fingerprint.slice(-16)}</code> ${k.owner === 'gateway' ? 'gateway' : k.partner_id} — ${when(k.not_after)}</div>`)}</section>
 </div>
+<h2>Batches per day, last 30 days</h2>
+${batchChart(d.days)}
+<h2>Pipeline lag per day, received → ack published</h2>
+${lagChart(d.days)}
 <h2>Batches by status</h2>
 <table><thead><tr><th>period</th>${STATUSES.map((s) => html`<th class="num">${s.replace('_', ' ')}</th>`)}</tr></thead>
 <tbody><tr><th>today</th>${statusCells(d.today)}</tr><tr><th>7 days</th>${statusCells(d.week)}</tr></tbody></table>
@@ -74,6 +82,8 @@ ${Object.entries(d.queues).map(([q, c]) => html`<tr><td>${q}</td><td class="num"
 }
 
 export interface BatchFilterView {
+  /** One search box: file name, batch id or partner reference. */
+  q: string;
   partner: string;
   status: string;
   code: string;
@@ -81,22 +91,40 @@ export interface BatchFilterView {
   until: string;
 }
 
-export function batchesPage(user: LayoutUser, rows: (Batch & { ack?: AckRow })[], f: BatchFilterView, partners: string[], next: string | null): string {
+export function batchesPage(user: LayoutUser, rows: (Batch & { ack?: AckRow })[], f: BatchFilterView, partners: string[], pages: { newer: string | null; older: string | null }): string {
+  const when = clock(user.timeZone);
   const opt = (v: string, cur: string, label = v) => html`<option value="${v}"${v === cur ? raw(' selected') : ''}>${label}</option>`;
-  const qs = new URLSearchParams(Object.entries(f).filter(([, v]) => v));
+  const qs = new URLSearchParams(Object.entries(f).filter(([, v]) => v)).toString();
+  const at = (key: string, cursor: string | null) => (cursor ? `/batches?${qs ? `${qs}&` : ''}${key}=${cursor}` : null);
   return layout('Batches', user, '/batches', html`<h1>Batches</h1>
-<form class="filters" method="get" action="/batches" aria-label="filter">
+<form class="filters" method="get" action="/batches" role="search" aria-label="filter">
+<label>Search<input name="q" type="search" value="${f.q}" size="30" maxlength="100" placeholder="file name, batch id or reference"></label>
 <label>Partner<select name="partner">${opt('', f.partner, 'all')}${partners.map((p) => opt(p, f.partner))}</select></label>
 <label>Status<select name="status">${opt('', f.status, 'all')}${['accepted', 'partially_accepted', 'rejected', 'pending'].map((s) => opt(s, f.status))}</select></label>
 <label>Error code<input name="code" value="${f.code}" size="22" placeholder="e.g. bsn.checksum"></label>
 <label>From<input name="since" type="date" value="${f.since}"></label><label>Until<input name="until" type="date" value="${f.until}"></label>
-<button type="submit">Filter</button></form>
-<table><thead><tr><th>batch</th><th>partner</th><th>channel</th><th>file</th><th>received</th><th>status</th><th>code</th><th class="num">accepted</th><th class="num">rejected</th><th>ack picked up</th></tr></thead><tbody>
+<button type="submit">Search</button></form>
+${f.q ? html`<p>Batches whose file name or reference contains “${f.q}”, or whose id starts with it:</p>` : ''}
+<table><thead><tr><th>batch</th><th>partner</th><th>channel</th><th>file</th><th>reference</th><th>received</th><th>status</th><th>code</th><th class="num">accepted</th><th class="num">rejected</th><th>ack picked up</th></tr></thead><tbody>
 ${rows.map((b) => html`<tr><td><a href="/batches/${b.id}"><code>${b.id}</code></a></td><td>${b.partner_id}</td><td>${b.channel}${b.lane === 'test' ? ' (test)' : ''}</td>
-<td>${b.file_name}</td><td>${when(b.received_at)}</td><td class="s-${b.outcome ?? ''}">${b.outcome ?? 'processing'}</td><td><code>${b.error_code ?? ''}</code></td>
+<td>${b.file_name}</td><td>${b.reference ?? ''}</td><td>${when(b.received_at)}</td><td class="s-${b.outcome ?? ''}">${b.outcome ?? 'processing'}</td><td><code>${b.error_code ?? ''}</code></td>
 <td class="num">${b.records_accepted ?? ''}</td><td class="num">${b.records_rejected ?? ''}</td><td>${b.ack ? (b.ack.first_downloaded_at ? when(b.ack.first_downloaded_at) : 'not yet') : '–'}</td></tr>`)}
 </tbody></table>${rows.length === 0 ? html`<p>No batches match.</p>` : ''}
-${next ? html`<p><a rel="next" href="/batches?${qs.toString() ? `${qs.toString()}&` : ''}after=${next}">Older batches →</a></p>` : ''}`);
+${pager(at('before', pages.newer), at('after', pages.older), ['← Newer batches', 'Older batches →'])}`);
+}
+
+/** One record's problem as the ack reports it: index, the partner's reference, field and code — never a value. */
+interface IssueRow { record: number; reference?: string; path: string; code: string; warning: boolean }
+
+/** The ledger's `record_issues` (`{errors, warnings}`; an array in early rows) as rows. */
+export function recordIssues(json: string | null): IssueRow[] {
+  if (!json) return [];
+  const parsed = JSON.parse(json) as { errors?: IssueRow[]; warnings?: IssueRow[] } | (IssueRow & { severity?: string })[];
+  const pick = (i: IssueRow, warning: boolean): IssueRow => ({
+    record: i.record, path: i.path, code: i.code, warning, ...(typeof i.reference === 'string' ? { reference: i.reference } : {}),
+  });
+  if (Array.isArray(parsed)) return parsed.map((i) => pick(i, i.severity === 'warning'));
+  return [...(parsed.errors ?? []).map((i) => pick(i, false)), ...(parsed.warnings ?? []).map((i) => pick(i, true))].sort((x, y) => x.record - y.record);
 }
 
 export interface BatchDetail {
@@ -111,21 +139,23 @@ export interface BatchDetail {
 
 export function batchPage(user: LayoutUser, d: BatchDetail, notice: string | null): string {
   const b = d.batch;
-  const issues = b.record_issues ? (JSON.parse(b.record_issues) as { record: number; path: string; code: string; severity?: string }[]) : [];
+  const issues = recordIssues(b.record_issues);
+  const when = clock(user.timeZone);
   const engineer = user.role === 'engineer';
   return layout(`Batch ${b.id}`, user, '/batches', html`<h1>Batch <code>${b.id}</code></h1>
 ${notice ? html`<p class="err" role="status">${notice}</p>` : ''}
 <table><tbody>
 <tr><th>partner</th><td><a href="/partners/${b.partner_id}">${b.partner_id}</a></td><th>channel</th><td>${b.channel}${b.lane === 'test' ? ' (test lane)' : ''}</td></tr>
-<tr><th>file</th><td>${b.file_name}</td><th>sha-256</th><td><code>${b.sha256}</code></td></tr>
-<tr><th>size</th><td>${b.size} bytes</td><th>received</th><td>${when(b.received_at)}</td></tr>
+<tr><th>file</th><td>${b.file_name}</td><th>reference</th><td>${b.reference ?? '–'}</td></tr>
+<tr><th>schema</th><td>${b.schema ?? '–'}</td><th>sha-256</th><td><code>${b.sha256}</code></td></tr>
+<tr><th>size</th><td>${size(b.size)} (${b.size} bytes)</td><th>received</th><td>${when(b.received_at)}</td></tr>
 <tr><th>status</th><td class="s-${b.outcome ?? ''}">${b.outcome ?? `processing (${b.stage})`}</td><th>error</th><td>${b.error_code ? html`<code>${b.error_code}</code> ${codeText(b.error_code)}` : '–'}</td></tr>
 <tr><th>records</th><td>${b.records_total ?? '–'} total, ${b.records_accepted ?? '–'} accepted, ${b.records_rejected ?? '–'} rejected</td><th>signed by</th><td>${b.signer_fingerprint ? html`<code>${b.signer_fingerprint}</code> at ${when(b.signed_at)}` : '–'}</td></tr>
 ${b.duplicate_of ? html`<tr><th>duplicate of</th><td colspan="3"><a href="/batches/${b.duplicate_of}">${b.duplicate_of}</a></td></tr>` : ''}
 </tbody></table>
 <h2>Timeline</h2>
-<table><thead><tr><th>time</th><th>step</th><th>outcome</th><th>code</th><th>detail</th></tr></thead><tbody>
-${d.events.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.stage}</td><td>${e.outcome}</td><td><code>${e.code ?? ''}</code></td><td><code>${e.detail ?? ''}</code></td></tr>`)}
+<table class="timeline"><thead><tr><th>time</th><th>what happened</th></tr></thead><tbody>
+${d.events.map((e) => html`<tr data-step="${e.stage}" class="${e.outcome === 'error' ? 'warn' : ''}"><td>${when(e.at)}</td><td>${eventSentence(e, b, when)}</td></tr>`)}
 </tbody></table>
 <h2>Acks</h2>
 ${d.acks.length === 0 ? html`<p>Not yet.</p>` : html`<table><thead><tr><th>version</th><th>made</th><th>sha-256</th><th>downloaded</th><th class="num">downloads</th><th>webhook</th></tr></thead><tbody>
@@ -139,8 +169,11 @@ ${d.handoff ? html`<h2>Handoff to the account service</h2>
 ready ${when(d.handoff.ready_at)} · taken ${when(d.handoff.taken_at)} · confirmed ${when(d.handoff.confirmed_at)}${d.handoff.state === 'confirmed' ? html` (${d.handoff.outcome_created} created, ${d.handoff.outcome_exists} existed, ${d.handoff.outcome_failed} failed)` : ''} · records ${d.handoff.released_at ? html`deleted ${when(d.handoff.released_at)}` : 'stored'}</p>
 ${(d.results ?? []).length ? html`<table><thead><tr><th>result version</th><th>made</th><th>sha-256</th><th>downloaded</th><th class="num">downloads</th></tr></thead><tbody>
 ${(d.results ?? []).map((r) => html`<tr><td>${r.version}</td><td>${when(r.created_at)}</td><td><code>${r.sha256.slice(0, 16)}…</code></td><td>${when(r.first_downloaded_at)}</td><td class="num">${r.download_count}</td></tr>`)}</tbody></table>` : ''}` : ''}
-${issues.length ? html`<h2>Record issues (${issues.length})</h2><table><thead><tr><th class="num">record</th><th>field</th><th>code</th></tr></thead><tbody>
-${issues.slice(0, 200).map((i) => html`<tr><td class="num">${i.record}</td><td><code>${i.path}</code></td><td><code>${i.code}</code>${i.severity === 'warning' ? ' (warning)' : ''}</td></tr>`)}</tbody></table>` : ''}
+${issues.length ? html`<h2>Record issues (${issues.length})</h2>
+<p>As in the ack: the record's position (0 = first), the partner's own reference, the field and the code. Values are never kept or shown.</p>
+<table class="issues"><thead><tr><th class="num">record</th><th>reference</th><th>field</th><th>code</th><th>meaning</th></tr></thead><tbody>
+${issues.slice(0, 500).map((i) => html`<tr data-record="${i.record}"><td class="num">${i.record}</td><td>${i.reference ?? '–'}</td><td><code>${i.path || '(record)'}</code></td><td><code>${i.code}</code>${i.warning ? ' (warning)' : ''}</td><td>${codeText(i.code)}</td></tr>`)}</tbody></table>
+${issues.length > 500 ? html`<p>${issues.length - 500} more: see the ack.</p>` : ''}` : ''}
 <h2>Actions</h2>
 ${engineer ? html`<form class="inline" method="post" action="/batches/${b.id}/reprocess">${csrfField(user.csrf)}<button type="submit">Reprocess</button></form>
 <form class="inline" method="post" action="/batches/${b.id}/resend">${csrfField(user.csrf)}<button type="submit">Resend ack</button></form>`
@@ -155,12 +188,14 @@ export interface PartnerRow {
   late: boolean;
 }
 
-export function partnersPage(user: LayoutUser, rows: PartnerRow[]): string {
+export function partnersPage(user: LayoutUser, rows: PartnerRow[], pages: { prev: string | null; next: string | null }): string {
+  const when = clock(user.timeZone);
   return layout('Partners', user, '/partners', html`<h1>Partners</h1>
 <table><thead><tr><th>partner</th><th>name</th><th>status</th><th class="num">active PGP keys</th><th>webhook</th><th class="num">acks waiting</th><th>last batch</th><th>expected</th></tr></thead><tbody>
 ${rows.map((r) => html`<tr><td><a href="/partners/${r.partner.id}">${r.partner.id}</a></td><td>${r.partner.name}</td><td>${r.partner.status}</td><td class="num">${r.activeKeys}</td>
 <td>${r.partner.webhook_url ? new URL(r.partner.webhook_url).host : '–'}</td><td class="num">${r.pendingAcks}</td><td>${when(r.last)}</td>
-<td>${r.partner.expected_schedule ?? '–'}${r.late ? html` <span class="warn">late</span>` : ''}</td></tr>`)}</tbody></table>`);
+<td>${r.partner.expected_schedule ?? '–'}${r.late ? html` <span class="warn">late</span>` : ''}</td></tr>`)}</tbody></table>
+${pager(pages.prev, pages.next, ['← Previous partners', 'Next partners →'])}`);
 }
 
 export interface PartnerDetailView {
@@ -169,12 +204,16 @@ export interface PartnerDetailView {
   sshKeys: SshKeyRow[];
   tokens: Omit<ApiTokenRow, 'secret_hash'>[];
   pushes: AckPushRow[];
-  /** Outbound documents (newest first) and the time before which a waiting one is overdue. */
-  documents?: { rows: OutboundDocument[]; overdueBefore: string; overdueHours: number };
+  /**
+   * One page of outbound documents (newest first), the counts over all of them, the time
+   * before which a waiting one is overdue and the links to the newer/older pages.
+   */
+  documents?: { rows: OutboundDocument[]; waiting?: number; overdue?: number; overdueBefore: string; overdueHours: number; newer?: string | null; older?: string | null };
 }
 
 export function partnerPage(user: LayoutUser, d: PartnerDetailView): string {
   const p = d.partner;
+  const when = clock(user.timeZone);
   return layout(`Partner ${p.id}`, user, '/partners', html`<h1>${p.name} <small>(${p.id}, ${p.status})</small></h1>
 <p>Webhook: ${p.webhook_url ? new URL(p.webhook_url).host : 'none'} · client certificate: ${p.client_cert_sha256 ? html`<code>${p.client_cert_sha256.slice(0, 23)}…</code>` : 'not required'} · expected: ${p.expected_schedule ?? 'no calendar'}</p>
 <h2>OpenPGP keys</h2><table><thead><tr><th>fingerprint</th><th>algorithm</th><th>state</th><th>valid from</th><th>expires</th><th>revoked</th></tr></thead><tbody>
@@ -186,7 +225,7 @@ ${d.tokens.map((t) => html`<tr><td><code>${t.id}</code></td><td>${t.label ?? ''}
 <h2>Webhook pushes (latest)</h2>${d.pushes.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>batch</th><th>version</th><th class="num">attempts</th><th>last attempt</th><th>result</th></tr></thead><tbody>
 ${d.pushes.map((x) => html`<tr><td><a href="/batches/${x.batch_id}"><code>${x.batch_id}</code></a></td><td>${x.version}</td><td class="num">${x.attempts}</td><td>${when(x.last_attempt_at)}</td>
 <td>${x.delivered_at ? 'delivered' : x.failed_at ? html`<span class="warn">gave up (${x.last_code})</span>` : html`retrying (${x.last_code ?? x.last_status ?? ''})`}</td></tr>`)}</tbody></table>`}
-${d.documents ? documentsSection(d.documents) : ''}
+${d.documents ? documentsSection(d.documents, when) : ''}
 <p><a href="/batches?partner=${p.id}">Batches of ${p.id}</a></p>
 ${user.role === 'engineer' ? html`<form method="post" action="/partners/${p.id}/${p.status === 'active' ? 'disable' : 'enable'}">${csrfField(user.csrf)}<button type="submit">${p.status === 'active' ? 'Disable partner' : 'Enable partner'}</button></form>` : ''}`);
 }
@@ -196,12 +235,15 @@ export function errorPage(user: LayoutUser | null, status: number, code: string,
 <p class="err" role="alert"><code>${code}</code>: ${message}</p><p><a href="/">Back to the overview</a></p>`);
 }
 
-/** Documents sent to the partner: how many wait for pickup, how many of those are overdue, the latest ones. */
-function documentsSection(d: NonNullable<PartnerDetailView['documents']>) {
-  const waiting = d.rows.filter((x) => !x.closed_at && x.published_at && !x.first_downloaded_at && !x.pushed_at);
-  const overdue = waiting.filter((x) => x.published_at! < d.overdueBefore).length;
-  return html`<h2>Documents sent</h2><p>${waiting.length} waiting for pickup${overdue ? html` · <span class="warn">${overdue} overdue (older than ${d.overdueHours} h)</span>` : ''}</p>
-${d.rows.length === 0 ? html`<p>None.</p>` : html`<table><thead><tr><th>document</th><th>file</th><th>state</th><th>sent</th><th>downloaded</th><th>pushed</th></tr></thead><tbody>
-${d.rows.slice(0, 20).map((x) => html`<tr><td><code>${x.id}</code></td><td>${x.outbox_name}</td><td>${documentState(x)}${waiting.includes(x) && x.published_at! < d.overdueBefore ? html` <span class="warn">overdue</span>` : ''}</td>
-<td>${when(x.published_at ?? x.created_at)}</td><td>${when(x.first_downloaded_at)}</td><td>${when(x.pushed_at)}</td></tr>`)}</tbody></table>`}`;
+/** Documents sent to the partner: how many wait for pickup, how many of those are overdue, one page of them. */
+function documentsSection(d: NonNullable<PartnerDetailView['documents']>, when: (iso: string | null) => string) {
+  const waiting = (x: OutboundDocument) => !x.closed_at && x.published_at && !x.first_downloaded_at && !x.pushed_at;
+  // Counts over all the partner's documents when given; else over the rows shown.
+  const nWaiting = d.waiting ?? d.rows.filter(waiting).length;
+  const nOverdue = d.overdue ?? d.rows.filter((x) => waiting(x) && x.published_at! < d.overdueBefore).length;
+  return html`<h2 id="documents">Documents sent</h2><p>${nWaiting} waiting for pickup${nOverdue ? html` · <span class="warn">${nOverdue} overdue (older than ${d.overdueHours} h)</span>` : ''}</p>
+${d.rows.length === 0 ? html`<p>None.</p>` : html`<table class="documents"><thead><tr><th>document</th><th>file</th><th>state</th><th>sent</th><th>downloaded</th><th>pushed</th></tr></thead><tbody>
+${d.rows.map((x) => html`<tr><td><code>${x.id}</code></td><td>${x.outbox_name}</td><td>${documentState(x)}${waiting(x) && x.published_at! < d.overdueBefore ? html` <span class="warn">overdue</span>` : ''}</td>
+<td>${when(x.published_at ?? x.created_at)}</td><td>${when(x.first_downloaded_at)}</td><td>${when(x.pushed_at)}</td></tr>`)}</tbody></table>`}
+${pager(d.newer ?? null, d.older ?? null, ['← Newer documents', 'Older documents →'])}`;
 }

@@ -4,11 +4,12 @@
  * dates only — the register holds nothing personal.
  */
 import type { SubjectRequest } from '../core/ledger/subject-requests.js';
-import { html, layout, type LayoutUser } from './html.js';
+import { clock, html, layout, pager, type LayoutUser } from './html.js';
 
-const when = (iso: string | null) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '–');
-
-export function subjectRequestsPage(user: LayoutUser, open: SubjectRequest[], now = new Date()): string {
+/** `shown`: the page of `open` in the table and its links (the counts are over all of `open`). */
+export function subjectRequestsPage(user: LayoutUser, open: SubjectRequest[], now = new Date(),
+  shown: { rows: SubjectRequest[]; prev: string | null; next: string | null } = { rows: open, prev: null, next: null }): string {
+  const when = clock(user.timeZone);
   const soon = new Date(now.getTime() + 7 * 86_400_000).toISOString();
   const overdue = open.filter((r) => r.overdue);
   const dueSoon = open.filter((r) => !r.overdue && r.dueAt <= soon);
@@ -20,6 +21,7 @@ export function subjectRequestsPage(user: LayoutUser, open: SubjectRequest[], no
 <section class="card"><h2>Overdue</h2><div class="big ${overdue.length ? 'warn' : ''}" data-count="overdue">${overdue.length}</div></section>
 </div>
 ${open.length === 0 ? html`<p>No open requests.</p>` : html`<table><thead><tr><th>request</th><th>kind</th><th>received</th><th>due</th><th>state</th></tr></thead><tbody>
-${open.map((r) => html`<tr data-request="${r.id}"><td><code>${r.id}</code></td><td>${r.kind}</td><td>${when(r.receivedAt)}</td><td>${when(r.dueAt)}</td><td>${state(r)}</td></tr>`)}</tbody></table>`}
+${shown.rows.map((r) => html`<tr data-request="${r.id}"><td><code>${r.id}</code></td><td>${r.kind}</td><td>${when(r.receivedAt)}</td><td>${when(r.dueAt)}</td><td>${state(r)}</td></tr>`)}</tbody></table>
+${pager(shown.prev, shown.next, ['← Previous requests', 'Next requests →'])}`}
 <p>Open, list and close requests with <code>pgw subject request …</code>; every action on a person names its request.</p>`);
 }

@@ -2,7 +2,7 @@
  * Batch rows, their stage events and their acks. Stage changes are conditional updates
  * (`where stage = <expected>`), so two workers racing on one batch cannot both move it.
  */
-import type { Kysely, Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import type { DB, BatchesTable, BatchEventsTable, AcksTable, Stage, Outcome, Lane, Channel } from './schema.js';
 import { nowIso, type LedgerHandle } from './ledger.js';
 
@@ -36,8 +36,18 @@ export interface BatchFilter {
   until?: Date;
   /** Keyset paging: only batches listed after this one (newest first). */
   after?: { receivedAt: string; id: string };
+  /** Keyset paging backwards: only batches newer than this one (still returned newest first). */
+  before?: { receivedAt: string; id: string };
+  /**
+   * Console search: batches whose file name or partner reference contains this text, or
+   * whose id starts with it (case-insensitive). `%` and `_` match only themselves.
+   */
+  search?: string;
   limit?: number;
 }
+
+/** A LIKE pattern matching `text` literally (escape character `!`), lower-cased. */
+const likeLiteral = (text: string) => text.toLowerCase().replace(/[!%_]/g, (c) => `!${c}`);
 
 export class BatchRepo {
   constructor(private readonly h: LedgerHandle) {}
@@ -95,9 +105,20 @@ export class BatchRepo {
     if (f.errorCode) q = q.where('error_code', '=', f.errorCode);
     if (f.since) q = q.where('received_at', '>=', nowIso(f.since));
     if (f.until) q = q.where('received_at', '<', nowIso(f.until));
+    if (f.search) {
+      const inner = `%${likeLiteral(f.search)}%`;
+      const prefix = `${likeLiteral(f.search)}%`;
+      q = q.where(sql<boolean>`(lower(file_name) like ${inner} escape '!' or lower(coalesce(reference, '')) like ${inner} escape '!' or lower(id) like ${prefix} escape '!')`);
+    }
     if (f.after) {
       const { receivedAt, id } = f.after;
       q = q.where((eb) => eb.or([eb('received_at', '<', receivedAt), eb.and([eb('received_at', '=', receivedAt), eb('id', '<', id)])]));
+    }
+    if (f.before) {
+      const { receivedAt, id } = f.before;
+      q = q.where((eb) => eb.or([eb('received_at', '>', receivedAt), eb.and([eb('received_at', '=', receivedAt), eb('id', '>', id)])]));
+      const rows = await q.orderBy('received_at', 'asc').orderBy('id', 'asc').limit(f.limit ?? 100).execute();
+      return rows.reverse();
     }
     return q.orderBy('received_at', 'desc').orderBy('id', 'desc').limit(f.limit ?? 100).execute();
   }

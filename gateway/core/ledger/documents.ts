@@ -18,6 +18,8 @@ export interface DocumentFilter {
   /** Published, open, neither downloaded nor pushed. */
   pending?: boolean;
   limit?: number;
+  /** Rows to skip (the console's pages). */
+  offset?: number;
 }
 
 /** Whether a unique-index violation (the partner already has an open document of that name). */
@@ -113,7 +115,8 @@ export class DocumentRepo {
       q = q.where('closed_at', 'is', null).where('published_at', 'is not', null)
         .where('first_downloaded_at', 'is', null).where('pushed_at', 'is', null);
     }
-    return q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit ?? 100).execute();
+    q = q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit ?? 100);
+    return (f.offset ? q.offset(f.offset) : q).execute();
   }
 
   /** Open documents not yet in the outbox (a crash between the ledger row and the link). */

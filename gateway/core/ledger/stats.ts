@@ -107,6 +107,26 @@ export class StatsRepo {
     return new Map(rows.map((r) => [r.partner_id, r.last]));
   }
 
+  /**
+   * Batches received since `since`, counted per UTC hour (`YYYY-MM-DDTHH`) and status
+   * (`processing` while there is no outcome): few enough rows for 30 days, and any time zone's
+   * days can be built from whole hours (the console's chart).
+   */
+  async batchesPerHour(since: Date): Promise<{ hour: string; status: string; n: number }[]> {
+    const hour = sql<string>`substr(received_at, 1, 13)`;
+    const rows = await this.db.selectFrom('batches').select([hour.as('hour'), 'outcome', sql<number>`count(*)`.as('n')])
+      .where('received_at', '>=', nowIso(since)).groupBy([hour, 'outcome']).execute();
+    return rows.map((r) => ({ hour: r.hour, status: r.outcome ?? 'processing', n: Number(r.n) }));
+  }
+
+  /** Receipt and ack times of acked batches received since `since` (newest `limit`): the pipeline lag. */
+  async ackTimes(since: Date, limit = 20_000): Promise<{ received_at: string; acked_at: string }[]> {
+    const rows = await this.db.selectFrom('batches').select(['received_at', 'acked_at'])
+      .where('received_at', '>=', nowIso(since)).where('acked_at', 'is not', null)
+      .orderBy('received_at', 'desc').limit(limit).execute();
+    return rows as { received_at: string; acked_at: string }[];
+  }
+
   /** Keys (gateway and partner) that are not revoked and expire before `until`. */
   async expiringKeys(until: Date): Promise<{ fingerprint: string; owner: string; partner_id: string | null; not_after: string }[]> {
     const rows = await this.db.selectFrom('pgp_keys').select(['fingerprint', 'owner', 'partner_id', 'not_after'])
