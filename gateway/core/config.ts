@@ -2,470 +2,165 @@
  * The one config reader. Layers: defaults → JSON file (`--config`) → `PGW_*` env.
  * The merged object is validated once with ajv; every bad setting is reported together.
  * Nothing else in the code base reads `process.env`.
+ *
+ * Every setting is declared once, in SETTINGS: its variable, its place in the config object
+ * (and the file), its default and schema (the `value`), and its line in the README. The
+ * `Config` type, the defaults, the env reader, the schema, the redaction for the log and the
+ * README table (config-table.ts) are derived from that list; a new setting is one new line.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv } from 'ajv';
+import { Ajv, type ValidateFunction } from 'ajv';
 import { PgwError } from './errors.js';
 import { jsonSyntaxErrorAt } from './json-syntax.js';
 import { redactUrlCredentials } from './url-redaction.js';
+import { bool, derived, int, isDerived, list, num, oneOf, PORT, POS, schemaOf, text, textOrNull, type ConfigOf, type Setting } from './config-fields.js';
 
 export type Role = 'all' | 'gateway' | 'worker';
 
-export interface Config {
-  /** `production` refuses unsafe settings (fault hook, eviction-prone Redis). */
-  env: 'development' | 'test' | 'production';
-  dataDir: string;
-  /**
-   * Standalone: the Redis to use. Cluster and Sentinel: only its scheme (`rediss:` = TLS),
-   * user name, password and (Sentinel) database count; the hosts are `redis.nodes`.
-   */
-  redisUrl: string;
-  redis: {
-    mode: 'standalone' | 'cluster' | 'sentinel';
-    /** Cluster: seed nodes; Sentinel: the sentinels (`host:port`). Empty in standalone mode. */
-    nodes: string[];
-    /** Sentinel: the monitored master's name. */
-    sentinelName: string | null;
-    /** Sentinel: password of the sentinels themselves (the data nodes use the URL's). */
-    sentinelPassword: string | null;
-  };
-  databaseUrl: string;
-  /** As configured; every BullMQ key carries it as a hash tag (`{pgw}`, see workers/redis-keys.ts). */
-  queuePrefix: string;
-  bind: string;
-  sftpPort: number;
-  httpsPort: number;
-  consolePort: number;
-  /** Unlocks private keys at rest; null when not configured (init and start refuse). */
-  keyPassphrase: string | null;
-  /**
-   * Master key that wraps every batch's data key (32 bytes, hex or base64). Null: derived
-   * from the key passphrase. Changing it makes every stored payload unreadable.
-   */
-  dataKey: string | null;
-  logLevel: 'error' | 'warn' | 'info' | 'debug';
-  limits: {
-    uploadBytes: number;
-    decompressedBytes: number;
-    /** Decompressed/compressed ratio above which (and past 1 MiB) a batch is a bomb. */
-    decompressionRatio: number;
-    records: number;
-    jsonDepth: number;
-    /** Largest record (its bytes as sent: a JSON element of `records`, a CSV row); a bigger one is rejected unread. */
-    recordBytes: number;
-    /** Largest document Babybalance sends a partner (plaintext bytes, counted as it streams in). */
-    outboundBytes: number;
-    openFilesPerConnection: number;
-    sessionsPerPartner: number;
-    channelsPerConnection: number;
-    unauthenticatedConnections: number;
-    /**
-     * Per client address: SSH connections not yet authenticated, and HTTPS/console
-     * connections without a complete request head (more wait their turn, unread). Addresses
-     * on the SFTP ban safe list are exempt on SSH.
-     */
-    unauthenticatedPerAddress: number;
-  };
-  signature: {
-    /** Oldest accepted signature, relative to receipt (replay window). */
-    maxAgeSeconds: number;
-    /** Clock skew tolerated for signatures "from the future". */
-    futureSkewSeconds: number;
-  };
-  sftp: {
-    /** Pre-auth grace time: a connection that has not authenticated by then is closed. */
-    authTimeoutMs: number;
-    idleTimeoutMs: number;
-    maxAuthAttempts: number;
-    /** Connections from one address that fail authentication (in 10 min) before it is banned. */
-    banMaxFailures: number;
-    /** First ban; each further ban doubles, up to an hour. */
-    banSeconds: number;
-    /** Addresses never banned (e.g. a partner's fixed egress, a monitoring probe). */
-    banSafeList: string[];
-  };
-  workers: {
-    concurrency: number;
-    attempts: number;
-    lockDurationMs: number;
-    stalledIntervalMs: number;
-    reconcileIntervalMs: number;
-    /** Give up on a message when openpgp makes no progress for this long (see workers/message-watch.ts). */
-    decryptStallMs: number;
-  };
-  /** TLS certificate and key (PEM files) of the HTTPS API; null = the dev certificate `pgw init` made. */
-  tls: { certFile: string | null; keyFile: string | null };
-  http: {
-    /** Requests per minute per API token. */
-    tokenRequestsPerMinute: number;
-    /** Requests per minute per client address, before authentication. */
-    ipRequestsPerMinute: number;
-    /** Failed authentications per client address in 10 minutes before it gets 429s. */
-    authFailuresPerIp: number;
-    /** Slow-loris guard: the request head must arrive within this time. */
-    headersTimeoutMs: number;
-    /** A connection that sends nothing for this long is closed (a stalled upload). */
-    idleTimeoutMs: number;
-    /** Upper bound for one whole request, large uploads included. */
-    requestTimeoutMs: number;
-  };
-  webhooks: {
-    /** Host names (or IP literals) acks may be pushed to; empty = pushes are refused. */
-    allowedHosts: string[];
-    attempts: number;
-    /** First retry delay; doubles per attempt, with jitter. */
-    backoffMs: number;
-    timeoutMs: number;
-    /** Extra CA certificates (PEM) trusted for webhook TLS, e.g. a partner's private CA. */
-    caFile: string | null;
-  };
-  console: {
-    /** Listen address of the console (loopback unless configured otherwise). */
-    bind: string;
-    lockoutFailures: number;
-    lockoutSeconds: number;
-    /** Login attempts per client address and minute, counted before the password is checked. */
-    loginAttemptsPerMinute: number;
-    sessionHours: number;
-    /** An ack not picked up this long after it was made is overdue. */
-    overdueAckHours: number;
-    /** Partners' expected-batch calendars are read in this time zone. */
-    timezone: string;
-  };
-  keys: {
-    /** `pgw keys gateway rotate` without `--activate-at`: the new key signs this many days later (partners fetch it meanwhile). */
-    rotationLeadDays: number;
-    /** How long the old gateway key keeps decrypting after the new one activates. */
-    rotationOverlapDays: number;
-    /** A partner key submitted by the partner itself (self-service) counts only after this delay. */
-    partnerKeyActivationDelaySeconds: number;
-  };
-  /** Days each class of data is kept after receipt (ledger rows are anonymised, not deleted). */
-  retention: {
-    receivedDays: number;
-    payloadDays: number;
-    ackDays: number;
-    /** Outbound documents (blob and outbox entry) are deleted after this. */
-    documentDays: number;
-    ledgerDays: number;
-    /** Finished or failed queue jobs older than this are removed from Redis. */
-    jobDays: number;
-  };
-  /** The internal API for Babybalance's own systems (DESIGN.md §9), on its own listener. */
-  internal: {
-    port: number;
-    /** Loopback unless configured otherwise: only Babybalance's systems call it. */
-    bind: string;
-    /** Largest outcome body (one entry per accepted record). */
-    maxBodyBytes: number;
-  };
-  handoff: {
-    /** Accepted records not confirmed by the account service this long after they are ready are overdue. */
-    overdueHours: number;
-    /**
-     * Past the payload retention period, unconfirmed accepted records are `keep` (kept until
-     * the outcome comes; retention skips them) or `purge` (deleted like any payload, but only
-     * once the handoff was noted overdue). Either way nothing goes unseen.
-     */
-    unconfirmed: 'keep' | 'purge';
-  };
-  /** Partner e-mail notifications (DESIGN.md §11); none are sent while `smtpUrl` is null. */
-  notifications: {
-    /** `smtp://[user:pass@]host[:587]` (STARTTLS) or `smtps://…[:465]` (TLS from the start). */
-    smtpUrl: string | null;
-    from: string | null;
-    /** smtp:// must upgrade with STARTTLS; false only for a relay on this host (loopback). */
-    requireTls: boolean;
-    /** Extra CA certificates (PEM) trusted for the SMTP server's certificate. */
-    caFile: string | null;
-    /** How often due events are looked for and mailed. */
-    intervalMs: number;
-    /** Attempts per mail before its events are given up (`failed`). */
-    attempts: number;
-    /** First retry delay when the SMTP server cannot take a mail; doubles per attempt, at most an hour. */
-    backoffMs: number;
-  };
-  /** Test builds only: kill the process at this named point (see core/faults.ts). */
-  fault: string | null;
+/** In the order of the README table. */
+export const SETTINGS = [
+  // `production` refuses unsafe settings (fault hook, eviction-prone Redis).
+  { env: 'PGW_ENV', path: 'env', value: oneOf(['development', 'test', 'production'], 'development'), doc: 'development, test or production (refuses unsafe settings)' },
+  { env: 'PGW_DATA_DIR', path: 'dataDir', value: text('./var', { minLength: 1 }), doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
+  // Standalone: the Redis to use. Cluster and Sentinel: only its scheme (`rediss:` = TLS),
+  // user name, password and (Sentinel) database count; the hosts are `redis.nodes`.
+  { env: 'PGW_REDIS_URL', path: 'redisUrl', value: text('redis://127.0.0.1:6379', { pattern: '^rediss?://' }), secret: 'url', doc: 'BullMQ queues (ids only); cluster/sentinel: only its scheme (rediss = TLS), user, password, database' },
+  { env: 'PGW_REDIS_MODE', path: 'redis.mode', value: oneOf(['standalone', 'cluster', 'sentinel'], 'standalone'), doc: 'standalone, cluster or sentinel' },
+  // Cluster: seed nodes; Sentinel: the sentinels (`host:port` or `[ipv6]:port`). Empty in standalone mode.
+  { env: 'PGW_REDIS_NODES', path: 'redis.nodes', value: list({ maxItems: 100, pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$' }), doc: 'cluster seed nodes or sentinels: comma-separated host:port' },
+  { env: 'PGW_REDIS_SENTINEL_NAME', path: 'redis.sentinelName', value: textOrNull({ pattern: '^[A-Za-z0-9._-]{1,100}$' }), doc: 'sentinel: name of the monitored master' },
+  // The sentinels' own password; the data nodes use the URL's.
+  { env: 'PGW_REDIS_SENTINEL_PASSWORD', path: 'redis.sentinelPassword', value: textOrNull({ minLength: 1 }), secret: 'value', doc: 'sentinel: password of the sentinels (if they require one)' },
+  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', value: text(derived('sqlite:<PGW_DATA_DIR>/ledger.db'), { pattern: '^(sqlite:|postgres(ql)?://)' }), secret: 'url', doc: 'ledger: SQLite file (one host) or postgres://… (several hosts)' },
+  // As configured; every BullMQ key carries it as a hash tag (`{pgw}`, see workers/redis-keys.ts).
+  // At most one hash tag: `{` … `}` around a non-empty part (or none: then the whole prefix is the tag).
+  { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', value: text('pgw', { minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_-]*(\\{[A-Za-z0-9_-]+\\})?[A-Za-z0-9_-]*$' }), doc: 'lets installations and tests share a Redis; keys start `{pgw}:` (a hash tag: one Cluster slot)' },
+  { env: 'PGW_BIND', path: 'bind', value: text('127.0.0.1', { minLength: 1 }), doc: 'listen address' },
+  { env: 'PGW_SFTP_PORT', path: 'sftpPort', value: int(2222, PORT), doc: '0 = pick a free port (see run/ports.json)' },
+  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', value: int(8443, PORT), doc: 'partner HTTPS API' },
+  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', value: int(8444, PORT), doc: 'support console, /metrics, /healthz, /readyz (HTTPS)' },
+  // Null when not configured (init and start refuse). The file variant keeps spaces: only a final newline goes.
+  {
+    env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', value: textOrNull({ minLength: 8 }), secret: 'value', doc: 'unlocks private keys at rest',
+    file: { env: 'PGW_KEY_PASSPHRASE_FILE', doc: 'file holding the passphrase (instead of the variable)', read: (t: string) => t.replace(/\r?\n$/, '') },
+  },
+  // Wraps every batch's data key. Null: derived from the key passphrase. Changing it makes
+  // every stored payload unreadable.
+  {
+    env: 'PGW_DATA_KEY', path: 'dataKey', value: textOrNull({ pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$' }), secret: 'value', doc: 'master key wrapping per-batch data keys (32 bytes hex/base64); default: derived from the passphrase',
+    file: { env: 'PGW_DATA_KEY_FILE', doc: 'file holding the data master key (instead of the variable)', read: (t: string) => t.trim() },
+  },
+  { env: 'PGW_LOG_LEVEL', path: 'logLevel', value: oneOf(['error', 'warn', 'info', 'debug'], 'info'), doc: 'error, warn, info or debug (JSON lines on stdout)' },
+  { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', value: int(2 * 1024 ** 3, POS), doc: 'largest accepted upload' },
+  { env: 'PGW_MAX_DECOMPRESSED_BYTES', path: 'limits.decompressedBytes', value: int(4 * 1024 ** 3, POS), doc: 'largest decrypted payload' },
+  // Above this ratio (and past 1 MiB) a batch is a bomb.
+  { env: 'PGW_MAX_DECOMPRESSION_RATIO', path: 'limits.decompressionRatio', value: num(200, POS), doc: 'decompressed/compressed bound' },
+  { env: 'PGW_MAX_RECORDS', path: 'limits.records', value: int(1_000_000, POS), doc: 'records per batch' },
+  { env: 'PGW_MAX_JSON_DEPTH', path: 'limits.jsonDepth', value: int(32, { minimum: 4, maximum: 1000 }), doc: 'JSON nesting depth' },
+  // Its bytes as sent. At most 16 MiB: the validate stage holds a few records at once within its 256 MiB.
+  { env: 'PGW_MAX_RECORD_BYTES', path: 'limits.recordBytes', value: int(64 * 1024, { minimum: 1024, maximum: 16 * 1024 * 1024 }), doc: 'largest record (JSON element or CSV row, bytes); a bigger one gets `limits.record_size` and is never held whole' },
+  { env: 'PGW_MAX_OUTBOUND_BYTES', path: 'limits.outboundBytes', value: int(256 * 1024 * 1024, POS), doc: 'largest document sent to a partner (plaintext bytes, counted as it streams; `limits.outbound_size`)' },
+  { env: 'PGW_MAX_OPEN_FILES', path: 'limits.openFilesPerConnection', value: int(64, POS), doc: 'SFTP handles per connection' },
+  { env: 'PGW_MAX_SESSIONS_PER_PARTNER', path: 'limits.sessionsPerPartner', value: int(8, POS), doc: 'concurrent SSH connections per partner' },
+  // Oldest accepted signature, relative to receipt.
+  { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', value: int(7 * 24 * 3600, POS), doc: 'replay window for signatures' },
+  // For signatures "from the future".
+  { env: 'PGW_SIGNATURE_FUTURE_SKEW_SECONDS', path: 'signature.futureSkewSeconds', value: int(300, { minimum: 0 }), doc: 'tolerated clock skew' },
+  // A connection that has not authenticated by then is closed.
+  { env: 'PGW_SFTP_AUTH_TIMEOUT_MS', path: 'sftp.authTimeoutMs', value: int(20_000, POS), doc: 'pre-auth grace time' },
+  { env: 'PGW_SFTP_IDLE_TIMEOUT_MS', path: 'sftp.idleTimeoutMs', value: int(15 * 60_000, POS), doc: 'idle SFTP connections are closed' },
+  { env: 'PGW_SFTP_MAX_AUTH_ATTEMPTS', path: 'sftp.maxAuthAttempts', value: int(6, POS), doc: 'per connection' },
+  { env: 'PGW_SFTP_BAN_MAX_FAILURES', path: 'sftp.banMaxFailures', value: int(20, POS), doc: 'failed connections per address (10 min) before a ban' },
+  { env: 'PGW_SFTP_BAN_SECONDS', path: 'sftp.banSeconds', value: int(60, POS), doc: 'first ban; doubles per repeat, at most 1 h' },
+  // E.g. a partner's fixed egress, a monitoring probe.
+  { env: 'PGW_SFTP_BAN_SAFE_LIST', path: 'sftp.banSafeList', value: list({ maxItems: 1000, pattern: '^[0-9a-fA-F.:]{2,45}$' }), doc: 'comma-separated addresses never banned' },
+  { env: 'PGW_MAX_UNAUTH_CONNECTIONS', path: 'limits.unauthenticatedConnections', value: int(64, POS), doc: 'concurrent connections not yet authenticated' },
+  // = sessionsPerPartner: one partner may open all its sessions at once. Addresses on the
+  // SFTP ban safe list are exempt on SSH.
+  { env: 'PGW_MAX_UNAUTH_PER_ADDRESS', path: 'limits.unauthenticatedPerAddress', value: int(8, POS), doc: 'per client address: SSH connections not yet authenticated (more are closed), HTTPS/console connections without a request head (more wait, then are closed)' },
+  { env: 'PGW_MAX_CHANNELS_PER_CONNECTION', path: 'limits.channelsPerConnection', value: int(4, POS), doc: 'SSH session channels per connection' },
+  { env: 'PGW_WORKER_CONCURRENCY', path: 'workers.concurrency', value: int(4, POS), doc: 'jobs per queue per worker process' },
+  { env: null, path: 'workers.attempts', value: int(8, POS), doc: 'attempts per job (config file only)' },
+  { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', value: int(30_000, { minimum: 1000 }), doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
+  { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', value: int(30_000, { minimum: 1000 }), doc: 'how often stalled jobs are looked for' },
+  { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', value: int(60_000, { minimum: 1000 }), doc: 'reconciler period' },
+  // See workers/message-watch.ts.
+  { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', value: int(30_000, { minimum: 100 }), doc: 'abandon a message openpgp stops making progress on' },
+  // Null: the dev certificate `pgw init` made.
+  { env: 'PGW_TLS_CERT', path: 'tls.certFile', value: textOrNull({ minLength: 1 }), doc: 'HTTPS certificate (PEM); default: the dev certificate from `pgw init`' },
+  { env: 'PGW_TLS_KEY', path: 'tls.keyFile', value: textOrNull({ minLength: 1 }), doc: 'HTTPS private key (PEM; may be encrypted with the key passphrase)' },
+  { env: 'PGW_HTTP_TOKEN_RATE_LIMIT', path: 'http.tokenRequestsPerMinute', value: int(600, POS), doc: 'requests per minute per API token (429 beyond)' },
+  // Counted before authentication.
+  { env: 'PGW_HTTP_IP_RATE_LIMIT', path: 'http.ipRequestsPerMinute', value: int(1200, POS), doc: 'requests per minute per client address' },
+  { env: 'PGW_HTTP_AUTH_FAILURES', path: 'http.authFailuresPerIp', value: int(30, POS), doc: 'failed authentications per address in 10 min before 429' },
+  // The slow-loris guard.
+  { env: 'PGW_HTTP_HEADERS_TIMEOUT_MS', path: 'http.headersTimeoutMs', value: int(20_000, { minimum: 1000 }), doc: 'request head must arrive within this time' },
+  { env: 'PGW_HTTP_IDLE_TIMEOUT_MS', path: 'http.idleTimeoutMs', value: int(60_000, { minimum: 1000 }), doc: 'silent connections (stalled uploads) are closed' },
+  { env: 'PGW_HTTP_REQUEST_TIMEOUT_MS', path: 'http.requestTimeoutMs', value: int(3_600_000, { minimum: 1000 }), doc: 'longest whole request (large uploads included)' },
+  // Host names or IP literals; empty: pushes are refused.
+  { env: 'PGW_WEBHOOK_ALLOWED_HOSTS', path: 'webhooks.allowedHosts', value: list({ maxItems: 1000, pattern: '^[A-Za-z0-9.:\\[\\]-]{1,253}$' }), doc: 'comma-separated hosts acks may be pushed to (empty: none)' },
+  { env: 'PGW_WEBHOOK_ATTEMPTS', path: 'webhooks.attempts', value: int(8, { minimum: 1, maximum: 50 }), doc: 'push attempts per ack before giving up' },
+  { env: 'PGW_WEBHOOK_BACKOFF_MS', path: 'webhooks.backoffMs', value: int(10_000, { minimum: 10 }), doc: 'first retry delay; doubles per attempt, with jitter' },
+  { env: 'PGW_WEBHOOK_TIMEOUT_MS', path: 'webhooks.timeoutMs', value: int(10_000, { minimum: 100 }), doc: 'per push: connect, TLS and answer' },
+  // E.g. a partner's private CA.
+  { env: 'PGW_WEBHOOK_CA_FILE', path: 'webhooks.caFile', value: textOrNull({ minLength: 1 }), doc: 'extra CA certificates (PEM) trusted for webhooks' },
+  // Loopback unless configured otherwise.
+  { env: 'PGW_CONSOLE_BIND', path: 'console.bind', value: text('127.0.0.1', { minLength: 1 }), doc: 'console listen address' },
+  { env: 'PGW_CONSOLE_LOCKOUT_FAILURES', path: 'console.lockoutFailures', value: int(5, POS), doc: 'failed logins before an operator is locked out' },
+  { env: 'PGW_CONSOLE_LOCKOUT_SECONDS', path: 'console.lockoutSeconds', value: int(900, POS), doc: 'how long a lockout lasts' },
+  // Counted before the password is checked.
+  { env: 'PGW_CONSOLE_LOGIN_RATE_LIMIT', path: 'console.loginAttemptsPerMinute', value: int(20, POS), doc: 'console login attempts per minute per client address (429 beyond)' },
+  { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', value: int(8, POS), doc: 'console session lifetime' },
+  { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', value: int(24, POS), doc: 'an ack not picked up after this is overdue' },
+  { env: 'PGW_TIMEZONE', path: 'console.timezone', value: text('Europe/Amsterdam', { pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' }), doc: 'time zone of partners\' expected-batch calendars' },
+  // `pgw keys gateway rotate` without `--activate-at`: partners fetch the new key meanwhile.
+  { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', value: num(7, { minimum: 0 }), doc: 'gateway key rotation: days until the new key signs' },
+  { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', value: num(30, { exclusiveMinimum: 0 }), doc: 'days the old gateway key keeps decrypting after that' },
+  // A partner key submitted by the partner itself.
+  { env: 'PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS', path: 'keys.partnerKeyActivationDelaySeconds', value: int(24 * 3600, { minimum: 0 }), doc: 'self-service partner keys count after this delay' },
+  // Days each class of data is kept after receipt (ledger rows are anonymised, not deleted).
+  { env: 'PGW_RETENTION_RECEIVED_DAYS', path: 'retention.receivedDays', value: num(30, { minimum: 0 }), doc: 'received files (already OpenPGP-encrypted) are deleted after this' },
+  { env: 'PGW_RETENTION_PAYLOAD_DAYS', path: 'retention.payloadDays', value: num(30, { minimum: 0 }), doc: 'decrypted payloads and accepted records: deleted and their data key shredded' },
+  { env: 'PGW_RETENTION_ACK_DAYS', path: 'retention.ackDays', value: num(90, { minimum: 0 }), doc: 'ack files (blobs and outbox entries) are deleted after this' },
+  { env: 'PGW_RETENTION_DOCUMENT_DAYS', path: 'retention.documentDays', value: num(90, { minimum: 0 }), doc: 'documents sent to partners (blobs and outbox entries) are deleted after this; the ledger row keeps hashes and times' },
+  { env: 'PGW_RETENTION_LEDGER_DAYS', path: 'retention.ledgerDays', value: num(365, { minimum: 0 }), doc: 'ledger rows lose file names, references and details (counts, codes, hashes, times stay)' },
+  { env: 'PGW_RETENTION_JOB_DAYS', path: 'retention.jobDays', value: num(7, { minimum: 0 }), doc: 'finished/failed queue jobs are removed from Redis after this' },
+  // The internal API for Babybalance's own systems (see README), on its own listener; loopback
+  // unless configured otherwise. The largest body is an outcome: one entry per accepted record.
+  { env: 'PGW_INTERNAL_PORT', path: 'internal.port', value: int(8445, PORT), doc: 'internal API for Babybalance\'s systems (HTTPS, service tokens)' },
+  { env: 'PGW_INTERNAL_BIND', path: 'internal.bind', value: text('127.0.0.1', { minLength: 1 }), doc: 'internal API listen address' },
+  { env: 'PGW_INTERNAL_MAX_BODY_BYTES', path: 'internal.maxBodyBytes', value: int(64 * 1024 * 1024, POS), doc: 'largest request body on the internal API (an outcome names every accepted record)' },
+  { env: 'PGW_HANDOFF_OVERDUE_HOURS', path: 'handoff.overdueHours', value: num(24, { exclusiveMinimum: 0 }), doc: 'accepted records not confirmed by the account service after this are overdue' },
+  // Partner e-mail notifications; none are sent while `smtpUrl` is null. smtp:// upgrades
+  // with STARTTLS (port 587), smtps:// is TLS from the start (465).
+  { env: 'PGW_SMTP_URL', path: 'notifications.smtpUrl', value: textOrNull({ pattern: '^smtps?://' }), secret: 'url', doc: 'partner e-mail notifications: smtp://host:587 (STARTTLS) or smtps://host:465, with user:password@ if the server wants them; unset = none sent' },
+  { env: 'PGW_SMTP_FROM', path: 'notifications.from', value: textOrNull({ minLength: 3, maxLength: 254, pattern: '^[^\\s<>]+@[^\\s<>]+$' }), doc: 'sender address of notifications (required with PGW_SMTP_URL)' },
+  { env: 'PGW_SMTP_REQUIRE_TLS', path: 'notifications.requireTls', value: bool(true), doc: 'smtp:// must upgrade with STARTTLS; false only for a relay on this host (refused for another host)' },
+  { env: 'PGW_SMTP_CA_FILE', path: 'notifications.caFile', value: textOrNull({ minLength: 1 }), doc: 'extra CA certificates (PEM) trusted for the SMTP server' },
+  { env: 'PGW_NOTIFY_INTERVAL_MS', path: 'notifications.intervalMs', value: int(60_000, { minimum: 100 }), doc: 'how often due notifications are looked for and mailed (one worker at a time)' },
+  // After the last attempt the mail's events are `failed`.
+  { env: 'PGW_NOTIFY_ATTEMPTS', path: 'notifications.attempts', value: int(10, { minimum: 1, maximum: 100 }), doc: 'attempts per mail before its events are given up' },
+  { env: 'PGW_NOTIFY_BACKOFF_MS', path: 'notifications.backoffMs', value: int(60_000, { minimum: 10 }), doc: 'first retry delay when the SMTP server is away; doubles per attempt, at most 1 h' },
+  // `keep`: kept until the outcome comes (retention skips them); `purge`: deleted like any
+  // payload, but only once the handoff was noted overdue. Either way nothing goes unseen.
+  { env: 'PGW_HANDOFF_UNCONFIRMED', path: 'handoff.unconfirmed', value: oneOf(['keep', 'purge'], 'keep'), doc: 'past PGW_RETENTION_PAYLOAD_DAYS, unconfirmed accepted records: keep (until confirmed) or purge (only after an overdue event)' },
+  // Test builds only: kill the process at this named point (see core/faults.ts).
+  { env: 'PGW_FAULT', path: 'fault', value: textOrNull({ pattern: '^[a-z0-9-]+$' }), doc: 'test only: crash at a named point; refused in production' },
+] as const satisfies readonly Setting[];
+
+export type Config = ConfigOf<typeof SETTINGS>;
+
+/** The schema of the merged config (exported for tests and tools). */
+export const SCHEMA = schemaOf(SETTINGS);
+
+function defaults(): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS as readonly Setting[]) setPath(out, s.path, isDerived(s.value.default) ? null : structuredClone(s.value.default));
+  return out;
 }
 
-const DEFAULTS: Omit<Config, 'databaseUrl'> & { databaseUrl: string | null } = {
-  env: 'development',
-  dataDir: './var',
-  redisUrl: 'redis://127.0.0.1:6379',
-  redis: { mode: 'standalone', nodes: [], sentinelName: null, sentinelPassword: null },
-  databaseUrl: null,
-  queuePrefix: 'pgw',
-  bind: '127.0.0.1',
-  sftpPort: 2222,
-  httpsPort: 8443,
-  consolePort: 8444,
-  keyPassphrase: null,
-  dataKey: null,
-  logLevel: 'info',
-  limits: {
-    uploadBytes: 2 * 1024 ** 3,
-    decompressedBytes: 4 * 1024 ** 3,
-    decompressionRatio: 200,
-    records: 1_000_000,
-    jsonDepth: 32,
-    recordBytes: 64 * 1024,
-    outboundBytes: 256 * 1024 * 1024,
-    openFilesPerConnection: 64,
-    sessionsPerPartner: 8,
-    channelsPerConnection: 4,
-    unauthenticatedConnections: 64,
-    // = sessionsPerPartner: one partner may open all its sessions at once.
-    unauthenticatedPerAddress: 8,
-  },
-  signature: { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 },
-  sftp: { authTimeoutMs: 20_000, idleTimeoutMs: 15 * 60_000, maxAuthAttempts: 6, banMaxFailures: 20, banSeconds: 60, banSafeList: [] },
-  workers: {
-    concurrency: 4,
-    attempts: 8,
-    lockDurationMs: 30_000,
-    stalledIntervalMs: 30_000,
-    reconcileIntervalMs: 60_000,
-    decryptStallMs: 30_000,
-  },
-  tls: { certFile: null, keyFile: null },
-  http: {
-    tokenRequestsPerMinute: 600,
-    ipRequestsPerMinute: 1200,
-    authFailuresPerIp: 30,
-    headersTimeoutMs: 20_000,
-    idleTimeoutMs: 60_000,
-    requestTimeoutMs: 3_600_000,
-  },
-  webhooks: { allowedHosts: [], attempts: 8, backoffMs: 10_000, timeoutMs: 10_000, caFile: null },
-  retention: { receivedDays: 30, payloadDays: 30, ackDays: 90, documentDays: 90, ledgerDays: 365, jobDays: 7 },
-  console: { bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, loginAttemptsPerMinute: 20, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam' },
-  keys: { rotationLeadDays: 7, rotationOverlapDays: 30, partnerKeyActivationDelaySeconds: 24 * 3600 },
-  internal: { port: 8445, bind: '127.0.0.1', maxBodyBytes: 64 * 1024 * 1024 },
-  handoff: { overdueHours: 24, unconfirmed: 'keep' },
-  notifications: { smtpUrl: null, from: null, requireTls: true, caFile: null, intervalMs: 60_000, attempts: 10, backoffMs: 60_000 },
-  fault: null,
-};
-
-/** One row per environment variable: the name, where it lands, how it is parsed. */
-interface EnvSetting {
-  env: string;
-  path: string;
-  kind: 'string' | 'int' | 'number' | 'list' | 'bool';
-  doc: string;
-}
-
-export const ENV_SETTINGS: EnvSetting[] = [
-  { env: 'PGW_ENV', path: 'env', kind: 'string', doc: 'development, test or production (refuses unsafe settings)' },
-  { env: 'PGW_DATA_DIR', path: 'dataDir', kind: 'string', doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
-  { env: 'PGW_REDIS_URL', path: 'redisUrl', kind: 'string', doc: 'BullMQ queues (ids only); cluster/sentinel: only its scheme (rediss = TLS), user, password, database' },
-  { env: 'PGW_REDIS_MODE', path: 'redis.mode', kind: 'string', doc: 'standalone, cluster or sentinel' },
-  { env: 'PGW_REDIS_NODES', path: 'redis.nodes', kind: 'list', doc: 'cluster seed nodes or sentinels: comma-separated host:port' },
-  { env: 'PGW_REDIS_SENTINEL_NAME', path: 'redis.sentinelName', kind: 'string', doc: 'sentinel: name of the monitored master' },
-  { env: 'PGW_REDIS_SENTINEL_PASSWORD', path: 'redis.sentinelPassword', kind: 'string', doc: 'sentinel: password of the sentinels (if they require one)' },
-  { env: 'PGW_DATABASE_URL', path: 'databaseUrl', kind: 'string', doc: 'ledger: SQLite file (one host) or postgres://… (several hosts)' },
-  { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', kind: 'string', doc: 'lets installations and tests share a Redis; keys start `{pgw}:` (a hash tag: one Cluster slot)' },
-  { env: 'PGW_BIND', path: 'bind', kind: 'string', doc: 'listen address' },
-  { env: 'PGW_SFTP_PORT', path: 'sftpPort', kind: 'int', doc: '0 = pick a free port (see run/ports.json)' },
-  { env: 'PGW_HTTPS_PORT', path: 'httpsPort', kind: 'int', doc: 'partner HTTPS API' },
-  { env: 'PGW_CONSOLE_PORT', path: 'consolePort', kind: 'int', doc: 'support console, /metrics, /healthz, /readyz (HTTPS)' },
-  { env: 'PGW_KEY_PASSPHRASE', path: 'keyPassphrase', kind: 'string', doc: 'unlocks private keys at rest' },
-  { env: 'PGW_DATA_KEY', path: 'dataKey', kind: 'string', doc: 'master key wrapping per-batch data keys (32 bytes hex/base64); default: derived from the passphrase' },
-  { env: 'PGW_LOG_LEVEL', path: 'logLevel', kind: 'string', doc: 'error, warn, info or debug (JSON lines on stdout)' },
-  { env: 'PGW_MAX_UPLOAD_BYTES', path: 'limits.uploadBytes', kind: 'int', doc: 'largest accepted upload' },
-  { env: 'PGW_MAX_DECOMPRESSED_BYTES', path: 'limits.decompressedBytes', kind: 'int', doc: 'largest decrypted payload' },
-  { env: 'PGW_MAX_DECOMPRESSION_RATIO', path: 'limits.decompressionRatio', kind: 'number', doc: 'decompressed/compressed bound' },
-  { env: 'PGW_MAX_RECORDS', path: 'limits.records', kind: 'int', doc: 'records per batch' },
-  { env: 'PGW_MAX_JSON_DEPTH', path: 'limits.jsonDepth', kind: 'int', doc: 'JSON nesting depth' },
-  { env: 'PGW_MAX_RECORD_BYTES', path: 'limits.recordBytes', kind: 'int', doc: 'largest record (JSON element or CSV row, bytes); a bigger one gets `limits.record_size` and is never held whole' },
-  { env: 'PGW_MAX_OUTBOUND_BYTES', path: 'limits.outboundBytes', kind: 'int', doc: 'largest document sent to a partner (plaintext bytes, counted as it streams; `limits.outbound_size`)' },
-  { env: 'PGW_MAX_OPEN_FILES', path: 'limits.openFilesPerConnection', kind: 'int', doc: 'SFTP handles per connection' },
-  { env: 'PGW_MAX_SESSIONS_PER_PARTNER', path: 'limits.sessionsPerPartner', kind: 'int', doc: 'concurrent SSH connections per partner' },
-  { env: 'PGW_SIGNATURE_MAX_AGE_SECONDS', path: 'signature.maxAgeSeconds', kind: 'int', doc: 'replay window for signatures' },
-  { env: 'PGW_SIGNATURE_FUTURE_SKEW_SECONDS', path: 'signature.futureSkewSeconds', kind: 'int', doc: 'tolerated clock skew' },
-  { env: 'PGW_SFTP_AUTH_TIMEOUT_MS', path: 'sftp.authTimeoutMs', kind: 'int', doc: 'pre-auth grace time' },
-  { env: 'PGW_SFTP_IDLE_TIMEOUT_MS', path: 'sftp.idleTimeoutMs', kind: 'int', doc: 'idle SFTP connections are closed' },
-  { env: 'PGW_SFTP_MAX_AUTH_ATTEMPTS', path: 'sftp.maxAuthAttempts', kind: 'int', doc: 'per connection' },
-  { env: 'PGW_SFTP_BAN_MAX_FAILURES', path: 'sftp.banMaxFailures', kind: 'int', doc: 'failed connections per address (10 min) before a ban' },
-  { env: 'PGW_SFTP_BAN_SECONDS', path: 'sftp.banSeconds', kind: 'int', doc: 'first ban; doubles per repeat, at most 1 h' },
-  { env: 'PGW_SFTP_BAN_SAFE_LIST', path: 'sftp.banSafeList', kind: 'list', doc: 'comma-separated addresses never banned' },
-  { env: 'PGW_MAX_UNAUTH_CONNECTIONS', path: 'limits.unauthenticatedConnections', kind: 'int', doc: 'concurrent connections not yet authenticated' },
-  { env: 'PGW_MAX_UNAUTH_PER_ADDRESS', path: 'limits.unauthenticatedPerAddress', kind: 'int', doc: 'per client address: SSH connections not yet authenticated (more are closed), HTTPS/console connections without a request head (more wait, then are closed)' },
-  { env: 'PGW_MAX_CHANNELS_PER_CONNECTION', path: 'limits.channelsPerConnection', kind: 'int', doc: 'SSH session channels per connection' },
-  { env: 'PGW_WORKER_CONCURRENCY', path: 'workers.concurrency', kind: 'int', doc: 'jobs per queue per worker process' },
-  { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', kind: 'int', doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
-  { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', kind: 'int', doc: 'how often stalled jobs are looked for' },
-  { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', kind: 'int', doc: 'reconciler period' },
-  { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', kind: 'int', doc: 'abandon a message openpgp stops making progress on' },
-  { env: 'PGW_TLS_CERT', path: 'tls.certFile', kind: 'string', doc: 'HTTPS certificate (PEM); default: the dev certificate from `pgw init`' },
-  { env: 'PGW_TLS_KEY', path: 'tls.keyFile', kind: 'string', doc: 'HTTPS private key (PEM; may be encrypted with the key passphrase)' },
-  { env: 'PGW_HTTP_TOKEN_RATE_LIMIT', path: 'http.tokenRequestsPerMinute', kind: 'int', doc: 'requests per minute per API token (429 beyond)' },
-  { env: 'PGW_HTTP_IP_RATE_LIMIT', path: 'http.ipRequestsPerMinute', kind: 'int', doc: 'requests per minute per client address' },
-  { env: 'PGW_HTTP_AUTH_FAILURES', path: 'http.authFailuresPerIp', kind: 'int', doc: 'failed authentications per address in 10 min before 429' },
-  { env: 'PGW_HTTP_HEADERS_TIMEOUT_MS', path: 'http.headersTimeoutMs', kind: 'int', doc: 'request head must arrive within this time' },
-  { env: 'PGW_HTTP_IDLE_TIMEOUT_MS', path: 'http.idleTimeoutMs', kind: 'int', doc: 'silent connections (stalled uploads) are closed' },
-  { env: 'PGW_HTTP_REQUEST_TIMEOUT_MS', path: 'http.requestTimeoutMs', kind: 'int', doc: 'longest whole request (large uploads included)' },
-  { env: 'PGW_WEBHOOK_ALLOWED_HOSTS', path: 'webhooks.allowedHosts', kind: 'list', doc: 'comma-separated hosts acks may be pushed to (empty: none)' },
-  { env: 'PGW_WEBHOOK_ATTEMPTS', path: 'webhooks.attempts', kind: 'int', doc: 'push attempts per ack before giving up' },
-  { env: 'PGW_WEBHOOK_BACKOFF_MS', path: 'webhooks.backoffMs', kind: 'int', doc: 'first retry delay; doubles per attempt, with jitter' },
-  { env: 'PGW_WEBHOOK_TIMEOUT_MS', path: 'webhooks.timeoutMs', kind: 'int', doc: 'per push: connect, TLS and answer' },
-  { env: 'PGW_WEBHOOK_CA_FILE', path: 'webhooks.caFile', kind: 'string', doc: 'extra CA certificates (PEM) trusted for webhooks' },
-  { env: 'PGW_CONSOLE_BIND', path: 'console.bind', kind: 'string', doc: 'console listen address' },
-  { env: 'PGW_CONSOLE_LOCKOUT_FAILURES', path: 'console.lockoutFailures', kind: 'int', doc: 'failed logins before an operator is locked out' },
-  { env: 'PGW_CONSOLE_LOCKOUT_SECONDS', path: 'console.lockoutSeconds', kind: 'int', doc: 'how long a lockout lasts' },
-  { env: 'PGW_CONSOLE_LOGIN_RATE_LIMIT', path: 'console.loginAttemptsPerMinute', kind: 'int', doc: 'console login attempts per minute per client address (429 beyond)' },
-  { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', kind: 'int', doc: 'console session lifetime' },
-  { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', kind: 'int', doc: 'an ack not picked up after this is overdue' },
-  { env: 'PGW_TIMEZONE', path: 'console.timezone', kind: 'string', doc: 'time zone of partners\' expected-batch calendars' },
-  { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', kind: 'number', doc: 'gateway key rotation: days until the new key signs' },
-  { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', kind: 'number', doc: 'days the old gateway key keeps decrypting after that' },
-  { env: 'PGW_PARTNER_KEY_ACTIVATION_DELAY_SECONDS', path: 'keys.partnerKeyActivationDelaySeconds', kind: 'int', doc: 'self-service partner keys count after this delay' },
-  { env: 'PGW_RETENTION_RECEIVED_DAYS', path: 'retention.receivedDays', kind: 'number', doc: 'received files (already OpenPGP-encrypted) are deleted after this' },
-  { env: 'PGW_RETENTION_PAYLOAD_DAYS', path: 'retention.payloadDays', kind: 'number', doc: 'decrypted payloads and accepted records: deleted and their data key shredded' },
-  { env: 'PGW_RETENTION_ACK_DAYS', path: 'retention.ackDays', kind: 'number', doc: 'ack files (blobs and outbox entries) are deleted after this' },
-  { env: 'PGW_RETENTION_DOCUMENT_DAYS', path: 'retention.documentDays', kind: 'number', doc: 'documents sent to partners (blobs and outbox entries) are deleted after this; the ledger row keeps hashes and times' },
-  { env: 'PGW_RETENTION_LEDGER_DAYS', path: 'retention.ledgerDays', kind: 'number', doc: 'ledger rows lose file names, references and details (counts, codes, hashes, times stay)' },
-  { env: 'PGW_RETENTION_JOB_DAYS', path: 'retention.jobDays', kind: 'number', doc: 'finished/failed queue jobs are removed from Redis after this' },
-  { env: 'PGW_INTERNAL_PORT', path: 'internal.port', kind: 'int', doc: 'internal API for Babybalance\'s systems (HTTPS, service tokens)' },
-  { env: 'PGW_INTERNAL_BIND', path: 'internal.bind', kind: 'string', doc: 'internal API listen address' },
-  { env: 'PGW_INTERNAL_MAX_BODY_BYTES', path: 'internal.maxBodyBytes', kind: 'int', doc: 'largest request body on the internal API (an outcome names every accepted record)' },
-  { env: 'PGW_HANDOFF_OVERDUE_HOURS', path: 'handoff.overdueHours', kind: 'number', doc: 'accepted records not confirmed by the account service after this are overdue' },
-  { env: 'PGW_SMTP_URL', path: 'notifications.smtpUrl', kind: 'string', doc: 'partner e-mail notifications: smtp://host:587 (STARTTLS) or smtps://host:465, with user:password@ if the server wants them; unset = none sent' },
-  { env: 'PGW_SMTP_FROM', path: 'notifications.from', kind: 'string', doc: 'sender address of notifications (required with PGW_SMTP_URL)' },
-  { env: 'PGW_SMTP_REQUIRE_TLS', path: 'notifications.requireTls', kind: 'bool', doc: 'smtp:// must upgrade with STARTTLS; false only for a relay on this host (refused for another host)' },
-  { env: 'PGW_SMTP_CA_FILE', path: 'notifications.caFile', kind: 'string', doc: 'extra CA certificates (PEM) trusted for the SMTP server' },
-  { env: 'PGW_NOTIFY_INTERVAL_MS', path: 'notifications.intervalMs', kind: 'int', doc: 'how often due notifications are looked for and mailed (one worker at a time)' },
-  { env: 'PGW_NOTIFY_ATTEMPTS', path: 'notifications.attempts', kind: 'int', doc: 'attempts per mail before its events are given up' },
-  { env: 'PGW_NOTIFY_BACKOFF_MS', path: 'notifications.backoffMs', kind: 'int', doc: 'first retry delay when the SMTP server is away; doubles per attempt, at most 1 h' },
-  { env: 'PGW_HANDOFF_UNCONFIRMED', path: 'handoff.unconfirmed', kind: 'string', doc: 'past PGW_RETENTION_PAYLOAD_DAYS, unconfirmed accepted records: keep (until confirmed) or purge (only after an overdue event)' },
-  { env: 'PGW_FAULT', path: 'fault', kind: 'string', doc: 'test only: crash at a named point; refused in production' },
-];
-
-const PORT = { type: 'integer', minimum: 0, maximum: 65535 };
-/** `host:port` or `[ipv6]:port`. */
-const NODE_PATTERN = '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9._-]+):[0-9]{1,5}$';
-const POS = { type: 'integer', minimum: 1 };
-
-const SCHEMA = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['env', 'dataDir', 'redisUrl', 'databaseUrl', 'queuePrefix', 'bind'],
-  properties: {
-    env: { enum: ['development', 'test', 'production'] },
-    dataDir: { type: 'string', minLength: 1 },
-    redisUrl: { type: 'string', pattern: '^rediss?://' },
-    databaseUrl: { type: 'string', pattern: '^(sqlite:|postgres(ql)?://)' },
-    redis: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        mode: { enum: ['standalone', 'cluster', 'sentinel'] },
-        nodes: { type: 'array', maxItems: 100, items: { type: 'string', pattern: NODE_PATTERN } },
-        sentinelName: { type: ['string', 'null'], pattern: '^[A-Za-z0-9._-]{1,100}$' },
-        sentinelPassword: { type: ['string', 'null'], minLength: 1 },
-      },
-    },
-    // At most one hash tag: `{` … `}` around a non-empty part (or none: then the whole prefix is the tag).
-    queuePrefix: { type: 'string', maxLength: 40, pattern: '^[A-Za-z0-9_-]*(\\{[A-Za-z0-9_-]+\\})?[A-Za-z0-9_-]*$', minLength: 1 },
-    bind: { type: 'string', minLength: 1 },
-    sftpPort: PORT,
-    httpsPort: PORT,
-    consolePort: PORT,
-    keyPassphrase: { type: ['string', 'null'], minLength: 8 },
-    dataKey: { type: ['string', 'null'], pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/]{43}=)$' },
-    logLevel: { enum: ['error', 'warn', 'info', 'debug'] },
-    limits: {
-      type: 'object',
-      additionalProperties: false,
-      properties: {
-        uploadBytes: POS, decompressedBytes: POS, decompressionRatio: { type: 'number', minimum: 1 },
-        records: POS, jsonDepth: { type: 'integer', minimum: 4, maximum: 1000 },
-        // at most 16 MiB: the validate stage holds a few records at once within its 256 MiB
-        recordBytes: { type: 'integer', minimum: 1024, maximum: 16 * 1024 * 1024 },
-        outboundBytes: POS, openFilesPerConnection: POS, sessionsPerPartner: POS, channelsPerConnection: POS,
-        unauthenticatedConnections: POS, unauthenticatedPerAddress: POS,
-      },
-    },
-    signature: {
-      type: 'object', additionalProperties: false,
-      properties: { maxAgeSeconds: POS, futureSkewSeconds: { type: 'integer', minimum: 0 } },
-    },
-    sftp: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        authTimeoutMs: POS, idleTimeoutMs: POS, maxAuthAttempts: POS, banMaxFailures: POS, banSeconds: POS,
-        banSafeList: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[0-9a-fA-F.:]{2,45}$' } },
-      },
-    },
-    workers: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        concurrency: POS, attempts: POS, lockDurationMs: { type: 'integer', minimum: 1000 },
-        stalledIntervalMs: { type: 'integer', minimum: 1000 }, reconcileIntervalMs: { type: 'integer', minimum: 1000 },
-        decryptStallMs: { type: 'integer', minimum: 100 },
-      },
-    },
-    tls: {
-      type: 'object', additionalProperties: false,
-      properties: { certFile: { type: ['string', 'null'], minLength: 1 }, keyFile: { type: ['string', 'null'], minLength: 1 } },
-    },
-    http: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        tokenRequestsPerMinute: POS, ipRequestsPerMinute: POS, authFailuresPerIp: POS,
-        headersTimeoutMs: { type: 'integer', minimum: 1000 }, idleTimeoutMs: { type: 'integer', minimum: 1000 },
-        requestTimeoutMs: { type: 'integer', minimum: 1000 },
-      },
-    },
-    webhooks: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        allowedHosts: { type: 'array', maxItems: 1000, items: { type: 'string', pattern: '^[A-Za-z0-9.:\\[\\]-]{1,253}$' } },
-        attempts: { type: 'integer', minimum: 1, maximum: 50 }, backoffMs: { type: 'integer', minimum: 10 },
-        timeoutMs: { type: 'integer', minimum: 100 }, caFile: { type: ['string', 'null'], minLength: 1 },
-      },
-    },
-    retention: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        receivedDays: { type: 'number', minimum: 0 }, payloadDays: { type: 'number', minimum: 0 }, ackDays: { type: 'number', minimum: 0 },
-        documentDays: { type: 'number', minimum: 0 },
-        ledgerDays: { type: 'number', minimum: 0 }, jobDays: { type: 'number', minimum: 0 },
-      },
-    },
-    console: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        bind: { type: 'string', minLength: 1 }, lockoutFailures: POS, lockoutSeconds: POS, loginAttemptsPerMinute: POS, sessionHours: POS, overdueAckHours: POS,
-        timezone: { type: 'string', pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' },
-      },
-    },
-    keys: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        rotationLeadDays: { type: 'number', minimum: 0 }, rotationOverlapDays: { type: 'number', exclusiveMinimum: 0 },
-        partnerKeyActivationDelaySeconds: { type: 'integer', minimum: 0 },
-      },
-    },
-    internal: {
-      type: 'object', additionalProperties: false,
-      properties: { port: PORT, bind: { type: 'string', minLength: 1 }, maxBodyBytes: POS },
-    },
-    handoff: {
-      type: 'object', additionalProperties: false,
-      properties: { overdueHours: { type: 'number', exclusiveMinimum: 0 }, unconfirmed: { enum: ['keep', 'purge'] } },
-    },
-    notifications: {
-      type: 'object', additionalProperties: false,
-      properties: {
-        smtpUrl: { type: ['string', 'null'], pattern: '^smtps?://' }, from: { type: ['string', 'null'], minLength: 3, maxLength: 254, pattern: '^[^\\s<>]+@[^\\s<>]+$' },
-        requireTls: { type: 'boolean' }, caFile: { type: ['string', 'null'], minLength: 1 },
-        intervalMs: { type: 'integer', minimum: 100 }, attempts: { type: 'integer', minimum: 1, maximum: 100 }, backoffMs: { type: 'integer', minimum: 10 },
-      },
-    },
-    fault: { type: ['string', 'null'], pattern: '^[a-z0-9-]+$' },
-  },
-} as const;
+let validator: ValidateFunction | undefined;
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
@@ -481,7 +176,7 @@ export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? DeepPartia
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   const problems: string[] = [];
-  let merged: Record<string, unknown> = structuredClone(DEFAULTS) as unknown as Record<string, unknown>;
+  let merged = defaults();
 
   const file = opts.file ?? env.PGW_CONFIG;
   if (file) {
@@ -489,38 +184,32 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (parsed !== undefined) merged = deepMerge(merged, parsed);
   }
 
-  for (const s of ENV_SETTINGS) {
-    const raw = env[s.env];
+  for (const s of SETTINGS as readonly Setting[]) {
+    const raw = s.env === null ? undefined : env[s.env];
     if (raw === undefined || raw === '') continue;
-    if (s.kind === 'string') setPath(merged, s.path, raw);
-    else if (s.kind === 'list') setPath(merged, s.path, raw.split(',').map((x) => x.trim()).filter(Boolean));
-    else if (s.kind === 'bool') {
+    const kind = s.value.kind;
+    if (kind === 'string') setPath(merged, s.path, raw);
+    else if (kind === 'list') setPath(merged, s.path, raw.split(',').map((x) => x.trim()).filter(Boolean));
+    else if (kind === 'bool') {
       if (/^(true|1|yes)$/i.test(raw)) setPath(merged, s.path, true);
       else if (/^(false|0|no)$/i.test(raw)) setPath(merged, s.path, false);
       else problems.push(`${s.env}: expected true or false`);
     }
     else {
       const n = Number(raw);
-      if (!Number.isFinite(n) || (s.kind === 'int' && !Number.isInteger(n))) problems.push(`${s.env}: expected ${s.kind === 'int' ? 'an integer' : 'a number'}`);
+      if (!Number.isFinite(n) || (kind === 'int' && !Number.isInteger(n))) problems.push(`${s.env}: expected ${kind === 'int' ? 'an integer' : 'a number'}`);
       else setPath(merged, s.path, n);
     }
   }
-  const dataKeyFile = env.PGW_DATA_KEY_FILE;
-  if (dataKeyFile) {
-    if (env.PGW_DATA_KEY) problems.push('PGW_DATA_KEY and PGW_DATA_KEY_FILE are both set: use one');
+  for (const s of SETTINGS as readonly Setting[]) {
+    const name = s.file?.env;
+    const fileName = name === undefined ? undefined : env[name];
+    if (!s.file || !fileName) continue;
+    if (s.env !== null && env[s.env]) problems.push(`${s.env} and ${s.file.env} are both set: use one`);
     try {
-      setPath(merged, 'dataKey', readFileSync(dataKeyFile, 'utf8').trim());
+      setPath(merged, s.path, s.file.read(readFileSync(fileName, 'utf8')));
     } catch {
-      problems.push(`PGW_DATA_KEY_FILE: cannot read ${dataKeyFile}`);
-    }
-  }
-  const passFile = env.PGW_KEY_PASSPHRASE_FILE;
-  if (passFile) {
-    if (env.PGW_KEY_PASSPHRASE) problems.push('PGW_KEY_PASSPHRASE and PGW_KEY_PASSPHRASE_FILE are both set: use one');
-    try {
-      setPath(merged, 'keyPassphrase', readFileSync(passFile, 'utf8').replace(/\r?\n$/, ''));
-    } catch {
-      problems.push(`PGW_KEY_PASSPHRASE_FILE: cannot read ${passFile}`);
+      problems.push(`${s.file.env}: cannot read ${fileName}`);
     }
   }
   if (opts.overrides) merged = deepMerge(merged, opts.overrides as Record<string, unknown>);
@@ -530,11 +219,10 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     merged.databaseUrl = `sqlite:${path.join(merged.dataDir as string, 'ledger.db')}`;
   }
 
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  const validate = ajv.compile(SCHEMA);
-  const valid = validate(merged);
+  validator ??= new Ajv({ allErrors: true, strict: true }).compile(SCHEMA);
+  const valid = validator(merged);
   if (!valid) {
-    for (const e of validate.errors ?? []) {
+    for (const e of validator.errors ?? []) {
       const where = e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(root)';
       const extra = e.keyword === 'additionalProperties' ? ` "${String((e.params as { additionalProperty: string }).additionalProperty)}"` : '';
       // Never echo a value: a misplaced passphrase must not reach the terminal or logs.
@@ -604,19 +292,19 @@ function smtpProblems(n: Config['notifications']): string[] {
 
 function envNameFor(dotted: string): string {
   const setting = dotted.replace(/\.\d+$/, ''); // an item of a list names the list's variable
-  const s = ENV_SETTINGS.find((x) => x.path === setting);
-  return s ? `${s.env} (${dotted})` : dotted;
+  const s = (SETTINGS as readonly Setting[]).find((x) => x.path === setting);
+  return s?.env ? `${s.env} (${dotted})` : dotted;
 }
 
 /** Config as it may be logged: secrets replaced. */
 export function redactedConfig(cfg: Config): Record<string, unknown> {
   const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
-  copy.keyPassphrase = cfg.keyPassphrase ? '[set]' : null;
-  copy.dataKey = cfg.dataKey ? '[set]' : null;
-  copy.redisUrl = redactUrlCredentials(cfg.redisUrl);
-  copy.redis = { ...cfg.redis, sentinelPassword: cfg.redis.sentinelPassword ? '[set]' : null };
-  copy.databaseUrl = redactUrlCredentials(cfg.databaseUrl);
-  copy.notifications = { ...cfg.notifications, smtpUrl: cfg.notifications.smtpUrl ? redactUrlCredentials(cfg.notifications.smtpUrl) : null };
+  for (const s of SETTINGS as readonly Setting[]) {
+    if (!s.secret) continue;
+    const v = getPath(copy, s.path);
+    if (s.secret === 'value') setPath(copy, s.path, v ? '[set]' : null);
+    else if (typeof v === 'string' && v) setPath(copy, s.path, redactUrlCredentials(v));
+  }
   return copy;
 }
 
@@ -671,4 +359,8 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function getPath(obj: Record<string, unknown>, dotted: string): unknown {
+  return dotted.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], obj);
 }
