@@ -3,7 +3,10 @@
  * a real `pgw start`: log in, see a batch uploaded moments before over SFTP with its
  * timeline, filter rejections by code, reprocess as engineer (refused as support), a POST
  * without the CSRF token refused, logout. Plus the /metrics text and /readyz following a
- * Redis outage. Screenshots go to test/artifacts/ (git-ignored).
+ * Redis outage. The second pass: the batch timeline in words and per-record issues without
+ * values for a partially accepted upload, the one search box, a paged list, the overview's
+ * SVG chart; every page under `script-src 'none'` with no console error or CSP report.
+ * Screenshots go to test/artifacts/ (git-ignored), or to PGW_CONSOLE_SHOTS when set.
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
@@ -14,10 +17,11 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { FaultRig, waitFor, type TestPartner } from '../../helpers/fault-tools.js';
 import { gpg } from '../../helpers/gateway-harness.js';
 import { consoleGet } from '../../helpers/https-client.js';
-import { sampleBatch } from '../../../schemas/testing/sample-records.js';
+import { invalidChecksumBsn, sampleBatch, sampleRecord } from '../../../schemas/testing/sample-records.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
+const SHOTS = process.env.PGW_CONSOLE_SHOTS ?? ARTIFACTS;
 const CHROMIUM = '/usr/bin/chromium';
 const PASSWORDS = { sam: 'support-password-1', eve: 'engineer-password-1' };
 
@@ -41,7 +45,12 @@ describe('support console in headless Chromium', function () {
   let port = 0;
   let partnerPort = 0;
   let alpha: TestPartner;
-  const ids: { good?: string; bad?: string } = {};
+  const ids: { good?: string; bad?: string; reg3?: string } = {};
+  /** reg3.json.pgp: four records (indexes 10–13), the third with a BSN failing the 11-test. */
+  const reg3 = { ...sampleBatch(0, new Date()), reference: 'ZORG-2026-0042', records: [10, 11, 12, 13].map((i) => sampleRecord(i, new Date())) };
+  reg3.records[2]!.bsn = invalidChecksumBsn(12);
+  /** What any page said in the browser console, and the CSP reports it made (must stay empty). */
+  const browserProblems: string[] = [];
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
@@ -49,6 +58,7 @@ describe('support console in headless Chromium', function () {
       this.skip();
     }
     await fsp.mkdir(ARTIFACTS, { recursive: true });
+    await fsp.mkdir(SHOTS, { recursive: true });
     rig = await FaultRig.create();
     const h = rig.h;
     for (const [name, role] of [['sam', 'support'], ['eve', 'engineer']] as const) {
@@ -61,13 +71,20 @@ describe('support console in headless Chromium', function () {
     alpha = await rig.partner('kz-alpha');
     const good = await rig.seal(alpha, JSON.stringify(sampleBatch(4, new Date())), 'good.json.pgp');
     const unsigned = await h.seal(alpha, JSON.stringify(sampleBatch(2, new Date())), 'unsigned.json.pgp', { sign: false });
-    const up = await h.sftp(alpha, [`put ${good} /inbox/good.json.pgp`, `put ${unsigned} /inbox/unsigned.json.pgp`]);
+    const partial = await rig.seal(alpha, JSON.stringify(reg3), 'reg3.json.pgp');
+    const up = await h.sftp(alpha, [`put ${good} /inbox/good.json.pgp`, `put ${unsigned} /inbox/unsigned.json.pgp`, `put ${partial} /inbox/reg3.json.pgp`]);
     expect(up.code, up.stderr).to.equal(0);
     await h.waitForAck('kz-alpha', 'good.json.pgp.ack.pgp');
     await h.waitForAck('kz-alpha', 'unsigned.json.pgp.ack.pgp');
+    await h.waitForAck('kz-alpha', 'reg3.json.pgp.ack.pgp');
+    // More partners than a page holds (the paged list); partners alone give the workers nothing to do.
+    await h.withLedger(async (l) => {
+      for (let i = 0; i < 55; i++) await l.partners.create({ id: `kz-list-${String(i).padStart(2, '0')}`, name: `Listed partner ${i}` });
+    });
     const rows = await h.withLedger((l) => l.batches.list({ partnerId: 'kz-alpha' }));
     ids.good = rows.find((b) => b.file_name === 'good.json.pgp')!.id;
     ids.bad = rows.find((b) => b.file_name === 'unsigned.json.pgp')!.id;
+    ids.reg3 = rows.find((b) => b.file_name === 'reg3.json.pgp')!.id;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
@@ -82,6 +99,15 @@ describe('support console in headless Chromium', function () {
   async function loggedIn(name: 'sam' | 'eve'): Promise<Page> {
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
     const page = await ctx.newPage();
+    // A CSP violation shows in Chromium's console as an error ("Refused to …"); the queue
+    // board's own script is bull-board's page, not ours; the 403s are the forged POSTs the
+    // CSRF and role tests send on purpose.
+    page.on('console', (m) => {
+      if (m.type() !== 'error' && m.type() !== 'warning') return;
+      if (new URL(page.url()).pathname.startsWith('/queues') || /status of 403 \(Forbidden\)/.test(m.text())) return;
+      browserProblems.push(`${page.url()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => browserProblems.push(`${page.url()}: ${e.message}`));
     await page.goto(`https://127.0.0.1:${port}/`);
     expect(new URL(page.url()).pathname).to.equal('/login');
     await page.getByLabel('Operator').fill(name);
@@ -117,7 +143,8 @@ describe('support console in headless Chromium', function () {
     await p.getByRole('link', { name: ids.good! }).click();
     const main = await p.locator('main').innerText();
     expect(main).to.include('good.json.pgp').and.include('accepted');
-    for (const step of ['received', 'decrypt', 'validate', 'ack']) expect(main).to.match(new RegExp(`\\t${step}\\t`));
+    for (const sentence of ['Received over SFTP as good.json.pgp (', `Decrypted — signed by 0x${alpha.fingerprint.toUpperCase()} at `,
+      'Validated — 4 accepted, 0 rejected (of 4)', 'Ack published v1 as good.json.pgp.ack.pgp']) expect(main).to.include(sentence);
     for (const r of sampleBatch(4, new Date()).records) {
       expect(main).to.not.include(r.bsn!);
       expect(main).to.not.include(r.email!);
@@ -133,11 +160,86 @@ describe('support console in headless Chromium', function () {
     await p.context().close();
   });
 
+  it('a partially accepted batch: its timeline in words, its record issue by index, reference and code, no value anywhere', async () => {
+    const p = await loggedIn('sam');
+    const res = await p.goto(`https://127.0.0.1:${port}/batches/${ids.reg3}`);
+    expect(res?.headers()['content-security-policy']).to.include("script-src 'none'");
+    const b = (await rig.h.withLedger((l) => l.batches.get(ids.reg3!)))!;
+    const timeline = await p.locator('table.timeline').innerText();
+    expect(timeline).to.include(`Received over SFTP as reg3.json.pgp (${(b.size / 1024).toFixed(1)} KiB, sha-256 ${b.sha256.slice(0, 12)}…)`);
+    expect(timeline).to.match(new RegExp(`Decrypted — signed by 0x${alpha.fingerprint.toUpperCase()} at \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d CES?T`));
+    expect(timeline).to.include('Validated — 3 accepted, 1 rejected (of 4)').and.include('Ack published v1 as reg3.json.pgp.ack.pgp')
+      .and.include('Handed on — 3 accepted record(s) ready for the account service');
+    expect(timeline).to.not.include('{');
+    const issues = await p.locator('table.issues tbody tr').allInnerTexts();
+    expect(issues).to.have.length(1);
+    expect(issues[0]!.split('\t').slice(0, 4)).to.deep.equal(['2', 'rec-12', '/bsn', 'bsn.checksum']);
+    const html = await p.content();
+    for (const r of reg3.records) {
+      for (const field of ['bsn', 'email', 'firstName', 'maidenName', 'postcode', 'birthDate'] as const) expect(html, `${field} of ${r.reference}`).to.not.include(r[field]!);
+    }
+    expect(await p.locator('main').innerText()).to.include('ZORG-2026-0042');
+    expect(await p.locator('footer').innerText()).to.equal('Times in Europe/Amsterdam.');
+    await p.screenshot({ path: path.join(SHOTS, 'batch-page.png'), fullPage: true });
+    await p.context().close();
+  });
+
+  it('the one search box finds a batch by file name, batch id and partner reference, and never by a personal value', async () => {
+    const p = await loggedIn('sam');
+    const search = async (q: string) => {
+      await p.goto(`https://127.0.0.1:${port}/batches`);
+      await p.getByLabel('Search').fill(q);
+      await p.getByRole('button', { name: 'Search' }).click();
+      expect(new URL(p.url()).searchParams.get('q')).to.equal(q);
+      return p.locator('main table tbody tr td:first-child').allInnerTexts();
+    };
+    expect(await search('reg3.json')).to.deep.equal([ids.reg3]);
+    expect(await search(ids.reg3!)).to.deep.equal([ids.reg3]);
+    expect(await search('zorg-2026-0042')).to.deep.equal([ids.reg3]);
+    await p.screenshot({ path: path.join(SHOTS, 'search-result.png'), fullPage: true });
+    for (const personal of [reg3.records[0]!.bsn!, reg3.records[2]!.bsn!, reg3.records[1]!.email!, reg3.records[3]!.maidenName!]) {
+      expect(await search(personal), 'a personal value finds nothing').to.deep.equal([]);
+    }
+    await p.context().close();
+  });
+
+  it('a list longer than a page: newer/older links lead through it', async () => {
+    const p = await loggedIn('sam');
+    await p.goto(`https://127.0.0.1:${port}/partners`);
+    const first = await p.locator('main table tbody tr').count();
+    expect(first).to.equal(50);
+    await p.getByRole('link', { name: 'Next partners →' }).click();
+    expect(new URL(p.url()).search).to.equal('?page=2');
+    const second = await p.locator('main table tbody tr td:first-child').allInnerTexts();
+    expect(second).to.have.length(56 - 50); // kz-alpha and the 55 listed
+    await p.screenshot({ path: path.join(SHOTS, 'partners-page-2.png'), fullPage: true });
+    await p.getByRole('link', { name: '← Previous partners' }).click();
+    expect(await p.locator('main table tbody tr').count()).to.equal(50);
+    await p.context().close();
+  });
+
+  it('the overview draws the last 30 days as SVG: one bar group per day, the upload\'s day holds it', async () => {
+    const p = await loggedIn('sam');
+    const res = await p.reload();
+    expect(res?.headers()['content-security-policy']).to.include("script-src 'none'");
+    expect(await p.locator('svg.chart').count()).to.equal(2);
+    expect(await p.locator('svg.chart g.day').count()).to.equal(30);
+    const b = (await rig.h.withLedger((l) => l.batches.get(ids.reg3!)))!;
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Amsterdam' }).format(new Date(b.received_at));
+    const bars = p.locator(`svg.chart g.day[data-day="${day}"]`);
+    expect(Number(await bars.getAttribute('data-total'))).to.be.at.least(1);
+    expect(await bars.locator('rect[data-status="partially_accepted"]').count()).to.equal(1);
+    expect(await p.locator('svg.chart g.lag-day rect').count()).to.be.at.least(1);
+    expect(await p.locator('script').count()).to.equal(0);
+    await p.screenshot({ path: path.join(SHOTS, 'overview.png'), fullPage: true });
+    await p.context().close();
+  });
+
   it('filters rejections by error code', async () => {
     const p = await loggedIn('sam');
     await p.goto(`https://127.0.0.1:${port}/batches`);
     await p.getByLabel('Error code').fill('signature.missing');
-    await p.getByRole('button', { name: 'Filter' }).click();
+    await p.getByRole('button', { name: 'Search' }).click();
     const rows = await p.locator('tbody tr').allInnerTexts();
     expect(rows).to.have.length(1);
     expect(rows[0]).to.include('unsigned.json.pgp').and.include('signature.missing');
@@ -179,7 +281,7 @@ describe('support console in headless Chromium', function () {
     const audit = await rig.h.withLedger((l) => l.audit.list(20));
     expect(audit.some((e) => e.action === 'batch.reprocessed' && e.actor === 'console:eve' && e.target === ids.good)).to.equal(true);
     await eve.reload();
-    expect(await eve.locator('main').innerText()).to.include('reprocess');
+    expect(await eve.locator('main').innerText()).to.include('Reprocessing from decrypt, asked by console:eve (ack v1 will be superseded)');
     await eve.context().close();
   });
 
@@ -266,6 +368,10 @@ describe('support console in headless Chromium', function () {
     expect(new URL(p2.url()).pathname).to.equal('/login');
     await ctx2.close();
     await p.context().close();
+  });
+
+  it('no page logged a console error or a CSP violation', () => {
+    expect(browserProblems).to.deep.equal([]);
   });
 
   it('/metrics is Prometheus text with the families support relies on, and no personal data', async () => {
