@@ -40,7 +40,7 @@ export function tlsFiles(dataDir: DataDir): { cert: string; key: string } {
  * `PGW_TLS_KEY`, else the dev certificate `pgw init` made. The key may be encrypted with the
  * key passphrase (the TLS server is given it).
  */
-export async function loadTlsCredentials(config: Config, dataDir: DataDir): Promise<{ cert: string; key: string; passphrase: string | undefined }> {
+export async function loadTlsCredentials(config: Pick<Config, 'tls' | 'keyPassphrase'>, dataDir: DataDir): Promise<{ cert: string; key: string; passphrase: string | undefined }> {
   const dev = tlsFiles(dataDir);
   return {
     cert: await fsp.readFile(config.tls.certFile ?? dev.cert, 'utf8'),

@@ -24,7 +24,12 @@ export interface HttpsServer {
 
 const CLOSE_GRACE_MS = 30_000;
 
-export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; log: Logger }): Promise<HttpsServer> {
+/** The settings a TLS listener reads: its certificate, timeouts and the per-address cap. */
+export type TlsListenerConfig = Pick<Config, 'tls' | 'keyPassphrase' | 'http'> & { limits: Pick<Config['limits'], 'unauthenticatedPerAddress'> };
+
+export async function startHttpsServer(
+  d: PartnerAppDeps & { config: TlsListenerConfig & Pick<Config, 'httpsPort' | 'bind'>; dataDir: DataDir; log: Logger },
+): Promise<HttpsServer> {
   return startTlsListener(createPartnerApp(d), { config: d.config, dataDir: d.dataDir, log: d.log, port: d.config.httpsPort, bind: d.config.bind });
 }
 
@@ -33,7 +38,7 @@ export async function startHttpsServer(d: PartnerAppDeps & { dataDir: DataDir; l
  * per-address caps): the partner API, and the internal API on its own port and address.
  */
 export async function startTlsListener(
-  app: RequestListener, o: { config: Config; dataDir: DataDir; log: Logger; port: number; bind: string },
+  app: RequestListener, o: { config: TlsListenerConfig; dataDir: DataDir; log: Logger; port: number; bind: string },
 ): Promise<HttpsServer> {
   const { config, log } = o;
   const server = https.createServer({

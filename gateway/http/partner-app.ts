@@ -20,7 +20,7 @@ import { OPENAPI_DOCUMENT } from './openapi.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
 
 export interface PartnerAppDeps {
-  config: Config;
+  config: { http: Config['http']; limits: Pick<Config['limits'], 'uploadBytes'> };
   ledger: Ledger;
   ingest: IngestService;
   dataDir: DataDir;

@@ -19,7 +19,7 @@ import { documentRoutes } from './routes/documents.js';
 import { subjectEventRoutes } from './routes/subject-events.js';
 
 export interface InternalAppDeps extends Omit<HandoffDeps, 'overdueHours'> {
-  config: Config;
+  config: Pick<Config, 'http' | 'limits' | 'internal'> & { handoff: Pick<Config['handoff'], 'overdueHours'> };
   counters?: Pick<ProtocolCounters, 'httpRequest'>;
   /** Shared rate-limit counters (several gateway processes); default per process. */
   rateStore?: RateStoreMaker;

@@ -4,9 +4,9 @@
  * (http/https-server.ts) — a separate port, so a partner never reaches these routes.
  */
 import type { DataDir } from '../core/data-dir.js';
-import { startTlsListener, type HttpsServer } from '../http/https-server.js';
+import { startTlsListener, type HttpsServer, type TlsListenerConfig } from '../http/https-server.js';
 import { createInternalApp, type InternalAppDeps } from './internal-app.js';
 
-export async function startInternalServer(d: InternalAppDeps & { dataDir: DataDir }): Promise<HttpsServer> {
+export async function startInternalServer(d: InternalAppDeps & { config: TlsListenerConfig; dataDir: DataDir }): Promise<HttpsServer> {
   return startTlsListener(createInternalApp(d), { config: d.config, dataDir: d.dataDir, log: d.log, port: d.config.internal.port, bind: d.config.internal.bind });
 }
