@@ -89,7 +89,7 @@ export class GatewayKeyring {
   static async load(ledger: Ledger, passphrase: string): Promise<GatewayKeyring> {
     const k = new GatewayKeyring(ledger, passphrase);
     await k.refresh();
-    if (k.keys.length === 0) throw new PgwError('not_initialised', 'no gateway key: run `pgw init`');
+    if (k.keys.length === 0) throw new PgwError('gateway.not_initialised', 'no gateway key: run `pgw init`');
     return k;
   }
 
@@ -133,7 +133,7 @@ export class GatewayKeyring {
 
   signingKey(now = new Date()): LoadedGatewayKey {
     const k = this.keys.find((x) => this.state(x, now) === 'active');
-    if (!k) throw new PgwError('not_initialised', 'no active gateway key');
+    if (!k) throw new PgwError('gateway.not_initialised', 'no active gateway key');
     return k;
   }
 

@@ -105,7 +105,7 @@ async function openPrivateKey(file: string, passphrase: string): Promise<ssh2.Pa
   try {
     data = await fsp.readFile(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PgwError('not_initialised');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new PgwError('gateway.not_initialised');
     throw new PgwError('key.invalid', 'an SSH host key file cannot be read', { file: path.basename(file) }, { cause: err });
   }
   const parsed = utils.parseKey(data, passphrase);
@@ -124,7 +124,7 @@ async function openPrivateKey(file: string, passphrase: string): Promise<ssh2.Pa
 
 /**
  * The host keys for the SSH server, in preference order (Ed25519 first).
- * Throws `not_initialised` when missing and `key.passphrase_wrong` when the passphrase
+ * Throws `gateway.not_initialised` when missing and `key.passphrase_wrong` when the passphrase
  * does not open them.
  */
 export async function loadHostKeys(keysDir: string, passphrase: string): Promise<{ key: Buffer; passphrase: string }[]> {

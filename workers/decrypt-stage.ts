@@ -345,7 +345,7 @@ async function judgeOne(
 
 function noKeyError(ctx: StageContext, recipientIds: string[], now: Date): PgwError {
   // With no active key (every key retired) the verdict on these bytes is still decrypt.no_key;
-  // letting signingKey()'s `not_initialised` escape would reject the batch with an operator code.
+  // letting signingKey()'s `gateway.not_initialised` escape would reject the batch with an operator code.
   let current: LoadedGatewayKey | null;
   try {
     current = ctx.keyring.signingKey(now);

@@ -46,7 +46,7 @@ export async function keyChecks(config: Config, ledgerMigrated: boolean): Promis
     unlocked.push(`${keyring.all().length} gateway OpenPGP key(s)`);
   } catch (err) {
     if (isPgwError(err, 'key.passphrase_wrong')) return wrong('the gateway OpenPGP keys');
-    if (isPgwError(err, 'not_initialised')) return [check('keys.passphrase', 'fail', 'no gateway OpenPGP key in the ledger', 'run pgw init')];
+    if (isPgwError(err, 'gateway.not_initialised')) return [check('keys.passphrase', 'fail', 'no gateway OpenPGP key in the ledger', 'run pgw init')];
     throw err;
   } finally {
     await ledger.close();

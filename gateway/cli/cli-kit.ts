@@ -47,7 +47,7 @@ export async function cliDataKeys(cfg: Config): Promise<DataKeys> {
   if (!cfg.dataKey) {
     const passphrase = requirePassphrase(cfg);
     // Before `pgw init` there is no salt to derive the key from, and no chain to key.
-    if (!(await fsp.stat(dataDir.keysDir).catch(() => null))) throw new PgwError('not_initialised');
+    if (!(await fsp.stat(dataDir.keysDir).catch(() => null))) throw new PgwError('gateway.not_initialised');
     masterKey ??= loadMasterKey(null, passphrase, dataDir.keysDir);
   } else {
     masterKey ??= loadMasterKey(cfg.dataKey, '', dataDir.keysDir);

@@ -15,6 +15,7 @@ import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { ProtocolCounters } from '../core/protocol-counters.js';
+import type { ErrorCode } from '../core/errors.js';
 import { DataDir } from '../core/data-dir.js';
 import { AuditWatch } from './audit-watch.js';
 import { promises as fsp } from 'node:fs';
@@ -34,6 +35,7 @@ export class GatewayMetrics implements ProtocolCounters {
   private readonly sessions: Gauge;
   private readonly authFailures: Counter;
   private readonly bans: Counter;
+  private readonly refusals: Counter<'code'>;
 
   constructor(ledger: Ledger, queues: QueueStats | null, config: Config, log: Logger) {
     const r = this.registry;
@@ -57,6 +59,7 @@ export class GatewayMetrics implements ProtocolCounters {
     this.sessions = new Gauge({ name: 'pgw_sftp_sessions', help: 'open authenticated SFTP connections in this process', registers: [r] });
     this.authFailures = new Counter({ name: 'pgw_sftp_auth_failures_total', help: 'failed SSH authentication attempts', registers: [r] });
     this.bans = new Counter({ name: 'pgw_sftp_bans_total', help: 'addresses banned after repeated failures', registers: [r] });
+    this.refusals = new Counter({ name: 'pgw_sftp_refusals_total', help: 'SFTP requests refused with an error code, by code', labelNames: ['code'], registers: [r] });
 
     computed('pgw_batches', 'batches received in the last 30 days by partner, status and error code', ['partner', 'status', 'code'], async (g) => {
       for (const c of await ledger.stats.batchCounts(new Date(Date.now() - 30 * 24 * 3600_000))) {
@@ -162,5 +165,9 @@ export class GatewayMetrics implements ProtocolCounters {
 
   sftpBan(): void {
     this.bans.inc();
+  }
+
+  sftpRefusal(code: ErrorCode): void {
+    this.refusals.inc({ code });
   }
 }

@@ -8,7 +8,7 @@ import { PgwError, isPgwError } from '../core/errors.js';
 import type { Lane } from '../core/ledger/schema.js';
 import { classifyUploadName, type NameKind } from '../core/file-names.js';
 import type { UploadTarget } from '../ingest/ingest-service.js';
-import { denied, failure, noSuchFile } from './status-map.js';
+import { noSuchFile } from './status-map.js';
 import type { SessionContext, UploadHandle } from './session-context.js';
 import { dirAttrs, entry, fileAttrs, TEST_DIR, type DirEntry, type FileAttrs } from './virtual-fs.js';
 
@@ -31,7 +31,7 @@ function target(ctx: SessionContext, lane: Lane, name: string): UploadTarget {
 
 /** OPEN with write flags of `/inbox[/test]/<name>`. */
 export async function openUpload(ctx: SessionContext, lane: Lane, name: string, pflags: number): Promise<UploadHandle> {
-  if (pflags & OPEN_FLAGS.READ || !(pflags & OPEN_FLAGS.WRITE)) throw denied('upload.permission_denied: files in /inbox can be written, not read');
+  if (pflags & OPEN_FLAGS.READ || !(pflags & OPEN_FLAGS.WRITE)) throw new PgwError('upload.permission_denied', 'files in /inbox can be written, not read');
   const kind = kindOf(name);
   const t = target(ctx, lane, name);
   if (kind === 'final') {
@@ -39,7 +39,7 @@ export async function openUpload(ctx: SessionContext, lane: Lane, name: string, 
     return { kind: 'upload', mode: 'final', lane, name, upload, target: t, failed: null, aborting: null, lockKey: null };
   }
   const lockKey = ctx.stagedLocks.key(ctx.partnerId, lane, name);
-  if (!ctx.stagedLocks.tryLock(lockKey)) throw failure('upload.incomplete: this temporary file is already being written');
+  if (!ctx.stagedLocks.tryLock(lockKey)) throw new PgwError('upload.incomplete', 'this temporary file is already being written');
   try {
     const exists = (await ctx.ingest.statStaged(ctx.partnerId, lane, name)) !== null;
     const resume = !(pflags & OPEN_FLAGS.TRUNC) && exists;
@@ -131,11 +131,11 @@ export async function removeInboxEntry(ctx: SessionContext, lane: Lane, name: st
   try {
     kind = kindOf(name);
   } catch {
-    throw denied();
+    throw new PgwError('upload.permission_denied', 'only a temporary upload can be deleted');
   }
-  if (kind !== 'temp') throw denied('upload.permission_denied: received files cannot be deleted');
+  if (kind !== 'temp') throw new PgwError('upload.permission_denied', 'received files cannot be deleted');
   const lockKey = ctx.stagedLocks.key(ctx.partnerId, lane, name);
-  if (!ctx.stagedLocks.tryLock(lockKey)) throw failure('upload.incomplete: this temporary file is in use');
+  if (!ctx.stagedLocks.tryLock(lockKey)) throw new PgwError('upload.incomplete', 'this temporary file is in use');
   try {
     if (!(await ctx.ingest.removeStaged(ctx.partnerId, lane, name))) throw noSuchFile();
   } finally {
@@ -152,7 +152,7 @@ export async function renameInInbox(
   from: { lane: Lane; name: string },
   to: { lane: Lane; name: string },
 ): Promise<void> {
-  if (from.lane !== to.lane) throw denied('upload.permission_denied: rename within one folder only');
+  if (from.lane !== to.lane) throw new PgwError('upload.permission_denied', 'rename within one folder only');
   let fromKind: NameKind;
   try {
     fromKind = kindOf(from.name);
@@ -160,9 +160,9 @@ export async function renameInInbox(
     throw noSuchFile();
   }
   const toKind = kindOf(to.name); // upload.name_invalid for a bad target name
-  if (fromKind !== 'temp' || toKind !== 'final') throw denied('upload.permission_denied: only a temporary upload can be renamed, to a final name');
+  if (fromKind !== 'temp' || toKind !== 'final') throw new PgwError('upload.permission_denied', 'only a temporary upload can be renamed, to a final name');
   const lockKey = ctx.stagedLocks.key(ctx.partnerId, from.lane, from.name);
-  if (!ctx.stagedLocks.tryLock(lockKey)) throw failure('upload.incomplete: this temporary file is still being written');
+  if (!ctx.stagedLocks.tryLock(lockKey)) throw new PgwError('upload.incomplete', 'this temporary file is still being written');
   try {
     // commitStaged would create (and commit) an empty file for a missing name: check first.
     if (!(await ctx.ingest.statStaged(ctx.partnerId, from.lane, from.name))) throw noSuchFile();

@@ -16,7 +16,7 @@ import { PgwError, isPgwError } from '../core/errors.js';
 import { ensureDir, removeQuietly, writeFileAtomic } from '../core/fs-atomic.js';
 import { MAX_SUBMITTED_KEY_BYTES } from '../../keys/partner-key-submission.js';
 import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
-import { denied, noSuchFile } from './status-map.js';
+import { noSuchFile } from './status-map.js';
 import type { KeyUploadHandle, SessionContext } from './session-context.js';
 import { entry, fileAttrs, type DirEntry, type FileAttrs } from './virtual-fs.js';
 
@@ -51,7 +51,7 @@ export async function readKeyIncomingResult(ctx: SessionContext): Promise<Buffer
 }
 
 function fileFor(ctx: SessionContext, name: string): string {
-  if (!NAMES.has(name)) throw denied('upload.permission_denied: only newkey.asc, newkey.asc.sig and revoke.asc can be written here');
+  if (!NAMES.has(name)) throw new PgwError('upload.permission_denied', 'only newkey.asc, newkey.asc.sig and revoke.asc can be written here');
   return path.join(ctx.dataDir.keyIncomingDir(ctx.partnerId), name);
 }
 

@@ -14,6 +14,7 @@ import type { Lane } from '../core/ledger/schema.js';
 import type { DataDir } from '../core/data-dir.js';
 import type { Logger } from '../core/logger.js';
 import type { PgwError } from '../core/errors.js';
+import type { ProtocolCounters } from '../core/protocol-counters.js';
 import type { IngestService, UploadTarget } from '../ingest/ingest-service.js';
 import type { Upload } from '../ingest/upload.js';
 import type { DirEntry } from './virtual-fs.js';
@@ -55,6 +56,8 @@ export interface SessionContext {
   stagedLocks: StagedLocks;
   /** Background work (receipts, aborts) that the connection's cleanup must wait for. */
   background(p: Promise<unknown>): void;
+  /** Metrics: each request refused with a code is counted by that code. */
+  counters?: Pick<ProtocolCounters, 'sftpRefusal'>;
 }
 
 export interface UploadHandle {

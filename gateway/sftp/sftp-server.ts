@@ -46,7 +46,7 @@ export interface SftpServerDeps {
   /** Inbound back-pressure thresholds (tests lower them). */
   backpressure?: Partial<BackpressureLimits>;
   /** Metrics of this process (sessions, auth failures, bans). */
-  counters?: Pick<ProtocolCounters, 'sftpSession' | 'sftpAuthFailure' | 'sftpBan'>;
+  counters?: Pick<ProtocolCounters, 'sftpSession' | 'sftpAuthFailure' | 'sftpBan' | 'sftpRefusal'>;
 }
 
 export interface SftpServer {
@@ -351,6 +351,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
         log: conn.log.child({ partner: partnerId }),
         stagedLocks,
         background: (p) => conn.background(p),
+        counters: deps.counters,
       };
       attachSftpSession(sftp, conn, ctx);
     });

@@ -18,7 +18,7 @@ import type { OpenHandle, SessionContext } from './session-context.js';
 import {
   closeKeyUpload, listKeyIncoming, openKeyUpload, readKeyIncomingResult, removeKeyIncoming, RESULT_NAME, statKeyIncoming, writeKeyUpload,
 } from './key-incoming.js';
-import { denied, failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
+import { failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
 import { limitsReplyBody, outboundBacklogBytes, sendExtendedReply } from './ssh2-internals.js';
 import {
   datedDir, datedEntries, dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, KEYS_INCOMING_DIR, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
@@ -91,8 +91,12 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       (r) => send(reqid, r),
       (err: unknown) => {
         const s = toStatus(err);
-        if (s.code === undefined && s.status === SFTP_STATUS.FAILURE) log.warn('sftp request failed', { op, err: serializeError(err) });
-        else log.debug('sftp request refused', { op, status: s.status, code: s.code });
+        if (s.code !== undefined) {
+          // A refusal the partner can act on: the operator sees its code, in the log and the metrics.
+          log.info('sftp request refused', { op, status: s.status, code: s.code });
+          ctx.counters?.sftpRefusal(s.code);
+        } else if (s.status === SFTP_STATUS.FAILURE) log.warn('sftp request failed', { op, err: serializeError(err) });
+        else log.debug('sftp request refused', { op, status: s.status });
         send(reqid, { status: s.status, message: s.message });
       },
     );
@@ -192,7 +196,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
         if (!data) throw noSuchFile();
         return addHandle({ kind: 'memory', data, mtime: new Date() });
       }
-      if (!writing || flags & OPEN_FLAGS.READ) throw denied('upload.permission_denied: /keys/incoming is write-only');
+      if (!writing || flags & OPEN_FLAGS.READ) throw new PgwError('upload.permission_denied', '/keys/incoming is write-only');
       return addHandle(openKeyUpload(ctx, n.name));
     }
     if (writing) throw new PgwError('upload.permission_denied');
@@ -207,7 +211,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       writeKeyUpload(h, offset, data);
       return Promise.resolve(OK);
     }
-    if (h.kind !== 'upload') return Promise.reject(denied());
+    if (h.kind !== 'upload') return Promise.reject(new PgwError('upload.permission_denied', 'this file is not open for writing'));
     return writeUpload(ctx, h, offset, data).then(() => OK);
   }, data.length));
 
@@ -222,7 +226,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       if (!Number.isSafeInteger(offset) || offset >= h.data.length) return { status: SFTP_STATUS.EOF };
       return { data: h.data.subarray(offset, offset + Math.min(len, MAX_READ_BYTES)) };
     }
-    if (h.kind === 'upload') throw denied('upload.permission_denied: files in /inbox can be written, not read');
+    if (h.kind === 'upload') throw new PgwError('upload.permission_denied', 'files in /inbox can be written, not read');
     throw failure('is a directory');
   }));
 
@@ -262,7 +266,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   sftp.on('SETSTAT', (reqid: number, path: string) => serve(reqid, 'setstat', async () => {
     const n = node(path);
     if (n && (n.kind === 'inbox-entry' || n.kind === 'inbox-dir' || n.kind === 'keys-incoming-entry')) return OK;
-    throw denied();
+    throw new PgwError('upload.permission_denied', 'attributes can be set in /inbox and /keys/incoming only');
   }));
 
   sftp.on('STAT', (reqid: number, path: string) => serve(reqid, 'stat', async () => ({ attrs: await dated(await statNode(node(path))) })));
@@ -296,7 +300,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
     if (n.kind === 'inbox-entry') await removeInboxEntry(ctx, n.lane, n.name);
     else if (n.kind === 'outbox-entry') await removeOutboxEntry(ctx, n.lane, n.name);
     else if (n.kind === 'keys-incoming-entry') await removeKeyIncoming(ctx, n.name);
-    else throw denied();
+    else throw new PgwError('upload.permission_denied', 'only temporary uploads, outbox files and files in /keys/incoming can be deleted');
     return OK;
   }));
 
@@ -308,7 +312,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
       await renameInInbox(ctx, a, b);
       return OK;
     }
-    throw denied();
+    throw new PgwError('upload.permission_denied', 'only a temporary upload in /inbox can be renamed');
   };
 
   sftp.on('RENAME', (reqid: number, from: string, to: string) => serve(reqid, 'rename', () => rename(from, to)));
@@ -327,7 +331,7 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
         return OK;
       }
       case 'hardlink@openssh.com':
-        throw denied();
+        throw new PgwError('upload.permission_denied', 'links cannot be created');
       case 'limits@openssh.com':
         return {
           extended: limitsReplyBody({
@@ -340,9 +344,9 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   }));
 
   // Directories and links cannot be created; there are none to read either.
-  for (const ev of ['MKDIR', 'RMDIR', 'SYMLINK'] as const) {
+  for (const [ev, text] of [['MKDIR', 'folders cannot be created'], ['RMDIR', 'folders cannot be removed'], ['SYMLINK', 'links cannot be created']] as const) {
     sftp.on(ev, (reqid: number) => serve(reqid, ev.toLowerCase(), async () => {
-      throw denied();
+      throw new PgwError('upload.permission_denied', text);
     }));
   }
   sftp.on('READLINK', (reqid: number) => serve(reqid, 'readlink', async () => {

@@ -1,9 +1,11 @@
 /**
  * The one place where failures become SFTP status replies (SFTPGo's
- * `common/connection.go` role). Services throw {@link PgwError}s with stable codes; the
- * session throws {@link SftpStatusError} for pure protocol answers (no such file, not a
- * directory); everything else (fs errors, bugs) becomes a generic FAILURE whose text never
- * quotes the error (library messages may carry paths or input).
+ * `common/connection.go` role). Every refusal a partner can act on — a name, a place or an
+ * operation not allowed, a limit — is a {@link PgwError} with a stable code, so that the
+ * code reaches the reply, the log line and the metrics; {@link SftpStatusError} is only for
+ * pure protocol answers that carry no code (no such file, not a directory, invalid handle);
+ * everything else (fs errors, bugs) becomes a generic FAILURE whose text never quotes the
+ * error (library messages may carry paths or input).
  *
  * Messages a partner sees are `<code>: <partner-safe text>`, e.g.
  * `limits.upload_size: the file exceeds the maximum upload size`.
@@ -46,7 +48,6 @@ export class SftpStatusError extends Error {
 }
 
 export const noSuchFile = (): SftpStatusError => new SftpStatusError(SFTP_STATUS.NO_SUCH_FILE);
-export const denied = (text?: string): SftpStatusError => new SftpStatusError(SFTP_STATUS.PERMISSION_DENIED, text);
 export const unsupported = (): SftpStatusError => new SftpStatusError(SFTP_STATUS.OP_UNSUPPORTED);
 export const failure = (text?: string): SftpStatusError => new SftpStatusError(SFTP_STATUS.FAILURE, text);
 

@@ -36,8 +36,8 @@ describe('keys/gateway-keyring', function () {
     await fsp.rm(dir, { recursive: true, force: true });
   });
 
-  it('no key → not_initialised; a wrong passphrase → key.passphrase_wrong', async () => {
-    await expectCode(GatewayKeyring.load(ledger, KEY_PASSPHRASE), 'not_initialised');
+  it('no key → gateway.not_initialised; a wrong passphrase → key.passphrase_wrong', async () => {
+    await expectCode(GatewayKeyring.load(ledger, KEY_PASSPHRASE), 'gateway.not_initialised');
     await createGatewayKey(ledger, KEY_PASSPHRASE);
     await expectCode(GatewayKeyring.load(ledger, 'not-the-passphrase'), 'key.passphrase_wrong');
   });
@@ -83,6 +83,6 @@ describe('keys/gateway-keyring', function () {
     await ledger.pgpKeys.revoke(b.fingerprint, new Date(now + 1.5 * DAY), 'test');
     await ring.refresh();
     expect(ring.state(byFp(b.fingerprint), later)).to.equal('revoked');
-    expect(() => ring.signingKey(later)).to.throw().with.property('code', 'not_initialised');
+    expect(() => ring.signingKey(later)).to.throw().with.property('code', 'gateway.not_initialised');
   });
 });

@@ -91,7 +91,7 @@ describe('keys/ssh-host-keys', function () {
         expect(isPgwError(err, 'key.passphrase_wrong')).to.equal(true);
       }
       const missing = await loadHostKeys(path.join(dir, 'nope'), 'x').then(() => null, (e: unknown) => e);
-      expect(isPgwError(missing, 'not_initialised')).to.equal(true);
+      expect(isPgwError(missing, 'gateway.not_initialised')).to.equal(true);
     });
   });
 });
