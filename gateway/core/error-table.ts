@@ -1,6 +1,6 @@
 /**
  * Renders the error-code registry as the Markdown table in the README, so the two cannot
- * drift: `test/unit/core/readme.test.ts` fails when the README's table differs.
+ * drift: `test/unit/scripts/render-docs.test.ts` fails when the README's table differs.
  */
 import { ERROR_CODES } from './errors.js';
 

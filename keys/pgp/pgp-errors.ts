@@ -1,7 +1,7 @@
 /**
  * The one place where openpgp.js errors become stable codes. openpgp reports failures as
  * plain Errors with English messages; the patterns below are matched against openpgp
- * 6.3's texts (tested in test/unit/workers/pgp-errors.test.ts against real malformed
+ * 6.3's texts (tested in test/unit/keys/pgp/pgp-errors.test.ts against real malformed
  * messages, so an upgrade that changes a text shows up as a failing test, not a wrong code).
  */
 import { PgwError, type ErrorCode } from '../../gateway/core/errors.js';

@@ -7,11 +7,11 @@
 import { expect } from 'chai';
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomInt } from 'node:crypto';
 import { deflateRawSync, deflateSync } from 'node:zlib';
-import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
-import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../keys/pgp/seipd-v1.js';
-import { isPgwError } from '../../../gateway/core/errors.js';
-import { openpgpConfig } from '../../../keys/pgp/openpgp-policy.js';
-import { genEccKey, type TestKeyPair } from '../../helpers/pgp-fixtures.js';
+import { openpgp } from '../../../../keys/pgp/openpgp-lib.js';
+import { CfbDecipher, Seipd1Decoder, Seipd1Stream, fastPathTakes } from '../../../../keys/pgp/seipd-v1.js';
+import { isPgwError } from '../../../../gateway/core/errors.js';
+import { openpgpConfig } from '../../../../keys/pgp/openpgp-policy.js';
+import { genEccKey, type TestKeyPair } from '../../../helpers/pgp-fixtures.js';
 
 const CONFIG = openpgpConfig({ decompressedBytes: 64 * 1024 * 1024 });
 const KEY_SIZES = { aes128: 16, aes192: 24, aes256: 32 } as const;

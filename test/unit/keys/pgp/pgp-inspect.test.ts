@@ -4,10 +4,10 @@
  * time with openpgp.js and GnuPG (weak algorithms only GnuPG still makes).
  */
 import { expect } from 'chai';
-import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
-import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../keys/pgp/pgp-inspect.js';
-import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
-import { genEccKey, rsaKey, GpgHome, DAY } from '../../helpers/pgp-fixtures.js';
+import { openpgp } from '../../../../keys/pgp/openpgp-lib.js';
+import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../../keys/pgp/pgp-inspect.js';
+import { isPgwError, type ErrorCode } from '../../../../gateway/core/errors.js';
+import { genEccKey, rsaKey, GpgHome, DAY } from '../../../helpers/pgp-fixtures.js';
 
 async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
   let err: unknown = null;

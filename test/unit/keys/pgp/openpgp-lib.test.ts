@@ -7,9 +7,9 @@
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
+import { openpgp } from '../../../../keys/pgp/openpgp-lib.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../../..');
+const ROOT = path.resolve(import.meta.dirname, '../../../..');
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -3,13 +3,13 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Ledger } from '../../../gateway/core/ledger/index.js';
-import { silentLogger } from '../../../gateway/core/logger.js';
-import { newBatchId } from '../../../gateway/ingest/ingest-service.js';
-import { DATABASES, type TestDatabase } from '../../helpers/databases.js';
+import { Ledger } from '../../../../gateway/core/ledger/index.js';
+import { silentLogger } from '../../../../gateway/core/logger.js';
+import { newBatchId } from '../../../../gateway/ingest/ingest-service.js';
+import { DATABASES, type TestDatabase } from '../../../helpers/databases.js';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
-import { InlineMigrations } from '../../../gateway/core/ledger/migrations.js';
+import { InlineMigrations } from '../../../../gateway/core/ledger/migrations.js';
 
 /** The audit chain key a process derives from its master key (any 32 bytes here). */
 const AUDIT_KEY = randomBytes(32);

@@ -7,11 +7,11 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
-import { mapOpenpgpError } from '../../../keys/pgp/pgp-errors.js';
-import { PgwError, isPgwError } from '../../../gateway/core/errors.js';
-import { openpgpConfig } from '../../../keys/pgp/openpgp-policy.js';
-import { genEccKey, DAY, type TestKeyPair } from '../../helpers/pgp-fixtures.js';
+import { openpgp } from '../../../../keys/pgp/openpgp-lib.js';
+import { mapOpenpgpError } from '../../../../keys/pgp/pgp-errors.js';
+import { PgwError, isPgwError } from '../../../../gateway/core/errors.js';
+import { openpgpConfig } from '../../../../keys/pgp/openpgp-policy.js';
+import { genEccKey, DAY, type TestKeyPair } from '../../../helpers/pgp-fixtures.js';
 
 const CONFIG = openpgpConfig({ decompressedBytes: 1024 * 1024 });
 const enc = (s: string) => new TextEncoder().encode(s);

@@ -1,10 +1,10 @@
 // test-pass: once
 import { expect } from 'chai';
-import { CLIENT_REGISTRATION_V1, CLIENT_REGISTRATION_V1_FIELDS, KNOWN_SCHEMAS, getSchemaValidators, loadSchemaFile } from '../../../schemas/compiled-schemas.js';
-import { isBsn11Proef } from '../../../schemas/formats.js';
-import { validateBatch } from '../../../schemas/batch-validator.js';
-import { readCsvHead } from '../../../schemas/csv-payload.js';
-import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
+import { CLIENT_REGISTRATION_V1, CLIENT_REGISTRATION_V1_FIELDS, KNOWN_SCHEMAS, getSchemaValidators, loadSchemaFile } from '../../../../schemas/compiled-schemas.js';
+import { isBsn11Proef } from '../../../../schemas/formats.js';
+import { validateBatch } from '../../../../schemas/batch-validator.js';
+import { readCsvHead } from '../../../../schemas/csv-payload.js';
+import { sampleBatch, sampleCsv, sampleRecord, validBsn } from '../../../../schemas/testing/sample-records.js';
 
 const ctx = (now: Date, fileName = 'x.json.pgp') => ({ fileName, now, allowBsnPlaceholder: false, maxRecords: 100_000, maxJsonDepth: 16 });
 

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { PartialReframer } from '../../../keys/pgp/partial-reframe.js';
+import { PartialReframer } from '../../../../keys/pgp/partial-reframe.js';
 
 interface Packet { tag: number; body: Buffer; partialSizes: number[] }
 
