@@ -19,7 +19,7 @@ import { GatewayKeyring } from './gateway-keyring.js';
  * With the key derived from the passphrase, a key the ledger does not know means a wrong
  * passphrase, and is reported as that.
  */
-export async function keyAuditChain(ledger: Ledger, config: Config, dataKeys: DataKeys): Promise<void> {
+export async function keyAuditChain(ledger: Ledger, config: Pick<Config, 'keyPassphrase' | 'dataKey'>, dataKeys: DataKeys): Promise<void> {
   const prove = async () => {
     if (config.keyPassphrase && (await ledger.pgpKeys.gatewayKeys()).length > 0) await GatewayKeyring.load(ledger, config.keyPassphrase);
   };
@@ -35,7 +35,7 @@ export async function keyAuditChain(ledger: Ledger, config: Config, dataKeys: Da
  * The ledger with its audit chain keyed, for code that opens it beside `pgw start` with the
  * same settings (`pgw demo`, test and bench harnesses) after `pgw init`.
  */
-export async function openKeyedLedger(config: Config, log: Logger): Promise<Ledger> {
+export async function openKeyedLedger(config: Pick<Config, 'keyPassphrase' | 'dataKey' | 'dataDir' | 'databaseUrl'>, log: Logger): Promise<Ledger> {
   if (!config.dataKey && !config.keyPassphrase) throw new PgwError('key.passphrase_missing');
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, config.keyPassphrase ?? '', new DataDir(config.dataDir).keysDir));
   const ledger = await Ledger.open(config.databaseUrl, log);

@@ -35,7 +35,7 @@ import { dailySeries } from './chart.js';
 import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 
 export interface ConsoleDeps extends ReadinessDeps {
-  config: Config;
+  config: Pick<Config, 'env' | 'console'> & { handoff: Pick<Config['handoff'], 'overdueHours'> };
   ledger: Ledger;
   dataDir: DataDir;
   enqueuer: Enqueuer;

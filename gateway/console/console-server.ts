@@ -14,6 +14,8 @@ import type express from 'express';
 import { loadTlsCredentials } from '../../keys/init.js';
 import { serializeError } from '../core/logger.js';
 import { gatePreRequest, preRequestServerOptions } from '../http/pre-request-gate.js';
+import type { TlsListenerConfig } from '../http/https-server.js';
+import type { Config } from '../core/config.js';
 import { createConsoleApp, type ConsoleDeps } from './console-app.js';
 
 export interface ConsoleServer {
@@ -29,7 +31,7 @@ export function queueBoard(queues: Queue[]): express.Router {
   return adapter.getRouter() as express.Router;
 }
 
-export async function startConsoleServer(d: ConsoleDeps): Promise<ConsoleServer> {
+export async function startConsoleServer(d: ConsoleDeps & { config: TlsListenerConfig & Pick<Config, 'consolePort'> }): Promise<ConsoleServer> {
   const { config } = d;
   const server = https.createServer({
     ...(await loadTlsCredentials(config, d.dataDir)),

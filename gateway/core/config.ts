@@ -149,7 +149,8 @@ export const SETTINGS = [
   { env: 'PGW_FAULT', path: 'fault', value: textOrNull({ pattern: '^[a-z0-9-]+$' }), doc: 'test only: crash at a named point; refused in production' },
 ] as const satisfies readonly Setting[];
 
-export type Config = ConfigOf<typeof SETTINGS>;
+// An interface (not the bare alias) so that messages and hovers say `Config`, not its whole shape.
+export interface Config extends ConfigOf<typeof SETTINGS> {}
 
 /** The schema of the merged config (exported for tests and tools). */
 export const SCHEMA = schemaOf(SETTINGS);
