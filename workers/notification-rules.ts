@@ -6,8 +6,7 @@
  * again, in this process or another, records nothing new.
  *
  * A rule's facts are codes, file names, batch ids, fingerprints and times — never record
- * content. A new kind of event (a document waiting, when documents exist) is one more
- * entry in {@link NOTIFICATION_RULES}.
+ * content. A new kind of event is one more entry in {@link NOTIFICATION_RULES}.
  */
 import type { Ledger, NewNotification, WaitingDocument } from '../gateway/core/ledger/index.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
@@ -117,7 +116,25 @@ const keyExpiring: NotificationRule = {
     + 'before then: upload newkey.asc and newkey.asc.sig (signed with your current key) to /keys/incoming/, or send both to PUT /v1/keys.',
 };
 
-export const NOTIFICATION_RULES: readonly NotificationRule[] = [rejected, documentOverdue('ack'), documentOverdue('result'), late, keyExpiring];
+/**
+ * A document Babybalance sent the partner (outbound_documents) is in their outbox: told once
+ * per document, as soon as it is published and still not downloaded or pushed (one fetched
+ * before the notifier looks is not mailed).
+ */
+const documentWaiting: NotificationRule = {
+  kind: 'document.waiting',
+  async find({ ledger, cutoff }) {
+    return (await ledger.notifications.outboundWaiting(cutoff)).map((d) => ({
+      eventKey: `document.waiting:${d.id}`, partnerId: d.partner_id, kind: 'document.waiting', occurredAt: d.published_at,
+      facts: { documentId: d.id, document: d.outbox_name, publishedAt: d.published_at },
+    }));
+  },
+  title: (f) => `document waiting: ${str(f.document)}`,
+  text: (f) => `Babybalance sent you the document ${str(f.document)} (id ${str(f.documentId)}) at ${str(f.publishedAt)}. `
+    + `It is waiting in your outbox: download it over SFTP from /outbox/, or with GET /v1/documents/${str(f.documentId)}.`,
+};
+
+export const NOTIFICATION_RULES: readonly NotificationRule[] = [rejected, documentOverdue('ack'), documentOverdue('result'), late, keyExpiring, documentWaiting];
 
 export function ruleFor(kind: string): NotificationRule | undefined {
   return NOTIFICATION_RULES.find((r) => r.kind === kind);

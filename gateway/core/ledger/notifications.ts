@@ -148,6 +148,18 @@ export class NotificationRepo {
   }
 
   /**
+   * Outbound documents (Babybalance → partner) published since `since` and still waiting:
+   * open, neither downloaded nor pushed. Oldest first.
+   */
+  async outboundWaiting(since: string): Promise<{ id: string; partner_id: string; outbox_name: string; published_at: string }[]> {
+    const rows = await this.db.selectFrom('outbound_documents').select(['id', 'partner_id', 'outbox_name', 'published_at'])
+      .where('published_at', '>=', since).where('closed_at', 'is', null)
+      .where('first_downloaded_at', 'is', null).where('pushed_at', 'is', null)
+      .orderBy('published_at').execute();
+    return rows as { id: string; partner_id: string; outbox_name: string; published_at: string }[];
+  }
+
+  /**
    * The current ack (or latest result) of each batch that was made between `from` and
    * `to` and has been neither downloaded nor delivered by webhook.
    */

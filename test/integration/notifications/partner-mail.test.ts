@@ -153,6 +153,44 @@ describe('partner e-mail notifications (real SMTP server)', function () {
     expect(sink.received).to.have.length(1);
   });
 
+  it('a document Babybalance sent is waiting: one mail naming its file and time, once per document; one fetched first is not mailed', async () => {
+    await ledger.partners.create({ id: 'kz-delta', name: 'Kraamzorg Delta' });
+    await ledger.notifications.addContact('kz-delta', 'it@delta.test');
+    const doc = async (n: number, name: string) => {
+      const id = `d-20261207-${String(n).padStart(12, '0')}`;
+      await ledger.documents.insert({
+        id, partner_id: 'kz-delta', name, outbox_name: `${name}.pgp`, identity: `${name}-identity`, plain_bytes: 10,
+        sha256: randomBytes(32).toString('hex'), signed_by: 'AA', encrypted_to: 'BB', sent_by: 'service:billing',
+      });
+      return id;
+    };
+    const waiting = await doc(1, 'jaaroverzicht-2026.pdf');
+    const fetched = await doc(2, 'declaratie-0107.csv');
+    const queued = await doc(3, 'herinnering.txt');
+    await ledger.documents.markPublished(waiting);
+    await ledger.documents.markPublished(fetched);
+    await ledger.documents.markDownloaded(fetched, 'sftp');
+    const publishedAt = (await ledger.documents.get(waiting))!.published_at!;
+
+    expect(await notifier(settings(sink)).runOnce()).to.include({ recorded: 1, mailed: 1, events: 1 });
+    expect(sink.received).to.have.length(1);
+    expect(sink.received[0]!.to).to.deep.equal(['it@delta.test']);
+    const { headers, body } = mailText(sink.received[0]!.raw);
+    expect(headers.subject).to.equal('[partner gateway] kz-delta: document waiting: jaaroverzicht-2026.pdf.pgp');
+    expect(body).to.include(`the document jaaroverzicht-2026.pdf.pgp (id ${waiting}) at ${publishedAt}`).and.include(`GET /v1/documents/${waiting}`);
+    expect(sink.received[0]!.raw).to.not.include('declaratie-0107').and.not.include('herinnering').and.not.include('identity');
+
+    // Still waiting on the next run: not told again. Published later: told, once.
+    expect(await notifier(settings(sink)).runOnce()).to.include({ recorded: 0, mailed: 0 });
+    await ledger.documents.markPublished(queued);
+    expect(await notifier(settings(sink)).runOnce()).to.include({ recorded: 1, mailed: 1 });
+    expect(await notifier(settings(sink)).runOnce()).to.include({ recorded: 0, mailed: 0 });
+    expect(sink.received).to.have.length(2);
+    expect(mailText(sink.received[1]!.raw).headers.subject).to.equal('[partner gateway] kz-delta: document waiting: herinnering.txt.pgp');
+    const rows = await ledger.notifications.list({ partnerId: 'kz-delta' });
+    expect(rows.map((r) => [r.kind, r.state]).sort()).to.deep.equal([['document.waiting', 'sent'], ['document.waiting', 'sent']]);
+  });
+
   it('tries again later when the SMTP server is down, and mails once when it is back', async () => {
     await ledger.partners.create({ id: 'kz-alpha', name: 'Kraamzorg Alpha' });
     await ledger.notifications.addContact('kz-alpha', 'it@alpha.test');
