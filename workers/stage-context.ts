@@ -14,7 +14,8 @@ import { PgwError } from '../gateway/core/errors.js';
 import { nowIso } from '../gateway/core/ledger/index.js';
 
 export interface StageContext {
-  config: Config;
+  /** The settings the stages read (limits and signature window, webhooks, worker timings). */
+  config: Pick<Config, 'limits' | 'signature' | 'webhooks' | 'workers'>;
   ledger: Ledger;
   dataDir: DataDir;
   dataKeys: DataKeys;
