@@ -19,7 +19,7 @@ const WALK_DEPTH = 6;
 /** Files in keys/ that are public: everything else there is private (0600). */
 const PUBLIC_KEY_FILES = /(\.pub|^tls-cert\.pem)$/;
 
-export async function dataDirChecks(config: Config): Promise<DoctorCheck[]> {
+export async function dataDirChecks(config: Pick<Config, 'dataDir'> & { limits: Pick<Config['limits'], 'uploadBytes'> }): Promise<DoctorCheck[]> {
   const dir = new DataDir(config.dataDir);
   const st = await fsp.stat(dir.root).catch((err: NodeJS.ErrnoException) => err);
   if (st instanceof Error || !st.isDirectory()) {

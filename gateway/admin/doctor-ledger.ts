@@ -22,7 +22,9 @@ const CONNECT_MS = 5000;
  */
 const SKEW_WARN_MS = 2000;
 
-export async function ledgerChecks(config: Config): Promise<{ checks: DoctorCheck[]; migrated: boolean }> {
+export async function ledgerChecks(
+  config: Pick<Config, 'databaseUrl'> & { signature: Pick<Config['signature'], 'futureSkewSeconds'> },
+): Promise<{ checks: DoctorCheck[]; migrated: boolean }> {
   const url = config.databaseUrl;
   const sqlite = url.startsWith('sqlite:');
   const where = sqlite ? url.slice('sqlite:'.length) : redactUrlCredentials(url);

@@ -12,7 +12,12 @@ import { check, type DoctorCheck } from './doctor-check.js';
 
 interface Listener { id: string; setting: string; bindSetting: string; bind: string; port: number }
 
-export async function portChecks(config: Config): Promise<DoctorCheck[]> {
+type PortSettings = Pick<Config, 'bind' | 'sftpPort' | 'httpsPort' | 'consolePort' | 'dataDir'> & {
+  console: Pick<Config['console'], 'bind'>;
+  internal: Pick<Config['internal'], 'bind' | 'port'>;
+};
+
+export async function portChecks(config: PortSettings): Promise<DoctorCheck[]> {
   const listeners: Listener[] = [
     { id: 'ports.sftp', setting: 'PGW_SFTP_PORT', bindSetting: 'PGW_BIND', bind: config.bind, port: config.sftpPort },
     { id: 'ports.https', setting: 'PGW_HTTPS_PORT', bindSetting: 'PGW_BIND', bind: config.bind, port: config.httpsPort },

@@ -14,7 +14,7 @@ const REACH_MS = 5000;
 const MINIMUM = [5, 0, 0];
 const RECOMMENDED = [6, 2, 0];
 
-export async function redisChecks(config: Config): Promise<DoctorCheck[]> {
+export async function redisChecks(config: Pick<Config, 'redisUrl' | 'redis' | 'env'>): Promise<DoctorCheck[]> {
   const outage = redisOutageLog(config, silentLogger);
   const conn = createRedis(config, false, silentLogger, outage);
   let last: unknown = null;
