@@ -1,5 +1,5 @@
 /**
- * Peak RSS of the gateway process while an outbound document streams in (issue 22: "a 50 MiB
+ * Peak RSS of the gateway process while an outbound document streams in (the promise: "a 50 MiB
  * document goes through with bounded memory"). One real `pgw start --role gateway`; the
  * document is POSTed with curl to the internal API; VmHWM (the kernel's high-water mark) of
  * the gateway is read after start-up, after a 1 MiB document and after each large one.

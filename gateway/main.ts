@@ -93,7 +93,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
     shutdown.add('retention', new RetentionScheduler(redis, workerRedis, config.queuePrefix, {
       ledger, dataDir, policy: config.retention, handoff: config.handoff, cleanJobs: (ms) => queues.cleanOld(ms), log: log.child({ component: 'retention' }),
     }, log.child({ component: 'retention' })));
-    // Partner e-mail notifications (DESIGN.md §11), when an SMTP server is configured.
+    // Partner e-mail notifications (README "Notifications"), when an SMTP server is configured.
     if (config.notifications.smtpUrl) {
       const { Notifier } = await import('../workers/notifier.js');
       const notifier = shutdown.add('notifier', new Notifier({

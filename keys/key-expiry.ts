@@ -1,7 +1,7 @@
 /**
  * Keys running out: partner keys whose window ends (OpenPGP expiry or our `not_after`) and
  * gateway keys whose retirement is scheduled, within {@link EXPIRY_THRESHOLDS_DAYS}. One
- * pure function feeds `pgw keys list`, the partner notices in acks, and (issue 7) a
+ * pure function feeds `pgw keys list`, the partner notices in acks, and a
  * metrics gauge via {@link keyExpiryWarnings}.
  *
  * Glossary:

@@ -1,5 +1,5 @@
 /**
- * Key notices for a partner's acks (`notices`, an array beside the DESIGN §8 fields): what
+ * Key notices for a partner's acks (`notices`, an array beside the ack's other fields): what
  * the partner's IT should do about keys soon, in words it can act on. Built from ledger rows
  * only (fingerprints and dates: nothing personal).
  *

@@ -97,7 +97,7 @@ export async function giveUpDelivery(ctx: StageContext, batchId: string, version
 }
 
 /**
- * Push an outbound document (DESIGN.md §9) with `X-Pgw-Document-Type: document`, its id,
+ * Push an outbound document (README "Sending documents to partners") with `X-Pgw-Document-Type: document`, its id,
  * sha-256 and file name; a 2xx is the delivery receipt. A document already picked up, closed
  * (withdrawn, expired) or encrypted to a key revoked since is not pushed.
  */

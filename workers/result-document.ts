@@ -1,5 +1,5 @@
 /**
- * The result plaintext (DESIGN.md §9): what became of each accepted record of a batch, for
+ * The result plaintext (README "Handing records on"): what became of each accepted record of a batch, for
  * the partner — ids, counts, outcomes, the service's codes and messages and the partner's own
  * references. Never a record's content.
  */

@@ -1,6 +1,6 @@
 /**
  * `pgw backup --out <dir>`, `pgw backup verify <dir>`, `pgw restore --from <dir>`
- * (DESIGN.md §11; README "Backup and disaster recovery").
+ * (README "Backup and disaster recovery").
  *
  * A backup is taken while the gateway runs. Order matters: the ledger snapshot FIRST, then
  * the data dir. A blob written after the snapshot is then at worst an orphan — a file no

@@ -1,5 +1,5 @@
 /**
- * The handoff of accepted records to Babybalance's account service (DESIGN.md §9), behind
+ * The handoff of accepted records to Babybalance's account service (README "Handing records on"), behind
  * the internal API and `pgw handoffs`: list, fetch the records of a version (marks it
  * taken; every fetch is an audit event), and record the outcome of every record once.
  *

@@ -1,5 +1,5 @@
 /**
- * Outbound documents (DESIGN.md §9): Babybalance's systems send a partner a document
+ * Outbound documents (README "Sending documents to partners"): Babybalance's systems send a partner a document
  * (a declaration, a report); it streams into an OpenPGP message signed by the signing gateway
  * key and encrypted to the partner's newest active encryption key, and is published like an
  * ack: `/outbox/<name>.pgp`, the partner API, the partner's webhook.

@@ -1,5 +1,5 @@
 /**
- * A partner's contact e-mail addresses, to which notifications are mailed (DESIGN.md §11).
+ * A partner's contact e-mail addresses, to which notifications are mailed (README "Notifications").
  * The audit log records that a contact was added or removed and its domain, not the
  * address: it names a person at the partner.
  */

@@ -1,5 +1,5 @@
 /**
- * Service tokens of the internal API (DESIGN.md §9): `pgws_<id>_<secret>`, one per system of
+ * Service tokens of the internal API (README "Handing records on"): `pgws_<id>_<secret>`, one per system of
  * Babybalance's own (the account service, billing), each with scopes. Made like partner
  * tokens (api-tokens.ts: the same id, secret, hash and constant-time comparison); the
  * prefix differs, so a partner token never parses as a service token nor the other way

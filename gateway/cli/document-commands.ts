@@ -1,6 +1,6 @@
 /**
  * `pgw send <partner> <file> [--name]` and `pgw documents list`: outbound documents
- * (DESIGN.md §9) from the operator's shell. `send` streams the file through the same service
+ * (README "Sending documents to partners") from the operator's shell. `send` streams the file through the same service
  * as the internal API (signed, encrypted as it is read; the plaintext is not copied anywhere);
  * the webhook push, if the partner has one, is queued by the reconciler within its interval.
  */

@@ -14,7 +14,7 @@ import type { Config } from '../core/config.js';
 import type { Ledger } from '../core/ledger/index.js';
 
 export const keys = program.command('keys').description('gateway and partner OpenPGP keys');
-// --- keys (issue 5): listing, gateway export and rotation ---
+// --- keys: listing, gateway export and rotation ---
 keys.command('list').description('list keys with their state and expiry warnings (30/14/7 days)').option('--partner <id>', 'only this partner\'s keys').option('--json', 'print JSON')
   .action(async (o: { partner?: string; json?: boolean }) => {
     await withLedger(async (ledger) => {
@@ -58,7 +58,7 @@ gatewayKeys.command('retire <fingerprint>').description('stop a gateway key decr
       process.stdout.write(`gateway key ${r.fingerprint} retires at ${r.retireAt}\n`);
     });
   });
-// --- end keys (issue 5) ---
+// --- end keys ---
 gatewayKeys.command('check').description('prove the passphrase unlocks the gateway keys').action(async () => {
   await withLedger(async (ledger, cfg) => {
     const kr = await GatewayKeyring.load(ledger, requirePassphrase(cfg));
@@ -76,7 +76,7 @@ partnerKeys.command('add <id> <file>').description('add a partner PGP key').opti
       process.stdout.write(`key ${row.fingerprint} added for ${id}, active from ${row.not_before}${row.not_after ? ` until ${row.not_after}` : ''}\n`);
     });
   });
-// --- keys (issue 5): partner key revoke and list ---
+// --- keys: partner key revoke and list ---
 partnerKeys.command('revoke <id> <fingerprint>').description('revoke a partner PGP key: no signature by it counts from now on')
   .option('--reason <text>', 'why (kept in the audit log)')
   .option('--compromised-since <iso>', 'suspected compromise time (past); accepted batches signed since then are listed for review')
@@ -110,7 +110,7 @@ partnerKeys.command('list [id]').description('partner PGP keys with state (pendi
     });
   });
 
-// --- partner SSH keys (issue 5) ---
+// --- partner SSH keys ---
 
 /** Outbound documents encrypted to a key revoked just now and not picked up: withdrawn at once (the reconciler would, later). */
 function withdrawDocuments(ledger: Ledger, cfg: Config, partnerId: string): Promise<string[]> {

@@ -77,7 +77,7 @@ async function readPassword(): Promise<string> {
 }
 
 const audit = program.command('audit').description('audit log of operator actions');
-// --- audit (issue 5) ---
+// --- audit ---
 audit.command('verify').description('check the audit hash chain and the anchor from the last run; names the first broken event').option('--json', 'print JSON')
   .action(async (o: { json?: boolean }) => {
     await withLedger(async (ledger, cfg) => {
@@ -105,4 +105,4 @@ audit.command('list').description('audit events, newest first').option('--limit 
       print(rows, o.json, () => table(rows.map((e) => ({ ...e, detail: e.detail ? JSON.stringify(e.detail) : null })), ['seq', 'at', 'actor', 'action', 'target', 'detail']));
     });
   });
-// --- end audit (issue 5) ---
+// --- end audit ---

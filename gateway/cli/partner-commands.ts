@@ -121,4 +121,4 @@ sshKeys.command('remove <id> <fingerprint>').description('withdraw an SSH key (S
     process.stdout.write('ssh key removed\n');
   });
 });
-// --- end partner SSH keys (issue 5) ---
+// --- end partner SSH keys ---

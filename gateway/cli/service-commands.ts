@@ -1,4 +1,4 @@
-/** `pgw service …`: tokens of Babybalance's own systems for the internal API (DESIGN.md §9). */
+/** `pgw service …`: tokens of Babybalance's own systems for the internal API (README "Handing records on"). */
 import { issueServiceToken, listServiceTokens, parseScopes, revokeServiceToken } from '../admin/service-tokens.js';
 
 import { actor, print, program, table, withLedger } from './cli-kit.js';

@@ -1,5 +1,5 @@
 /**
- * The console's view of the subject-request register (DESIGN §10): what is open, what is due
+ * The console's view of the subject-request register: what is open, what is due
  * within 7 days, what is overdue (the four weeks of AVG art. 12 have passed). Ids, kinds and
  * dates only — the register holds nothing personal.
  */

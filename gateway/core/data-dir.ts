@@ -55,7 +55,7 @@ export class DataDir {
   ackBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.v${version}.pgp`); }
   /** The result document of a handoff version (a document to the partner, kept with the acks). */
   resultBlob(batchId: string, version: number): string { return path.join(this.acksDir, `${batchId}.result-v${version}.pgp`); }
-  /** An outbound document, signed and encrypted (DESIGN.md §9). */
+  /** An outbound document, signed and encrypted (README "Sending documents to partners"). */
   documentBlob(documentId: string): string { return path.join(this.documentsDir, `${documentId}.pgp`); }
   partnerDir(partnerId: string): string { return path.join(this.root, 'partners', partnerId); }
   outboxDir(partnerId: string): string { return path.join(this.partnerDir(partnerId), 'outbox'); }

@@ -41,7 +41,7 @@ export function isBatchId(s: string): boolean {
 }
 
 /**
- * The outbox name of the ack for an uploaded file (DESIGN.md §7): `<name>.ack.pgp`, or
+ * The outbox name of the ack for an uploaded file: `<name>.ack.pgp`, or
  * `<name>.<batchId>.ack.pgp` when another batch's ack already holds the plain name.
  */
 export function ackFileName(uploadName: string, batchId?: string): string {
@@ -49,7 +49,7 @@ export function ackFileName(uploadName: string, batchId?: string): string {
 }
 
 /**
- * The outbox name of the result of an uploaded file's handoff (DESIGN.md §9):
+ * The outbox name of the result of an uploaded file's handoff (README "Handing records on"):
  * `<name>.result.pgp`, or `<name>.<batchId>.result.pgp` when another batch's result holds it.
  */
 export function resultFileName(uploadName: string, batchId?: string): string {
@@ -67,7 +67,7 @@ export function isResultFileName(name: string): boolean {
 }
 
 /**
- * Check the name a sender gives an outbound document (DESIGN.md §9): the upload-name
+ * Check the name a sender gives an outbound document (README "Sending documents to partners"): the upload-name
  * alphabet and bounds (it becomes `<name>.pgp` in the outbox), and never a name whose outbox
  * entry could be read as an ack or a result. Throws `document.name_invalid`.
  */

@@ -331,7 +331,7 @@ export async function startSftpServer(deps: SftpServerDeps): Promise<SftpServer>
       if (!sftp) return; // a second subsystem request on the same session: ssh2 ignores it
       const size = channelPacketSize(sftp);
       if (size !== undefined && size < MIN_CHANNEL_PACKET_SIZE) {
-        // Second line of defence for #1504 (the CHANNEL_OPEN guard should have caught it).
+        // Second line of defence for mscdex/ssh2#1504 (the CHANNEL_OPEN guard should have caught it).
         conn.log.warn('sftp refused: maximum packet size too small', { packetSize: size });
         sftp.end();
         return;

@@ -33,7 +33,7 @@ export const SFTP_MAX_WRITE = 255 * 1024;
 
 /** Names per READDIR reply. */
 const READDIR_CHUNK = 100;
-/** Replies ssh2 may hold for a peer that stopped reading before we drop it (#1505, outbound). */
+/** Replies ssh2 may hold for a peer that stopped reading before we drop it (mscdex/ssh2#1505, outbound). */
 export const MAX_OUTBOUND_BACKLOG = 16 * 1024 * 1024;
 
 const WRITE_FLAGS = OPEN_FLAGS.WRITE | OPEN_FLAGS.APPEND | OPEN_FLAGS.CREAT | OPEN_FLAGS.TRUNC | OPEN_FLAGS.EXCL;

@@ -1,7 +1,7 @@
 /**
  * What we watch while openpgp reads the spool file.
  *
- * Strict framing (SECURITY.md: extra packets and appended junk are rejected). openpgp skips
+ * Strict framing: extra packets and appended junk are rejected. openpgp skips
  * Marker, Trust and Padding packets wherever they appear (RFC 9580 says to ignore them) and
  * ignores text after an armor's END line, so bytes appended to a valid message would pass
  * unnoticed. And once its armor decoder meets a '=' or '-' in the data it buffers the rest of

@@ -1,6 +1,6 @@
 /**
  * The OpenPGP settings every call in the gateway uses, and a start-up assertion that they
- * (and openpgp's global defaults) have not been weakened. See SECURITY.md for why each
+ * (and openpgp's global defaults) have not been weakened. Why each
  * matters: grammar enforcement stops the 2025 signature-spoofing message shape,
  * unauthenticated (non-SEIPD) messages are refused, decompression is bounded.
  *

@@ -9,8 +9,8 @@
  * packets it cannot parse (unknown versions, algorithms) as unparseable ones that nothing
  * looks at, and a key revocation is checked on the first packet of a certificate only. Code
  * that judged "every result verified" therefore accepted a hand-made packet with random
- * values next to — or instead of — a real signature (issue 19: a forged key submission made
- * the attacker's key the partner's).
+ * values next to — or instead of — a real signature (so a forged key submission once made the
+ * attacker's key the partner's).
  *
  * The rule: count the signature packets that are PRESENT (from the parsed packet list, and
  * for files also from the raw packet framing; anything unparsed counts and is refused);

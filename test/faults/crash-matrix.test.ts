@@ -1,5 +1,5 @@
 /**
- * Crash matrix of the upload path (SECURITY.md "Queue & crash faults"): a gateway with
+ * Crash matrix of the upload path (test/security/CHECKLIST.md "Queue & crash faults"): a gateway with
  * `PGW_FAULT=<point>` SIGKILLs itself at each step of an upload. For every point:
  * - the OpenSSH client must not report success (nothing was acknowledged to the partner);
  * - before the ledger write there is no batch at all, only a leftover the sweep removes,

@@ -1,5 +1,5 @@
 /**
- * Disk full (SECURITY.md "Queue & crash faults"): the data dir lives on a real 8 MiB tmpfs
+ * Disk full (test/security/CHECKLIST.md "Queue & crash faults"): the data dir lives on a real 8 MiB tmpfs
  * (tmp/ and spool/ must share one filesystem for the atomic rename, so the whole data dir is
  * on it); the SQLite ledger lives elsewhere (PGW_DATABASE_URL) so that the ledger is not
  * what fills up. Needs root (mount); skipped with the reason otherwise.

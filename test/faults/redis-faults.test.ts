@@ -1,9 +1,9 @@
 /**
  * Redis faults against a PRIVATE redis-server (no persistence) that the test kills,
- * flushes, fills and reconfigures (SECURITY.md "Queue & crash faults"):
+ * flushes, fills and reconfigures (test/security/CHECKLIST.md "Queue & crash faults"):
  * (a) killed and restarted empty while batches are in flight, (b) FLUSHALL mid-pipeline,
  * (c) down or out of memory during ingest, (d) eviction policy / AOF checks at start,
- * (e) an outage of 20 s (SECURITY.md says 90 s; 20 s exercises the same reconnect path —
+ * (e) an outage of 20 s (the threat named is 90 s; 20 s exercises the same reconnect path —
  * ioredis backs off to its 5 s ceiling after ~5 s — and keeps CI time down).
  *
  * The gateway and the worker run as separate processes so that the worker can be frozen

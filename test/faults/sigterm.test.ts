@@ -1,5 +1,5 @@
 /**
- * SIGTERM with uploads and jobs in flight (SECURITY.md "Queue & crash faults"): the
+ * SIGTERM with uploads and jobs in flight (test/security/CHECKLIST.md "Queue & crash faults"): the
  * process (role `all`, as `npm start` runs it) must stop cleanly and promptly, and nothing
  * may be lost: every upload that got success has a batch that finishes after a restart,
  * every upload that did not left nothing behind (no temp file, no batch row) — without

@@ -1,5 +1,5 @@
 /**
- * Worker-side faults (SECURITY.md "Queue & crash faults"):
+ * Worker-side faults (test/security/CHECKLIST.md "Queue & crash faults"):
  * - permanent failures fail fast — first attempt, no retry — with a signed reject ack;
  * - transient failures (a real I/O error: the spool file is briefly not there, as when a
  *   shared data volume flaps) are retried with backoff and then succeed;

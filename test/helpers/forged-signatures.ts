@@ -1,7 +1,7 @@
 /**
  * Hand-made OpenPGP signature packets, as someone who knows only a partner's PUBLIC key can
  * make them: any signature type, any packet version, the partner's real key named as
- * issuer, random bytes as signature values (issue 19). Raw bytes, so that nothing in
+ * issuer, random bytes as signature values. Raw bytes, so that nothing in
  * openpgp.js normalises or refuses them on the way out.
  *
  * Deterministic: values come from {@link SeededRandom}, and a test names the seed of a case

@@ -1,5 +1,5 @@
 /**
- * The audit chain is keyed (issue 19, item 5): an event's hash is an HMAC under a key derived
+ * The audit chain is keyed: an event's hash is an HMAC under a key derived
  * from the master key, so someone with write access to the database alone cannot edit an
  * event and rebuild the chain after it — which against a plain SHA-256 chain takes nothing
  * but the formula. Chains written before keying still verify; events after the switch are

@@ -1,5 +1,5 @@
 /**
- * Issue 19, item 1, as the attacker did it against `pgw start`: someone who holds only a
+ * A forged key submission, as the attacker did it against `pgw start`: someone who holds only a
  * partner's API token or SSH key — and the partner's PUBLIC key, which is no secret —
  * submits their own key with a "detached signature" that is a hand-made signature packet
  * (standalone, timestamp, key-binding, revocation… types) naming the partner's current key

@@ -1,5 +1,5 @@
 /**
- * The HTTPS partner listener against the checklist of ../shared/SECURITY.md: one auth path
+ * The HTTPS partner listener against test/security/CHECKLIST.md: one auth path
  * (also under concurrency), no admin plane, path and name tricks, rate limits per address,
  * per token and for failed logins, slow clients, TLS versions, mutual TLS. A real
  * `pgw start` with low limits; several loopback source addresses act as separate clients.

@@ -1,5 +1,5 @@
 /**
- * Issue 19 item 2: one address must not hold every pre-auth slot. An attacker on 127.0.0.2
+ * One address must not hold every pre-auth slot. An attacker on 127.0.0.2
  * opens idle TCP connections (SSH), silent or half-sent TLS handshakes and half-sent request
  * heads (HTTPS partner API, console); a partner on 127.0.0.1 must still get in. Checked
  * against a real `pgw start` with small caps (PGW_MAX_UNAUTH_PER_ADDRESS=3, global SSH pool

@@ -1,5 +1,5 @@
 /**
- * Issue 19, item 3: one huge record must not take the worker's memory with it. A batch whose
+ * One huge record must not take the worker's memory with it. A batch whose
  * one record holds a 96 MiB field — a CSV cell (quoted, with delimiters, quotes and line
  * breaks in it) and a string in an object-form JSON record — goes through the real validate
  * stage in a child process (test/helpers/validate-stage-child.ts), which reports its own peak

@@ -1,5 +1,5 @@
 /**
- * Property (issue 19, keys/pgp/signature-count.ts): wherever the gateway decides "this is
+ * Property (keys/pgp/signature-count.ts): wherever the gateway decides "this is
  * signed", every signature packet present must be of a type allowed there and verify
  * against an allowed key; a packet openpgp.js would leave out of its results refuses the
  * whole. For each entry point — a key submission, a revocation certificate, a batch — a

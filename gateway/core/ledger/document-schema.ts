@@ -1,5 +1,5 @@
 /**
- * Outbound documents (DESIGN.md §9): what Babybalance sends a partner (declarations,
+ * Outbound documents (README "Sending documents to partners"): what Babybalance sends a partner (declarations,
  * reports), signed by the gateway and encrypted to the partner as they stream in.
  *
  * Glossary:

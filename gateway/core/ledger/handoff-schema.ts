@@ -1,5 +1,5 @@
 /**
- * Ledger tables of the handoff to Babybalance's own systems (DESIGN.md §9): the handoff of
+ * Ledger tables of the handoff to Babybalance's own systems (README "Handing records on"): the handoff of
  * each live batch's accepted records, the per-record outcomes the account service reports,
  * the signed result documents made from them, their webhook pushes, and the service tokens
  * of the internal API.

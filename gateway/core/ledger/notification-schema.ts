@@ -1,5 +1,5 @@
 /**
- * Ledger tables of partner e-mail notifications (DESIGN.md §11) and of the console's second
+ * Ledger tables of partner e-mail notifications (README "Notifications") and of the console's second
  * factor.
  *
  * Glossary:

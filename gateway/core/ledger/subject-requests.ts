@@ -1,5 +1,5 @@
 /**
- * The register of subject requests (DESIGN §10; AVG art. 12: an answer within four weeks):
+ * The register of subject requests (AVG art. 12: an answer within four weeks):
  * when a request came in, what it asks, when it is due, what was done under it and how it
  * ended. It holds no BSN and no name — the person is identified only in the operator's own
  * case file; the register links actions to a request id.

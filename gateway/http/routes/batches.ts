@@ -1,5 +1,5 @@
 /**
- * Batch routes of the partner API (DESIGN.md §7). The upload streams the request body into
+ * Batch routes of the partner API. The upload streams the request body into
  * the same ingest core as SFTP — never buffered whole, the size limit enforced on every
  * chunk — and answers only once the file is durable (fsync, rename, ledger row).
  */
@@ -124,8 +124,8 @@ async function getAck(d: BatchRouteDeps, req: Request, res: Response): Promise<v
 }
 
 /**
- * The newest result document (DESIGN.md §9: what the account service did with each accepted
- * record); `result.not_ready` until the service reported. A complete GET is a delivery receipt.
+ * The newest result document (what the account service did with each accepted
+ * record; README "Handing records on"); `result.not_ready` until the service reported. A complete GET is a delivery receipt.
  */
 async function getResult(d: BatchRouteDeps, req: Request, res: Response): Promise<void> {
   const batch = await ownBatch(d, req, res);

@@ -1,5 +1,5 @@
 /**
- * Outbound documents on the partner API (DESIGN.md §9): what Babybalance sent this partner.
+ * Outbound documents on the partner API (README "Sending documents to partners"): what Babybalance sent this partner.
  * - `GET /v1/documents?pending=true`  its documents (pending: not yet downloaded or pushed), newest first
  * - `GET /v1/documents/{documentId}`  the signed, encrypted file; a complete GET is the delivery receipt
  * A partner sees only its own documents: another partner's id is answered as unknown.

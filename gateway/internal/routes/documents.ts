@@ -1,5 +1,5 @@
 /**
- * Outbound document routes of the internal API (DESIGN.md §9), scope `outbound`:
+ * Outbound document routes of the internal API (README "Sending documents to partners"), scope `outbound`:
  * - `POST /internal/v1/partners/{partnerId}/documents?name=<file name>`  the body, streamed into a
  *   signed, encrypted document for the partner: 202 `{documentId, sha256, …}` (a retry with the
  *   same name and bytes: the same document, 202 again)

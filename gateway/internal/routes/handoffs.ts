@@ -1,5 +1,5 @@
 /**
- * Handoff routes of the internal API (DESIGN.md §9), scope `handoff`:
+ * Handoff routes of the internal API (README "Handing records on"), scope `handoff`:
  * - `GET  /internal/v1/handoffs?state=&limit=&after=`  live-lane handoffs, oldest first (cursor: `after` = the last batch id seen)
  * - `GET  /internal/v1/handoffs/{batchId}`             one handoff
  * - `GET  /internal/v1/handoffs/{batchId}/records`     the accepted records, streamed; the version is then taken

@@ -1,5 +1,5 @@
 /**
- * `GET /internal/v1/subject-events?after=<seq>&limit=` (scope `subjects`; DESIGN §10, AVG
+ * `GET /internal/v1/subject-events?after=<seq>&limit=` (scope `subjects`; AVG
  * art. 19): erasures and corrections of records already handed on, oldest first, for the
  * account service to apply. Append-only; `next` is the cursor for the following page. A
  * correction carries its new values: they leave the sealed ledger row only here.

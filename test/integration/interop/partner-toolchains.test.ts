@@ -1,6 +1,6 @@
 /**
- * Partner interoperability matrix (SECURITY.md: "every valid toolchain combination … round-trips
- * to a verified ack").
+ * Partner interoperability matrix (test/security/CHECKLIST.md: "every valid toolchain combination
+ * round-trips to a verified ack").
  *
  * One real `pgw start` for the file. For every tool a partner may use — GnuPG 2.2, sqop
  * (Sequoia SOP), rnp, PGPy (/usr/bin/python3) and openpgp.js — and every key type the tool can

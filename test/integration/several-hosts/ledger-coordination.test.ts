@@ -1,5 +1,5 @@
 /**
- * The ledger as the meeting point of several processes (issue 9): migrations run once when
+ * The ledger as the meeting point of several processes: migrations run once when
  * processes start together, leases elect one leader, and the guards that refuse unsafe
  * layouts (SQLite on a network file system, a data dir paired with another ledger).
  */

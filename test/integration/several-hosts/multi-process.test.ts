@@ -1,5 +1,5 @@
 /**
- * Issue 9: the gateway as several processes sharing one ledger, one Redis and one data dir —
+ * The gateway as several processes sharing one ledger, one Redis and one data dir —
  * on this machine, two `pgw start --role gateway` (own ports) and two `--role worker`.
  * 300 batches go in over both gateways and both channels at once (OpenSSH `sftp` and HTTPS
  * PUTs); halfway one worker is SIGKILLed and one gateway SIGTERMed. Clients do what a load

@@ -1,5 +1,5 @@
 /**
- * Limits across gateway processes (issue 9): behind a load balancer the failed SFTP logins
+ * Limits across gateway processes: behind a load balancer the failed SFTP logins
  * an address makes at different gateways add up, and a ban made by one gateway holds at
  * every other — also at one started later; the HTTPS API's rate limits count requests at
  * all gateways together. Addresses are not stored in Redis.

@@ -32,10 +32,10 @@ describe('sftp/outbox names and receipts', () => {
     for (const bad of ['x.ack.pgp', '.x.pgp.ack.pgp', 'x.pgp.filepart.ack.pgp', '../x.pgp.ack.pgp', 'x..pgp.ack.pgp', 'notes.txt', '']) {
       expect(isAckName(bad), bad).to.equal(false);
     }
-    // result documents (issue 21) are offered in the outbox beside the acks
+    // result documents are offered in the outbox beside the acks
     for (const ok of ['x.pgp.result.pgp', 'x.json.pgp.b-20261125-abcdefghijkm.result.pgp']) expect(isAckName(ok), ok).to.equal(true);
     for (const bad of ['x.result.pgp', '.x.pgp.result.pgp', 'x.pgp.result.pgp.filepart']) expect(isAckName(bad), bad).to.equal(false);
-    // outbound documents (issue 22): <name>.pgp, never a name that reads as an ack or a result
+    // outbound documents: <name>.pgp, never a name that reads as an ack or a result
     for (const ok of ['x.pgp', 'declaratie-2026-11.csv.pgp', 'x.pgp.results.pgp']) expect(isAckName(ok), ok).to.equal(true);
     for (const bad of ['x.csv.ack.pgp', 'x.result.pgp', '.x.pgp', '-x.pgp', 'x.part.pgp', 'x.csv']) expect(isAckName(bad), bad).to.equal(false);
   });

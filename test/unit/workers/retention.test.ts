@@ -1,5 +1,5 @@
 /**
- * Retention of leftovers that never reach `done` (issue 19, item 5): abandoned temp-named
+ * Retention of leftovers that never reach `done`: abandoned temp-named
  * uploads in a partner's staging area, and batches stuck before `done` (worker never ran,
  * failing at every retry, no ack possible). Past their period both go — the batch's received
  * file, quarantine and sealed files with its data key, its row anonymised like a finished
