@@ -24,7 +24,7 @@ export interface DemoRedis {
 
 const START_TIMEOUT_MS = 10_000;
 
-export async function demoRedis(config: Config, dir: string): Promise<DemoRedis> {
+export async function demoRedis(config: Pick<Config, 'redisUrl' | 'redis'>, dir: string): Promise<DemoRedis> {
   // Cluster and Sentinel deployments are someone's real set-up: used as configured.
   if (config.redis.mode !== 'standalone') return { url: config.redisUrl, privateAddress: null, close: async () => {} };
   const problem = await probe(config);
@@ -45,7 +45,7 @@ export async function demoRedis(config: Config, dir: string): Promise<DemoRedis>
 }
 
 /** null when the configured Redis answers PING, else what went wrong (fails fast: no retries). */
-async function probe(config: Config): Promise<Error | null> {
+async function probe(config: Pick<Config, 'redisUrl' | 'redis'>): Promise<Error | null> {
   const r = new Redis({
     ...redisOptions(config, false), lazyConnect: true, retryStrategy: () => null, connectTimeout: 2000, maxRetriesPerRequest: 0,
   });

@@ -35,7 +35,10 @@ export async function keyAuditChain(ledger: Ledger, config: Pick<Config, 'keyPas
  * The ledger with its audit chain keyed, for code that opens it beside `pgw start` with the
  * same settings (`pgw demo`, test and bench harnesses) after `pgw init`.
  */
-export async function openKeyedLedger(config: Pick<Config, 'keyPassphrase' | 'dataKey' | 'dataDir' | 'databaseUrl'>, log: Logger): Promise<Ledger> {
+/** The settings that open the key store and the ledger. */
+export type KeyStoreSettings = Pick<Config, 'keyPassphrase' | 'dataKey' | 'dataDir' | 'databaseUrl'>;
+
+export async function openKeyedLedger(config: KeyStoreSettings, log: Logger): Promise<Ledger> {
   if (!config.dataKey && !config.keyPassphrase) throw new PgwError('key.passphrase_missing');
   const dataKeys = new DataKeys(await loadMasterKey(config.dataKey, config.keyPassphrase ?? '', new DataDir(config.dataDir).keysDir));
   const ledger = await Ledger.open(config.databaseUrl, log);

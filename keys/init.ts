@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../gateway/core/fs-atomic.js';
 import { ensureHostKeys, loadHostKeys, hostKeyFingerprints } from './ssh-host-keys.js';
 import { createDevCertificate } from './dev-tls-cert.js';
 import { createGatewayKey, GatewayKeyring } from './gateway-keyring.js';
-import { keyAuditChain } from './audit-key.js';
+import { keyAuditChain, type KeyStoreSettings } from './audit-key.js';
 
 export interface InitReport {
   dataDir: string;
@@ -26,7 +26,7 @@ export interface InitReport {
   tlsCert: string;
 }
 
-export function requirePassphrase(config: Config): string {
+export function requirePassphrase(config: Pick<Config, 'keyPassphrase'>): string {
   if (!config.keyPassphrase) throw new PgwError('key.passphrase_missing');
   return config.keyPassphrase;
 }
@@ -49,7 +49,7 @@ export async function loadTlsCredentials(config: Pick<Config, 'tls' | 'keyPassph
   };
 }
 
-export async function initialise(config: Config, log: Logger): Promise<InitReport> {
+export async function initialise(config: KeyStoreSettings, log: Logger): Promise<InitReport> {
   const passphrase = requirePassphrase(config);
   const dataDir = new DataDir(config.dataDir);
   const created: string[] = [];
