@@ -26,7 +26,7 @@ export const token = (): string => randomBytes(6).toString('hex');
  * Making a gateway (`pgw init`: RSA host key, bcrypt, PGP key) and starting `pgw start` takes
  * 5–15 s; the security files share one, each with its own partners. It runs with
  * - `PGW_LOG_LEVEL=debug`, so that every log line a client can influence is captured;
- * - a ban threshold no test reaches (bans are tested in test/integration/sftp/security.test.ts),
+ * - a ban threshold no test reaches (bans are tested in test/security/ssh-access-and-limits.test.ts),
  *   so that the many refused logins here are judged on their own;
  * - its own `TMPDIR` and an empty working directory, both scanned afterwards: anything the
  *   product writes outside its data dir (a temp file, a relative path) lands there.

@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
-import { BanList } from '../../../gateway/sftp/ban-list.js';
-import { SftpHarness, waitFor, type TestPartner } from '../../helpers/sftp-harness.js';
+import { BanList } from '../../gateway/sftp/ban-list.js';
+import { SftpHarness, waitFor, type TestPartner } from '../helpers/sftp-harness.js';
 
 type ParsedKey = ssh2.ParsedKey;
 
@@ -109,7 +109,7 @@ describe('sftp security', function () {
     it('refuses plain ssh-rsa (SHA-1) signatures but accepts rsa-sha2 with the same RSA key', async () => {
       const rsaKey = await h.newKey('rsa-org', 'rsa');
       await h.ledger.partners.create({ id: 'rsa-org', name: 'rsa' });
-      const { parseAuthorizedKey } = await import('../../../keys/ssh-host-keys.js');
+      const { parseAuthorizedKey } = await import('../../keys/ssh-host-keys.js');
       await h.ledger.partners.addSshKey({ partnerId: 'rsa-org', ...parseAuthorizedKey(await fsp.readFile(`${rsaKey}.pub`, 'utf8')) });
       await h.dataDir.ensurePartner('rsa-org');
       const rp: TestPartner = { id: 'rsa-org', key: rsaKey, publicKey: '' };
