@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, redactedConfig } from '../../../gateway/core/config.js';
+import { loadConfig, redactedConfig, SETTINGS } from '../../../gateway/core/config.js';
+import type { Setting } from '../../../gateway/core/config-fields.js';
 import { loadMasterKey } from '../../../gateway/core/sealed-blob.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
@@ -171,5 +172,33 @@ describe('config: Redis Cluster and Sentinel', () => {
     const dump = JSON.stringify(redactedConfig(c));
     expect(dump).not.to.include('sentinel-secret').and.not.include('data-secret');
     expect((redactedConfig(c).redis as Record<string, unknown>).sentinelPassword).to.equal('[set]');
+  });
+});
+
+describe('config: the list of settings', () => {
+  const list = SETTINGS as readonly Setting[];
+
+  it('names each variable and each path once', () => {
+    const envs = list.flatMap((s) => [s.env, s.file?.env]).filter((e): e is string => typeof e === 'string');
+    expect(envs.filter((e, i) => envs.indexOf(e) !== i)).to.deep.equal([]);
+    const paths = list.map((s) => s.path);
+    expect(paths.filter((p, i) => paths.indexOf(p) !== i)).to.deep.equal([]);
+  });
+
+  it('puts each number, flag and choice read from its variable at its path', () => {
+    const at = (o: unknown, dotted: string): unknown => dotted.split('.').reduce<unknown>((x, k) => (x as Record<string, unknown>)[k], o);
+    const companions: Record<string, NodeJS.ProcessEnv> = { PGW_REDIS_MODE: { PGW_REDIS_NODES: 'a:7000' } }; // cluster needs nodes
+    let checked = 0;
+    for (const s of list) {
+      const { kind, schema, default: def } = s.value;
+      let value: unknown;
+      if (kind === 'int' || kind === 'number') value = (def as number) + 1;
+      else if (kind === 'bool') value = !def;
+      else if (schema.enum) value = (schema.enum as string[]).find((v) => v !== def);
+      if (value === undefined || s.env === null) continue;
+      expect(at(loadConfig({ env: { ...companions[s.env], [s.env]: String(value) } }), s.path), s.env).to.equal(value);
+      checked++;
+    }
+    expect(checked).to.be.greaterThan(60);
   });
 });
