@@ -1,10 +1,11 @@
 /**
  * End-to-end harness: a throw-away data dir, `pgw` processes started as a partner's
- * gateway would run (the real binary, child processes), partners with keys made by
+ * gateway would run (the real binary, child processes, started by pgw-process.ts, which the
+ * bench shares), partners with keys made by
  * `ssh-keygen` and `gpg`, uploads with the OpenSSH `sftp` client, acks read from the outbox
  * and decrypted with `gpg`. Nothing is mocked.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -14,30 +15,18 @@ import { loadConfig, type Config } from '../../gateway/core/config.js';
 import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
-import { initialise } from '../../keys/init.js';
 import { keyAuditChain } from '../../keys/audit-key.js';
 import { DataKeys, loadMasterKey } from '../../gateway/core/sealed-blob.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
-import { Queues, createRedis } from '../../workers/queues.js';
+import { createRedis } from '../../workers/queues.js';
 import { suiteDatabase, TEST_REDIS_URL, type TestDatabase } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
+import { clearQueuePrefix, initInstallation, spawnPgw, type PgwProcess, type PgwRole } from './pgw-process.js';
+
+export { tryJson, type PgwProcess } from './pgw-process.js';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const PGW = path.join(ROOT, 'bin', 'pgw.js');
-
-export interface PgwProcess {
-  child: ChildProcess;
-  /** Every stdout/stderr line so far. */
-  lines: string[];
-  port?: number;
-  httpsPort?: number;
-  consolePort?: number;
-  /** The internal API (Babybalance's systems). */
-  internalPort?: number;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 export interface TestPartner {
   id: string;
@@ -90,7 +79,7 @@ export class GatewayHarness {
     const database = extraEnv.PGW_DATABASE_URL ? null : await suiteDatabase(path.join(dir, 'data', 'ledger.db'));
     const h = new GatewayHarness(dir, database ? { PGW_DATABASE_URL: database.url, ...extraEnv } : extraEnv);
     h.database = database;
-    await initialise(h.config, silentLogger);
+    await initInstallation(h.config);
     await h.withLedger(async (l) => {
       const [k] = await l.pgpKeys.gatewayKeys();
       h.gatewayFingerprint = k!.fingerprint.toUpperCase();
@@ -112,39 +101,15 @@ export class GatewayHarness {
     }
   }
 
-  /** Start `pgw start --role <role>`; resolves once it logged "started". */
-  async start(role: 'all' | 'gateway' | 'worker' = 'all', env: Record<string, string> = {}): Promise<PgwProcess> {
-    const child = spawn(process.execPath, [PGW, 'start', '--role', role], { env: { ...this.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const p: PgwProcess = {
-      child, lines: [],
-      exited: new Promise((res) => child.once('exit', (code, signal) => res({ code, signal }))),
-    };
-    this.processes.push(p);
-    const collect = (stream: NodeJS.ReadableStream) => {
-      let buf = '';
-      stream.on('data', (d: Buffer) => {
-        buf += d.toString('utf8');
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          p.lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-    };
-    collect(child.stdout!);
-    collect(child.stderr!);
-    await waitFor(() => {
-      if (child.exitCode !== null) throw new Error(`pgw exited early:\n${p.lines.join('\n')}`);
-      const listening = p.lines.map(tryJson).find((l) => l?.message === 'listening');
-      if (listening) {
-        p.port = Number(listening.sftp);
-        p.httpsPort = Number(listening.https);
-        p.consolePort = Number(listening.console);
-        p.internalPort = Number(listening.internal);
-      }
-      return p.lines.some((l) => tryJson(l)?.message === 'started');
-    }, 120_000, 'pgw start');
-    return p;
+  /**
+   * Start `pgw start --role <role>`; resolves once it logged "started". The process is in
+   * `processes` at once (tests signal or watch it during its start-up).
+   */
+  async start(role: PgwRole = 'all', env: Record<string, string> = {}): Promise<PgwProcess> {
+    const { proc, started } = spawnPgw({ ...this.env, ...env }, role);
+    this.processes.push(proc);
+    await started;
+    return proc;
   }
 
   get sftpPort(): number {
@@ -284,11 +249,7 @@ export class GatewayHarness {
 
   async cleanup(): Promise<void> {
     await this.stopAll('SIGKILL');
-    const r = createRedis(this.config, true, silentLogger);
-    const q = new Queues(r, this.config.queuePrefix, 1);
-    await q.obliterate().catch(() => {});
-    await q.close();
-    r.disconnect();
+    await clearQueuePrefix(this.config);
     // Only this harness's partners: other runs on the machine (worktrees, a bench) keep theirs.
     for (const home of this.gpgHomes.splice(0)) {
       await stopGpgDaemons(home);
@@ -324,15 +285,6 @@ function gpgNow(home: string, args: string[], input?: Buffer): Promise<{ stdout:
     });
     c.stdin.end(input ?? undefined);
   });
-}
-
-export function tryJson(line: string): Record<string, unknown> | null {
-  try {
-    const v: unknown = JSON.parse(line);
-    return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Poll `cond` until true or the deadline passes (then throw naming `what`). */

@@ -1,6 +1,7 @@
 /**
- * In-process SFTP test rig on real parts: a throw-away data dir, a real SQLite ledger, a
- * real BullMQ producer on the local Redis (unique prefix, removed afterwards), real
+ * In-process SFTP test rig on real parts (for tests that reach into the server: its ban list,
+ * its log lines; gateway-harness.ts starts the real `pgw` instead): a throw-away data dir,
+ * the suite's ledger, a real BullMQ producer on the local Redis (unique prefix, removed afterwards), real
  * DataKeys, the SFTP server on port 0, partners with keys made by `ssh-keygen`, and the
  * OpenSSH `sftp` client in batch mode. Log lines are captured for assertions.
  */
@@ -24,7 +25,7 @@ import { IngestService } from '../../gateway/ingest/ingest-service.js';
 import { startSftpServer, type SftpServer, type SftpServerDeps } from '../../gateway/sftp/sftp-server.js';
 import { ensureHostKeys, loadHostKeys, parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
 import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
-import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
+import { clearQueuePrefix } from './pgw-process.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'test-passphrase';
@@ -287,9 +288,8 @@ export class SftpHarness {
     for (const c of this.children) c.kill('SIGKILL');
     await this.server?.close();
     await this.queues.close();
-    const keys = await scanQueueKeys(this.redis, this.prefix);
-    if (keys.length) await this.redis.del(...keys);
     await this.redis.quit().catch(() => this.redis.disconnect());
+    await clearQueuePrefix(this.config);
     await this.ledger.close();
     await this.database?.drop();
     await fsp.rm(this.dir, { recursive: true, force: true });
