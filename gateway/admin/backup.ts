@@ -16,7 +16,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { PgwError } from '../core/errors.js';
 import { DataDir } from '../core/data-dir.js';
@@ -24,7 +23,7 @@ import { Ledger } from '../core/ledger/index.js';
 import { DataKeys, deriveMasterKey, loadMasterKey } from '../core/sealed-blob.js';
 import { ensureDir, fsyncDir, writeFileAtomic } from '../core/fs-atomic.js';
 import { isAckFileName, isDocumentFileName, isResultFileName } from '../core/file-names.js';
-import { keyAuditChain, openKeyedLedger } from '../../keys/audit-key.js';
+import { keyAuditChain, openKeyedLedger, type KeyStoreSettings } from '../../keys/audit-key.js';
 import { verifyAudit } from './audit-admin.js';
 import {
   DATA, FORMAT, MANIFEST, MANIFEST_MAC, checkDataFiles, copyDataDir, copyHashed, parseManifest, secretNeedles, sha256File,
@@ -63,7 +62,7 @@ export interface BackupHooks {
   afterLedgerSnapshot?: () => Promise<void>;
 }
 
-export async function createBackup(config: Config, out: string, actor: string, log: Logger, hooks: BackupHooks = {}): Promise<BackupReport> {
+export async function createBackup(config: KeyStoreSettings, out: string, actor: string, log: Logger, hooks: BackupHooks = {}): Promise<BackupReport> {
   out = path.resolve(out);
   const dataDir = new DataDir(path.resolve(config.dataDir));
   const rel = path.relative(dataDir.root, out);
@@ -122,7 +121,7 @@ export interface VerifyReport {
  * The master key to check a backup with: PGW_DATA_KEY, or derived from the passphrase and
  * the salt inside the backup (this host's data dir may be empty or another installation's).
  */
-async function masterKeyFor(config: Config, backupDir: string): Promise<Buffer> {
+async function masterKeyFor(config: KeyStoreSettings, backupDir: string): Promise<Buffer> {
   if (config.dataKey) return loadMasterKey(config.dataKey, '', '');
   if (!config.keyPassphrase) throw new PgwError('key.passphrase_missing');
   const salt = await fsp.readFile(path.join(backupDir, DATA, 'keys', 'data-key.salt')).catch(() => null);
@@ -137,7 +136,7 @@ async function readManifest(backupDir: string): Promise<{ m: Manifest; bytes: Bu
 }
 
 /** Read every byte of a backup and check it against its manifest and the manifest's MAC. */
-export async function verifyBackup(config: Config, backupDir: string, masterKey?: Buffer): Promise<VerifyReport> {
+export async function verifyBackup(config: KeyStoreSettings, backupDir: string, masterKey?: Buffer): Promise<VerifyReport> {
   backupDir = path.resolve(backupDir);
   const { m, bytes } = await readManifest(backupDir);
   const master = masterKey ?? await masterKeyFor(config, backupDir);
@@ -167,7 +166,7 @@ export interface RestoreReport {
  * anything, a backup that fails verification (every byte is checked first), and secrets that
  * are not the installation's (the manifest MAC), before writing anything.
  */
-export async function restoreBackup(config: Config, backupDir: string, actor: string, log: Logger): Promise<RestoreReport> {
+export async function restoreBackup(config: KeyStoreSettings, backupDir: string, actor: string, log: Logger): Promise<RestoreReport> {
   backupDir = path.resolve(backupDir);
   const master = await masterKeyFor(config, backupDir);
   const v = await verifyBackup(config, backupDir, master);
