@@ -32,6 +32,7 @@ import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage
 import { subjectRequestsPage } from './subject-requests-page.js';
 import { PAGE_SIZE, pageHref, pageNumber, slicePage } from './html.js';
 import { dailySeries } from './chart.js';
+import { auditPage, handoffsPage } from './log-pages.js';
 import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
 
 export interface ConsoleDeps extends ReadinessDeps {
@@ -259,6 +260,33 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
       older: (!before && more) || before ? key(shown[shown.length - 1]) : null,
     };
     page(res, 200, batchesPage(view(res), withAcks, f, (await d.ledger.partners.list()).map((p) => p.id), pages));
+  });
+
+  app.get('/handoffs', async (req, res) => {
+    // Page key: `<ready_at>_<batch id>` of the last row shown; the list runs oldest first.
+    const m = /^(\d{4}-\d\d-\d\dT[\d:.]+Z)_(b-\d{8}-[a-z0-9]{12})$/.exec(typeof req.query.after === 'string' ? req.query.after : '');
+    const rows = await d.ledger.handoffs.list({ ...(m ? { after: { readyAt: m[1]!, batchId: m[2]! } } : {}), limit: PAGE_SIZE + 1 });
+    const shown = rows.slice(0, PAGE_SIZE);
+    const last = shown[shown.length - 1];
+    const overdueBefore = new Date(Date.now() - d.config.handoff.overdueHours * 3600_000).toISOString();
+    page(res, 200, handoffsPage(view(res), shown, overdueBefore, {
+      prev: m ? '/handoffs' : null,
+      next: rows.length > PAGE_SIZE && last ? pageHref('/handoffs', {}, 'after', `${last.ready_at}_${last.batch_id}`) : null,
+    }));
+  });
+  app.get('/audit', async (req, res) => {
+    // Page key: the newest sequence number shown. Sequence numbers are never reused and a
+    // gap means the chain was cut (pgw audit verify), so the newer page starts PAGE_SIZE above.
+    const upTo = typeof req.query.upto === 'string' && /^[1-9]\d{0,15}$/.test(req.query.upto) ? Number(req.query.upto) : undefined;
+    const rows = await d.ledger.audit.list({ limit: PAGE_SIZE + 1, ...(upTo ? { upToSeq: upTo } : {}) });
+    const shown = rows.slice(0, PAGE_SIZE);
+    const first = shown[0];
+    const last = shown[shown.length - 1];
+    const newest = upTo ? (await d.ledger.audit.list({ limit: 1 }))[0]?.seq ?? 0 : 0;
+    page(res, 200, auditPage(view(res), shown, {
+      newer: first && newest > first.seq ? pageHref('/audit', {}, 'upto', first.seq + PAGE_SIZE) : null,
+      older: rows.length > PAGE_SIZE && last ? pageHref('/audit', {}, 'upto', last.seq - 1) : null,
+    }));
   });
 
   const batchDetail = async (id: string) => {

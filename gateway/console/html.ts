@@ -86,7 +86,7 @@ export function layout(title: string, user: LayoutUser | null, current: string, 
   const nav = (href: string, label: string) => html`<a href="${href}"${current === href ? raw(' aria-current="page"') : ''}>${label}</a>`;
   return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${title} · Partner gateway</title><style>${raw(STYLE)}</style></head><body>
-<header><strong>Partner gateway</strong>${user ? html`<nav aria-label="main">${nav('/', 'Overview')} ${nav('/batches', 'Batches')} ${nav('/partners', 'Partners')} ${nav('/subject-requests', 'Subject requests')}${user.role === 'engineer' ? html` ${nav('/queues', 'Queues')}` : ''}</nav>
+<header><strong>Partner gateway</strong>${user ? html`<nav aria-label="main">${nav('/', 'Overview')} ${nav('/batches', 'Batches')} ${nav('/partners', 'Partners')} ${nav('/handoffs', 'Handoffs')} ${nav('/subject-requests', 'Subject requests')} ${nav('/audit', 'Audit log')}${user.role === 'engineer' ? html` ${nav('/queues', 'Queues')}` : ''}</nav>
 <form method="post" action="/logout"><input type="hidden" name="_csrf" value="${user.csrf}"><span>${user.operator} (${user.role})</span> <button type="submit">Log out</button></form>` : ''}</header>
 <main>${body}</main>${user ? html`<footer>Times in ${user.timeZone ?? 'UTC'}.</footer>` : ''}</body></html>`.value;
 }

@@ -1,6 +1,7 @@
 /**
  * The console's lists and search against a real `pgw start` (console listener, ledger on
- * SQLite or PostgreSQL) with more rows than a page: every list pages newer/older and shows
+ * SQLite or PostgreSQL) with more rows than a page: every list (batches, partners, a partner's
+ * documents, subject requests, handoffs, the audit log) pages newer/older and shows
  * each row once; the one search box finds by file name, batch id and partner reference,
  * takes `%` and `_` literally, escapes what it echoes and cuts long queries; times are in
  * PGW_TIMEZONE (here America/New_York) and say so; the overview carries the 30-day SVG chart
@@ -52,6 +53,15 @@ describe('support console: lists, search, time zone, chart', function () {
           plain_bytes: 1, sha256: '0'.repeat(64), signed_by: 'f'.repeat(40), encrypted_to: 'e'.repeat(40), sent_by: 'test',
         });
       }
+      // Handoffs of 60 of those batches (ready since their receipt), and 70 audit events.
+      for (let i = 0; i < 60; i++) {
+        const b = (await l.batches.get(ids[`f${i}`]!))!;
+        await l.handle.db.insertInto('handoffs').values({
+          batch_id: b.id, version: 1, state: 'ready', records: 1, ready_at: b.received_at, taken_at: null, taken_by: null, confirmed_at: null, confirmed_by: null,
+          outcome_sha256: null, outcome_created: null, outcome_exists: null, outcome_failed: null, overdue_at: null, released_at: null, updated_at: b.received_at,
+        }).execute();
+      }
+      for (let i = 0; i < 70; i++) await l.audit.record('test', 'test.paged', `target-${i}`, { secret: 'not shown' });
       const requests = new SubjectRequestRepo(l.handle);
       for (let i = 0; i < 60; i++) await requests.open('access', new Date(Date.now() - i * 60_000), null, 'test');
     });
@@ -113,6 +123,27 @@ describe('support console: lists, search, time zone, chart', function () {
     expect(reqs.items.map((p) => p.length)).to.deep.equal([PAGE, 10]);
     expect(new Set(reqs.items.flat()).size).to.equal(60);
     expect(reqs.bodies[1]).to.include('data-count="open">60<');
+  });
+
+  it('handoffs page oldest first; the audit log pages newer/older by sequence number, without its details', async () => {
+    const handoffs = await walk('/handoffs', 'next', /<tr data-batch="(b-[0-9a-z-]+)"/g);
+    expect(handoffs.items.map((p) => p.length)).to.deep.equal([PAGE, 10]);
+    expect(new Set(handoffs.items.flat()).size).to.equal(60);
+    expect(handoffs.items[0]![0]).to.be.oneOf([ids.f0, ids.f1, ids.f2]); // the longest waiting first
+    expect(link(handoffs.bodies[1]!, 'prev')).to.equal('/handoffs');
+
+    const older = await walk('/audit', 'next', /<tr data-seq="(\d+)"/g);
+    const seqs = older.items.flat().map(Number);
+    expect(older.items[0]).to.have.length(PAGE);
+    expect(seqs).to.deep.equal([...seqs].sort((a, b) => b - a));
+    expect(new Set(seqs).size).to.equal(seqs.length);
+    const total = await h.withLedger(async (l) => (await l.audit.list({ limit: 10_000 })).length);
+    expect(seqs).to.have.length(total);
+    expect(older.bodies.join('')).to.include('target-69').and.include('test.paged');
+    expect(older.bodies.join('')).to.not.include('not shown');
+    expect(link(older.bodies[0]!, 'prev'), 'the newest page has no newer link').to.equal(null);
+    const back = await get(link(older.bodies[1]!, 'prev')!);
+    expect([...back.body.matchAll(/<tr data-seq="(\d+)"/g)].map((m) => m[1])).to.deep.equal(older.items[0]);
   });
 
   const found = (r: ConsoleRes) => [...r.body.matchAll(/<a href="\/batches\/(b-[0-9a-z-]+)">/g)].map((m) => m[1]!);
