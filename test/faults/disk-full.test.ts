@@ -15,8 +15,9 @@ import path from 'node:path';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import {
   FaultRig, allBatches, assertExactlyOneAckPerBatch, assertNoLeftovers, fillDisk, freeBytes, logs, mountTmpfs, sealedRandom,
-  waitAllDone, waitFor, type PgwProcess, type Tmpfs,
+  waitAllDone, type PgwProcess, type Tmpfs,
 } from '../helpers/fault-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 describe('faults: disk full', function () {
   this.timeout(120_000);

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import net from 'node:net';
-import { GatewayHarness, waitFor, type PgwProcess } from '../helpers/gateway-harness.js';
+import { GatewayHarness, type PgwProcess } from '../helpers/gateway-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { postgresDatabase, type TestDatabase } from '../helpers/databases.js';
 import { freePort, logs, waitExit } from '../helpers/fault-tools.js';
 

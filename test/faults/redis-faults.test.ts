@@ -14,8 +14,9 @@ import { expect } from 'chai';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import {
   FaultRig, PrivateRedis, allBatches, assertExactlyOneAckPerBatch, logs, putOutcomes, runPgwExpectingExit, waitAllDone,
-  waitExit, waitFor, type PgwProcess, type TestPartner,
+  waitExit, type PgwProcess, type TestPartner,
 } from '../helpers/fault-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
 import type { Batch } from '../../gateway/core/ledger/index.js';
 
 describe('faults: Redis', function () {

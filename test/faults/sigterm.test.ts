@@ -14,8 +14,9 @@ import { promises as fsp } from 'node:fs';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import {
   FaultRig, allBatches, assertExactlyOneAckPerBatch, assertNoLeftovers, putOutcomes, sealedRandom, waitAllDone, waitExit,
-  waitFor, type PgwProcess, type TestPartner,
+  type PgwProcess, type TestPartner,
 } from '../helpers/fault-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 describe('faults: SIGTERM with uploads and jobs in flight', function () {
   this.timeout(120_000);

@@ -16,8 +16,9 @@ import { queueKeyPrefix } from '../../gateway/core/redis/key-names.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import { DataKeys, deriveMasterKey, loadOrCreateSalt, readSealedAll } from '../../gateway/core/sealed-blob.js';
 import {
-  FaultRig, allBatches, assertExactlyOneAckPerBatch, logs, waitAllDone, waitFor, type PgwProcess, type TestPartner,
+  FaultRig, allBatches, assertExactlyOneAckPerBatch, logs, waitAllDone, type PgwProcess, type TestPartner,
 } from '../helpers/fault-tools.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 describe('faults: transient vs permanent failures, stalled jobs', function () {
   this.timeout(120_000);

@@ -23,7 +23,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import type { Ledger, Batch } from '../../gateway/core/ledger/index.js';
-import { GatewayHarness, gpg, tryJson, waitFor, type PgwProcess, type TestPartner } from './gateway-harness.js';
+import { GatewayHarness, gpg, tryJson, type PgwProcess, type TestPartner } from './gateway-harness.js';
+import { waitFor } from './wait-for.js';
 import { stopGpgDaemons } from './gpg-home-queue.js';
 
 const run = promisify(execFile);

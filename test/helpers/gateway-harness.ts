@@ -22,9 +22,12 @@ import { createRedis } from '../../workers/queues.js';
 import { suiteDatabase, TEST_REDIS_URL, type TestDatabase } from './databases.js';
 import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
+import { waitFor } from './wait-for.js';
 import { clearQueuePrefix, initInstallation, spawnPgw, type PgwProcess, type PgwRole } from './pgw-process.js';
 
 export { tryJson, type PgwProcess } from './pgw-process.js';
+// For test files that still import it from here (two being edited elsewhere as of this change); new code imports wait-for.ts.
+export { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 
@@ -285,14 +288,4 @@ function gpgNow(home: string, args: string[], input?: Buffer): Promise<{ stdout:
     });
     c.stdin.end(input ?? undefined);
   });
-}
-
-/** Poll `cond` until true or the deadline passes (then throw naming `what`). */
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await cond()) return;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

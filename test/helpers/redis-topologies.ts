@@ -11,7 +11,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { PrivateRedis } from './fault-tools.js';
-import { waitFor } from './gateway-harness.js';
+import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 

@@ -26,6 +26,7 @@ import { startSftpServer, type SftpServer, type SftpServerDeps } from '../../gat
 import { ensureHostKeys, loadHostKeys, parseAuthorizedKey } from '../../keys/ssh-host-keys.js';
 import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
 import { clearQueuePrefix } from './pgw-process.js';
+import { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'test-passphrase';
@@ -55,17 +56,6 @@ export interface SftpResult {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** Wait until `fn` returns truthy; throws with `what` after `timeoutMs`. Polls, never sleeps blindly. */
-export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs: number, what: string): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 let hostKeyCache: Promise<string> | null = null;

@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
-import { waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import { call, sftpAs, sha256, sharedGateway, STATUS } from './kit.js';
 

@@ -14,7 +14,8 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { GatewayHarness, waitFor, type PgwProcess, type TestPartner } from '../helpers/gateway-harness.js';
+import { GatewayHarness, type PgwProcess, type TestPartner } from '../helpers/gateway-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { SftpHarness, type TestPartner as InProcessPartner } from '../helpers/sftp-harness.js';
 import { BanList } from '../../gateway/sftp/ban-list.js';
 

@@ -9,7 +9,8 @@ import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import ssh2 from 'ssh2';
 import { BanList } from '../../gateway/sftp/ban-list.js';
-import { SftpHarness, waitFor, type TestPartner } from '../helpers/sftp-harness.js';
+import { SftpHarness, type TestPartner } from '../helpers/sftp-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 type ParsedKey = ssh2.ParsedKey;
 

@@ -12,7 +12,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import ssh2 from 'ssh2';
-import { waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { auditLogLines, call, median, sftpAs, sharedGateway, sshConnect, token } from './kit.js';
 import { generateReadableKey } from '../../keys/ssh-host-keys.js';
 

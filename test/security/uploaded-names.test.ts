@@ -9,7 +9,8 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type ssh2 from 'ssh2';
-import { waitFor, type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { type GatewayHarness, type TestPartner } from '../helpers/gateway-harness.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { sampleBatch } from '../../schemas/testing/sample-records.js';
 import {
   auditLogLines, call, changedPaths, filesContaining, listEntries, listFiles, putBytes, ROOT, sealWith, sftpAs, sharedGateway,

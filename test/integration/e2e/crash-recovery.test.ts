@@ -4,7 +4,8 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { sampleBatch } from '../../../schemas/testing/sample-records.js';
 import { assertNoLeftovers } from '../../helpers/fault-tools.js';
 

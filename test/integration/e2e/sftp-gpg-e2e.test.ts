@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { GatewayHarness, tryJson, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, tryJson, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { queueKeyPrefix } from '../../../gateway/core/redis/key-names.js';
 import { sampleBatch, invalidChecksumBsn } from '../../../schemas/testing/sample-records.js';
 

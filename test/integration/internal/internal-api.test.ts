@@ -7,7 +7,8 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { ApiClient, OpenApiChecker, type ApiResponse } from '../../helpers/https-client.js';
 import { sampleBatch, invalidChecksumBsn } from '../../../schemas/testing/sample-records.js';
 import { issueServiceToken, type ServiceScope } from '../../../gateway/admin/service-tokens.js';

@@ -8,7 +8,8 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import net from 'node:net';
 import type ssh2 from 'ssh2';
-import { SftpHarness, waitFor, type TestPartner } from '../../helpers/sftp-harness.js';
+import { SftpHarness, type TestPartner } from '../../helpers/sftp-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const T = {
   INIT: 1, VERSION: 2, OPEN: 3, CLOSE: 4, READ: 5, WRITE: 6, LSTAT: 7, FSTAT: 8, SETSTAT: 9, FSETSTAT: 10, OPENDIR: 11,

@@ -4,7 +4,8 @@
  * code. A real `pgw start` and OpenSSH's sftp; /metrics scraped as Prometheus would.
  */
 import { expect } from 'chai';
-import { GatewayHarness, tryJson, waitFor, type PgwProcess, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, tryJson, type PgwProcess, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { consoleGet } from '../../helpers/https-client.js';
 
 /** The sample of `name` with exactly the label `code="…"`, or 0 when absent. */

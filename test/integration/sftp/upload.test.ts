@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import type ssh2 from 'ssh2';
-import { SftpHarness, waitFor, type TestPartner } from '../../helpers/sftp-harness.js';
+import { SftpHarness, type TestPartner } from '../../helpers/sftp-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 const UPLOAD_LIMIT = 256 * 1024;

@@ -9,7 +9,7 @@ import { silentLogger } from '../../../gateway/core/logger.js';
 import { createRedis, quitRedis, type RedisConnection } from '../../../gateway/core/redis/connection.js';
 import { keyedName, queueKeyPrefix, scanQueueKeys } from '../../../gateway/core/redis/key-names.js';
 import { SharedBanList } from '../../../gateway/sftp/shared-ban-list.js';
-import { waitFor } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { TEST_REDIS_URL } from '../../helpers/databases.js';
 
 const IP = '192.0.2.7';
