@@ -1,9 +1,9 @@
 /** Renders the environment settings as the README's config table (checked by a test). */
 import { SETTINGS } from './config.js';
-import { isDerived, type Setting } from './config-fields.js';
+import { isDerived } from './config-fields.js';
 
 export function configTable(): string {
-  const rows = (SETTINGS as readonly Setting[]).flatMap((s) => {
+  const rows = SETTINGS.flatMap((s) => {
     if (s.env === null) return []; // file-only
     const row = `| \`${s.env}\` | \`${shown(s.value.default)}\` | ${s.doc} |`;
     // A secret that may also come from a file: that variable's row follows.

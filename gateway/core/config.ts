@@ -3,10 +3,10 @@
  * The merged object is validated once with ajv; every bad setting is reported together.
  * Nothing else in the code base reads `process.env`.
  *
- * Every setting is declared once, in SETTINGS: its variable, its place in the config object
- * (and the file), its default and schema (the `value`), and its line in the README. The
- * `Config` type, the defaults, the env reader, the schema, the redaction for the log and the
- * README table (config-table.ts) are derived from that list; a new setting is one new line.
+ * Every setting is declared once, in the list below: its variable, its place in the config
+ * object (and the file), its default and schema (the `value`), and its line in the README.
+ * The `Config` type, the defaults, the env reader, the schema, the redaction for the log and
+ * the README table (config-table.ts) are derived from that list; a new setting is one entry.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,8 +18,13 @@ import { bool, derived, int, isDerived, list, num, oneOf, PORT, POS, schemaOf, t
 
 export type Role = 'all' | 'gateway' | 'worker';
 
-/** In the order of the README table. */
-export const SETTINGS = [
+/**
+ * Every setting, in the order of the README table. A new one is one entry: `env` (null: file
+ * only), `path` (its key in the file and the config object; a new section is a new prefix),
+ * `value` (a kind from config-fields.ts with its default and bounds), `doc` (its README line),
+ * and `secret` / `file` where they apply. `npm run docs` then rewrites the README table.
+ */
+const DECLARED = [
   // `production` refuses unsafe settings (fault hook, eviction-prone Redis).
   { env: 'PGW_ENV', path: 'env', value: oneOf(['development', 'test', 'production'], 'development'), doc: 'development, test or production (refuses unsafe settings)' },
   { env: 'PGW_DATA_DIR', path: 'dataDir', value: text('./var', { minLength: 1 }), doc: 'spool, encrypted payloads, outboxes, keys, SQLite ledger' },
@@ -150,14 +155,15 @@ export const SETTINGS = [
 ] as const satisfies readonly Setting[];
 
 // An interface (not the bare alias) so that messages and hovers say `Config`, not its whole shape.
-export interface Config extends ConfigOf<typeof SETTINGS> {}
+export interface Config extends ConfigOf<typeof DECLARED> {}
 
-/** The schema of the merged config (exported for tests and tools). */
-export const SCHEMA = schemaOf(SETTINGS);
+export const SETTINGS: readonly Setting[] = DECLARED;
+
+const SCHEMA = schemaOf(SETTINGS);
 
 function defaults(): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const s of SETTINGS as readonly Setting[]) setPath(out, s.path, isDerived(s.value.default) ? null : structuredClone(s.value.default));
+  for (const s of SETTINGS) setPath(out, s.path, isDerived(s.value.default) ? null : structuredClone(s.value.default));
   return out;
 }
 
@@ -185,7 +191,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
     if (parsed !== undefined) merged = deepMerge(merged, parsed);
   }
 
-  for (const s of SETTINGS as readonly Setting[]) {
+  for (const s of SETTINGS) {
     const raw = s.env === null ? undefined : env[s.env];
     if (raw === undefined || raw === '') continue;
     const kind = s.value.kind;
@@ -202,7 +208,7 @@ export function loadConfig(opts: LoadOptions = {}): Config {
       else setPath(merged, s.path, n);
     }
   }
-  for (const s of SETTINGS as readonly Setting[]) {
+  for (const s of SETTINGS) {
     const name = s.file?.env;
     const fileName = name === undefined ? undefined : env[name];
     if (!s.file || !fileName) continue;
@@ -293,14 +299,14 @@ function smtpProblems(n: Config['notifications']): string[] {
 
 function envNameFor(dotted: string): string {
   const setting = dotted.replace(/\.\d+$/, ''); // an item of a list names the list's variable
-  const s = (SETTINGS as readonly Setting[]).find((x) => x.path === setting);
+  const s = SETTINGS.find((x) => x.path === setting);
   return s?.env ? `${s.env} (${dotted})` : dotted;
 }
 
 /** Config as it may be logged: secrets replaced. */
 export function redactedConfig(cfg: Config): Record<string, unknown> {
   const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
-  for (const s of SETTINGS as readonly Setting[]) {
+  for (const s of SETTINGS) {
     if (!s.secret) continue;
     const v = getPath(copy, s.path);
     if (s.secret === 'value') setPath(copy, s.path, v ? '[set]' : null);

@@ -4,7 +4,6 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, redactedConfig, SETTINGS } from '../../../gateway/core/config.js';
-import type { Setting } from '../../../gateway/core/config-fields.js';
 import { loadMasterKey } from '../../../gateway/core/sealed-blob.js';
 import { PgwError } from '../../../gateway/core/errors.js';
 
@@ -176,7 +175,7 @@ describe('config: Redis Cluster and Sentinel', () => {
 });
 
 describe('config: the list of settings', () => {
-  const list = SETTINGS as readonly Setting[];
+  const list = SETTINGS;
 
   it('names each variable and each path once', () => {
     const envs = list.flatMap((s) => [s.env, s.file?.env]).filter((e): e is string => typeof e === 'string');
