@@ -31,7 +31,8 @@ export interface AckDocument {
   signer: { fingerprint: string; signedAt: string } | null;
   schema: string | null;
   reference: string | null;
-  records: { total: number; accepted: number; rejected: number };
+  /** `erased`: records erased at the person's request since the upload (subject.erased warnings); only when there are any. */
+  records: { total: number; accepted: number; rejected: number; erased?: number };
   errors: AckIssue[];
   warnings: AckIssue[];
   reason: { code: string; message: string } | null;
@@ -75,6 +76,8 @@ export function buildAckDocument(batch: Batch, opts: { ackVersion: number; super
     reason,
     notices: opts.notices ?? [],
   };
+  const erased = issues.warnings.filter((w) => w.code === 'subject.erased').length;
+  if (erased) doc.records.erased = erased;
   if (opts.supersedes) doc.supersedes = opts.supersedes;
   if (batch.duplicate_of) doc.duplicateOf = batch.duplicate_of;
   return doc;

@@ -15,6 +15,7 @@ import { validateBatch, type ValidationContext } from '../schemas/index.js';
 import { validateJsonStream, type AcceptedSink, type StreamedValidation } from '../schemas/batch-validator.js';
 import { validateCsvStream } from '../schemas/csv-stream-validator.js';
 import { rejectBatch, type StageContext } from './stage-context.js';
+import { makeIssue } from '../schemas/record-issues.js';
 
 export interface ValidateStageOptions {
   /**
@@ -67,7 +68,8 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
   }
 
   await subjects.finish();
-  const outcome: Outcome = result.accepted === result.total ? 'accepted' : result.accepted === 0 ? 'rejected' : 'partially_accepted';
+  result = asErased(result, await erasedRecords(ctx, batch.id));
+  const outcome: Outcome = result.accepted === 0 ? 'rejected' : result.rejected === 0 ? 'accepted' : 'partially_accepted';
   await ctx.ledger.batches.advance(batch.id, 'validate', 'ack', {
     outcome,
     error_code: outcome === 'rejected' ? 'records.none_accepted' : null,
@@ -86,6 +88,34 @@ export async function runValidateStage(ctx: StageContext, batchId: string, opts:
   });
   log.info('batch validated', { outcome, total: result.total, accepted: result.accepted, rejected: result.rejected });
   await ctx.enqueuer.enqueue('ack', batch.id);
+}
+
+/** Record positions a subject erasure emptied in this batch (its `subject-erased` events; positions only). */
+async function erasedRecords(ctx: StageContext, batchId: string): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const e of await ctx.ledger.batches.events(batchId)) {
+    if (e.stage !== 'subject-erased' || !e.detail) continue;
+    for (const i of (JSON.parse(e.detail) as { indexes?: number[] }).indexes ?? []) out.add(i);
+  }
+  return out;
+}
+
+/**
+ * A reprocessed batch after an erasure: the erased records fail validation (they are null
+ * now), but the partner did nothing wrong. They are not counted as rejected and are reported
+ * as a warning `subject.erased` (position only), not as an error.
+ */
+function asErased(result: StreamedValidation, erased: ReadonlySet<number>): StreamedValidation {
+  if (erased.size === 0) return result;
+  const gone = new Set<number>();
+  const errors = result.errors.filter((e) => {
+    if (!erased.has(e.record)) return true;
+    gone.add(e.record);
+    return false;
+  });
+  if (gone.size === 0) return result;
+  const warnings = [...result.warnings, ...[...gone].sort((a, b) => a - b).map((i) => makeIssue(i, undefined, '', 'subject.erased'))].sort((a, b) => a.record - b.record);
+  return { ...result, errors, warnings, rejected: result.rejected - gone.size };
 }
 
 /**

@@ -5,22 +5,29 @@
  * an upload (schemas/batch-validator.ts): one that an upload would reject refuses the whole
  * correction before anything is written. Like an erasure, the received file goes (it holds the
  * old values, and a reprocess must not restore them); a corrected BSN moves the index entry.
+ *
+ * A batch whose records were handed on and released has nothing left to rewrite: the new
+ * values are judged field by field (the same schema and rules, the rest of the record being
+ * gone) and the correction is a subject event for the account service only; a corrected
+ * BSN still moves the index entry, so a later request under the new BSN finds the record.
  */
 import { promises as fsp } from 'node:fs';
 import { PgwError } from '../core/errors.js';
 import { readSealedAll } from '../core/sealed-blob.js';
 import { removeQuietly } from '../core/fs-atomic.js';
-import { getSchemaValidators } from '../../schemas/compiled-schemas.js';
+import { getSchemaValidators, type SchemaValidators } from '../../schemas/compiled-schemas.js';
 import { checkRecord, dateBounds, type RecordIssue } from '../../schemas/batch-validator.js';
 import type { BatchRecords } from '../../schemas/batch-records.js';
 import {
-  hits, noteAction, noteDownstream, payloadRecords, removeQuarantine, rewriteSealed, subjectOf, underRequest, type SubjectDeps,
+  EVENT_ONLY, noteAction, noteDownstream, payloadRecords, removeQuarantine, rewriteSealed, settledHits, subjectOf, underRequest, type SubjectDeps,
 } from './subjects.js';
 
 export interface SubjectCorrection {
   batches: string[];
   records: number;
   fields: string[];
+  /** Batches handed on and released: corrected by a subject event only. */
+  eventOnly?: string[];
 }
 
 /** `field=value` pairs from the command line. */
@@ -44,21 +51,55 @@ function docWith(parsed: BatchRecords, records: unknown[]): Buffer {
   return Buffer.from(JSON.stringify(doc), 'utf8');
 }
 
+/** The validators of a batch's schema, and no field the schema does not have. */
+function validatorsFor(schema: string | null | undefined, fields: readonly string[]): SchemaValidators {
+  const v = schema ? getSchemaValidators(schema) : undefined;
+  if (!v) throw new PgwError('schema.unknown');
+  const unknown = fields.filter((f) => !v.recordFields.has(f));
+  if (unknown.length) throw new PgwError('subject.correction_invalid', 'no such field in the schema', { fields: unknown });
+  return v;
+}
+
+/** The codes name the field and the rule, never the value. */
+function refuse(errors: readonly RecordIssue[]): never {
+  throw new PgwError('subject.correction_invalid', undefined, { issues: errors.map((e) => ({ path: e.path, code: e.code })) });
+}
+
+/**
+ * The new values alone, for a record that is no longer stored: the upload's checks run on a
+ * record of just these fields, and only what they find about these fields counts (the
+ * others are missing, not wrong).
+ */
+function checkFields(v: SchemaValidators, sets: Record<string, string>): void {
+  const errors: RecordIssue[] = [];
+  checkRecord(v, { ...sets }, 0, dateBounds(new Date(), undefined), false, errors, []);
+  const mine = errors.filter((e) => Object.hasOwn(sets, e.path.slice(1).split('/')[0]!));
+  if (mine.length) refuse(mine);
+}
+
+interface Planned {
+  batchId: string;
+  /** The records rewritten here; absent for a released batch (event only). */
+  stored?: { key: Buffer; parsed: BatchRecords; changed: Map<number, Record<string, unknown>> };
+  records: number[];
+}
+
 export async function correctSubject(d: SubjectDeps, bsn: string, sets: Record<string, string>, actor: string, request: string): Promise<SubjectCorrection> {
   const repo = await underRequest(d, request, ['correction']);
   const subject = subjectOf(d, bsn);
   const fields = Object.keys(sets).sort();
   // First judge every corrected record; nothing is written unless all of them pass.
-  const plan: { batchId: string; key: Buffer; parsed: BatchRecords; changed: Map<number, Record<string, unknown>>; schema: string }[] = [];
-  for (const h of await hits(d, subject)) {
-    if (!h.payloadStored) continue;
+  const plan: Planned[] = [];
+  for (const h of await settledHits(d, subject)) {
     const b = (await d.ledger.batches.get(h.batchId))!;
+    if (!h.payloadStored) {
+      if (!h.released) continue;
+      checkFields(validatorsFor(b.schema, fields), sets);
+      plan.push({ batchId: b.id, records: h.records });
+      continue;
+    }
     const { key, parsed } = await payloadRecords(d, b);
-    const schema = schemaOf(parsed);
-    const v = schema === undefined ? undefined : getSchemaValidators(schema);
-    if (!v) throw new PgwError('schema.unknown');
-    const unknown = fields.filter((f) => !v.recordFields.has(f));
-    if (unknown.length) throw new PgwError('subject.correction_invalid', 'no such field in the schema', { fields: unknown });
+    const v = validatorsFor(schemaOf(parsed), fields);
     const changed = new Map<number, Record<string, unknown>>();
     for (const i of h.records) {
       const rec = parsed.records[i] as Record<string, unknown> | null;
@@ -66,29 +107,39 @@ export async function correctSubject(d: SubjectDeps, bsn: string, sets: Record<s
       const next = { ...rec, ...sets };
       const errors: RecordIssue[] = [];
       checkRecord(v, next, i, dateBounds(new Date(), undefined), false, errors, []);
-      // The codes name the field and the rule, never the value.
-      if (errors.length) throw new PgwError('subject.correction_invalid', undefined, { issues: errors.map((e) => ({ path: e.path, code: e.code })) });
+      if (errors.length) refuse(errors);
       changed.set(i, next);
     }
-    if (changed.size) plan.push({ batchId: b.id, key, parsed, changed, schema: v.name });
+    if (changed.size) plan.push({ batchId: b.id, stored: { key, parsed, changed }, records: [...changed.keys()] });
   }
+  const movesBsn = sets.bsn !== undefined && sets.bsn !== bsn;
   let records = 0;
   const batches: string[] = [];
+  const eventOnly: string[] = [];
   for (const p of plan) {
-    const all = p.parsed.records.map((r, i) => p.changed.get(i) ?? r);
-    await rewriteSealed(d.dataDir.payloadFile(p.batchId), p.key, docWith(p.parsed, all));
-    await correctAccepted(d, p.batchId, p.key, p.changed);
-    await removeQuietly(d.dataDir.spoolFile(p.batchId));
-    await removeQuarantine(d, p.batchId);
-    if (sets.bsn !== undefined && sets.bsn !== bsn) await reindex(d, p.batchId, all);
-    await noteDownstream(d, p.batchId, [...p.changed.keys()], 'corrected', sets);
-    await d.ledger.batches.addEvent(p.batchId, 'subject-corrected', 'info', null, { records: p.changed.size, fields, actor, request });
-    records += p.changed.size;
+    if (p.stored) {
+      const { key, parsed, changed } = p.stored;
+      const all = parsed.records.map((r, i) => changed.get(i) ?? r);
+      await rewriteSealed(d.dataDir.payloadFile(p.batchId), key, docWith(parsed, all));
+      await correctAccepted(d, p.batchId, key, changed);
+      await removeQuietly(d.dataDir.spoolFile(p.batchId));
+      await removeQuarantine(d, p.batchId);
+      if (movesBsn) await reindex(d, p.batchId, all);
+    }
+    const events = await noteDownstream(d, request, p.batchId, p.records, 'corrected', sets);
+    // Released: the index entry is all that is left here; it follows the new BSN (after the event, so a rerun still finds the batch).
+    if (!p.stored && movesBsn) await d.ledger.subjects.rekey(subject, p.batchId, d.dataKeys.subjectHash(sets.bsn!));
+    await d.ledger.batches.addEvent(p.batchId, 'subject-corrected', 'info', null, {
+      records: p.records.length, fields, actor, request, ...(p.stored ? {} : { done: EVENT_ONLY, events }),
+    });
+    if (!p.stored) eventOnly.push(p.batchId);
+    records += p.records.length;
     batches.push(p.batchId);
     d.fault?.('after-subject-batch');
   }
-  await noteAction(d, repo, request, actor, 'correct', { batches, records, fields });
-  return { batches, records, fields };
+  const done = eventOnly.length ? { eventOnly, done: `${EVENT_ONLY}: ${eventOnly.join(', ')}` } : {};
+  await noteAction(d, repo, request, actor, 'correct', { batches, records, fields, ...done });
+  return { batches, records, fields, ...(eventOnly.length ? { eventOnly } : {}) };
 }
 
 async function correctAccepted(d: SubjectDeps, batchId: string, key: Buffer, changed: ReadonlyMap<number, Record<string, unknown>>): Promise<void> {

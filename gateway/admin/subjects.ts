@@ -8,6 +8,10 @@
  * - **export**: those records, decrypted, as JSON (for an access request);
  * - **erase**: the stored payloads (and accepted-records files) are rewritten with those
  *   records replaced by null, sealed with the same data key, and the index entries removed.
+ *   A batch whose records were handed on and released (data key shredded, payload deleted)
+ *   keeps its index entries until retention purges the batch, so an erasure or correction
+ *   of it still reaches the account service as a subject event — "event only": there is
+ *   nothing left to rewrite here.
  * - **batch export**: the accepted records of a batch, for the downstream account service
  *   (the consumer of the `handoff` queue).
  */
@@ -42,7 +46,12 @@ export interface SubjectHit {
   records: number[];
   /** False once retention removed the payload: nothing of the person is left there. */
   payloadStored: boolean;
+  /** Handed on and released: only the index entry is left here; an action is an event for the account service. */
+  released: boolean;
 }
+
+/** What the register says was done in a batch whose records were handed on and released. */
+export const EVENT_ONLY = 'event only — records already handed on and released';
 
 const BSN = /^\d{9}$/;
 /** The placeholder partners send for "no BSN known": it is nobody, so it never matches a request. */
@@ -63,9 +72,26 @@ export async function hits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHi
     const b = await d.ledger.batches.get(batchId);
     if (!b) continue;
     const stored = Boolean(b.data_key) && (await fsp.stat(d.dataDir.payloadFile(b.id)).then(() => true, () => false));
-    out.push({ batchId, partner: b.partner_id, receivedAt: b.received_at, lane: b.lane, records, payloadStored: stored });
+    const released = !stored && Boolean((await d.ledger.handoffs.get(b.id))?.released_at);
+    out.push({ batchId, partner: b.partner_id, receivedAt: b.received_at, lane: b.lane, records, payloadStored: stored, released });
   }
   return out;
+}
+
+/**
+ * Hits for an erasure or correction: refused (`subject.batch_in_progress`, nothing changed)
+ * while a batch that holds the person is still in the pipeline — a validate stage running
+ * beside the action would write the person back into the payload, the accepted records and
+ * the index from what it read before.
+ */
+export async function settledHits(d: SubjectDeps, subject: Buffer[]): Promise<SubjectHit[]> {
+  const found = await hits(d, subject);
+  const busy: string[] = [];
+  for (const h of found) if ((await d.ledger.batches.get(h.batchId))?.stage !== 'done') busy.push(h.batchId);
+  if (busy.length) {
+    throw new PgwError('subject.batch_in_progress', `still being processed: ${busy.join(', ')}; nothing was changed: run the command again once its ack is out`, { batches: busy });
+  }
+  return found;
 }
 
 /**
@@ -166,12 +192,13 @@ function exportSummary(records: readonly SubjectExportRecord[]): string {
  * each file is replaced atomically; the index entries go last, so a crash part-way leaves the
  * batch findable and a rerun finishes it.
  */
-export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<{ batches: string[]; records: number }> {
+export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<{ batches: string[]; records: number; eventOnly?: string[] }> {
   const repo = await underRequest(d, request, ['erasure']);
   const subject = subjectOf(d, bsn);
   let erased = 0;
   const batches: string[] = [];
-  for (const h of await hits(d, subject)) {
+  const eventOnly: string[] = [];
+  for (const h of await settledHits(d, subject)) {
     const b = (await d.ledger.batches.get(h.batchId))!;
     if (h.payloadStored) {
       const { key, parsed } = await payloadRecords(d, b);
@@ -187,24 +214,36 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, r
     }
     await removeQuietly(d.dataDir.spoolFile(b.id));
     await removeQuarantine(d, b.id);
-    await noteDownstream(d, b.id, h.records, 'erased', null);
+    const events = await noteDownstream(d, request, b.id, h.records, 'erased', null);
     await d.ledger.subjects.remove(subject, b.id);
-    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, { records: h.records.length, receivedFileDeleted: true, actor, request });
+    // The erased positions (no personal data): a reprocess acks them as erased, not rejected.
+    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, {
+      records: h.records.length, indexes: h.records, receivedFileDeleted: true, actor, request, ...(h.released ? { done: EVENT_ONLY, events } : {}),
+    });
+    if (h.released) eventOnly.push(b.id);
     batches.push(b.id);
     d.fault?.('after-subject-batch');
   }
-  await noteAction(d, repo, request, actor, 'erase', { batches, records: erased });
-  return { batches, records: erased };
+  await noteAction(d, repo, request, actor, 'erase', { batches, records: erased, ...(eventOnly.length ? { eventOnly, done: `${EVENT_ONLY}: ${eventOnly.join(', ')}` } : {}) });
+  return { batches, records: erased, ...(eventOnly.length ? { eventOnly } : {}) };
 }
 
 /**
  * Records already handed on (the service took or confirmed them) get a subject event, so the
- * account service applies the erasure or correction too (art. 19).
+ * account service applies the erasure or correction too (art. 19); once released, only the
+ * records the service answered for were handed on. At most one event per (request, batch,
+ * record, kind, values): a rerun appends nothing. Returns the records that have an event.
  */
-export async function noteDownstream(d: SubjectDeps, batchId: string, records: readonly number[], kind: 'erased' | 'corrected', values: Record<string, string> | null): Promise<void> {
+export async function noteDownstream(d: SubjectDeps, request: string, batchId: string, records: readonly number[], kind: 'erased' | 'corrected', values: Record<string, string> | null): Promise<number[]> {
   const handoff = await d.ledger.handoffs.get(batchId);
-  if (!handoff || (handoff.state !== 'taken' && handoff.state !== 'confirmed')) return;
-  await new SubjectEventRepo(d.ledger.handle, d.dataKeys).append(batchId, handoff.version, records, kind, values);
+  if (!handoff || (handoff.state !== 'taken' && handoff.state !== 'confirmed')) return [];
+  let handedOn = records;
+  if (handoff.released_at) {
+    const answered = new Set((await d.ledger.handoffs.outcomes(batchId, handoff.version)).map((o) => o.record));
+    handedOn = records.filter((r) => answered.has(r));
+  }
+  await new SubjectEventRepo(d.ledger.handle, d.dataKeys).append(request, batchId, handoff.version, handedOn, kind, values);
+  return [...handedOn];
 }
 
 export async function removeQuarantine(d: SubjectDeps, batchId: string): Promise<void> {

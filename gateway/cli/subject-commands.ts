@@ -4,7 +4,7 @@
  * history keep it; `--bsn <value>` still works, with a warning.
  */
 import { Option } from 'commander';
-import { eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
+import { EVENT_ONLY, eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
 import { PgwError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { correctSubject, parseSets } from '../admin/subject-correction.js';
@@ -23,6 +23,9 @@ export async function readBsn(value: string): Promise<string> {
   if (!bsn) throw new PgwError('subject.bsn_missing');
   return bsn;
 }
+
+/** Batches where the action was a subject event only (records handed on and released). */
+const eventOnlyNote = (ids?: string[]) => (ids?.length ? `; ${EVENT_ONLY}: ${ids.join(', ')}` : '');
 
 const subject = program.command('subject').description('subject requests (AVG art. 12-19): the register, and find, export or erase a person\'s records under a request');
 const bsnOption = () => new Option('--bsn <bsn>', 'the person\'s BSN; - reads it from stdin (keeps it out of ps and history)').makeOptionMandatory();
@@ -53,7 +56,7 @@ subject.command('erase').description('remove the person from stored payloads (re
     const bsn = await readBsn(o.bsn);
     await withPayloads(async (d) => {
       const r = await eraseSubject(d, bsn, actor, o.request);
-      print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)`);
+      print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)${eventOnlyNote(r.eventOnly)}`);
     });
   });
 
@@ -65,7 +68,7 @@ subject.command('correct').description('set fields of the person\'s records in s
     const bsn = await readBsn(o.bsn);
     await withPayloads(async (d) => {
       const r = await correctSubject(d, bsn, sets, actor, o.request);
-      print(r, o.json, () => `corrected ${r.fields.join(', ')} in ${r.records} record(s) of ${r.batches.length} batch(es)`);
+      print(r, o.json, () => `corrected ${r.fields.join(', ')} in ${r.records} record(s) of ${r.batches.length} batch(es)${eventOnlyNote(r.eventOnly)}`);
     });
   });
 

@@ -9,7 +9,7 @@ import { partnerKeySignerMigration } from './key-signer-migration.js';
 import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
 import { outboundDocumentsMigration } from './document-migration.js';
 import { subjectRequestsMigration } from './subject-requests.js';
-import { subjectEventsMigration } from './subject-events.js';
+import { subjectEventKeysMigration, subjectEventsMigration } from './subject-events.js';
 
 type Dialect = 'sqlite' | 'postgres';
 
@@ -290,6 +290,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0016_subject_requests': subjectRequestsMigration(dialect),
     // Erasures and corrections for the account service (see subject-events.ts).
     '0017_subject_events': subjectEventsMigration(dialect),
+    // One event per (request, batch, record, kind, values): a rerun appends nothing (subject-events.ts).
+    '0018_subject_event_keys': subjectEventKeysMigration,
   };
 }
 

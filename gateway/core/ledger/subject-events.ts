@@ -7,10 +7,15 @@
  * (AES-256-GCM under a fresh data key per event, wrapped by the master key like a batch's)
  * and opened only for that authenticated route — never logged, never in the audit trail.
  *
- * Migration `0017_subject_events` (listed in migrations.ts); reached through a typed view of
- * the ledger's Kysely instance like subject-requests.ts.
+ * Delivery is at least once by cursor: each event keeps its `seq` for ever, and a rerun of an
+ * action (after a crash) appends nothing new — an event is keyed by (request, batch, record,
+ * kind, and for a correction its new values), under a keyed hash (`dedup`, unique), so no
+ * guessable value is stored in the clear.
+ *
+ * Migrations `0017_subject_events` and `0018_subject_event_keys` (listed in migrations.ts);
+ * reached through a typed view of the ledger's Kysely instance like subject-requests.ts.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { sql, type Generated, type Kysely, type Migration } from 'kysely';
 import type { LedgerHandle } from './ledger.js';
 import { nowIso } from './ledger.js';
@@ -26,6 +31,10 @@ export interface SubjectEventsTable {
   wrapped_key: string | null;
   handoff_version: number;
   at: string;
+  /** The request the event was made under (0018; null on older rows). */
+  request: string | null;
+  /** Keyed hash of (request, batch, record, kind, values): unique, so a rerun appends nothing (0018). */
+  dedup: string | null;
 }
 
 interface Tables { subject_events: SubjectEventsTable }
@@ -45,6 +54,16 @@ export const subjectEventsMigration = (dialect: 'sqlite' | 'postgres'): Migratio
       .execute();
   },
 });
+
+/** A rerun of a subject action must not repeat its events: one per key, on SQLite and PostgreSQL alike. */
+export const subjectEventKeysMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('subject_events').addColumn('request', 'text').execute();
+    await db.schema.alterTable('subject_events').addColumn('dedup', 'text').execute();
+    // NULLs (rows from before 0018) never collide in either database.
+    await db.schema.createIndex('subject_events_dedup').on('subject_events').column('dedup').unique().execute();
+  },
+};
 
 export interface SubjectEvent {
   seq: number;
@@ -78,9 +97,16 @@ export class SubjectEventRepo {
     this.db = h.db as unknown as Kysely<Tables>;
   }
 
-  async append(batchId: string, handoffVersion: number, records: readonly number[], kind: 'erased' | 'corrected', values: Record<string, string> | null): Promise<void> {
-    if (records.length === 0) return;
+  /**
+   * Append one event per record, each at most once per (request, batch, record, kind, values):
+   * a rerun of the same action inserts nothing (insert-if-absent on the unique `dedup`).
+   * Returns how many were new.
+   */
+  async append(request: string, batchId: string, handoffVersion: number, records: readonly number[], kind: 'erased' | 'corrected', values: Record<string, string> | null): Promise<number> {
+    if (records.length === 0) return 0;
     const at = nowIso();
+    const dedupKey = this.keys.derivedKey('subject-event-dedup');
+    const sortedValues = values ? Object.fromEntries(Object.entries(values).sort(([a], [b]) => (a < b ? -1 : 1))) : null;
     const rows = records.map((record) => {
       let sealed: string | null = null;
       let wrapped: string | null = null;
@@ -90,9 +116,20 @@ export class SubjectEventRepo {
         wrapped = k.wrapped;
         k.key.fill(0);
       }
-      return { batch_id: batchId, record, kind, fields: values ? JSON.stringify(Object.keys(values).sort()) : null, sealed_values: sealed, wrapped_key: wrapped, handoff_version: handoffVersion, at };
+      const dedup = createHmac('sha256', dedupKey).update(JSON.stringify([request, batchId, record, kind, sortedValues])).digest('hex');
+      return {
+        batch_id: batchId, record, kind, fields: values ? JSON.stringify(Object.keys(values).sort()) : null, sealed_values: sealed, wrapped_key: wrapped,
+        handoff_version: handoffVersion, at, request, dedup,
+      };
     });
-    await this.db.insertInto('subject_events').values(rows).execute();
+    dedupKey.fill(0);
+    let added = 0;
+    // One row a statement: the seq of an event appended once never changes, whatever runs again.
+    for (const row of rows) {
+      const r = await this.db.insertInto('subject_events').values(row).onConflict((oc) => oc.column('dedup').doNothing()).executeTakeFirst();
+      added += Number(r.numInsertedOrUpdatedRows ?? 0n);
+    }
+    return added;
   }
 
   async list(after: number, limit: number): Promise<SubjectEvent[]> {

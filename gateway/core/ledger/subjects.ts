@@ -187,6 +187,19 @@ export class SubjectRepo {
 
   /** Drop the entries under any of `subjects` from one batch's parts. */
   async remove(subjects: readonly Buffer[], batchId: string): Promise<void> {
+    await this.rewrite(subjects, batchId, null);
+  }
+
+  /**
+   * Move one batch's entries under any of `subjects` to the hash `to` (a corrected BSN of a
+   * record no longer stored: the index entry is all there is to follow it). Idempotent.
+   */
+  async rekey(subjects: readonly Buffer[], batchId: string, to: Buffer): Promise<void> {
+    await this.rewrite(subjects, batchId, to.subarray(0, SUBJECT_HASH_BYTES));
+  }
+
+  /** Each part holding entries under `subjects`, with them dropped (`to` null) or moved to `to`, re-sorted. */
+  private async rewrite(subjects: readonly Buffer[], batchId: string, to: Buffer | null): Promise<void> {
     const keys = subjects.map((s) => s.subarray(0, SUBJECT_HASH_BYTES));
     await this.h.writeTx(async (tx) => {
       const rows = await tx.selectFrom('subject_index_parts').select(['part', 'entries']).where('batch_id', '=', batchId).execute();
@@ -195,13 +208,18 @@ export class SubjectRepo {
         const n = buf.length / ENTRY;
         const records = new Uint32Array(n);
         const kept: Buffer[] = [];
+        let hit = false;
         for (let i = 0; i < n; i++) {
-          const h = buf.subarray(i * ENTRY, i * ENTRY + SUBJECT_HASH_BYTES);
-          if (keys.some((k) => h.equals(k))) continue;
+          let h: Buffer = buf.subarray(i * ENTRY, i * ENTRY + SUBJECT_HASH_BYTES);
+          if (keys.some((k) => h.equals(k))) {
+            hit = true;
+            if (!to) continue;
+            h = to;
+          }
           records[kept.length] = buf.readUInt32BE(i * ENTRY + SUBJECT_HASH_BYTES);
           kept.push(h);
         }
-        if (kept.length === n) continue;
+        if (!hit) continue;
         const entries = pack({ hashes: Buffer.concat(kept), stride: SUBJECT_HASH_BYTES, records, count: kept.length }).toString('base64');
         await tx.updateTable('subject_index_parts').set({ records: kept.length, entries }).where('batch_id', '=', batchId).where('part', '=', row.part).execute();
       }

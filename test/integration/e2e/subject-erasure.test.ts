@@ -10,7 +10,7 @@ import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway
 import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
 import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
 import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';
-import { consoleGet } from '../../helpers/https-client.js';
+import { consoleGet, curl } from '../../helpers/https-client.js';
 
 describe('subject erasure holds: erase, then reprocess', function () {
   this.timeout(180_000);
@@ -56,6 +56,14 @@ describe('subject erasure holds: erase, then reprocess', function () {
         const b = await h.withLedger((l) => l.batches.get(id));
         return b?.stage === 'done' && (b.ack_version ?? 0) > (before.ack_version ?? 0);
       }, 60_000, `reprocess of ${id}`);
+      // The new ack: the erased record is not the partner's fault — a warning, not a rejection.
+      const row = (await h.withLedger((l) => l.batches.getAck(id)))!;
+      const { ack } = await h.fetchAck(alpha, `/outbox/${row.outbox_name}`);
+      const total = id === ids['mixed.json.pgp'] ? 3 : 2;
+      expect(ack, id).to.deep.include({ ackVersion: 2, status: 'accepted', records: { total, accepted: total - 1, rejected: 0, erased: 1 } });
+      expect((ack.errors as { record: number }[]).map((e) => e.record), 'no error for the erased record').to.not.include(0);
+      expect(ack.warnings).to.deep.include({ record: 0, path: '', code: 'subject.erased', message: 'the record was erased at the request of the person it names (AVG art. 17); not an error in the upload' });
+      expect(JSON.stringify(ack)).to.not.include(person.bsn!).and.not.include(person.email!);
     }
     expect(JSON.parse(await subject(['find', '--json'], person.bsn!))).to.deep.equal([]);
     const keys = new DataKeys(await loadMasterKey(h.config.dataKey, h.config.keyPassphrase!, h.dataDir.keysDir));
@@ -88,6 +96,21 @@ describe('subject erasure holds: erase, then reprocess', function () {
       return [payload.includes(other.bsn!), accepted.includes(other.bsn!), received];
     };
     for (const id of Object.values(ids)) expect(await holds(id), id).to.deep.equal([true, true, false]); // reprocessed above: no received file
+    // The account service takes both batches' records again (the reprocess above withdrew them):
+    // from now on each erasure or correction of them is a subject event.
+    const token = (await pgw(['service', 'add', 'account-service', '--scopes', 'handoff,subjects'])).stdout.trim();
+    const service = (url: string) => curl(h.tlsCertFile, ['-H', `Authorization: Bearer ${token}`, `https://127.0.0.1:${h.internalPort}${url}`]);
+    for (const id of Object.values(ids)) expect((await service(`/internal/v1/handoffs/${id}/records`)).httpCode, id).to.equal(200);
+    const events = async (kind: string) => ((JSON.parse((await service('/internal/v1/subject-events?after=0')).stdout) as { events: { batchId: string; record: number; kind: string }[] }).events)
+      .filter((e) => e.kind === kind).map((e) => `${e.batchId}#${e.record}`).sort();
+    const once = Object.values(ids).map((id) => `${id}#1`).sort();
+    // A correction killed between its batches, then run again: one event per batch and record, not two.
+    const correction = await openRequest(h, 'correction');
+    const correct = (env: Record<string, string>) => subjectCli(h, ['correct', '--set', 'postcode=9999 ZZ', '--json'], other.bsn!, correction, env);
+    expect(await correct({ PGW_FAULT: 'after-subject-batch' }).then(() => null, (e: { signal?: string }) => e.signal)).to.equal('SIGKILL');
+    expect((await events('corrected')).length).to.equal(1);
+    await correct({});
+    expect(await events('corrected'), 'the rerun repeats no event').to.deep.equal(once);
     // Give the batches their received files back as they would be before an erasure.
     for (const id of Object.values(ids)) await fsp.writeFile(h.dataDir.spoolFile(id), 'received');
     const killed = await subject(['erase', '--json'], other.bsn!, { PGW_FAULT: 'after-subject-batch' }).then(() => null, (e: { signal?: string }) => e.signal);
@@ -100,6 +123,7 @@ describe('subject erasure holds: erase, then reprocess', function () {
     expect(rerun.records).to.equal(1);
     for (const id of Object.values(ids)) expect(await holds(id), id).to.deep.equal([false, false, false]);
     expect(JSON.parse(await subject(['find', '--json'], other.bsn!))).to.deep.equal([]);
+    expect(await events('erased'), 'one erasure event per batch and record').to.deep.equal(once);
   });
 
   it('no BSN in logs, Redis, metrics or audit details', async () => {
