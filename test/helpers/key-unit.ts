@@ -1,4 +1,4 @@
-/** Shared bits of the keys/ unit tests: the code a promise fails with, and a throw-away ledger. */
+/** Shared bits of the keys/ unit tests: a throw-away ledger (the code a promise fails with: expect-code.ts). */
 import { suiteDatabase } from './databases.js';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -6,18 +6,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Ledger } from '../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../gateway/core/logger.js';
-import { isPgwError } from '../../gateway/core/errors.js';
-
-/** The PgwError code `p` rejects with, or 'ok'; anything else is rethrown (a bug, not a verdict). */
-export async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (e) {
-    if (isPgwError(e)) return e.code;
-    throw e;
-  }
-}
 
 /** The suite's ledger (SQLite in a temp dir, or a throw-away PostgreSQL database); `close()` removes it. */
 export async function tempLedger(prefix: string): Promise<{ ledger: Ledger; close(): Promise<void> }> {

@@ -16,7 +16,7 @@ import type { DB } from '../../gateway/core/ledger/schema.js';
 import { silentLogger } from '../../gateway/core/logger.js';
 import { DataKeys } from '../../gateway/core/sealed-blob.js';
 import { DATABASES, suiteDatabase, type TestDatabase } from '../helpers/databases.js';
-import { codeOf } from '../helpers/key-unit.js';
+import { codeOf } from '../helpers/expect-code.js';
 import { runPgw } from '../helpers/pgw-cli.js';
 
 const GENESIS = '0'.repeat(64);

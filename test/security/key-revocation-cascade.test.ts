@@ -15,7 +15,8 @@ import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
 import { revokePartnerPgpKey } from '../../gateway/admin/key-admin.js';
 import type { Ledger } from '../../gateway/core/ledger/index.js';
 import { GpgHome } from '../helpers/pgp-fixtures.js';
-import { codeOf, tempLedger } from '../helpers/key-unit.js';
+import { tempLedger } from '../helpers/key-unit.js';
+import { codeOf } from '../helpers/expect-code.js';
 
 const POLICY = { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 };
 const DELAY = 24 * 3600;

@@ -19,7 +19,8 @@ import { applyRevocationCertificate } from '../../keys/partner-revocation.js';
 import { addPartnerKey } from '../../keys/partner-keys.js';
 import type { Ledger } from '../../gateway/core/ledger/index.js';
 import { runDecryptStage } from '../../workers/decrypt-stage.js';
-import { codeOf, tempLedger } from '../helpers/key-unit.js';
+import { tempLedger } from '../helpers/key-unit.js';
+import { codeOf } from '../helpers/expect-code.js';
 import { createStageFixture, genEccKey, type StageFixture, type TestKeyPair } from '../helpers/pgp-fixtures.js';
 import {
   EVERY_SIGNATURE_TYPE, SeededRandom, armored, concat, forgedOnePass, forgedSignature, issuerOf, nonSignaturePackets, rawMessage, splitPackets, zlibPacket,

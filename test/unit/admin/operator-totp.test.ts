@@ -9,25 +9,15 @@ import { URI, type TOTP } from 'otpauth';
 import type { Config } from '../../../gateway/core/config.js';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError } from '../../../gateway/core/errors.js';
 import { addOperator, completeTotpLogin, login } from '../../../gateway/admin/operators.js';
 import { enrolTotp, openTotpSecret, removeTotp } from '../../../gateway/admin/operator-totp.js';
 import { postgresDatabase, sqliteDatabase, suiteBackend, type TestDatabase } from '../../helpers/databases.js';
+import { codeOf } from '../../helpers/expect-code.js';
 
 const CONSOLE: Config['console'] = {
   bind: '127.0.0.1', lockoutFailures: 5, lockoutSeconds: 900, loginAttemptsPerMinute: 20, sessionHours: 8, overdueAckHours: 24, timezone: 'Europe/Amsterdam',
 };
 const PW = 'a-long-password-1';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'ok';
-  } catch (err) {
-    if (isPgwError(err)) return err.code;
-    throw err;
-  }
-}
 
 describe('console second factor (TOTP)', function () {
   this.timeout(30_000);

@@ -10,18 +10,8 @@ import { openpgp } from '../../../keys/pgp/openpgp-lib.js';
 import { createGatewayKey, GatewayKeyring } from '../../../keys/gateway-keyring.js';
 import { Ledger } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
 import { KEY_PASSPHRASE, DAY } from '../../helpers/pgp-fixtures.js';
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  let err: unknown = null;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(isPgwError(err) ? err.code : String(err)).to.equal(code);
-}
+import { expectCode } from '../../helpers/expect-code.js';
 
 describe('keys/gateway-keyring', function () {
   this.timeout(60_000);

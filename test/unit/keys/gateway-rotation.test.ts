@@ -9,7 +9,8 @@ import { expiryWarnings } from '../../../keys/key-expiry.js';
 import { keyNotices } from '../../../keys/key-notices.js';
 import type { Ledger, PgpKeyRow } from '../../../gateway/core/ledger/index.js';
 import { KEY_PASSPHRASE, DAY } from '../../helpers/pgp-fixtures.js';
-import { codeOf, tempLedger } from '../../helpers/key-unit.js';
+import { tempLedger } from '../../helpers/key-unit.js';
+import { codeOf } from '../../helpers/expect-code.js';
 
 
 describe('keys/gateway-rotation', function () {

@@ -7,7 +7,8 @@ import { submitPartnerKey, type SubmitPartnerKeyDeps } from '../../../keys/partn
 import { addPartnerKey, ackEncryptionKey, loadPartnerKeys, partnerKeyState } from '../../../keys/partner-keys.js';
 import type { Ledger } from '../../../gateway/core/ledger/index.js';
 import { GpgHome } from '../../helpers/pgp-fixtures.js';
-import { codeOf, tempLedger } from '../../helpers/key-unit.js';
+import { tempLedger } from '../../helpers/key-unit.js';
+import { codeOf } from '../../helpers/expect-code.js';
 
 const POLICY = { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 };
 const DELAY = 3600;

@@ -11,8 +11,9 @@ import {
 } from '../../../keys/partner-keys.js';
 import { Ledger, type PgpKeyRow } from '../../../gateway/core/ledger/index.js';
 import { silentLogger } from '../../../gateway/core/logger.js';
-import { isPgwError, type ErrorCode } from '../../../gateway/core/errors.js';
+import { isPgwError } from '../../../gateway/core/errors.js';
 import { genEccKey, GpgHome, DAY } from '../../helpers/pgp-fixtures.js';
+import { expectCode } from '../../helpers/expect-code.js';
 
 const H = 3600_000;
 const POLICY = { maxAgeSeconds: 7 * 24 * 3600, futureSkewSeconds: 300 };
@@ -39,16 +40,6 @@ function judge(k: PartnerKey, signedAt: Date, policy = POLICY): string {
     if (!isPgwError(e)) throw e;
     return e.code;
   }
-}
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  let err: unknown = null;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(isPgwError(err) ? err.code : String(err)).to.equal(code);
 }
 
 describe('keys/partner-keys', function () {

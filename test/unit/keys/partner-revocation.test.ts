@@ -8,7 +8,8 @@ import { applyRevocationCertificate } from '../../../keys/partner-revocation.js'
 import { addPartnerKey, partnerKeyState } from '../../../keys/partner-keys.js';
 import type { Ledger } from '../../../gateway/core/ledger/index.js';
 import { GpgHome } from '../../helpers/pgp-fixtures.js';
-import { codeOf, tempLedger } from '../../helpers/key-unit.js';
+import { tempLedger } from '../../helpers/key-unit.js';
+import { codeOf } from '../../helpers/expect-code.js';
 
 
 describe('keys/partner-revocation (gpg revocation certificates)', function () {

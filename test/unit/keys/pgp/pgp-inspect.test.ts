@@ -6,19 +6,8 @@
 import { expect } from 'chai';
 import { openpgp } from '../../../../keys/pgp/openpgp-lib.js';
 import { inspectPublicKey, keyIdOf, shortFingerprint } from '../../../../keys/pgp/pgp-inspect.js';
-import { isPgwError, type ErrorCode } from '../../../../gateway/core/errors.js';
 import { genEccKey, rsaKey, GpgHome, DAY } from '../../../helpers/pgp-fixtures.js';
-
-async function expectCode(p: Promise<unknown>, code: ErrorCode): Promise<void> {
-  let err: unknown = null;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected ${code}`).to.not.equal(null);
-  expect(isPgwError(err) ? err.code : String(err)).to.equal(code);
-}
+import { expectCode } from '../../../helpers/expect-code.js';
 
 describe('keys/pgp/pgp-inspect', function () {
   this.timeout(60_000);
