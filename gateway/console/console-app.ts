@@ -30,7 +30,7 @@ import type { GatewayMetrics, QueueStats } from './metrics.js';
 import { readiness, type ReadinessDeps } from './health.js';
 import { batchPage, batchesPage, errorPage, loginPage, overviewPage, partnerPage, partnersPage, totpPage, type OverviewData } from './pages.js';
 import { subjectRequestsPage } from './subject-requests-page.js';
-import { PAGE_SIZE, pageHref, pageNumber, slicePage } from './html.js';
+import { PAGE_SIZE, pageHref, pageNumber, slicePage, zonedMidnight } from './html.js';
 import { dailySeries } from './chart.js';
 import { auditPage, handoffsPage } from './log-pages.js';
 import { SubjectRequestRepo } from '../core/ledger/subject-requests.js';
@@ -225,10 +225,12 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
     const q = req.query as Record<string, string | undefined>;
     const str = (k: string) => (typeof q[k] === 'string' ? q[k]!.slice(0, 100) : '');
     const f = { q: str('q').trim(), partner: str('partner'), status: str('status'), code: str('code'), since: str('since'), until: str('until') };
+    // From the start of `since` to the end of `until`, both days of PGW_TIMEZONE.
     const date = (s: string, plusDay = false) => {
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(s)) return undefined;
-      const t = new Date(`${s}T00:00:00Z`);
-      return Number.isNaN(t.getTime()) ? undefined : new Date(t.getTime() + (plusDay ? 86_400_000 : 0));
+      const start = zonedMidnight(s, d.config.console.timezone);
+      if (!start || !plusDay) return start;
+      const next = new Date(Date.parse(`${s}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10); // calendar arithmetic: the next day, whatever its length
+      return zonedMidnight(next, d.config.console.timezone);
     };
     // Page keys: `<received_at>_<batch id>` of the last row shown (older) or the first (newer).
     const cursor = (k: string) => {

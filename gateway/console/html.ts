@@ -93,6 +93,24 @@ export function layout(title: string, user: LayoutUser | null, current: string, 
 
 export const csrfField = (csrf: string): Fragment => html`<input type="hidden" name="_csrf" value="${csrf}">`;
 
+/**
+ * The instant a calendar day (`YYYY-MM-DD`) begins in `timeZone`: the console's date filters
+ * mean the operator's days, not UTC's. Two passes settle the offset on a clock-change day.
+ */
+export function zonedMidnight(day: string, timeZone: string): Date | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day);
+  if (!m) return undefined;
+  const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  if (Number.isNaN(wall) || new Date(wall).toISOString().slice(0, 10) !== day) return undefined;
+  const fmt = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  const offset = (t: number) => {
+    const p = Object.fromEntries(fmt.formatToParts(new Date(t)).map((x) => [x.type, Number(x.value)]));
+    return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!) - Math.floor(t / 1000) * 1000;
+  };
+  const guess = wall - offset(wall);
+  return new Date(wall - offset(guess));
+}
+
 /** Rows per page on every console list. */
 export const PAGE_SIZE = 50;
 

@@ -53,6 +53,10 @@ describe('support console: lists, search, time zone, chart', function () {
           plain_bytes: 1, sha256: '0'.repeat(64), signed_by: 'f'.repeat(40), encrypted_to: 'e'.repeat(40), sent_by: 'test',
         });
       }
+      // 22:00 on 1 July in New York, 2 July in UTC: the date filters must take the console's day.
+      const evening = new Date('2026-07-02T02:00:00Z');
+      ids.evening = newBatchId(evening);
+      await l.batches.insertReceived({ id: ids.evening, partnerId: 'kz-p00', channel: 'sftp', lane: 'live', fileName: 'evening.json.pgp', sha256: 'e'.padStart(64, '0'), size: 1, receivedAt: evening, dataKey: 'x' });
       // Handoffs of 60 of those batches (ready since their receipt), and 70 audit events.
       for (let i = 0; i < 60; i++) {
         const b = (await l.batches.get(ids[`f${i}`]!))!;
@@ -183,6 +187,13 @@ describe('support console: lists, search, time zone, chart', function () {
     expect(r.body).to.include('2026-07-02 04:00:00 GMT-4').and.include('Times in America/New_York.');
     const b = await get(`/batches/${ids.under}`);
     expect(b.body).to.include('Received over SFTP as <code>a_b.json.pgp</code>').and.include('2026-07-02 04:00:00 GMT-4');
+  });
+
+  it('From and Until are days of PGW_TIMEZONE', async () => {
+    expect(found(await get('/batches?partner=kz-p00&since=2026-07-02'))).to.deep.equal([]);
+    expect(found(await get('/batches?partner=kz-p00&since=2026-07-01&until=2026-07-01'))).to.deep.equal([ids.evening]);
+    expect(found(await get('/batches?q=a_b&since=2026-07-02&until=2026-07-02'))).to.deep.equal([ids.under]);
+    expect(found(await get('/batches?q=a_b&until=2026-07-01'))).to.deep.equal([]);
   });
 
   it('the overview draws batches per day (30 bar groups) and the lag as SVG, with no script and script-src \'none\'', async () => {

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import type { Batch, BatchEvent } from '../../../gateway/core/ledger/index.js';
 import { eventSentence } from '../../../gateway/console/timeline.js';
-import { clock } from '../../../gateway/console/html.js';
+import { clock, zonedMidnight } from '../../../gateway/console/html.js';
 import { batchChart, dailySeries } from '../../../gateway/console/chart.js';
 
 const batch = {
@@ -86,5 +86,17 @@ describe('console timeline in words', () => {
     const svg = batchChart(days).value;
     expect(svg.match(/<g class="day"/g)).to.have.length(30);
     expect(svg).to.include('data-day="2026-10-25" data-total="3"').and.not.include('<script');
+  });
+
+  it('a date filter\'s day starts at midnight in the console zone, clock changes included', () => {
+    const at = (d: string, z: string) => zonedMidnight(d, z)?.toISOString();
+    expect(at('2026-07-02', 'America/New_York')).to.equal('2026-07-02T04:00:00.000Z');
+    expect(at('2026-10-25', 'Europe/Amsterdam')).to.equal('2026-10-24T22:00:00.000Z'); // CEST until 03:00 that night
+    expect(at('2026-10-26', 'Europe/Amsterdam')).to.equal('2026-10-25T23:00:00.000Z');
+    expect(at('2026-03-29', 'Europe/Amsterdam')).to.equal('2026-03-28T23:00:00.000Z');
+    expect(at('2026-03-30', 'Europe/Amsterdam')).to.equal('2026-03-29T22:00:00.000Z');
+    expect(at('2026-07-02', 'Asia/Kolkata')).to.equal('2026-07-01T18:30:00.000Z');
+    expect(at('2026-02-30', 'UTC')).to.equal(undefined);
+    expect(at('02-07-2026', 'UTC')).to.equal(undefined);
   });
 });
