@@ -1,5 +1,5 @@
 /**
- * The ack plaintext (DESIGN.md §8), built only from ledger columns: ids, counts, codes,
+ * The ack plaintext (`pgw.ack`), built only from ledger columns: ids, counts, codes,
  * hashes and the partner's own references — never record content.
  */
 import type { Batch } from '../gateway/core/ledger/index.js';
@@ -36,7 +36,7 @@ export interface AckDocument {
   errors: AckIssue[];
   warnings: AckIssue[];
   reason: { code: string; message: string } | null;
-  /** Key notices (expiring, pending, gateway rotation): an addition to DESIGN §8, always present. */
+  /** Key notices (expiring, pending, gateway rotation): always present; empty when there is nothing to say. */
   notices: KeyNotice[];
   duplicateOf?: string;
 }

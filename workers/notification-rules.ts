@@ -1,5 +1,5 @@
 /**
- * The notification rules (DESIGN.md §11): the one place that decides which events a
+ * The notification rules (README "Notifications"): the one place that decides which events a
  * partner's contacts are told about, in the manner of SFTPGo's event manager — rules find
  * events, one action (workers/notification-mail.ts) mails them. Each rule turns ledger
  * facts into events with a stable key (what the event is about), so finding the same event

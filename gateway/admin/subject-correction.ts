@@ -1,5 +1,5 @@
 /**
- * Correction of a person's records (AVG art. 16; DESIGN §10): `pgw subject correct --set
+ * Correction of a person's records (AVG art. 16): `pgw subject correct --set
  * field=value…` rewrites the person's records in every stored payload and accepted-records
  * file. Each corrected record is judged by the same schema, formats and plausibility checks as
  * an upload (schemas/batch-validator.ts): one that an upload would reject refuses the whole

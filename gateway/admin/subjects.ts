@@ -95,7 +95,7 @@ export async function settledHits(d: SubjectDeps, subject: Buffer[]): Promise<Su
 }
 
 /**
- * The open request an action serves (DESIGN §10): every action is noted under it and audited
+ * The open request an action serves: every action is noted under it and audited
  * naming the operator and the request — never the BSN.
  */
 export async function underRequest(d: SubjectDeps, request: string, kinds: readonly SubjectRequestKind[]): Promise<SubjectRequestRepo> {

@@ -1,5 +1,5 @@
 /**
- * `pgw subject …` (DESIGN §10): the register of subject requests and the actions taken under
+ * `pgw subject …`: the register of subject requests and the actions taken under
  * one. The BSN is read from stdin (`--bsn -`): on the command line `ps` and the shell's
  * history keep it; `--bsn <value>` still works, with a warning.
  */

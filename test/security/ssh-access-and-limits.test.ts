@@ -1,5 +1,5 @@
 /**
- * The SSH-level checklist from SECURITY.md against the real server: proof of key
+ * The SSH-level checklist (test/security/CHECKLIST.md) against the real server: proof of key
  * possession, one auth method, attempt/session/channel/connection caps, grace and idle
  * timeouts, bans, algorithms, and default-deny for everything but the sftp subsystem.
  */

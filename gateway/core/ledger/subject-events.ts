@@ -1,5 +1,5 @@
 /**
- * Subject events (AVG art. 19; DESIGN §10): each erasure or correction of a record that was
+ * Subject events (AVG art. 19): each erasure or correction of a record that was
  * already handed on to the account service, append-only, numbered (`seq`) so the service reads
  * them with a cursor (`GET /internal/v1/subject-events?after=<seq>`) and applies them too.
  *

@@ -1,5 +1,5 @@
 /**
- * An erasure that holds (DESIGN §10): after `pgw subject erase`, a `pgw batches reprocess` of
+ * An erasure that holds: after `pgw subject erase`, a `pgw batches reprocess` of
  * the batch must not bring the person back from the received file. The batches come in over
  * OpenSSH sftp, sealed by gpg; afterwards the person is in no subject find, no stored payload,
  * no accepted records, and the received file is gone (its sha-256 stays in the ledger).
