@@ -16,6 +16,7 @@ import path from 'node:path';
 import ssh2 from 'ssh2';
 import { PgwError } from '../gateway/core/errors.js';
 import { ensureDir, publishOnce, removeQuietly, tempNameFor, writeFileAtomic } from '../gateway/core/fs-atomic.js';
+import { readSshStrings } from '../gateway/core/ssh-wire.js';
 
 const { utils } = ssh2;
 
@@ -191,7 +192,7 @@ export function parseAuthorizedKey(line: string): AuthorizedKey {
   const blob = Buffer.from(b64, 'base64');
   if (blob.toString('base64') !== b64) throw new PgwError('key.invalid', 'the SSH public key is not valid base64');
 
-  const fields = readSshStrings(blob);
+  const fields = keyBlobFields(blob);
   if (!fields || fields[0]?.toString('latin1') !== type) throw new PgwError('key.invalid', 'the SSH public key blob does not match its type');
   if (type === 'ssh-rsa') {
     const n = fields[2];
@@ -208,20 +209,10 @@ export function parseAuthorizedKey(line: string): AuthorizedKey {
   return { algorithm: type, publicKey: `${type} ${b64}`, fingerprint: sshFingerprint(blob), comment: comment || null };
 }
 
-/** Split an SSH wire blob into its length-prefixed strings; null when malformed. */
-function readSshStrings(buf: Buffer): Buffer[] | null {
-  const out: Buffer[] = [];
-  let p = 0;
-  while (p < buf.length) {
-    if (p + 4 > buf.length) return null;
-    const len = buf.readUInt32BE(p);
-    p += 4;
-    if (p + len > buf.length) return null;
-    out.push(buf.subarray(p, p + len));
-    p += len;
-    if (out.length > 16) return null;
-  }
-  return out;
+/** Split an SSH public-key blob into its strings (at most 16, none left over); null when malformed. */
+function keyBlobFields(blob: Buffer): Buffer[] | null {
+  const r = readSshStrings(blob, 17);
+  return r && r.end === blob.length && r.strings.length <= 16 ? r.strings : null;
 }
 
 function mpintBits(n: Buffer): number {

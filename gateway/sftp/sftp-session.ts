@@ -19,6 +19,7 @@ import {
   closeKeyUpload, listKeyIncoming, openKeyUpload, readKeyIncomingResult, removeKeyIncoming, RESULT_NAME, statKeyIncoming, writeKeyUpload,
 } from './key-incoming.js';
 import { failure, noSuchFile, SFTP_STATUS, toStatus, unsupported, type SftpStatusCode } from './status-map.js';
+import { readSshStrings } from '../core/ssh-wire.js';
 import { limitsReplyBody, outboundBacklogBytes, sendExtendedReply } from './ssh2-internals.js';
 import {
   datedDir, datedEntries, dirAttrs, entry, fileAttrs, GATEWAY_KEY_NAME, isDirNode, KEYS_INCOMING_DIR, normalisePath, resolvePath, type DirEntry, type FileAttrs, type VNode,
@@ -320,13 +321,13 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   sftp.on('EXTENDED', (reqid: number, name: string, data: Buffer | undefined) => serve(reqid, 'extended', async () => {
     switch (name) {
       case 'posix-rename@openssh.com': {
-        const args = readStrings(data, 2);
+        const args = requestStrings(data, 2);
         if (!args) return { status: SFTP_STATUS.BAD_MESSAGE };
         return rename(args[0]!.toString('utf8'), args[1]!.toString('utf8'));
       }
       case 'fsync@openssh.com': {
         // Uploads are fsynced when committed; nothing to do early.
-        const args = readStrings(data, 1);
+        const args = requestStrings(data, 1);
         if (!args || !table.get(args[0]!)) throw failure('invalid handle');
         return OK;
       }
@@ -380,18 +381,8 @@ export function attachSftpSession(sftp: ssh2.SFTPWrapper, conn: SftpConnection, 
   sftp.on('error', (err: Error) => log.debug('sftp channel error', { err: serializeError(err) }));
 }
 
-/** Read `count` SSH strings from an EXTENDED request body. */
-function readStrings(buf: Buffer | undefined, count: number): Buffer[] | null {
-  if (!buf) return null;
-  const out: Buffer[] = [];
-  let p = 0;
-  for (let i = 0; i < count; i++) {
-    if (p + 4 > buf.length) return null;
-    const len = buf.readUInt32BE(p);
-    p += 4;
-    if (p + len > buf.length) return null;
-    out.push(buf.subarray(p, p + len));
-    p += len;
-  }
-  return out;
+/** The first `count` SSH strings of an EXTENDED request body; null when it holds fewer. */
+function requestStrings(buf: Buffer | undefined, count: number): Buffer[] | null {
+  const r = buf ? readSshStrings(buf, count) : null;
+  return r && r.strings.length === count ? r.strings : null;
 }
