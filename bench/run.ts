@@ -47,9 +47,10 @@ async function ensureRedis(): Promise<void> {
   throw new Error('redis-server did not start');
 }
 
-function checkTools(): string[] {
+function checkTools(only: string[] | undefined): string[] {
   const missing: string[] = [];
-  if (!existsSync(SSHD)) missing.push(`${SSHD} (apt-get install -y openssh-server)`);
+  // Only the SFTP section starts an OpenSSH server.
+  if ((!only || only.includes('sftp')) && !existsSync(SSHD)) missing.push(`${SSHD} (apt-get install -y openssh-server)`);
   for (const [bin, pkg] of [['sftp', 'openssh-client'], ['ssh-keygen', 'openssh-client'], ['gpg', 'gnupg'], ['redis-server', 'redis-server'], ['redis-cli', 'redis-tools']]) {
     if (!process.env.PATH?.split(':').some((d) => existsSync(path.join(d, bin!)))) missing.push(`${bin} (apt-get install -y ${pkg})`);
   }
@@ -85,7 +86,8 @@ function render(machine: string[][], ctx: BenchContext, results: SectionResult[]
 
 async function main(): Promise<number> {
   installSignalCleanup(log);
-  const missing = checkTools();
+  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
+  const missing = checkTools(only);
   if (missing.length) {
     log(`missing tools: ${missing.join(', ')}`);
     return 2;
@@ -94,10 +96,14 @@ async function main(): Promise<number> {
   onCleanup('bench temp dir', () => fsp.rm(root, { recursive: true, force: true }));
   await ensureRedis();
   // `pgw` processes run what an installation runs: the compiled build (bin/launch.js).
-  log('building dist/ (npm run build)');
-  await mustRun(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, timeoutMs: 300_000 });
+  // BENCH_SKIP_BUILD=1 leaves dist/ alone (a shared working tree): bin/pgw.js then runs
+  // the sources through tsx whenever dist/ is stale.
+  if (process.env.BENCH_SKIP_BUILD === '1') log('not building dist/ (BENCH_SKIP_BUILD=1)');
+  else {
+    log('building dist/ (npm run build)');
+    await mustRun(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, timeoutMs: 300_000 });
+  }
   const ctx = makeContext(root, log);
-  const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
   const machine = await describeMachine();
   const results: SectionResult[] = [];
   for (const s of SECTIONS) {

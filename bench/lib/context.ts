@@ -23,7 +23,8 @@ export interface BenchContext {
     decrypt: { label: string; bytes: number }[];
     e2eBatches: number;
     e2eRecords: number;
-    e2ePartners: number;
+    /** Partners uploading at once, one phase each (the first is the single-partner latency phase). */
+    e2ePhases: number[];
     memoryBatchBytes: number;
     validateRecords: number;
   };
@@ -46,7 +47,7 @@ export function makeContext(root: string, log: (msg: string) => void): BenchCont
         decrypt: [{ label: '8 MiB', bytes: 8 * MiB }, { label: '32 MiB', bytes: 32 * MiB }],
         e2eBatches: 30,
         e2eRecords: 100,
-        e2ePartners: 4,
+        e2ePhases: [1, 4, 8],
         memoryBatchBytes: 64 * MiB,
         validateRecords: 20_000,
       }
@@ -57,7 +58,7 @@ export function makeContext(root: string, log: (msg: string) => void): BenchCont
         decrypt: [{ label: '64 MiB', bytes: 64 * MiB }, { label: '512 MiB', bytes: 512 * MiB }],
         e2eBatches: 200,
         e2eRecords: 100,
-        e2ePartners: 16,
+        e2ePhases: [1, 16, 64],
         memoryBatchBytes: 1024 * MiB,
         validateRecords: 200_000,
       },

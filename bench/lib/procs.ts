@@ -108,6 +108,12 @@ export function childrenCpuMs(): number {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
   return (Number(f[16 - 3]) + Number(f[17 - 3])) * (1000 / CLOCK_TICKS);
 }
+/** CPU time (user + system, ms, every thread) of a running process so far, from /proc/<pid>/stat. */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[14 - 3]) + Number(f[15 - 3])) * (1000 / CLOCK_TICKS);
+}
 /** USER_HZ: 100 on every Linux this runs on (sysconf(_SC_CLK_TCK) is not reachable from Node). */
 const CLOCK_TICKS = 100;
 
