@@ -8,7 +8,7 @@
  * the `pgw` process is read from /proc around each phase (CPU per batch: a figure the
  * other engineers' tests on the machine do not move much, unlike wall time).
  *
- * Reference (issue 25): what an operator's script on OpenSSH would cost per batch —
+ * Reference: what an operator's script on OpenSSH would cost per batch —
  * `gpg --decrypt` (verifying the signature) and `gpg --sign --encrypt` of a 1 KiB ack —
  * two at a time (two GnuPG homes, one per core), over the same files, measured in the
  * same run before the first and after the last multi-partner phase.
