@@ -60,10 +60,33 @@ export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promis
   const rows = await ledger.pgpKeys.partnerKeys(partnerId);
   const out: PartnerKey[] = [];
   for (const row of rows) {
-    const key = await openpgp.readKey({ armoredKey: row.public_armored });
-    out.push({ row, key: key as openpgp.PublicKey, fingerprints: JSON.parse(row.key_fingerprints) as string[] });
+    out.push({ row, key: await parsedPublicKey(row.public_armored), fingerprints: JSON.parse(row.key_fingerprints) as string[] });
   }
   return out;
+}
+
+/**
+ * Parsed keys by their exact armored text. Parsing one costs ~1.4 ms of CPU and every batch
+ * loads its partner's keys twice (decrypt, ack): issue 25. The rows (windows, revocation)
+ * are always read afresh; a changed key text is parsed anew. Use changes an openpgp key
+ * object only by remembering that a self-signature's cryptography checked out (dates and
+ * revocations are judged again on every use; revokeKey and applyRevocationCertificate work
+ * on a clone), so one object can serve every job, concurrent ones too.
+ */
+const parsedKeys = new Map<string, openpgp.PublicKey>();
+const PARSED_KEYS_MAX = 1024;
+
+async function parsedPublicKey(armored: string): Promise<openpgp.PublicKey> {
+  const hit = parsedKeys.get(armored);
+  if (hit) {
+    parsedKeys.delete(armored); // most recently used last
+    parsedKeys.set(armored, hit);
+    return hit;
+  }
+  const key = await openpgp.readKey({ armoredKey: armored }) as openpgp.PublicKey;
+  parsedKeys.set(armored, key);
+  if (parsedKeys.size > PARSED_KEYS_MAX) parsedKeys.delete(parsedKeys.keys().next().value!);
+  return key;
 }
 
 export type PartnerKeyState = 'pending' | 'active' | 'expired' | 'revoked';
