@@ -1,6 +1,6 @@
 /**
  * CPU time per small batch in each pipeline stage, in one process (no Redis, no SFTP): a
- * tool for issue 25, where the ~50 ms of CPU per 24 KiB batch goes.
+ * tool to see where the ~50 ms of CPU per 24 KiB batch goes.
  *
  *   node --import tsx bench/pipeline-cpu.ts [batches=60] [records=100]
  *

@@ -2,7 +2,7 @@
  * Partners' OpenPGP public keys: registration with a validity window, and the judgement
  * of a signature against them.
  *
- * Rule for a signature to count (DESIGN.md §4): the signing key (primary or subkey) is one
+ * Rule for a signature to count (README "Key lifecycle"): the signing key (primary or subkey) is one
  * this partner registered; our window for it contains the signature time AND now; it is
  * not revoked (a revocation applies from `revoked_at` on: signatures verified after it
  * fail whatever time they claim, because a signer-chosen time cannot be trusted from a
@@ -67,7 +67,7 @@ export async function loadPartnerKeys(ledger: Ledger, partnerId: string): Promis
 
 /**
  * Parsed keys by their exact armored text. Parsing one costs ~1.4 ms of CPU and every batch
- * loads its partner's keys twice (decrypt, ack): issue 25. The rows (windows, revocation)
+ * loads its partner's keys twice (decrypt, ack; bench/pipeline-cpu.ts). The rows (windows, revocation)
  * are always read afresh; a changed key text is parsed anew. Use changes an openpgp key
  * object only by remembering that a self-signature's cryptography checked out (dates and
  * revocations are judged again on every use; revokeKey and applyRevocationCertificate work

@@ -124,7 +124,7 @@ function makeSqliteFilesPrivate(file: string, log: Logger): void {
 
 /**
  * better-sqlite3 with its prepared statements kept by SQL text: Kysely prepares every query
- * anew, ~2 ms of CPU per small batch through the pipeline (issue 25). A statement still
+ * anew, ~2 ms of CPU per small batch through the pipeline (bench/pipeline-cpu.ts). A statement still
  * being iterated (a streamed query) is busy and is not handed out again: that caller gets
  * a fresh one. SQLite re-prepares a kept statement by itself after a schema change.
  */
