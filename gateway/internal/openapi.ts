@@ -73,7 +73,7 @@ const schemas = {
         items: {
           type: 'object', additionalProperties: false, required: ['seq', 'batchId', 'record', 'kind', 'handoffVersion', 'fields', 'values', 'at'],
           properties: {
-            seq: { type: 'integer', minimum: 1 }, batchId, record: { ...count, description: 'the record index (as in the ack and the handoff)' },
+            seq: { type: 'integer', minimum: 1, description: 'stable: the same event always has the same seq; increasing' }, batchId, record: { ...count, description: 'the record index (as in the ack and the handoff)' },
             kind: { enum: ['erased', 'corrected'] }, handoffVersion: { type: 'integer', minimum: 1, description: 'the handoff version the record was handed on in' },
             fields: { type: 'array', items: str, description: 'corrected field names (empty for an erasure)' },
             values: { oneOf: [{ type: 'null' }, { type: 'object', additionalProperties: str }], description: 'a correction\'s new values, to apply them' },
@@ -125,6 +125,10 @@ export const INTERNAL_OPENAPI_DOCUMENT = {
     '/internal/v1/subject-events': {
       get: {
         summary: 'Erasures and corrections of records already handed on (AVG art. 19), oldest first; append-only. Scope `subjects`.',
+        description: 'Each event keeps its `seq` for ever (the cursor). Delivery is at least once: keep the `seq` you have applied and ask with `after=<seq>`; '
+          + 'an event fetched again (a page read twice) carries the same `seq`, so apply each `seq` once. A rerun of the operator\'s action after a crash adds no '
+          + 'second event for the same request, batch, record and kind (and, for a correction, the same values). Events also cover records already released '
+          + '(the gateway holds no copy, only the index entry) until retention purges the batch; past `PGW_RETENTION_PAYLOAD_DAYS` the operator contacts the account service directly.',
         parameters: [
           { name: 'after', in: 'query', required: false, schema: { type: 'integer', minimum: 0 }, description: 'the `next` of the previous page (default 0)' },
           { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 } },
