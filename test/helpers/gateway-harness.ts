@@ -24,6 +24,7 @@ import { inGpgHome, stopGpgDaemons } from './gpg-home-queue.js';
 import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
 import { waitFor } from './wait-for.js';
 import { clearQueuePrefix, initInstallation, spawnPgw, type PgwProcess, type PgwRole } from './pgw-process.js';
+import { testPrefix } from './leak-check.js';
 
 export { tryJson, type PgwProcess } from './pgw-process.js';
 // For test files that still import it from here (two being edited elsewhere as of this change); new code imports wait-for.ts.
@@ -59,7 +60,7 @@ export class GatewayHarness {
       PGW_ENV: 'test',
       PGW_DATA_DIR: path.join(dir, 'data'),
       PGW_KEY_PASSPHRASE: `test-${randomBytes(8).toString('hex')}`,
-      PGW_QUEUE_PREFIX: `pgwtest-${randomBytes(4).toString('hex')}`,
+      PGW_QUEUE_PREFIX: testPrefix('pgwtest'),
       PGW_REDIS_URL: TEST_REDIS_URL,
       PGW_SFTP_PORT: '0',
       PGW_HTTPS_PORT: '0',

@@ -24,6 +24,7 @@ import { createGatewayKey, GatewayKeyring } from '../../keys/gateway-keyring.js'
 import { addPartnerKey } from '../../keys/partner-keys.js';
 import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
 import type { StageContext } from '../../workers/stage-context.js';
+import { testPrefix } from './leak-check.js';
 
 export const KEY_PASSPHRASE = 'test-key-passphrase-0123';
 const DAY = 24 * 3600 * 1000;
@@ -220,7 +221,7 @@ export interface FixtureOptions {
 
 export async function createStageFixture(opts: FixtureOptions): Promise<StageFixture> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-stage-'));
-  const prefix = `${opts.queuePrefix}-${randomBytes(4).toString('hex')}`;
+  const prefix = testPrefix(opts.queuePrefix);
   const log = opts.log ?? silentLogger;
   const config = loadConfig({
     env: {},

@@ -27,6 +27,7 @@ import { ensureHostKeys, loadHostKeys, parseAuthorizedKey } from '../../keys/ssh
 import { Queues, createRedis, type RedisConnection } from '../../workers/queues.js';
 import { clearQueuePrefix } from './pgw-process.js';
 import { waitFor } from './wait-for.js';
+import { testPrefix } from './leak-check.js';
 
 const run = promisify(execFile);
 const PASSPHRASE = 'test-passphrase';
@@ -106,7 +107,7 @@ export class SftpHarness {
   static async start(opts: HarnessOptions = {}): Promise<SftpHarness> {
     await ensureRedis();
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgw-sftp-'));
-    const prefix = `pgwtest-sftp-${randomBytes(4).toString('hex')}`;
+    const prefix = testPrefix('pgwtest-sftp');
     const config = loadConfig({
       env: {},
       overrides: {

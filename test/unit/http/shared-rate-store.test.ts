@@ -11,6 +11,7 @@ import { createRedis, quitRedis, type RedisConnection } from '../../../gateway/c
 import { keyedName, queueKeyPrefix, scanQueueKeys } from '../../../gateway/core/redis/key-names.js';
 import { SharedRateStore } from '../../../gateway/http/shared-rate-store.js';
 import { TEST_REDIS_URL } from '../../helpers/databases.js';
+import { testPrefix } from '../../helpers/leak-check.js';
 
 const WINDOW = 60_000;
 const CLIENT = '198.51.100.4';
@@ -22,7 +23,7 @@ describe('http/shared-rate-store: every count in Redis expires', () => {
   let key: string;
 
   beforeEach(() => {
-    prefix = `pgwt-rate-${randomBytes(4).toString('hex')}`;
+    prefix = testPrefix('pgwt-rate');
     const clientKey = randomBytes(32);
     redis = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);
     store = new SharedRateStore({ redis, queuePrefix: prefix, clientKey, log: silentLogger }, 'address');

@@ -11,6 +11,7 @@ import { keyedName, queueKeyPrefix, scanQueueKeys } from '../../../gateway/core/
 import { SharedBanList } from '../../../gateway/sftp/shared-ban-list.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { TEST_REDIS_URL } from '../../helpers/databases.js';
+import { testPrefix } from '../../helpers/leak-check.js';
 
 const IP = '192.0.2.7';
 const OPTIONS = { maxFailures: 3, windowMs: 600_000, banMs: 60_000, maxBanMs: 3_600_000, memoryMs: 86_400_000 };
@@ -23,7 +24,7 @@ describe('sftp/shared-ban-list: every key in Redis expires', () => {
   let key: (kind: 'fail' | 'strikes' | 'ban') => string;
 
   beforeEach(async () => {
-    prefix = `pgwt-bans-${randomBytes(4).toString('hex')}`;
+    prefix = testPrefix('pgwt-bans');
     const addressKey = randomBytes(32);
     redis = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);
     subscriber = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);

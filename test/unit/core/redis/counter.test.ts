@@ -4,11 +4,11 @@
  * INCR then PEXPIRE, leave when the process dies between them).
  */
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../../gateway/core/logger.js';
 import { createRedis, quitRedis, type RedisConnection } from '../../../../gateway/core/redis/connection.js';
 import { countHit, uncountHit } from '../../../../gateway/core/redis/counter.js';
 import { TEST_REDIS_URL } from '../../../helpers/databases.js';
+import { testPrefix } from '../../../helpers/leak-check.js';
 
 const WINDOW = 60_000;
 
@@ -18,7 +18,7 @@ describe('core/redis/counter: a count and its expiry in one script', () => {
 
   beforeEach(() => {
     redis = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);
-    key = `{pgwt-counter-${randomBytes(4).toString('hex')}}:c`;
+    key = `{${testPrefix('pgwt-counter')}}:c`;
   });
 
   afterEach(async () => {

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../../gateway/core/logger.js';
 import { hasHashTag, queueKeyPattern, queueKeyPrefix, scanQueueKeys } from '../../../../gateway/core/redis/key-names.js';
 import { createRedis, quitRedis } from '../../../../gateway/core/redis/connection.js';
 import { TEST_REDIS_URL } from '../../../helpers/databases.js';
+import { testPrefix } from '../../../helpers/leak-check.js';
 
 describe('Redis key names: the hash-tagged queue prefix', () => {
   it('wraps the configured prefix in braces unless it already carries a tag', () => {
@@ -16,7 +16,7 @@ describe('Redis key names: the hash-tagged queue prefix', () => {
   });
 
   it('finds exactly the installation\'s keys on a real Redis (braces are literal in SCAN patterns)', async () => {
-    const p = `pgwt-keys-${randomBytes(4).toString('hex')}`;
+    const p = testPrefix('pgwt-keys');
     const r = createRedis({ redisUrl: TEST_REDIS_URL }, true, silentLogger);
     const mine = [`{${p}}:decrypt:wait`, `{${p}}:ack:events`];
     const others = [`${p}:decrypt:wait`, `{${p}}x:decrypt:wait`, `{${p}-2}:decrypt:wait`];
