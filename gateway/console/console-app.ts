@@ -300,7 +300,7 @@ export function createConsoleApp(d: ConsoleDeps): express.Express {
       handoff: await d.ledger.handoffs.get(id), results: await d.ledger.handoffs.results(id),
     };
   };
-  app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(view(res), await batchDetail(String(req.params.id)), null)));
+  app.get('/batches/:id', async (req, res) => page(res, 200, batchPage(view(res), await batchDetail(String(req.params.id)), null, pageNumber(req.query.issues))));
   app.post('/batches/:id/reprocess', engineer, async (req, res) => {
     const id = String(req.params.id);
     await batchDetail(id);

@@ -1,7 +1,7 @@
 /** The console's pages: plain server-rendered HTML (see html.ts), readable without script. */
 import type { AckPushRow, AckRow, Batch, BatchEvent, Handoff, Partner, PgpKeyRow, ResultRow, SshKeyRow, ApiTokenRow, OutboundDocument } from '../core/ledger/index.js';
 import { ERROR_CODES, type ErrorCode } from '../core/errors.js';
-import { clock, csrfField, html, layout, pager, raw, type Fragment, type LayoutUser } from './html.js';
+import { clock, csrfField, html, layout, pageHref, pager, raw, slicePage, type Fragment, type LayoutUser } from './html.js';
 import { eventSentence, size } from './timeline.js';
 import { batchChart, lagChart, type DayCounts } from './chart.js';
 import { documentState } from '../admin/outbound-documents.js';
@@ -137,9 +137,11 @@ export interface BatchDetail {
   results?: ResultRow[];
 }
 
-export function batchPage(user: LayoutUser, d: BatchDetail, notice: string | null): string {
+/** `issuesPage`: which page of the record issues (PAGE_SIZE a page) is shown. */
+export function batchPage(user: LayoutUser, d: BatchDetail, notice: string | null, issuesPage = 1): string {
   const b = d.batch;
   const issues = recordIssues(b.record_issues);
+  const shownIssues = slicePage(issues, issuesPage);
   const when = clock(user.timeZone);
   const engineer = user.role === 'engineer';
   return layout(`Batch ${b.id}`, user, '/batches', html`<h1>Batch <code>${b.id}</code></h1>
@@ -169,11 +171,12 @@ ${d.handoff ? html`<h2>Handoff to the account service</h2>
 ready ${when(d.handoff.ready_at)} · taken ${when(d.handoff.taken_at)} · confirmed ${when(d.handoff.confirmed_at)}${d.handoff.state === 'confirmed' ? html` (${d.handoff.outcome_created} created, ${d.handoff.outcome_exists} existed, ${d.handoff.outcome_failed} failed)` : ''} · records ${d.handoff.released_at ? html`deleted ${when(d.handoff.released_at)}` : 'stored'}</p>
 ${(d.results ?? []).length ? html`<table><thead><tr><th>result version</th><th>made</th><th>sha-256</th><th>downloaded</th><th class="num">downloads</th></tr></thead><tbody>
 ${(d.results ?? []).map((r) => html`<tr><td>${r.version}</td><td>${when(r.created_at)}</td><td><code>${r.sha256.slice(0, 16)}…</code></td><td>${when(r.first_downloaded_at)}</td><td class="num">${r.download_count}</td></tr>`)}</tbody></table>` : ''}` : ''}
-${issues.length ? html`<h2>Record issues (${issues.length})</h2>
+${issues.length ? html`<h2 id="issues">Record issues (${issues.length})</h2>
 <p>As in the ack: the record's position (0 = first), the partner's own reference, the field and the code. Values are never kept or shown.</p>
 <table class="issues"><thead><tr><th class="num">record</th><th>reference</th><th>field</th><th>code</th><th>meaning</th></tr></thead><tbody>
-${issues.slice(0, 500).map((i) => html`<tr data-record="${i.record}"><td class="num">${i.record}</td><td>${i.reference ?? '–'}</td><td><code>${i.path || '(record)'}</code></td><td><code>${i.code}</code>${i.warning ? ' (warning)' : ''}</td><td>${codeText(i.code)}</td></tr>`)}</tbody></table>
-${issues.length > 500 ? html`<p>${issues.length - 500} more: see the ack.</p>` : ''}` : ''}
+${shownIssues.rows.map((i) => html`<tr data-record="${i.record}"><td class="num">${i.record}</td><td>${i.reference ?? '–'}</td><td><code>${i.path || '(record)'}</code></td><td><code>${i.code}</code>${i.warning ? ' (warning)' : ''}</td><td>${codeText(i.code)}</td></tr>`)}</tbody></table>
+${pager(shownIssues.hasPrev ? `${pageHref(`/batches/${b.id}`, {}, 'issues', shownIssues.page - 1)}#issues` : null,
+    shownIssues.hasNext ? `${pageHref(`/batches/${b.id}`, {}, 'issues', shownIssues.page + 1)}#issues` : null, ['← Earlier records', 'Later records →'])}` : ''}
 <h2>Actions</h2>
 ${engineer ? html`<form class="inline" method="post" action="/batches/${b.id}/reprocess">${csrfField(user.csrf)}<button type="submit">Reprocess</button></form>
 <form class="inline" method="post" action="/batches/${b.id}/resend">${csrfField(user.csrf)}<button type="submit">Resend ack</button></form>`

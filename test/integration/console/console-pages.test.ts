@@ -53,6 +53,9 @@ describe('support console: lists, search, time zone, chart', function () {
           plain_bytes: 1, sha256: '0'.repeat(64), signed_by: 'f'.repeat(40), encrypted_to: 'e'.repeat(40), sent_by: 'test',
         });
       }
+      // A batch with more record issues than a page (as the validate stage stores them).
+      const errors = Array.from({ length: 120 }, (_, i) => ({ record: i, reference: `r-${i}`, path: '/bsn', code: 'bsn.checksum', message: 'the BSN fails the 11-test' }));
+      await l.handle.db.updateTable('batches').set({ record_issues: JSON.stringify({ errors, warnings: [] }) }).where('id', '=', ids.plain!).execute();
       // 22:00 on 1 July in New York, 2 July in UTC: the date filters must take the console's day.
       const evening = new Date('2026-07-02T02:00:00Z');
       ids.evening = newBatchId(evening);
@@ -127,6 +130,14 @@ describe('support console: lists, search, time zone, chart', function () {
     expect(reqs.items.map((p) => p.length)).to.deep.equal([PAGE, 10]);
     expect(new Set(reqs.items.flat()).size).to.equal(60);
     expect(reqs.bodies[1]).to.include('data-count="open">60<');
+  });
+
+  it('a batch\'s record issues page too, by record index', async () => {
+    const issues = await walk(`/batches/${ids.plain}`, 'next', /<tr data-record="(\d+)"/g);
+    expect(issues.items.map((p) => p.length)).to.deep.equal([PAGE, PAGE, 20]);
+    expect(issues.items.flat().map(Number)).to.deep.equal(Array.from({ length: 120 }, (_, i) => i));
+    expect(issues.bodies[2]).to.include('<td>r-119</td>').and.include('Record issues (120)');
+    expect(link(issues.bodies[2]!, 'prev')).to.equal(`/batches/${ids.plain}?issues=2#issues`);
   });
 
   it('handoffs page oldest first; the audit log pages newer/older by sequence number, without its details', async () => {
