@@ -37,7 +37,11 @@ export class GatewayMetrics implements ProtocolCounters {
   private readonly bans: Counter;
   private readonly refusals: Counter<'code'>;
 
-  constructor(ledger: Ledger, queues: QueueStats | null, config: Config, log: Logger) {
+  constructor(
+    ledger: Ledger, queues: QueueStats | null,
+    config: Pick<Config, 'dataDir'> & { console: Pick<Config['console'], 'overdueAckHours'>; handoff: Pick<Config['handoff'], 'overdueHours'> },
+    log: Logger,
+  ) {
     const r = this.registry;
     collectDefaultMetrics({ register: r });
     /** A gauge whose values are recomputed by `fill` at every scrape; a failing source is logged, not fatal. */

@@ -31,8 +31,13 @@ import { announceSftpExtensions, channelPacketSize, guardChannelOpen, MIN_CHANNE
 
 const { Server } = ssh2;
 
+/** The settings the SFTP server reads: its own section, its listener, the connection limits. */
+export type SftpServerConfig = Pick<Config, 'sftp' | 'sftpPort' | 'bind'> & {
+  limits: Pick<Config['limits'], 'unauthenticatedConnections' | 'unauthenticatedPerAddress' | 'openFilesPerConnection' | 'sessionsPerPartner' | 'channelsPerConnection'>;
+};
+
 export interface SftpServerDeps {
-  config: Config;
+  config: SftpServerConfig;
   ledger: Ledger;
   ingest: IngestService;
   dataDir: DataDir;
