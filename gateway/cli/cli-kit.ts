@@ -31,7 +31,7 @@ export function config(): Config {
 }
 
 /** Logs of one-shot commands go to stderr, so stdout stays the command's output. */
-export function cliLogger(cfg: Config): Logger {
+export function cliLogger(cfg: Pick<Config, 'logLevel'>): Logger {
   return createLogger({ level: cfg.logLevel === 'debug' ? 'debug' : 'warn', stream: process.stderr });
 }
 
@@ -42,7 +42,7 @@ let masterKey: Promise<Buffer> | null = null;
  * salt), loaded once per command. Every command that opens the ledger needs them: each may
  * record an audit event, and verifying the chain takes the same key (audit.ts).
  */
-export async function cliDataKeys(cfg: Config): Promise<DataKeys> {
+export async function cliDataKeys(cfg: Pick<Config, 'dataDir' | 'dataKey' | 'keyPassphrase'>): Promise<DataKeys> {
   const dataDir = new DataDir(cfg.dataDir);
   if (!cfg.dataKey) {
     const passphrase = requirePassphrase(cfg);
@@ -83,7 +83,7 @@ export function table(rows: Record<string, unknown>[], cols: string[]): string {
 export const collect = (v: string, prev: string[]) => [...prev, v];
 
 /** A webhook whose host is not allowed is stored, but nothing will be pushed: say so now. */
-export function warnWebhookHost(cfg: Config, url: string): void {
+export function warnWebhookHost(cfg: { webhooks: Pick<Config['webhooks'], 'allowedHosts'> }, url: string): void {
   try {
     checkWebhookTarget(parseWebhookUrl(url), cfg.webhooks.allowedHosts);
   } catch {

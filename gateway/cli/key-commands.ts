@@ -113,6 +113,6 @@ partnerKeys.command('list [id]').description('partner PGP keys with state (pendi
 // --- partner SSH keys ---
 
 /** Outbound documents encrypted to a key revoked just now and not picked up: withdrawn at once (the reconciler would, later). */
-function withdrawDocuments(ledger: Ledger, cfg: Config, partnerId: string): Promise<string[]> {
+function withdrawDocuments(ledger: Ledger, cfg: Pick<Config, 'dataDir' | 'logLevel'>, partnerId: string): Promise<string[]> {
   return withdrawForRevokedKeys({ ledger, dataDir: new DataDir(cfg.dataDir), log: cliLogger(cfg) }, partnerId);
 }
