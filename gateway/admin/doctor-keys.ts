@@ -20,7 +20,10 @@ const DAY_MS = 86_400_000;
 /** A certificate expiring sooner is worth a warning: renewing takes a change window. */
 const EXPIRY_WARN_DAYS = 30;
 
-export async function keyChecks(config: Config, ledgerMigrated: boolean): Promise<DoctorCheck[]> {
+/** The settings the key and certificate checks read. */
+type KeyCheckSettings = Pick<Config, 'keyPassphrase' | 'dataDir' | 'databaseUrl' | 'tls' | 'env'>;
+
+export async function keyChecks(config: KeyCheckSettings, ledgerMigrated: boolean): Promise<DoctorCheck[]> {
   const passphrase = config.keyPassphrase;
   if (!passphrase) return [check('keys.passphrase', 'fail', 'no key passphrase configured', 'set PGW_KEY_PASSPHRASE or PGW_KEY_PASSPHRASE_FILE')];
   const dir = new DataDir(config.dataDir);
@@ -55,7 +58,7 @@ export async function keyChecks(config: Config, ledgerMigrated: boolean): Promis
 }
 
 /** The TLS private key, decrypted; null when the file is missing, 'wrong' when the passphrase does not open it. */
-async function tlsKey(config: Config, dir: DataDir, passphrase: string | null): Promise<KeyObject | 'wrong' | null> {
+async function tlsKey(config: Pick<Config, 'tls'>, dir: DataDir, passphrase: string | null): Promise<KeyObject | 'wrong' | null> {
   const pem = await fsp.readFile(config.tls.keyFile ?? tlsFiles(dir).key, 'utf8').catch(() => null);
   if (pem === null) return null;
   try {
@@ -65,7 +68,7 @@ async function tlsKey(config: Config, dir: DataDir, passphrase: string | null): 
   }
 }
 
-export async function tlsCheck(config: Config, now: Date): Promise<DoctorCheck> {
+export async function tlsCheck(config: KeyCheckSettings, now: Date): Promise<DoctorCheck> {
   const dir = new DataDir(config.dataDir);
   const file = config.tls.certFile ?? tlsFiles(dir).cert;
   const pem = await fsp.readFile(file, 'utf8').catch(() => null);
