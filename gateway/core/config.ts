@@ -38,7 +38,7 @@ const DECLARED = [
   // The sentinels' own password; the data nodes use the URL's.
   { env: 'PGW_REDIS_SENTINEL_PASSWORD', path: 'redis.sentinelPassword', value: textOrNull({ minLength: 1 }), secret: 'value', doc: 'sentinel: password of the sentinels (if they require one)' },
   { env: 'PGW_DATABASE_URL', path: 'databaseUrl', value: text(derived('sqlite:<PGW_DATA_DIR>/ledger.db'), { pattern: '^(sqlite:|postgres(ql)?://)' }), secret: 'url', doc: 'ledger: SQLite file (one host) or postgres://… (several hosts)' },
-  // As configured; every BullMQ key carries it as a hash tag (`{pgw}`, see workers/redis-keys.ts).
+  // As configured; every BullMQ key carries it as a hash tag (`{pgw}`, see core/redis/key-names.ts).
   // At most one hash tag: `{` … `}` around a non-empty part (or none: then the whole prefix is the tag).
   { env: 'PGW_QUEUE_PREFIX', path: 'queuePrefix', value: text('pgw', { minLength: 1, maxLength: 40, pattern: '^[A-Za-z0-9_-]*(\\{[A-Za-z0-9_-]+\\})?[A-Za-z0-9_-]*$' }), doc: 'lets installations and tests share a Redis; keys start `{pgw}:` (a hash tag: one Cluster slot)' },
   { env: 'PGW_BIND', path: 'bind', value: text('127.0.0.1', { minLength: 1 }), doc: 'listen address' },
@@ -90,7 +90,7 @@ const DECLARED = [
   { env: 'PGW_JOB_LOCK_MS', path: 'workers.lockDurationMs', value: int(30_000, { minimum: 1000 }), doc: 'BullMQ lock; a killed worker\'s job restarts after it' },
   { env: 'PGW_STALLED_INTERVAL_MS', path: 'workers.stalledIntervalMs', value: int(30_000, { minimum: 1000 }), doc: 'how often stalled jobs are looked for' },
   { env: 'PGW_RECONCILE_INTERVAL_MS', path: 'workers.reconcileIntervalMs', value: int(60_000, { minimum: 1000 }), doc: 'reconciler period' },
-  // See workers/message-watch.ts.
+  // See keys/pgp/message-watch.ts.
   { env: 'PGW_DECRYPT_STALL_MS', path: 'workers.decryptStallMs', value: int(30_000, { minimum: 100 }), doc: 'abandon a message openpgp stops making progress on' },
   // Null: the dev certificate `pgw init` made.
   { env: 'PGW_TLS_CERT', path: 'tls.certFile', value: textOrNull({ minLength: 1 }), doc: 'HTTPS certificate (PEM); default: the dev certificate from `pgw init`' },
@@ -118,7 +118,7 @@ const DECLARED = [
   { env: 'PGW_CONSOLE_LOGIN_RATE_LIMIT', path: 'console.loginAttemptsPerMinute', value: int(20, POS), doc: 'console login attempts per minute per client address (429 beyond)' },
   { env: 'PGW_CONSOLE_SESSION_HOURS', path: 'console.sessionHours', value: int(8, POS), doc: 'console session lifetime' },
   { env: 'PGW_ACK_OVERDUE_HOURS', path: 'console.overdueAckHours', value: int(24, POS), doc: 'an ack not picked up after this is overdue' },
-  { env: 'PGW_TIMEZONE', path: 'console.timezone', value: text('Europe/Amsterdam', { pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' }), doc: 'time zone of partners\' expected-batch calendars' },
+  { env: 'PGW_TIMEZONE', path: 'console.timezone', value: text('Europe/Amsterdam', { pattern: '^[A-Za-z_]+(/[A-Za-z_+-]+)*$' }), doc: 'time zone of partners\' expected-batch calendars and of the times and date filters on the console' },
   // `pgw keys gateway rotate` without `--activate-at`: partners fetch the new key meanwhile.
   { env: 'PGW_KEY_ROTATION_LEAD_DAYS', path: 'keys.rotationLeadDays', value: num(7, { minimum: 0 }), doc: 'gateway key rotation: days until the new key signs' },
   { env: 'PGW_KEY_ROTATION_OVERLAP_DAYS', path: 'keys.rotationOverlapDays', value: num(30, { exclusiveMinimum: 0 }), doc: 'days the old gateway key keeps decrypting after that' },
@@ -240,10 +240,21 @@ export function loadConfig(opts: LoadOptions = {}): Config {
   if (cfg.env === 'production' && cfg.fault) problems.push('PGW_FAULT: fault injection is refused in production');
   if (valid) problems.push(...redisProblems(cfg)); // relies on the shapes the schema checked
   if (valid) problems.push(...smtpProblems(cfg.notifications));
+  // The pattern lets any Area/Name through; the console and the calendars need one Intl knows.
+  if (valid && !knownTimeZone(cfg.console.timezone)) problems.push('PGW_TIMEZONE: not a time zone this runtime knows (an IANA name such as Europe/Amsterdam)');
   if (problems.length > 0) {
     throw new PgwError('config.invalid', `invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems });
   }
   return cfg;
+}
+
+function knownTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** What the schema cannot say: settings that depend on PGW_REDIS_MODE. */
