@@ -187,7 +187,7 @@ async function compose(config: Config, role: Role, log: Logger, shutdown: Shutdo
  * Redis away at start: the outage log has said where and what to check; production waits
  * for it (the policy must be known before serving), other profiles start without it.
  */
-async function checkRedisPolicy(redis: RedisConnection, config: Config, log: Logger, signal?: AbortSignal): Promise<void> {
+async function checkRedisPolicy(redis: RedisConnection, config: Pick<Config, 'env'>, log: Logger, signal?: AbortSignal): Promise<void> {
   if (!(await waitForReady(redis, 10_000))) {
     if (config.env !== 'production') {
       // Uploads stay durable in the ledger without Redis; the reconciler enqueues them later.
