@@ -2,7 +2,8 @@
  * A throw-away gateway installation for one benchmark section: its own data dir, key
  * passphrase, Redis queue prefix and partners (ed25519 SSH keys made by ssh-keygen, OpenPGP
  * keys made by gpg in one shared GnuPG home). Roles are started as the real `pgw start`
- * binary. `close()` stops them, deletes every Redis key under the prefix and the data dir.
+ * binary (started and followed by test/helpers/pgw-process.ts, the one starter tests share).
+ * `close()` stops them, deletes every Redis key under the prefix and the data dir.
  *
  * Unlike test/helpers/gateway-harness.ts this never touches GnuPG agents or files it did
  * not create (other engineers run tests on this machine at the same time).
@@ -15,18 +16,16 @@ import { loadConfig, type Config } from '../../gateway/core/config.js';
 import { silentLogger } from '../../gateway/core/logger.js';
 import { DataDir } from '../../gateway/core/data-dir.js';
 import { Ledger } from '../../gateway/core/ledger/index.js';
-import { initialise } from '../../keys/init.js';
 import { keyAuditChain } from '../../keys/audit-key.js';
 import { DataKeys, loadMasterKey, writeSealed } from '../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { addPartner } from '../../gateway/admin/partner-admin.js';
-import { Queues, createRedis } from '../../workers/queues.js';
-import { scanQueueKeys } from '../../gateway/core/redis/key-names.js';
 import { mustRun, nodeFlags, onCleanup, spawnTracked, type Tracked } from './procs.js';
 import { inGpgHome, stopGpgDaemons } from '../../test/helpers/gpg-home-queue.js';
+import { PGW, ROOT, clearQueuePrefix, followPgw, initInstallation } from '../../test/helpers/pgw-process.js';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
-const PGW = path.join(ROOT, 'bin', 'pgw.js');
+export { ROOT };
+
 
 export interface BenchPartner {
   id: string;
@@ -94,19 +93,7 @@ export class GatewayEnv {
     const e = new GatewayEnv(dir, extraEnv);
     onCleanup(`gateway env ${name}`, () => e.close());
     await fsp.mkdir(e.gnupg, { mode: 0o700 });
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await initialise(e.config, silentLogger);
-        break;
-      } catch (err) {
-        // ssh2 1.17's generateKeyPairSync('ed25519') makes an unparsable key about 1 time in
-        // 256 (mscdex/ssh2#1390, #1513): `pgw init` then fails. Make a new host key and retry.
-        if (attempt >= 5 || !/not a valid private key/.test((err as Error).message)) throw err;
-        for (const f of await fsp.readdir(e.dataDir.keysDir)) {
-          if (f.startsWith('ssh_host_')) await fsp.rm(path.join(e.dataDir.keysDir, f), { force: true });
-        }
-      }
-    }
+    await initInstallation(e.config);
     await e.withLedger(async (l) => {
       const [k] = await l.pgpKeys.gatewayKeys();
       e.gatewayFingerprint = k!.fingerprint.toUpperCase();
@@ -221,45 +208,11 @@ export class GatewayEnv {
     const proc = spawnTracked(process.execPath, [...nodeFlags(), PGW, 'start', '--role', role], {
       env: { ...this.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT,
     });
-    const r: PgwRole = { role, proc, pid: proc.child.pid!, port: null, tail: [] };
+    const { proc: followed, started } = followPgw(proc.child, { keep: 200, timeoutMs: 60_000 });
+    const r: PgwRole = { role, proc, pid: proc.child.pid!, port: null, tail: followed.lines };
     this.roles.push(r);
-    let started!: () => void;
-    let failed!: (e: Error) => void;
-    const ready = new Promise<void>((res, rej) => {
-      started = res;
-      failed = rej;
-    });
-    const onLine = (line: string) => {
-      r.tail.push(line);
-      if (r.tail.length > 200) r.tail.shift();
-      if (!line.startsWith('{')) return;
-      let j: Record<string, unknown>;
-      try {
-        j = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (j.message === 'listening' && typeof j.sftp === 'number') r.port = j.sftp;
-      if (j.message === 'started') started();
-    };
-    for (const s of [proc.child.stdout!, proc.child.stderr!]) {
-      let buf = '';
-      s.on('data', (d: Buffer) => {
-        buf += d.toString('utf8');
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          onLine(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-    }
-    void proc.exited.then(({ code, signal }) => failed(new Error(`pgw ${role} exited (${code ?? signal}):\n${r.tail.slice(-20).join('\n')}`)));
-    const timer = setTimeout(() => failed(new Error(`pgw ${role} did not start in 60 s`)), 60_000);
-    try {
-      await ready;
-    } finally {
-      clearTimeout(timer);
-    }
+    await started;
+    r.port = followed.port ?? null;
     return r;
   }
 
@@ -275,16 +228,7 @@ export class GatewayEnv {
 
   /** Delete every Redis key under this installation's prefix. */
   async clearRedis(): Promise<void> {
-    const r = createRedis(this.config, true, silentLogger);
-    try {
-      const q = new Queues(r, this.config.queuePrefix, 1);
-      await q.obliterate().catch(() => {});
-      await q.close().catch(() => {});
-      const keys = await scanQueueKeys(r, this.config.queuePrefix);
-      if (keys.length) await r.del(...keys);
-    } finally {
-      r.disconnect();
-    }
+    await clearQueuePrefix(this.config);
   }
 
   /** Stop roles, delete Redis keys and the directory. Idempotent. */

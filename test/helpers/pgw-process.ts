@@ -58,10 +58,12 @@ export function followPgw(child: ChildProcess, opts: { timeoutMs?: number; keep?
     if (opts.keep && proc.lines.length > opts.keep) proc.lines.shift();
     const j = tryJson(line);
     if (j?.message === 'listening') {
-      proc.port = Number(j.sftp);
-      proc.httpsPort = Number(j.https);
-      proc.consolePort = Number(j.console);
-      proc.internalPort = Number(j.internal);
+      // A role without a listener leaves its port undefined.
+      const port = (v: unknown) => (typeof v === 'number' ? v : undefined);
+      proc.port = port(j.sftp);
+      proc.httpsPort = port(j.https);
+      proc.consolePort = port(j.console);
+      proc.internalPort = port(j.internal);
     }
     if (j?.message === 'started') onStarted();
   };

@@ -14,7 +14,7 @@ async function runFixture(mode: 'report' | 'fail'): Promise<{ code: number; out:
   // Its own settings, not .mocharc.json (which loads the check too: it would report twice).
   const args = [MOCHA, '--no-config', '-n', 'import=tsx', '--extension', 'ts', '--exit', '--require', 'test/helpers/leak-check.ts', FIXTURE];
   try {
-    const r = await run(process.execPath, args, { cwd: ROOT, env: { ...process.env, PGW_LEAK_CHECK: mode }, timeout: 120_000 });
+    const r = await run(process.execPath, args, { cwd: ROOT, env: { ...process.env, PGW_LEAK_CHECK: mode, PGW_LEAK_LOG: '' }, timeout: 120_000 });
     return { code: 0, out: r.stdout + r.stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
