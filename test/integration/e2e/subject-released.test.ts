@@ -7,7 +7,8 @@
  * release — and the register says it was an event only. A corrected BSN moves the entry.
  *
  * Also: an erasure or correction is refused while a batch holding the person is still in the
- * pipeline (held there deterministically by a worker killed at the after-decrypt fault point).
+ * pipeline (held there deterministically by a worker killed at the after-decrypt fault point);
+ * retention's purge of the released batch takes its index entries with it.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
@@ -61,9 +62,11 @@ describe('subject actions on records already handed on and released: event only'
     const body = JSON.stringify({ records: records.map((record) => ({ record, outcome: 'created' })) });
     const posted = await service(['-X', 'POST', '-H', 'Content-Type: application/json', '--data-binary', body, `${internal()}/internal/v1/handoffs/${id}/outcome`]);
     expect(posted.httpCode, posted.stdout).to.equal(200);
-    await waitFor(async () => Boolean((await h.withLedger((l) => l.handoffs.get(id)))?.released_at), 60_000, 'released');
+    // The ledger write comes first, the files go right after it: wait for both.
+    const gone = async (f: string) => fsp.stat(f).then(() => false, () => true);
+    await waitFor(async () => Boolean((await h.withLedger((l) => l.handoffs.get(id)))?.released_at)
+      && await gone(h.dataDir.payloadFile(id)) && await gone(h.dataDir.acceptedFile(id)), 60_000, 'released, files deleted');
     expect((await h.withLedger((l) => l.batches.get(id)))!.data_key, 'data key shredded').to.equal(null);
-    for (const f of [h.dataDir.payloadFile(id), h.dataDir.acceptedFile(id)]) expect(await fsp.stat(f).then(() => true, () => false), f).to.equal(false);
   });
 
   after(async () => {
@@ -143,6 +146,16 @@ describe('subject actions on records already handed on and released: event only'
     worker = await h.start('worker');
     await waitFor(async () => (await h.withLedger((l) => l.batches.get(id)))?.stage === 'done', 90_000, 'reprocess done');
     expect(JSON.parse(await subjectCli(h, ['erase', '--json'], inPipeline, erasure))).to.deep.include({ batches: [id], records: 1 });
+  });
+
+  it('retention purges the released batch: its index entries go with it (past that, nothing is found here)', async () => {
+    const id = ids['released.json.pgp']!;
+    const p1 = sampleRecord(1, now).bsn!; // corrected above, still indexed
+    const access = await openRequest(h, 'access');
+    expect((JSON.parse(await subjectCli(h, ['find', '--json'], p1, access)) as { batchId: string }[]).map((f) => f.batchId)).to.deep.equal([id]);
+    await pgwIn(h, ['retention', 'run'], null, { PGW_RETENTION_PAYLOAD_DAYS: '0' });
+    expect(await h.withLedger((l) => l.subjects.indexedBatches())).to.not.include(id);
+    expect(JSON.parse(await subjectCli(h, ['find', '--json'], p1, access))).to.deep.equal([]);
   });
 
   it('no BSN or corrected value in the logs', async () => {
