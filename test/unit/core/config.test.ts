@@ -47,6 +47,11 @@ describe('config', () => {
     expect(p.join('\n')).not.to.include('short');
   });
 
+  it('refuses a PGW_TIMEZONE the runtime does not know (the console would fail on every page)', () => {
+    expect(problems(() => loadConfig({ env: { PGW_TIMEZONE: 'Mars/Olympus_Mons' } })).join('\n')).to.include('PGW_TIMEZONE: not a time zone');
+    expect(loadConfig({ env: { PGW_TIMEZONE: 'America/New_York' } }).console.timezone).to.equal('America/New_York');
+  });
+
   it('reads the passphrase from a file and refuses both sources at once', async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pgwc-'));
     await fsp.writeFile(path.join(dir, 'pp'), 'correct horse battery\n');
