@@ -11,9 +11,14 @@
  *   scan, JSON.parse, key count, per-record Ajv + date rules);
  * - `parse`: `JSON.parse` of the same text alone;
  * - `ajv`: the compiled record validator alone over already-parsed records (the ceiling);
- * - `stageCpu`: records per CPU-second of each stage call (user + system, all threads).
+ * - `stageCpu`: records per CPU-second of each stage call (user + system, all threads);
+ * - `reference`: what a developer would write instead — `JSON.parse` of the plaintext, then
+ *   the compiled Ajv record validator (the gateway's own, custom formats included) on each
+ *   record — and `referenceCpu`, its records per CPU-second (same measure as `stageCpu`).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { writeSealed } from '../../gateway/core/sealed-blob.js';
 import { newBatchId } from '../../gateway/ingest/ingest-service.js';
 import { getSchemaValidators, CLIENT_REGISTRATION_V1 } from '../../schemas/compiled-schemas.js';
@@ -31,6 +36,9 @@ const records = Array.from({ length: n }, (_, i) => sampleRecord(i, now));
 const text = JSON.stringify({ schema: CLIENT_REGISTRATION_V1, reference: 'bench', createdAt: now.toISOString(), records });
 const plaintext = Buffer.from(text);
 const v = getSchemaValidators(CLIENT_REGISTRATION_V1)!;
+// The reference reads the batch as a plain file (the stage reads its sealed payload).
+const plainFile = path.join(process.env.PGW_DATA_DIR!, 'bench-plaintext.json');
+writeFileSync(plainFile, plaintext);
 
 async function promoted(): Promise<string> {
   const id = newBatchId();
@@ -67,6 +75,17 @@ const kinds = {
     if (r.accepted !== n) throw new Error(`validateBatch: accepted ${r.accepted} of ${n}`);
     return performance.now() - t0;
   },
+  async reference() {
+    const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    const x = JSON.parse(readFileSync(plainFile, 'utf8')) as { records: unknown[] };
+    let ok = 0;
+    for (const r of x.records) if (v.record(r)) ok++;
+    const cpu = process.cpuUsage(cpu0);
+    if (ok !== n) throw new Error(`reference: ${n - ok} records invalid`);
+    referenceCpu.push(n / ((cpu.user + cpu.system) / 1e6));
+    return performance.now() - t0;
+  },
   async stage() {
     const id = await promoted();
     const { ms, cpuMs } = await prof.timed(() => runValidateStage(ctx, id));
@@ -80,10 +99,13 @@ const kinds = {
 type Kind = keyof typeof kinds;
 /** Records per CPU-second of each stage call (user + system, every thread of the process). */
 const stageCpu: number[] = [];
+/** Records per CPU-second of each reference run (JSON.parse + Ajv per record). */
+const referenceCpu: number[] = [];
 const order = Object.keys(kinds) as Kind[];
-const out: Record<Kind, number[]> = { ajv: [], parse: [], validateBatch: [], stage: [] };
+const out: Record<Kind, number[]> = { ajv: [], parse: [], validateBatch: [], reference: [], stage: [] };
 for (const k of order) await kinds[k](); // warm-up
 stageCpu.length = 0;
+referenceCpu.length = 0;
 for (let run = 0; run < runs; run++) {
   for (let j = 0; j < order.length; j++) {
     const k = order[(run + j) % order.length]!;
@@ -91,5 +113,5 @@ for (let run = 0; run < runs; run++) {
   }
 }
 prof.save();
-console.log(JSON.stringify({ ...out, stageCpu, bytes: plaintext.length, hwmKiB: vmHwmKiB() }));
+console.log(JSON.stringify({ ...out, stageCpu, referenceCpu, bytes: plaintext.length, hwmKiB: vmHwmKiB() }));
 await close();
