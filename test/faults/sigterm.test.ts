@@ -88,6 +88,8 @@ describe('faults: SIGTERM with uploads and jobs in flight', function () {
     for (const a of acked.values()) expect(a.batch.outcome, a.batch.file_name).to.equal('accepted');
     expect(acked.get(bigId)!.batch.records_total).to.equal(60_000);
     await assertNoLeftovers(h);
+    // The restarted gateway is this test's: the next one starts its own (the leak check).
+    await h.stopAll();
   });
 
   // `pgw start` takes signals before start-up finishes: a SIGTERM while starting (up to 10 s
