@@ -146,6 +146,8 @@ describe('subject actions on records already handed on and released: event only'
     worker = await h.start('worker');
     await waitFor(async () => (await h.withLedger((l) => l.batches.get(id)))?.stage === 'done', 90_000, 'reprocess done');
     expect(JSON.parse(await subjectCli(h, ['erase', '--json'], inPipeline, erasure))).to.deep.include({ batches: [id], records: 1 });
+    worker.child.kill('SIGTERM'); // nothing left for a worker: the test leaves no process of its own behind
+    await worker.exited;
   });
 
   it('retention purges the released batch: its index entries go with it (past that, nothing is found here)', async () => {
