@@ -27,8 +27,6 @@ import { clearQueuePrefix, initInstallation, spawnPgw, type PgwProcess, type Pgw
 import { testPrefix } from './leak-check.js';
 
 export { tryJson, type PgwProcess } from './pgw-process.js';
-// For test files that still import it from here (two being edited elsewhere as of this change); new code imports wait-for.ts.
-export { waitFor } from './wait-for.js';
 
 const run = promisify(execFile);
 

@@ -6,7 +6,8 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { GatewayHarness, waitFor, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { sampleBatch, sampleCsv, sampleRecord } from '../../../schemas/testing/sample-records.js';
 import { DataKeys, loadMasterKey, readSealedAll } from '../../../gateway/core/sealed-blob.js';
 import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';

@@ -12,7 +12,8 @@
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
-import { GatewayHarness, waitFor, type PgwProcess, type TestPartner } from '../../helpers/gateway-harness.js';
+import { GatewayHarness, type PgwProcess, type TestPartner } from '../../helpers/gateway-harness.js';
+import { waitFor } from '../../helpers/wait-for.js';
 import { sampleBatch, sampleRecord, validBsn } from '../../../schemas/testing/sample-records.js';
 import { openRequest, pgwIn, pgwJson, subjectCli } from '../../helpers/subject-cli.js';
 import { curl } from '../../helpers/https-client.js';
