@@ -18,6 +18,7 @@ import type { FaultHook } from '../core/faults.js';
 import { commitRename, removeQuietly } from '../core/fs-atomic.js';
 import { PgwError } from '../core/errors.js';
 import { classifyUploadName } from '../core/file-names.js';
+import { DirSync } from './dir-sync.js';
 import { Upload } from './upload.js';
 
 export interface UploadTarget {
@@ -70,7 +71,11 @@ export function newBatchId(now = new Date()): string {
 }
 
 export class IngestService {
-  constructor(private readonly d: IngestDeps) {}
+  private readonly spoolSync: DirSync;
+
+  constructor(private readonly d: IngestDeps) {
+    this.spoolSync = new DirSync(d.dataDir.spoolDir);
+  }
 
   /** Start an upload under a final name: bytes go to a private temp file. */
   async open(target: UploadTarget): Promise<Upload> {
@@ -91,7 +96,7 @@ export class IngestService {
       await upload.abort();
       throw err instanceof PgwError ? err : new PgwError('upload.storage_failed', undefined, {}, { cause: err });
     }
-    return this.ingestSealedFile(target, upload.path, sealed);
+    return this.ingestSealedFile(target, upload.path, 'tmp', sealed);
   }
 
   async abort(upload: Upload): Promise<void> {
@@ -124,7 +129,7 @@ export class IngestService {
       throw new PgwError('upload.incomplete');
     });
     const sealed = await up.seal();
-    return this.ingestSealedFile(target, file, sealed);
+    return this.ingestSealedFile(target, file, 'staging', sealed);
   }
 
   async listStaged(partnerId: string, lane: Lane): Promise<StagedFile[]> {
@@ -155,19 +160,33 @@ export class IngestService {
     }
   }
 
+  /**
+   * Rename into the spool and fsync the spool directory (shared with concurrent uploads).
+   * A staged file's directory is fsynced too: a staged name that came back after a crash
+   * could be renamed again by the partner. The private temp directory is not: a `.part`
+   * name that came back would be a second link to a spool file, and the reconciler sweeps
+   * stale temp files.
+   */
+  private async renameIntoSpool(file: string, spool: string, from: 'tmp' | 'staging'): Promise<void> {
+    if (from === 'staging') return commitRename(file, spool);
+    await fsp.rename(file, spool);
+    await this.spoolSync.sync();
+  }
+
   /** A partner disabled while connected must not go on uploading. */
   private async requireActive(partnerId: string): Promise<void> {
     if ((await this.d.ledger.partners.get(partnerId))?.status !== 'active') throw new PgwError('partner.disabled');
   }
 
-  private async ingestSealedFile(target: UploadTarget, file: string, sealed: { sha256: string; size: number }): Promise<IngestResult> {
+  private async ingestSealedFile(target: UploadTarget, file: string, from: 'tmp' | 'staging', sealed: { sha256: string; size: number }): Promise<IngestResult> {
     const receivedAt = new Date();
     const batchId = newBatchId(receivedAt);
     const spool = this.d.dataDir.spoolFile(batchId);
     try {
-      await commitRename(file, spool);
+      await this.renameIntoSpool(file, spool, from);
     } catch (err) {
       await removeQuietly(file);
+      await removeQuietly(spool); // renamed, but its directory fsync failed
       throw new PgwError('upload.storage_failed', undefined, {}, { cause: err });
     }
     this.d.fault('after-rename');

@@ -76,6 +76,10 @@ export class Upload {
     this.inFlight.add(p);
     try {
       await p;
+    } catch (err) {
+      // The hash and `end` already count these bytes: this upload can no longer be sealed.
+      this.failed ??= new PgwError('upload.storage_failed', undefined, {}, { cause: err });
+      throw err;
     } finally {
       this.inFlight.delete(p);
     }
@@ -98,6 +102,7 @@ export class Upload {
   /** Flush to disk, close, and return the digest and size of exactly what is on disk. */
   async seal(): Promise<{ sha256: string; size: number }> {
     if (this.closed) throw new PgwError('upload.incomplete');
+    if (this.failed) throw this.failed;
     const size = await this.finish();
     if (this.hash && this.hashedUpTo === size) return { sha256: this.hash.digest('hex'), size };
     return { sha256: await hashFile(this.path), size };
@@ -130,7 +135,9 @@ export class Upload {
     try {
       await this.drain();
       await this.syncBehind.sync();
-      ({ size } = await this.fh.stat());
+      // Contiguous writes from 0 that all succeeded: the file is exactly `end` bytes long
+      // (one thread-pool round trip less per small file). Anything else asks the file.
+      size = this.hash && this.hashedUpTo === this.end ? this.end : (await this.fh.stat()).size;
     } catch (err) {
       await this.fh.close().catch(() => {});
       throw err;

@@ -72,6 +72,40 @@ describe('upload', () => {
     }
   });
 
+  it('refuses to seal an upload one of whose writes failed (the hash already counted those bytes)', async () => {
+    // A full disk cannot be had on demand here (test/faults/disk-full.test.ts has a real one):
+    // the handle's write fails once the way the kernel reports it (ENOSPC).
+    const probe = await fsp.open(path.join(dir, 'probe-w'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const original = proto.write;
+    const u = await Upload.open(path.join(dir, 'nospace'), 1e6);
+    await u.write(0, Buffer.alloc(4096, 1));
+    proto.write = () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    try {
+      const e1 = await u.write(4096, Buffer.alloc(4096, 2)).catch((e: unknown) => e);
+      expect((e1 as NodeJS.ErrnoException).code).to.equal('ENOSPC');
+    } finally {
+      proto.write = original;
+    }
+    const e2 = await u.seal().catch((e: unknown) => e);
+    expect((e2 as PgwError).code, 'no digest of bytes that are not on disk').to.equal('upload.storage_failed');
+    await u.abort();
+    expect(await fsp.stat(path.join(dir, 'nospace')).catch(() => null)).to.equal(null);
+  });
+
+  it('reports the size on disk: contiguous writes, and a resumed upload', async () => {
+    const file = path.join(dir, 'resume');
+    const u = await Upload.open(file, 1e6);
+    await u.write(0, Buffer.alloc(5000, 3));
+    expect((await u.seal()).size).to.equal(5000);
+    const v = await Upload.open(file, 1e6, true);
+    await v.write(5000, Buffer.alloc(1000, 4));
+    const r = await v.seal();
+    expect(r).to.deep.equal({ size: 6000, sha256: createHash('sha256').update(await fsp.readFile(file)).digest('hex') });
+    expect((await fsp.stat(file)).size).to.equal(6000);
+  });
+
   it('enforces the size limit on every write and refuses sparse offsets', async () => {
     const u = await Upload.open(path.join(dir, 'c'), 1000);
     await u.write(0, Buffer.alloc(1000));
