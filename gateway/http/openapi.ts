@@ -3,7 +3,7 @@
  * JSON Schema 2020-12; the HTTPS integration tests validate every response they receive
  * against it, so the document and the code cannot drift apart.
  */
-import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, documentFrame } from './openapi-parts.js';
+import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, commonResponses, documentHead } from './openapi-parts.js';
 const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
 const links = {
   type: 'object', additionalProperties: false, required: ['self', 'ack', 'result'],
@@ -105,28 +105,19 @@ const schemas = {
 
 const json = (ref: keyof typeof schemas) => jsonRef(ref);
 const err = errorResponse;
-const common = {
-  401: err('missing, unknown or revoked token (`auth.unauthorized`), or the registered client certificate is missing'),
-  403: err('the partner is disabled (`partner.disabled`)'),
-  429: err('rate limited (`http.rate_limited`); see Retry-After'),
-  default: err('any other error, with a stable code'),
-};
+const common = commonResponses(
+  'missing, unknown or revoked token (`auth.unauthorized`), or the registered client certificate is missing',
+  'the partner is disabled (`partner.disabled`)',
+);
 
 export const OPENAPI_DOCUMENT = {
-  ...documentFrame,
-  info: {
+  ...documentHead({
     title: 'Partner gateway API',
-    version: '1.0.0',
-    description: 'Upload OpenPGP-encrypted, signed batches and fetch their signed, encrypted acknowledgements. '
-      + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
-  },
-  components: {
-    securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: '`pgw_<id>_<secret>` from `pgw partner token <id>`' },
-      clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for partners that registered a certificate' },
-    },
+    purpose: 'Upload OpenPGP-encrypted, signed batches and fetch their signed, encrypted acknowledgements.',
+    token: '`pgw_<id>_<secret>` from `pgw partner token <id>`',
+    certificate: 'required in addition to the token for partners that registered a certificate',
     schemas,
-  },
+  }),
   paths: {
     '/v1/batches/{fileName}': {
       put: {

@@ -4,7 +4,7 @@
  * every response they receive against it. The outcome body is the schema file the route
  * validates with (schemas/handoff-outcome.v1.json), so the two cannot differ.
  */
-import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, documentFrame } from '../http/openapi-parts.js';
+import { str, strOrNull, time, timeOrNull, batchId, batchIdParam, errorSchema, jsonRef, errorResponse, commonResponses, documentHead } from '../http/openapi-parts.js';
 import { loadSchemaFile } from '../../schemas/compiled-schemas.js';
 
 const count = { type: 'integer', minimum: 0 } as const;
@@ -88,28 +88,19 @@ const schemas = {
 
 const json = (ref: keyof typeof schemas) => jsonRef(ref);
 const err = errorResponse;
-const common = {
-  401: err('missing, unknown or revoked service token, a partner token (`auth.unauthorized`), or the pinned client certificate is missing'),
-  403: err('the token lacks the scope (`auth.scope`)'),
-  429: err('rate limited (`http.rate_limited`); see Retry-After'),
-  default: err('any other error, with a stable code'),
-};
+const common = commonResponses(
+  'missing, unknown or revoked service token, a partner token (`auth.unauthorized`), or the pinned client certificate is missing',
+  'the token lacks the scope (`auth.scope`)',
+);
 
 export const INTERNAL_OPENAPI_DOCUMENT = {
-  ...documentFrame,
-  info: {
+  ...documentHead({
     title: 'Partner gateway internal API',
-    version: '1.0.0',
-    description: 'For Babybalance\'s own systems: take the accepted records of partners\' batches and report what became of each. '
-      + 'Every response carries X-Request-Id; errors have one shape with a stable code.',
-  },
-  components: {
-    securitySchemes: {
-      bearer: { type: 'http', scheme: 'bearer', description: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents, `subjects` for subject events)' },
-      clientCertificate: { type: 'mutualTLS', description: 'required in addition to the token for services added with --client-cert' },
-    },
+    purpose: 'For Babybalance\'s own systems: take the accepted records of partners\' batches and report what became of each.',
+    token: '`pgws_<id>_<secret>` from `pgw service add <name> --scopes …` (scope `handoff` for the handoff routes, `outbound` for documents, `subjects` for subject events)',
+    certificate: 'required in addition to the token for services added with --client-cert',
     schemas,
-  },
+  }),
   paths: {
     '/internal/v1/handoffs': {
       get: {
