@@ -19,6 +19,7 @@ import { runDecrypt } from './suites/decrypt.js';
 import { runE2eLatency } from './suites/e2e-latency.js';
 import { runMemory } from './suites/memory.js';
 import { runValidation } from './suites/validation.js';
+import { runSessions } from './suites/sessions.js';
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(0)}s`;
@@ -30,6 +31,7 @@ const SECTIONS: { key: string; title: string; run: (ctx: BenchContext) => Promis
   { key: 'e2e', title: '3. End-to-end latency, small batches', run: runE2eLatency },
   { key: 'memory', title: '4. Memory with a 1 GiB batch', run: runMemory },
   { key: 'validate', title: '5. Validation throughput', run: runValidation },
+  { key: 'sessions', title: '6. Many sessions', run: runSessions },
 ];
 
 /** Redis on 127.0.0.1:6379 (queues only); start a throw-away one when none answers. */
@@ -49,8 +51,8 @@ async function ensureRedis(): Promise<void> {
 
 function checkTools(only: string[] | undefined): string[] {
   const missing: string[] = [];
-  // Only the SFTP section starts an OpenSSH server.
-  if ((!only || only.includes('sftp')) && !existsSync(SSHD)) missing.push(`${SSHD} (apt-get install -y openssh-server)`);
+  // Only the SFTP and sessions sections start an OpenSSH server.
+  if ((!only || only.includes('sftp') || only.includes('sessions')) && !existsSync(SSHD)) missing.push(`${SSHD} (apt-get install -y openssh-server)`);
   for (const [bin, pkg] of [['sftp', 'openssh-client'], ['ssh-keygen', 'openssh-client'], ['gpg', 'gnupg'], ['redis-server', 'redis-server'], ['redis-cli', 'redis-tools']]) {
     if (!process.env.PATH?.split(':').some((d) => existsSync(path.join(d, bin!)))) missing.push(`${bin} (apt-get install -y ${pkg})`);
   }

@@ -18,7 +18,7 @@ export interface UploadTiming {
 }
 
 export class Ssh2Uploader {
-  private constructor(private readonly client: ssh2.Client, private readonly sftp: ssh2.SFTPWrapper) {}
+  private constructor(readonly client: ssh2.Client, private readonly sftp: ssh2.SFTPWrapper) {}
 
   static connect(port: number, username: string, keyFile: string): Promise<Ssh2Uploader> {
     return new Promise((resolve, reject) => {
