@@ -11,23 +11,18 @@ import type { Ledger } from '../core/ledger/index.js';
 import { PgwError } from '../core/errors.js';
 import { verifyServiceToken, type ServiceScope } from '../admin/service-tokens.js';
 import { locals } from '../http/request-context.js';
-import { bearerToken, requirePinnedCertificate, lastUseToucher } from '../http/token-auth.js';
+import { tokenAuth } from '../http/token-auth.js';
 
 export function serviceAuth(ledger: Ledger): RequestHandler {
-  const touch = lastUseToucher((id) => ledger.serviceTokens.touch(id));
-  return (req, res, next) => {
-    void (async () => {
-      const token = bearerToken(req);
-      const service = token ? await verifyServiceToken(ledger, token) : null;
-      if (!service) throw new PgwError('auth.unauthorized');
-      if (service.clientCertSha256) requirePinnedCertificate(req, service.clientCertSha256);
-      const l = locals(res);
-      l.service = service;
-      l.tokenId = service.id;
-      l.log = l.log.child({ service: service.name });
-      touch(service.id);
-    })().then(() => next(), next);
-  };
+  return tokenAuth(async (token) => {
+    const service = await verifyServiceToken(ledger, token);
+    if (!service) return null;
+    return {
+      tokenId: service.id,
+      clientCertSha256: service.clientCertSha256,
+      attach: (l) => { l.service = service; l.log = l.log.child({ service: service.name }); },
+    };
+  }, (id) => ledger.serviceTokens.touch(id));
 }
 
 /** The route needs `scope`: 403 `auth.scope` for a token without it. */
