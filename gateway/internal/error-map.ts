@@ -1,14 +1,12 @@
 /**
  * The one place where failures become HTTP answers on the internal API (the partner API has
- * its own, gateway/http/error-map.ts). The body shape is the same,
- * `{ "error": { "code", "message", "requestId", "details"? } }`; `details` carries the safe
+ * its own, gateway/http/error-map.ts; both answer through gateway/http/error-edge.ts). The body
+ * shape is the same, `{ "error": { "code", "message", "requestId", "details"? } }`; `details` carries the safe
  * facts an outcome was refused for (record indexes, schema paths) — never record content.
  * Anything else (a library error, a bug) is a 500 `internal.error` that says nothing about it.
  */
-import type { Response } from 'express';
-import { ERROR_CODES, PgwError, type ErrorCode } from '../core/errors.js';
-import { requestIdOf } from '../http/request-context.js';
-import { makeErrorHandler } from '../http/error-map.js';
+import { PgwError, type ErrorCode } from '../core/errors.js';
+import { errorEdge } from '../http/error-edge.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   'auth.unauthorized': 401,
@@ -41,28 +39,16 @@ const SHOWN_DETAILS = new Set<ErrorCode>([
   'handoff.superseded', 'auth.scope',
 ]);
 
-export function internalStatusFor(code: ErrorCode): number {
-  const s = STATUS[code];
-  if (s) return s;
-  const scope = ERROR_CODES[code].scope;
-  return scope === 'upload' || scope === 'api' || scope === 'batch' || scope === 'record' ? 400 : 500;
-}
-
-export function sendInternalError(res: Response, err: PgwError): void {
-  const status = internalStatusFor(err.code);
-  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="pgw-internal"');
-  const details = SHOWN_DETAILS.has(err.code) && Object.keys(err.details).length > 0 ? { details: err.details } : {};
-  res.status(status).json({ error: { code: err.code, message: err.message, requestId: requestIdOf(res), ...details } });
-}
-
-function fromFramework(err: unknown): PgwError | null {
-  const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
-  if (typeof status !== 'number' || status < 400 || status >= 500) return null;
-  if (status === 413) return new PgwError('limits.upload_size', 'the request body is larger than PGW_INTERNAL_MAX_BODY_BYTES');
-  if (status === 415) return new PgwError('http.unsupported_media_type', 'send application/json');
-  if (status === 408) return new PgwError('http.timeout');
+const internalEdge = errorEdge({
+  status: STATUS,
+  realm: 'pgw-internal',
+  shownDetails: SHOWN_DETAILS,
+  frameworkMessages: {
+    'limits.upload_size': 'the request body is larger than PGW_INTERNAL_MAX_BODY_BYTES',
+    'http.unsupported_media_type': 'send application/json',
+  },
   // A body that is not JSON: body-parser's message quotes it, so only the code goes out.
-  return new PgwError('outcome.invalid', 'the body is not valid JSON');
-}
+  otherFrameworkError: () => new PgwError('outcome.invalid', 'the body is not valid JSON'),
+});
 
-export const internalErrorHandler = makeErrorHandler({ fromFramework, statusFor: internalStatusFor, send: sendInternalError });
+export const internalErrorHandler = internalEdge.handler;
