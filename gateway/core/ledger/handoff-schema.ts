@@ -54,18 +54,8 @@ export interface HandoffOutcomesTable {
   code: string | null;
 }
 
-/** The one result document of each handoff version (like `acks`). */
-export interface ResultsTable {
-  batch_id: string;
-  version: number;
-  sha256: string;
-  outbox_name: string;
-  signed_by: string;
-  encrypted_to: string;
-  created_at: string;
-  first_downloaded_at: string | null;
-  download_count: number;
-}
+/** The one result document of each handoff version: the same columns as `acks` (schema.ts). */
+export type { AcksTable as ResultsTable } from './schema.js';
 
 /** Service tokens of the internal API: `pgws_<id>_<secret>`; only SHA-256(secret) is kept. */
 export interface ServiceTokensTable {
