@@ -3,6 +3,7 @@
  * Portable types only, as every migration.
  */
 import type { Kysely, Migration } from 'kysely';
+import { createSignedDocumentTable, createWebhookPushesTable } from './migration-tables.js';
 
 export const handoffMigration: Migration = {
   async up(db: Kysely<unknown>) {
@@ -36,32 +37,10 @@ export const handoffMigration: Migration = {
       .addPrimaryKeyConstraint('handoff_outcomes_pk', ['batch_id', 'version', 'record'])
       .execute();
 
-    await db.schema.createTable('results')
-      .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
-      .addColumn('version', 'integer', (c) => c.notNull())
-      .addColumn('sha256', 'text', (c) => c.notNull())
-      .addColumn('outbox_name', 'text', (c) => c.notNull())
-      .addColumn('signed_by', 'text', (c) => c.notNull())
-      .addColumn('encrypted_to', 'text', (c) => c.notNull())
-      .addColumn('created_at', 'text', (c) => c.notNull())
-      .addColumn('first_downloaded_at', 'text')
-      .addColumn('download_count', 'integer', (c) => c.notNull().defaultTo(0))
-      .addPrimaryKeyConstraint('results_pk', ['batch_id', 'version'])
-      .execute();
+    await createSignedDocumentTable(db, 'results');
     await db.schema.createIndex('results_outbox_name').on('results').column('outbox_name').execute();
 
-    await db.schema.createTable('result_pushes')
-      .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
-      .addColumn('version', 'integer', (c) => c.notNull())
-      .addColumn('host', 'text', (c) => c.notNull())
-      .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('last_attempt_at', 'text')
-      .addColumn('last_status', 'integer')
-      .addColumn('last_code', 'text')
-      .addColumn('delivered_at', 'text')
-      .addColumn('failed_at', 'text')
-      .addPrimaryKeyConstraint('result_pushes_pk', ['batch_id', 'version'])
-      .execute();
+    await createWebhookPushesTable(db, 'result_pushes');
 
     await db.schema.createTable('service_tokens')
       .addColumn('id', 'text', (c) => c.primaryKey())

@@ -5,6 +5,7 @@
  */
 import { type Kysely, type Migration, type MigrationProvider, type ColumnDefinitionBuilder, sql } from 'kysely';
 import { handoffMigration } from './handoff-migration.js';
+import { createSignedDocumentTable, createWebhookPushesTable } from './migration-tables.js';
 import { partnerKeySignerMigration } from './key-signer-migration.js';
 import { notificationsMigration, operatorTotpMigration } from './operations-migration.js';
 import { outboundDocumentsMigration } from './document-migration.js';
@@ -114,18 +115,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('batch_events_batch').on('batch_events').columns(['batch_id', 'id']).execute();
 
-        await db.schema.createTable('acks')
-          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
-          .addColumn('version', 'integer', (c) => c.notNull())
-          .addColumn('sha256', 'text', (c) => c.notNull())
-          .addColumn('outbox_name', 'text', (c) => c.notNull())
-          .addColumn('signed_by', 'text', (c) => c.notNull())
-          .addColumn('encrypted_to', 'text', (c) => c.notNull())
-          .addColumn('created_at', 'text', (c) => c.notNull())
-          .addColumn('first_downloaded_at', 'text')
-          .addColumn('download_count', 'integer', (c) => c.notNull().defaultTo(0))
-          .addPrimaryKeyConstraint('acks_pk', ['batch_id', 'version'])
-          .execute();
+        await createSignedDocumentTable(db, 'acks');
 
         await db.schema.createTable('audit_events')
           .addColumn('seq', serial.type, serial.build)
@@ -158,18 +148,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('partners').addColumn('client_cert_sha256', 'text').execute();
 
         // Webhook pushes of acks: one row per ack version, the delivery receipt when delivered_at is set.
-        await db.schema.createTable('ack_pushes')
-          .addColumn('batch_id', 'text', (c) => c.notNull().references('batches.id'))
-          .addColumn('version', 'integer', (c) => c.notNull())
-          .addColumn('host', 'text', (c) => c.notNull())
-          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
-          .addColumn('last_attempt_at', 'text')
-          .addColumn('last_status', 'integer')
-          .addColumn('last_code', 'text')
-          .addColumn('delivered_at', 'text')
-          .addColumn('failed_at', 'text')
-          .addPrimaryKeyConstraint('ack_pushes_pk', ['batch_id', 'version'])
-          .execute();
+        await createWebhookPushesTable(db, 'ack_pushes');
         await db.schema.createIndex('acks_pending').on('acks').column('first_downloaded_at').execute();
       },
     },
