@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { constants as fsc, promises as fsp, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { PgwError } from '../core/errors.js';
 import { fsyncDir } from '../core/fs-atomic.js';
@@ -90,20 +91,9 @@ export async function copyHashed(src: string, dest: string, mode: number, expect
   try {
     const output = await fsp.open(dest, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
     try {
-      const hash = createHash('sha256');
-      const buf = Buffer.alloc(CHUNK);
-      let size = 0;
-      for (;;) {
-        const { bytesRead } = await input.read(buf, 0, CHUNK, null);
-        if (bytesRead === 0) break;
-        hash.update(buf.subarray(0, bytesRead));
-        await output.write(buf, 0, bytesRead);
-        size += bytesRead;
-      }
-      buf.fill(0);
+      const { size, sha256 } = await readHashed(input, (chunk) => output.write(chunk, 0, chunk.length));
       await output.chmod(mode); // O_CREAT's mode is narrowed by the umask
       await output.sync();
-      const sha256 = hash.digest('hex');
       if (expect && (expect.size !== size || expect.sha256 !== sha256)) {
         throw new PgwError('backup.invalid', 'a file changed while it was restored', { path: path.basename(src) });
       }
@@ -119,19 +109,33 @@ export async function copyHashed(src: string, dest: string, mode: number, expect
 export async function sha256File(file: string): Promise<{ size: number; sha256: string }> {
   const fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
   try {
-    const hash = createHash('sha256');
-    const buf = Buffer.alloc(CHUNK);
-    let size = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      size += bytesRead;
-    }
-    return { size, sha256: hash.digest('hex') };
+    return await readHashed(fh);
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Reads `fh` from where it stands to its end, a chunk at a time, hashing each chunk and handing
+ * it to `sink` (if any) before the next is read; the buffer is wiped afterwards.
+ */
+async function readHashed(fh: FileHandle, sink?: (chunk: Buffer) => Promise<unknown>): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  const buf = Buffer.alloc(CHUNK);
+  let size = 0;
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      hash.update(chunk);
+      if (sink) await sink(chunk);
+      size += bytesRead;
+    }
+  } finally {
+    buf.fill(0);
+  }
+  return { size, sha256: hash.digest('hex') };
 }
 
 /** Every regular file and other entry below `root`, relative and `/`-separated, with lstat. */
