@@ -12,6 +12,7 @@ import type { Enqueuer, PipelineStage } from '../core/pipeline.js';
 import { PgwError } from '../core/errors.js';
 import { linkAtomically } from '../core/fs-atomic.js';
 import { withdrawHandoffInTx } from '../core/ledger/handoffs.js';
+import { holderInTx } from '../core/ledger/subject-holds.js';
 
 const exists = (f: string) => fsp.stat(f).then(() => true, () => false);
 
@@ -52,7 +53,15 @@ export async function reprocessBatch(
       outcome: null, error_code: null, error_detail: null, schema: null, reference: null, records_total: null,
       records_accepted: null, records_rejected: null, record_issues: null, processed_at: null, ...verdict,
     }),
-  }, { stage: 'reprocess', outcome: 'info', detail: { from, actor, previousAckVersion: b.ack_version } }, (tx) => withdrawHandoffInTx(tx, b.id));
+  }, { stage: 'reprocess', outcome: 'info', detail: { from, actor, previousAckVersion: b.ack_version } }, async (tx) => {
+    // A subject erasure or correction rewriting the batch: running now would bring back what
+    // it is taking out (checked after the move, which on PostgreSQL waited for its hold).
+    const request = await holderInTx(tx, b.id);
+    if (request) {
+      throw new PgwError('batch.subject_action_running', `subject request ${request} is erasing or correcting records in it; nothing was changed: reprocess it once that is done (if it was interrupted: run it again, or wait 15 minutes)`, { batch: batchId, request });
+    }
+    await withdrawHandoffInTx(tx, b.id);
+  });
   if (!moved) throw new PgwError('batch.not_reprocessable', 'the batch changed meanwhile; look again', { batch: batchId });
   await ledger.audit.record(actor, 'batch.reprocessed', b.id, { from, previousAckVersion: b.ack_version });
   // The ledger row is the record: with Redis away now, the reconciler queues it later.

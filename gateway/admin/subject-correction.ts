@@ -19,7 +19,7 @@ import { getSchemaValidators, type SchemaValidators } from '../../schemas/compil
 import { checkRecord, dateBounds, type RecordIssue } from '../../schemas/batch-validator.js';
 import type { BatchRecords } from '../../schemas/batch-records.js';
 import {
-  EVENT_ONLY, noteAction, noteDownstream, payloadRecords, removeQuarantine, rewriteSealed, settledHits, subjectOf, underRequest, type SubjectDeps,
+  EVENT_ONLY, noteAction, noteDownstream, payloadRecords, removeQuarantine, rewriteSealed, settledHits, subjectOf, underRequest, withBatchHeld, type SubjectDeps,
 } from './subjects.js';
 
 export interface SubjectCorrection {
@@ -117,21 +117,7 @@ export async function correctSubject(d: SubjectDeps, bsn: string, sets: Record<s
   const batches: string[] = [];
   const eventOnly: string[] = [];
   for (const p of plan) {
-    if (p.stored) {
-      const { key, parsed, changed } = p.stored;
-      const all = parsed.records.map((r, i) => changed.get(i) ?? r);
-      await rewriteSealed(d.dataDir.payloadFile(p.batchId), key, docWith(parsed, all));
-      await correctAccepted(d, p.batchId, key, changed);
-      await removeQuietly(d.dataDir.spoolFile(p.batchId));
-      await removeQuarantine(d, p.batchId);
-      if (movesBsn) await reindex(d, p.batchId, all);
-    }
-    const events = await noteDownstream(d, request, p.batchId, p.records, 'corrected', sets);
-    // Released: the index entry is all that is left here; it follows the new BSN (after the event, so a rerun still finds the batch).
-    if (!p.stored && movesBsn) await d.ledger.subjects.rekey(subject, p.batchId, d.dataKeys.subjectHash(sets.bsn!));
-    await d.ledger.batches.addEvent(p.batchId, 'subject-corrected', 'info', null, {
-      records: p.records.length, fields, actor, request, ...(p.stored ? {} : { done: EVENT_ONLY, events }),
-    });
+    await withBatchHeld(d, p.batchId, request, () => correctInBatch(d, p, subject, sets, fields, movesBsn, actor, request));
     if (!p.stored) eventOnly.push(p.batchId);
     records += p.records.length;
     batches.push(p.batchId);
@@ -140,6 +126,27 @@ export async function correctSubject(d: SubjectDeps, bsn: string, sets: Record<s
   const done = eventOnly.length ? { eventOnly, done: `${EVENT_ONLY}: ${eventOnly.join(', ')}` } : {};
   await noteAction(d, repo, request, actor, 'correct', { batches, records, fields, ...done });
   return { batches, records, fields, ...(eventOnly.length ? { eventOnly } : {}) };
+}
+
+/** One batch of a correction: its copies rewritten (or, released, the event only). */
+async function correctInBatch(
+  d: SubjectDeps, p: Planned, subject: Buffer[], sets: Record<string, string>, fields: string[], movesBsn: boolean, actor: string, request: string,
+): Promise<void> {
+  if (p.stored) {
+    const { key, parsed, changed } = p.stored;
+    const all = parsed.records.map((r, i) => changed.get(i) ?? r);
+    await rewriteSealed(d.dataDir.payloadFile(p.batchId), key, docWith(parsed, all));
+    await correctAccepted(d, p.batchId, key, changed);
+    await removeQuietly(d.dataDir.spoolFile(p.batchId));
+    await removeQuarantine(d, p.batchId);
+    if (movesBsn) await reindex(d, p.batchId, all);
+  }
+  const events = await noteDownstream(d, request, p.batchId, p.records, 'corrected', sets);
+  // Released: the index entry is all that is left here; it follows the new BSN (after the event, so a rerun still finds the batch).
+  if (!p.stored && movesBsn) await d.ledger.subjects.rekey(subject, p.batchId, d.dataKeys.subjectHash(sets.bsn!));
+  await d.ledger.batches.addEvent(p.batchId, 'subject-corrected', 'info', null, {
+    records: p.records.length, fields, actor, request, ...(p.stored ? {} : { done: EVENT_ONLY, events }),
+  });
 }
 
 async function correctAccepted(d: SubjectDeps, batchId: string, key: Buffer, changed: ReadonlyMap<number, Record<string, unknown>>): Promise<void> {

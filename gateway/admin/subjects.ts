@@ -28,6 +28,7 @@ import { readBatchRecords, withRecordsErased } from '../../schemas/batch-records
 import type { FaultHook } from '../core/faults.js';
 import { SubjectEventRepo } from '../core/ledger/subject-events.js';
 import { SUBJECT_REQUEST_KINDS, SubjectRequestRepo, type SubjectRequestKind } from '../core/ledger/subject-requests.js';
+import { holdForSubject, releaseSubjectHold } from '../core/ledger/subject-holds.js';
 
 export interface SubjectDeps {
   ledger: Ledger;
@@ -95,6 +96,23 @@ export async function settledHits(d: SubjectDeps, subject: Buffer[]): Promise<Su
 }
 
 /**
+ * Rewrite one batch's copies holding it for `request`, so a reprocess of it is refused
+ * meanwhile (and this is refused if a reprocess got there first). Released when `fn` returns;
+ * a crash leaves the hold until it expires, or until this request runs again.
+ */
+export async function withBatchHeld<T>(d: SubjectDeps, batchId: string, request: string, fn: () => Promise<T>): Promise<T> {
+  const hold = await holdForSubject(d.ledger.handle, batchId, request);
+  if (!hold.held) {
+    const why = 'inPipeline' in hold ? 'a reprocess started' : `request ${hold.heldBy} is rewriting it`;
+    throw new PgwError('subject.batch_in_progress', `${batchId}: ${why}; batches before it are done: run the command again once it is through`, { batches: [batchId] });
+  }
+  d.fault?.('subject-batch-held');
+  const out = await fn();
+  await releaseSubjectHold(d.ledger.handle, batchId, request);
+  return out;
+}
+
+/**
  * The open request an action serves: every action is noted under it and audited
  * naming the operator and the request — never the BSN.
  */
@@ -139,25 +157,74 @@ export interface SubjectExportRecord {
   history: { at: string; what: 'corrected' | 'erased'; fields: string[] }[];
 }
 
+/**
+ * A batch whose records of the person were handed on and released: the gateway holds no copy
+ * of their contents any more, only what it knows about them (the index entry, the batch, the
+ * handoff and the service's outcome per record). Nothing here is made up: what the ledger does
+ * not have is null.
+ */
+export interface SubjectExportReleased {
+  batchId: string;
+  partner: string;
+  fileName: string;
+  receivedAt: string;
+  records: { record: number; outcome: string | null; code: string | null }[];
+  handedOn: { to: 'account service'; service: string | null; version: number; takenAt: string | null; confirmedAt: string | null };
+  releasedAt: string;
+  /** Always false: the contents were deleted here when the account service had them. */
+  contentsHeld: false;
+  askAt: string;
+  history: SubjectExportRecord['history'];
+}
+
 export interface SubjectExport {
   records: SubjectExportRecord[];
+  /** Records handed on and released: what the gateway knows of them, without their contents. */
+  released: SubjectExportReleased[];
   /** The same, as plain text a person can read. */
   summary: string;
+}
+
+export const RELEASED_ASK_AT = 'Babybalance\'s account service, which holds the records now';
+
+/** Corrections and erasures noted in a batch's timeline (field names only). */
+async function subjectHistory(d: SubjectDeps, batchId: string): Promise<SubjectExportRecord['history']> {
+  return (await d.ledger.batches.events(batchId))
+    .filter((e) => e.stage === 'subject-corrected' || e.stage === 'subject-erased')
+    .map((e) => ({ at: e.at, what: e.stage === 'subject-corrected' ? 'corrected' as const : 'erased' as const, fields: (JSON.parse(e.detail ?? '{}') as { fields?: string[] }).fields ?? [] }));
+}
+
+async function releasedEntry(d: SubjectDeps, h: SubjectHit): Promise<SubjectExportReleased | null> {
+  const b = await d.ledger.batches.get(h.batchId);
+  const handoff = await d.ledger.handoffs.get(h.batchId);
+  if (!b || !handoff?.released_at) return null;
+  const outcomes = new Map((await d.ledger.handoffs.outcomes(b.id, handoff.version)).map((o) => [o.record, o]));
+  // The service's actor is `service:<name>/<token id>`: the person is told the name.
+  const service = handoff.taken_by?.match(/^service:([^/]+)/)?.[1] ?? null;
+  return {
+    batchId: b.id, partner: b.partner_id, fileName: b.file_name, receivedAt: b.received_at,
+    records: h.records.map((record) => ({ record, outcome: outcomes.get(record)?.outcome ?? null, code: outcomes.get(record)?.code ?? null })),
+    handedOn: { to: 'account service', service, version: handoff.version, takenAt: handoff.taken_at, confirmedAt: handoff.confirmed_at },
+    releasedAt: handoff.released_at, contentsHeld: false, askAt: RELEASED_ASK_AT, history: await subjectHistory(d, b.id),
+  };
 }
 
 export async function exportSubject(d: SubjectDeps, bsn: string, actor: string, request: string): Promise<SubjectExport> {
   const repo = await underRequest(d, request, SUBJECT_REQUEST_KINDS);
   const records: SubjectExportRecord[] = [];
+  const released: SubjectExportReleased[] = [];
   for (const h of await hits(d, subjectOf(d, bsn))) {
-    if (!h.payloadStored) continue;
+    if (!h.payloadStored) {
+      const r = h.released ? await releasedEntry(d, h) : null;
+      if (r) released.push(r);
+      continue;
+    }
     const b = (await d.ledger.batches.get(h.batchId))!;
     const { parsed } = await payloadRecords(d, b);
     const handoff = await d.ledger.handoffs.get(b.id);
     const handedOn = handoff && (handoff.state === 'taken' || handoff.state === 'confirmed')
       ? { to: 'account service' as const, version: handoff.version, takenAt: handoff.taken_at, confirmedAt: handoff.confirmed_at } : null;
-    const history = (await d.ledger.batches.events(b.id))
-      .filter((e) => e.stage === 'subject-corrected' || e.stage === 'subject-erased')
-      .map((e) => ({ at: e.at, what: e.stage === 'subject-corrected' ? 'corrected' as const : 'erased' as const, fields: (JSON.parse(e.detail ?? '{}') as { fields?: string[] }).fields ?? [] }));
+    const history = await subjectHistory(d, b.id);
     for (const i of h.records) {
       const data = parsed.records[i];
       // The index names the record; the record itself must still be that person's (not erased).
@@ -166,11 +233,12 @@ export async function exportSubject(d: SubjectDeps, bsn: string, actor: string, 
       }
     }
   }
-  await noteAction(d, repo, request, actor, 'export', { records: records.map((r) => `${r.batchId}#${r.record}`) });
-  return { records, summary: exportSummary(records) };
+  const releasedRecords = released.flatMap((r) => r.records.map((x) => `${r.batchId}#${x.record}`));
+  await noteAction(d, repo, request, actor, 'export', { records: records.map((r) => `${r.batchId}#${r.record}`), ...(released.length ? { released: releasedRecords } : {}) });
+  return { records, released, summary: exportSummary(records, released) };
 }
 
-function exportSummary(records: readonly SubjectExportRecord[]): string {
+function exportSummary(records: readonly SubjectExportRecord[], released: readonly SubjectExportReleased[]): string {
   const lines = [`Your records at the partner gateway: ${records.length}`, ''];
   for (const r of records) {
     lines.push(`Record ${r.record + 1} of batch ${r.batchId}, sent by ${r.partner} on ${r.receivedAt}`);
@@ -178,6 +246,16 @@ function exportSummary(records: readonly SubjectExportRecord[]): string {
     lines.push(r.handedOn
       ? `  handed on to Babybalance's account service${r.handedOn.takenAt ? ` on ${r.handedOn.takenAt}` : ''}${r.handedOn.confirmedAt ? `, confirmed ${r.handedOn.confirmedAt}` : ''}`
       : '  not handed on');
+    for (const e of r.history) lines.push(`  ${e.what} on ${e.at}${e.fields.length ? `: ${e.fields.join(', ')}` : ''}`);
+    lines.push('');
+  }
+  if (released.length) lines.push(`Records handed on and no longer held here: ${released.reduce((n, r) => n + r.records.length, 0)}`, '');
+  for (const r of released) {
+    lines.push(`Batch ${r.batchId} (file ${r.fileName}), sent by ${r.partner} on ${r.receivedAt}: record(s) ${r.records.map((x) => x.record + 1).join(', ')}`);
+    const h = r.handedOn;
+    lines.push(`  handed on to Babybalance's account service${h.service ? ` (${h.service})` : ''}${h.takenAt ? ` on ${h.takenAt}` : ''}${h.confirmedAt ? `, confirmed ${h.confirmedAt}` : ''}`);
+    for (const x of r.records) lines.push(`  record ${x.record + 1}: ${x.outcome ? `outcome ${x.outcome}${x.code ? ` (${x.code})` : ''}` : 'no outcome reported'}`);
+    lines.push(`  released on ${r.releasedAt}: the contents are no longer held here; ask ${r.askAt}`);
     for (const e of r.history) lines.push(`  ${e.what} on ${e.at}${e.fields.length ? `: ${e.fields.join(', ')}` : ''}`);
     lines.push('');
   }
@@ -199,33 +277,40 @@ export async function eraseSubject(d: SubjectDeps, bsn: string, actor: string, r
   const batches: string[] = [];
   const eventOnly: string[] = [];
   for (const h of await settledHits(d, subject)) {
-    const b = (await d.ledger.batches.get(h.batchId))!;
-    if (h.payloadStored) {
-      const { key, parsed } = await payloadRecords(d, b);
-      const isMine = (i: number) => (parsed.records[i] as { bsn?: unknown } | null)?.bsn === bsn;
-      const mine = new Set(h.records.filter(isMine));
-      // A rerun after a crash finds the payload already erased (null): the copies still go.
-      const gone = new Set(h.records.filter((i) => isMine(i) || parsed.records[i] === null));
-      if (mine.size > 0) {
-        await rewriteSealed(d.dataDir.payloadFile(b.id), key, withRecordsErased(parsed, mine));
-        erased += mine.size;
-      }
-      await eraseAccepted(d, b, key, gone);
-    }
-    await removeQuietly(d.dataDir.spoolFile(b.id));
-    await removeQuarantine(d, b.id);
-    const events = await noteDownstream(d, request, b.id, h.records, 'erased', null);
-    await d.ledger.subjects.remove(subject, b.id);
-    // The erased positions (no personal data): a reprocess acks them as erased, not rejected.
-    await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, {
-      records: h.records.length, indexes: h.records, receivedFileDeleted: true, actor, request, ...(h.released ? { done: EVENT_ONLY, events } : {}),
-    });
-    if (h.released) eventOnly.push(b.id);
-    batches.push(b.id);
+    erased += await withBatchHeld(d, h.batchId, request, () => eraseInBatch(d, h, subject, bsn, actor, request));
+    if (h.released) eventOnly.push(h.batchId);
+    batches.push(h.batchId);
     d.fault?.('after-subject-batch');
   }
   await noteAction(d, repo, request, actor, 'erase', { batches, records: erased, ...(eventOnly.length ? { eventOnly, done: `${EVENT_ONLY}: ${eventOnly.join(', ')}` } : {}) });
   return { batches, records: erased, ...(eventOnly.length ? { eventOnly } : {}) };
+}
+
+/** One batch of an erasure; returns how many records were erased in its payload now. */
+async function eraseInBatch(d: SubjectDeps, h: SubjectHit, subject: Buffer[], bsn: string, actor: string, request: string): Promise<number> {
+  const b = (await d.ledger.batches.get(h.batchId))!;
+  let erased = 0;
+  if (h.payloadStored) {
+    const { key, parsed } = await payloadRecords(d, b);
+    const isMine = (i: number) => (parsed.records[i] as { bsn?: unknown } | null)?.bsn === bsn;
+    const mine = new Set(h.records.filter(isMine));
+    // A rerun after a crash finds the payload already erased (null): the copies still go.
+    const gone = new Set(h.records.filter((i) => isMine(i) || parsed.records[i] === null));
+    if (mine.size > 0) {
+      await rewriteSealed(d.dataDir.payloadFile(b.id), key, withRecordsErased(parsed, mine));
+      erased = mine.size;
+    }
+    await eraseAccepted(d, b, key, gone);
+  }
+  await removeQuietly(d.dataDir.spoolFile(b.id));
+  await removeQuarantine(d, b.id);
+  const events = await noteDownstream(d, request, b.id, h.records, 'erased', null);
+  await d.ledger.subjects.remove(subject, b.id);
+  // The erased positions (no personal data): a reprocess acks them as erased, not rejected.
+  await d.ledger.batches.addEvent(b.id, 'subject-erased', 'info', null, {
+    records: h.records.length, indexes: h.records, receivedFileDeleted: true, actor, request, ...(h.released ? { done: EVENT_ONLY, events } : {}),
+  });
+  return erased;
 }
 
 /**

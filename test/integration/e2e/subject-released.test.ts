@@ -6,9 +6,13 @@
  * must still reach the account service as a subject event — the index entry survives the
  * release — and the register says it was an event only. A corrected BSN moves the entry.
  *
+ * An access export of such a record says what the gateway knows (the batch, the handoff, the
+ * service's outcome, the release) and holds no record values.
+ *
  * Also: an erasure or correction is refused while a batch holding the person is still in the
- * pipeline (held there deterministically by a worker killed at the after-decrypt fault point);
- * retention's purge of the released batch takes its index entries with it.
+ * pipeline (held there deterministically by a worker killed at the after-decrypt fault point),
+ * and a reprocess is refused while an erasure holds the batch (the erasure killed at the
+ * subject-batch-held fault point, holding it); retention's purge of the released batch takes its index entries with it.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
@@ -96,6 +100,26 @@ describe('subject actions on records already handed on and released: event only'
     expect(await h.ledgerDump(), 'the new value is sealed').to.not.include('9999 ZZ');
   });
 
+  it('an access export of a released record: the batch, the handoff and the release, no record values (the gateway holds none)', async () => {
+    const id = ids['released.json.pgp']!;
+    const p1 = sampleRecord(1, now); // corrected above
+    const out = await subjectCli(h, ['export'], p1.bsn!, await openRequest(h, 'access'));
+    const doc = JSON.parse(out) as { records: unknown[]; released: Record<string, unknown>[]; summary: string };
+    expect(doc.records).to.deep.equal([]);
+    expect(doc.released).to.have.length(1);
+    const r = doc.released[0] as { batchId: string; partner: string; fileName: string; receivedAt: string; records: unknown[]; handedOn: Record<string, unknown>; releasedAt: string; contentsHeld: boolean; history: { what: string; fields: string[] }[] };
+    const [batch, handoff] = await h.withLedger(async (l) => [(await l.batches.get(id))!, (await l.handoffs.get(id))!] as const);
+    expect([r.batchId, r.partner, r.fileName, r.receivedAt]).to.deep.equal([id, 'kz-alpha', 'released.json.pgp', batch.received_at]);
+    expect(r.records).to.deep.equal([{ record: 1, outcome: 'created', code: null }]);
+    expect(r.handedOn).to.deep.equal({ to: 'account service', service: 'account-service', version: handoff.version, takenAt: handoff.taken_at, confirmedAt: handoff.confirmed_at });
+    expect([r.releasedAt, r.contentsHeld]).to.deep.equal([handoff.released_at, false]);
+    expect(r.history.map((e) => [e.what, e.fields]), 'the correction, run twice above').to.deep.equal([['corrected', ['postcode']], ['corrected', ['postcode']]]);
+    expect(doc.summary).to.match(/handed on to Babybalance's account service \(account-service\)/)
+      .and.include(`released on ${handoff.released_at}: the contents are no longer held here`).and.include('record 2: outcome created');
+    for (const v of Object.values(p1).filter((v) => v !== p1.bsn)) expect(out.includes(v), `no record value (${v.length} chars)`).to.equal(false);
+    expect(out.includes('9999 ZZ'), 'nor the corrected one').to.equal(false);
+  });
+
   it('a corrected BSN of a released record moves its index entry', async () => {
     const id = ids['released.json.pgp']!;
     const p2 = sampleRecord(2, now);
@@ -151,6 +175,26 @@ describe('subject actions on records already handed on and released: event only'
     await worker.exited;
   });
 
+  it('a reprocess while an erasure holds the batch is refused (batch.subject_action_running), nothing changed; rerun under the request, the erasure finishes and a reprocess then brings nobody back', async () => {
+    const id = ids['pipeline.json.pgp']!;
+    const bsn = validBsn(601);
+    const req = await openRequest(h, 'erasure');
+    const killed = await subjectCli(h, ['erase', '--json'], bsn, req, { PGW_FAULT: 'subject-batch-held' }).then(() => null, (e: { signal?: string }) => e.signal);
+    expect(killed, 'killed holding the batch, before rewriting it').to.equal('SIGKILL');
+    const before = (await h.withLedger((l) => l.batches.get(id)))!;
+    const err = await refused(pgwIn(h, ['batches', 'reprocess', id], null));
+    expect(err).to.include('batch.subject_action_running').and.include(req).and.not.include(bsn);
+    const after = (await h.withLedger((l) => l.batches.get(id)))!;
+    expect([after.stage, after.updated_at, after.ack_version]).to.deep.equal(['done', before.updated_at, before.ack_version]);
+    expect(JSON.parse(await subjectCli(h, ['erase', '--json'], bsn, req))).to.deep.include({ batches: [id], records: 1 });
+    await pgwIn(h, ['batches', 'reprocess', id], null);
+    worker = await h.start('worker');
+    await waitFor(async () => (await h.withLedger((l) => l.batches.get(id)))?.stage === 'done', 90_000, 'reprocess done');
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    expect(JSON.parse(await subjectCli(h, ['find', '--json'], bsn, await openRequest(h, 'access')))).to.deep.equal([]);
+  });
+
   it('retention purges the released batch: its index entries go with it (past that, nothing is found here)', async () => {
     const id = ids['released.json.pgp']!;
     const p1 = sampleRecord(1, now).bsn!; // corrected above, still indexed
@@ -163,6 +207,6 @@ describe('subject actions on records already handed on and released: event only'
 
   it('no BSN or corrected value in the logs', async () => {
     const logs = h.processes.flatMap((p) => p.lines).join('\n');
-    for (const v of [sampleRecord(0, now).bsn!, sampleRecord(1, now).bsn!, validBsn(777), inPipeline, '9999 ZZ']) expect(logs.includes(v), v).to.equal(false);
+    for (const v of [sampleRecord(0, now).bsn!, sampleRecord(1, now).bsn!, validBsn(777), inPipeline, validBsn(601), '9999 ZZ']) expect(logs.includes(v), v).to.equal(false);
   });
 });
