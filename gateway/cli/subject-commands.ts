@@ -4,7 +4,7 @@
  * history keep it; `--bsn <value>` still works, with a warning.
  */
 import { Option } from 'commander';
-import { EVENT_ONLY, eraseSubject, exportSubject, findSubject } from '../admin/subjects.js';
+import { EVENT_ONLY, eraseSubject, exportSubject, findSubject, type SubjectDeps } from '../admin/subjects.js';
 import { PgwError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/fs-atomic.js';
 import { correctSubject, parseSets } from '../admin/subject-correction.js';
@@ -31,42 +31,39 @@ const subject = program.command('subject').description('subject requests (AVG ar
 const bsnOption = () => new Option('--bsn <bsn>', 'the person\'s BSN; - reads it from stdin (keeps it out of ps and history)').makeOptionMandatory();
 const requestOption = () => new Option('--request <id>', 'the subject request this action serves (pgw subject request open)').makeOptionMandatory();
 
-subject.command('find').description('which batches and records hold this person (keyed-hash index)')
-  .addOption(requestOption()).addOption(bsnOption()).option('--json', 'print JSON')
-  .action(async (o: { bsn: string; request: string; json?: boolean }) => {
-    const bsn = await readBsn(o.bsn);
-    await withPayloads(async (d) => {
-      const found = await findSubject(d, bsn, actor, o.request);
-      print(found, o.json, () => table(found.map((h) => ({ ...h, records: h.records.join(',') })), ['batchId', 'partner', 'receivedAt', 'lane', 'records', 'payloadStored']));
-    });
-  });
-subject.command('export').description('the person\'s records for an access request: who sent them when, where they went, what was corrected or erased')
-  .addOption(requestOption()).addOption(bsnOption()).option('--out <file>', 'write the JSON to this file and the plain-text summary to <file>.txt (both mode 0600) instead of stdout')
-  .action(async (o: { bsn: string; request: string; out?: string }) => {
-    const bsn = await readBsn(o.bsn);
-    await withPayloads(async (d) => {
-      const doc = await exportSubject(d, bsn, actor, o.request);
-      await emit(doc, o.out);
-      if (o.out) await writeFileAtomic(`${o.out}.txt`, `${doc.summary}\n`, 0o600);
-    });
-  });
-subject.command('erase').description('remove the person from stored payloads (records replaced by null), accepted records, received files and the index')
-  .addOption(requestOption()).addOption(bsnOption()).option('--json', 'print JSON')
-  .action(async (o: { bsn: string; request: string; json?: boolean }) => {
-    const bsn = await readBsn(o.bsn);
-    await withPayloads(async (d) => {
-      const r = await eraseSubject(d, bsn, actor, o.request);
-      print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)${eventOnlyNote(r.eventOnly)}`);
-    });
-  });
+/** One of the actions on a person's records: always under a request, for one BSN. */
+const personCommand = (name: string, description: string) =>
+  subject.command(name).description(description).addOption(requestOption()).addOption(bsnOption());
+/** Reads the BSN (see readBsn) and runs `act` with the payload stores open. */
+async function withPerson(bsnValue: string, act: (d: SubjectDeps, bsn: string) => Promise<void>): Promise<void> {
+  const bsn = await readBsn(bsnValue);
+  await withPayloads((d) => act(d, bsn));
+}
 
-subject.command('correct').description('set fields of the person\'s records in stored payloads and accepted records (checked as an upload is)')
-  .addOption(requestOption()).addOption(bsnOption())
+personCommand('find', 'which batches and records hold this person (keyed-hash index)').option('--json', 'print JSON')
+  .action((o: { bsn: string; request: string; json?: boolean }) => withPerson(o.bsn, async (d, bsn) => {
+    const found = await findSubject(d, bsn, actor, o.request);
+    print(found, o.json, () => table(found.map((h) => ({ ...h, records: h.records.join(',') })), ['batchId', 'partner', 'receivedAt', 'lane', 'records', 'payloadStored']));
+  }));
+personCommand('export', 'the person\'s records for an access request: who sent them when, where they went, what was corrected or erased')
+  .option('--out <file>', 'write the JSON to this file and the plain-text summary to <file>.txt (both mode 0600) instead of stdout')
+  .action((o: { bsn: string; request: string; out?: string }) => withPerson(o.bsn, async (d, bsn) => {
+    const doc = await exportSubject(d, bsn, actor, o.request);
+    await emit(doc, o.out);
+    if (o.out) await writeFileAtomic(`${o.out}.txt`, `${doc.summary}\n`, 0o600);
+  }));
+personCommand('erase', 'remove the person from stored payloads (records replaced by null), accepted records, received files and the index')
+  .option('--json', 'print JSON')
+  .action((o: { bsn: string; request: string; json?: boolean }) => withPerson(o.bsn, async (d, bsn) => {
+    const r = await eraseSubject(d, bsn, actor, o.request);
+    print(r, o.json, () => `erased ${r.records} record(s) in ${r.batches.length} batch(es)${eventOnlyNote(r.eventOnly)}`);
+  }));
+
+personCommand('correct', 'set fields of the person\'s records in stored payloads and accepted records (checked as an upload is)')
   .requiredOption('--set <field=value...>', 'a field and its new value (repeatable)').option('--json', 'print JSON')
   .action(async (o: { bsn: string; request: string; set: string[]; json?: boolean }) => {
-    const sets = parseSets(o.set);
-    const bsn = await readBsn(o.bsn);
-    await withPayloads(async (d) => {
+    const sets = parseSets(o.set); // a bad --set fails before the BSN is read
+    await withPerson(o.bsn, async (d, bsn) => {
       const r = await correctSubject(d, bsn, sets, actor, o.request);
       print(r, o.json, () => `corrected ${r.fields.join(', ')} in ${r.records} record(s) of ${r.batches.length} batch(es)${eventOnlyNote(r.eventOnly)}`);
     });
