@@ -134,71 +134,84 @@ function maybeReceipt(ctx: SessionContext, h: OutboxFileHandle): void {
 const RECEIPT_ROW_WAIT_MS = 3000;
 
 /**
- * The delivery receipt: find the ack row for this file (by the sha-256 of exactly the
- * bytes we served, which also tells live from test lane and one ack version from the
- * next; else the newest row of that name) and mark it downloaded. Never fails the download.
+ * The delivery receipt: find the row of the document this file is (ack, result or outbound
+ * document) and mark it downloaded. Never fails the download.
  */
 async function recordReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
-  if (isResultFileName(h.name)) return recordResultReceipt(ctx, h);
-  if (isDocumentEntry(h.name)) return recordDocumentReceipt(ctx, h);
+  if (isResultFileName(h.name)) return markReceipt(ctx, h, 'result', resultReceipt);
+  if (isDocumentEntry(h.name)) return markReceipt(ctx, h, 'document', documentReceipt);
+  return markReceipt(ctx, h, 'ack', ackReceipt);
+}
+
+/** What a served file's row is and how it is marked downloaded; null when it has no row. */
+type ReceiptOf = (ctx: SessionContext, h: OutboxFileHandle, sha256: string) => Promise<{
+  /** Marks the row downloaded; the fields of the log line. */
+  mark(): Promise<Record<string, unknown>>;
+} | { missing: Record<string, unknown> }>;
+
+async function markReceipt(ctx: SessionContext, h: OutboxFileHandle, what: 'ack' | 'result' | 'document', receiptOf: ReceiptOf): Promise<void> {
   try {
-    const sha256 = await hashHandle(h);
-    let rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
-    for (let waited = 0, step = 20; !rows.some((r) => r.sha256 === sha256) && waited < RECEIPT_ROW_WAIT_MS; waited += step, step = Math.min(2 * step, 500)) {
-      await new Promise((r) => setTimeout(r, step));
-      rows = await ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]);
-    }
-    const row = pickAck(rows, sha256);
-    if (!row) {
-      ctx.log.warn('outbox file has no ack row', { file: h.name, lane: h.lane });
+    const receipt = await receiptOf(ctx, h, await hashHandle(h));
+    if ('missing' in receipt) {
+      ctx.log.warn(`outbox file has no ${what} row`, receipt.missing);
       return;
     }
-    await ctx.ledger.batches.markAckDownloaded(row.batch_id, row.version, 'sftp');
-    ctx.log.info('ack downloaded', { batch: row.batch_id, version: row.version, lane: h.lane });
+    ctx.log.info(`${what} downloaded`, await receipt.mark());
   } catch (err) {
-    ctx.log.warn('ack receipt failed', { file: h.name, err: serializeError(err) });
+    ctx.log.warn(`${what} receipt failed`, { file: h.name, err: serializeError(err) });
   }
 }
 
 /**
- * The receipt of a result document: its row is recorded before the batch's results are
- * offered anywhere else, but the outbox link comes first, so the same short wait as for acks.
+ * The rows `fetch` finds for a served file, waiting briefly (with backoff) for one with the
+ * sha-256 of exactly the bytes served: an ack's or result's row is recorded before it is
+ * offered anywhere else, but its outbox link comes first.
  */
-async function recordResultReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
-  try {
-    const sha256 = await hashHandle(h);
-    let rows = await ctx.ledger.handoffs.resultsByOutboxName(ctx.partnerId, [h.name]);
-    for (let waited = 0, step = 20; !rows.some((r) => r.sha256 === sha256) && waited < RECEIPT_ROW_WAIT_MS; waited += step, step = Math.min(2 * step, 500)) {
-      await new Promise((r) => setTimeout(r, step));
-      rows = await ctx.ledger.handoffs.resultsByOutboxName(ctx.partnerId, [h.name]);
-    }
-    const row = rows.find((r) => r.sha256 === sha256) ?? [...rows].sort((a, b) => b.version - a.version)[0];
-    if (!row) {
-      ctx.log.warn('outbox file has no result row', { file: h.name, lane: h.lane });
-      return;
-    }
-    await ctx.ledger.handoffs.markResultDownloaded(row.batch_id, row.version, 'sftp');
-    ctx.log.info('result downloaded', { batch: row.batch_id, version: row.version });
-  } catch (err) {
-    ctx.log.warn('result receipt failed', { file: h.name, err: serializeError(err) });
+async function rowsOnceRecorded<R extends { sha256: string }>(fetch: () => Promise<R[]>, sha256: string): Promise<R[]> {
+  let rows = await fetch();
+  for (let waited = 0, step = 20; !rows.some((r) => r.sha256 === sha256) && waited < RECEIPT_ROW_WAIT_MS; waited += step, step = Math.min(2 * step, 500)) {
+    await new Promise((r) => setTimeout(r, step));
+    rows = await fetch();
   }
+  return rows;
 }
 
-/** The receipt of an outbound document: its open row of that name, if the bytes served are its file. */
-async function recordDocumentReceipt(ctx: SessionContext, h: OutboxFileHandle): Promise<void> {
-  try {
-    const sha256 = await hashHandle(h);
-    const doc = await ctx.ledger.documents.openByOutboxName(ctx.partnerId, h.name);
-    if (!doc || doc.sha256 !== sha256) {
-      ctx.log.warn('outbox file has no document row', { file: h.name });
-      return;
-    }
-    await ctx.ledger.documents.markDownloaded(doc.id, 'sftp');
-    ctx.log.info('document downloaded', { document: doc.id });
-  } catch (err) {
-    ctx.log.warn('document receipt failed', { file: h.name, err: serializeError(err) });
-  }
-}
+/** The ack row by the sha-256 (which also tells live from test lane and one version from the next), else the newest of that name. */
+const ackReceipt: ReceiptOf = async (ctx, h, sha256) => {
+  const row = pickAck(await rowsOnceRecorded(() => ctx.ledger.batches.acksByOutboxName(ctx.partnerId, [h.name]), sha256), sha256);
+  if (!row) return { missing: { file: h.name, lane: h.lane } };
+  return {
+    async mark() {
+      await ctx.ledger.batches.markAckDownloaded(row.batch_id, row.version, 'sftp');
+      return { batch: row.batch_id, version: row.version, lane: h.lane };
+    },
+  };
+};
+
+/** The result row by the sha-256, else the highest version of that name. */
+const resultReceipt: ReceiptOf = async (ctx, h, sha256) => {
+  const rows = await rowsOnceRecorded(() => ctx.ledger.handoffs.resultsByOutboxName(ctx.partnerId, [h.name]), sha256);
+  const row = rows.find((r) => r.sha256 === sha256) ?? [...rows].sort((a, b) => b.version - a.version)[0];
+  if (!row) return { missing: { file: h.name, lane: h.lane } };
+  return {
+    async mark() {
+      await ctx.ledger.handoffs.markResultDownloaded(row.batch_id, row.version, 'sftp');
+      return { batch: row.batch_id, version: row.version };
+    },
+  };
+};
+
+/** An outbound document: its open row of that name, if the bytes served are its file. */
+const documentReceipt: ReceiptOf = async (ctx, h, sha256) => {
+  const doc = await ctx.ledger.documents.openByOutboxName(ctx.partnerId, h.name);
+  if (!doc || doc.sha256 !== sha256) return { missing: { file: h.name } };
+  return {
+    async mark() {
+      await ctx.ledger.documents.markDownloaded(doc.id, 'sftp');
+      return { document: doc.id };
+    },
+  };
+};
 
 export function pickAck(rows: AckRow[], sha256: string): AckRow | undefined {
   const exact = rows.find((r) => r.sha256 === sha256);
