@@ -185,6 +185,7 @@ export const ERROR_CODES = {
   'operator.invalid': { scope: 'operator', message: 'operator names are 2-40 characters (a-z, 0-9, ".", "-"); roles support or engineer; passwords at least 12 characters' },
   'operator.not_found': { scope: 'operator', message: 'no such operator' },
   'batch.not_reprocessable': { scope: 'operator', message: 'the batch cannot run again: its received file is no longer stored' },
+  'batch.subject_action_running': { scope: 'operator', message: 'a subject erasure or correction is rewriting the batch; nothing was changed: reprocess it once that is done (an interrupted one holds the batch 15 minutes, or until it is run again)' },
   'schedule.invalid': { scope: 'operator', message: 'expected schedule looks like "mon-fri 10:00" or "mon,wed,fri 09:30"' },
   'ack.no_partner_key': { scope: 'operator', message: 'the partner has no usable encryption key for acks' },
   'gateway.not_initialised': { scope: 'operator', message: 'the data dir is not initialised: run `pgw init`' },
