@@ -102,6 +102,7 @@ describe('pgw doctor', function () {
     } catch (err) {
       // chattr +i needs CAP_LINUX_IMMUTABLE and ext2/3/4, xfs or btrfs (CI runs as root on ext4).
       console.log(`      skipped: chattr +i refused (${String((err as { stderr?: string }).stderr ?? err).trim()})`);
+      // Reason: this file system or user cannot make a directory immutable, so an unwritable data dir cannot be produced here.
       this.skip();
     }
     try {

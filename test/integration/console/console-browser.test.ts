@@ -10,10 +10,11 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { promises as fsp, existsSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium } from '../../helpers/chromium.js';
 import { FaultRig, type TestPartner } from '../../helpers/fault-tools.js';
 import { waitFor } from '../../helpers/wait-for.js';
 import { gpg } from '../../helpers/gateway-harness.js';
@@ -23,7 +24,6 @@ import { invalidChecksumBsn, sampleBatch, sampleRecord } from '../../../schemas/
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const ARTIFACTS = path.join(ROOT, 'test', 'artifacts');
 const SHOTS = process.env.PGW_CONSOLE_SHOTS ?? ARTIFACTS;
-const CHROMIUM = '/usr/bin/chromium';
 const PASSWORDS = { sam: 'support-password-1', eve: 'engineer-password-1' };
 
 function pgwCli(env: NodeJS.ProcessEnv, args: string[], stdin: string): Promise<{ code: number | null; out: string }> {
@@ -54,7 +54,7 @@ describe('support console in headless Chromium', function () {
   const browserProblems: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
+    if (!chromiumAvailable()) {
       // Reason: no Chromium on this machine (.ci/run installs Debian's chromium); without a browser this file cannot run.
       this.skip();
     }
@@ -86,10 +86,7 @@ describe('support console in headless Chromium', function () {
     ids.good = rows.find((b) => b.file_name === 'good.json.pgp')!.id;
     ids.bad = rows.find((b) => b.file_name === 'unsigned.json.pgp')!.id;
     ids.reg3 = rows.find((b) => b.file_name === 'reg3.json.pgp')!.id;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

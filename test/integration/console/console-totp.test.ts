@@ -8,15 +8,14 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { URI, type TOTP } from 'otpauth';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { chromiumAvailable, launchChromium } from '../../helpers/chromium.js';
 import { GatewayHarness } from '../../helpers/gateway-harness.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
-const CHROMIUM = '/usr/bin/chromium';
 const PASSWORDS = { sam: 'support-password-1', eve: 'engineer-password-1' };
 const LOGIN_RATE = 8;
 
@@ -57,7 +56,7 @@ describe('console second factor (TOTP) in headless Chromium', function () {
   let totp: TOTP;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
+    if (!chromiumAvailable()) {
       // Reason: no Chromium on this machine (.ci/run installs Debian's chromium); without a browser this file cannot run.
       this.skip();
     }
@@ -82,10 +81,7 @@ describe('console second factor (TOTP) in headless Chromium', function () {
 
     const proc = await h.start('gateway');
     port = proc.consolePort!;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -3,7 +3,7 @@
  * against a real `pgw start`: a subject request registered with `--received-at` 30 days ago
  * shows as overdue on the console's Subject requests page, and `/metrics` counts it. The
  * session comes from the console's own login form (test/helpers/console-session.ts); one
- * screenshot goes to PGW_SUBJECT_SHOTS (default /tmp/pgw/shots), never into the repository.
+ * screenshot goes to test/artifacts/ (git-ignored), or to PGW_CONSOLE_SHOTS when set, as in console-browser.
  */
 import { expect } from 'chai';
 import { promises as fsp } from 'node:fs';
@@ -16,7 +16,7 @@ import { consoleLoginAttempt, cookieOf } from '../../helpers/console-session.js'
 import { consoleGet } from '../../helpers/https-client.js';
 import { addOperator } from '../../../gateway/admin/operators.js';
 
-const SHOTS = process.env.PGW_SUBJECT_SHOTS ?? '/tmp/pgw/shots';
+const SHOTS = process.env.PGW_CONSOLE_SHOTS ?? path.resolve(import.meta.dirname, '../../artifacts');
 
 describe('subject requests in headless Chromium: an overdue request', function () {
   this.timeout(180_000);
